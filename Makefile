@@ -1,0 +1,40 @@
+# tapeflow: `make demo` and `make test` set up everything they need in .venv.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Quiet, offline-friendly Prefect defaults for everything make starts.
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+
+.PHONY: demo test serve lock clean help
+
+help:
+	@echo "make demo   - set up .venv and run the end-to-end demo"
+	@echo "make test   - set up .venv and run the test suite"
+	@echo "make serve  - Prefect server + UI on 127.0.0.1:4200, deployments and a worker"
+	@echo "make lock   - refresh constraints.txt from the current .venv"
+
+# The venv is rebuilt only when the dependency declarations change.
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tapeflow needs Python >= 3.11, found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/tapeflow demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+serve: $(STAMP)
+	$(BIN)/tapeflow serve
+
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^tapeflow' > constraints.txt
+	@touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) var

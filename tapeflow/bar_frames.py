@@ -1,0 +1,175 @@
+"""Bar batches as polars frames: the shape sources produce, and the checks that split a
+batch into rows to store and rows to quarantine.
+
+The checks are the vectorised twin of `model.Bar`'s validation (a property test keeps the
+two in agreement): a row is stored only if `Bar(**row)` would accept it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import polars as pl
+
+from tapeflow.model import Adjustment, Timeframe
+
+UTC_TS = pl.Datetime("us", "UTC")
+
+BAR_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.String(),
+    "timeframe": pl.String(),
+    "ts": UTC_TS,
+    "end_ts": UTC_TS,
+    "open": pl.Float64(),
+    "high": pl.Float64(),
+    "low": pl.Float64(),
+    "close": pl.Float64(),
+    "volume": pl.Float64(),
+    "vwap": pl.Float64(),
+    "trade_count": pl.Int64(),
+    "adjustment": pl.String(),
+    "source": pl.String(),
+}
+"""Columns of a validated batch, in warehouse order (the table adds `ingested_at`)."""
+
+RAW_COLUMNS = (*BAR_SCHEMA, "payload")
+"""What a source hands over: BAR_SCHEMA columns, possibly null or unparsed, plus `payload`,
+the vendor's row as JSON text, kept for the quarantine. An optional `problem` column
+carries what the source itself found wrong while parsing (null when nothing)."""
+
+BAR_KEY = ("symbol", "timeframe", "ts")
+PRICES = ("open", "high", "low", "close")
+
+
+@dataclass(frozen=True)
+class CheckedBars:
+    """A batch split in two: `good` in BAR_SCHEMA, `rejected` as (source, reason, payload)."""
+
+    good: pl.DataFrame
+    rejected: pl.DataFrame
+
+
+def _instants(frame: pl.DataFrame, name: str) -> tuple[pl.Series, pl.Series]:
+    """Column `name` as UTC instants, plus a problem text per row (null when fine)."""
+    column = frame[name]
+    none = pl.Series(name, [None] * frame.height, dtype=pl.String)
+    if isinstance(column.dtype, pl.Datetime):
+        if column.dtype.time_zone is None:
+            problem = f"{name} is a naive timestamp: a time zone is required"
+            return pl.Series(name, [None] * frame.height, dtype=UTC_TS), pl.Series(
+                name, [problem] * frame.height, dtype=pl.String
+            )
+        converted = column.dt.convert_time_zone("UTC").cast(UTC_TS)
+        return converted, none.zip_with(converted.is_not_null(), pl.Series([f"{name} is missing"] * frame.height))
+    if column.dtype == pl.String or column.dtype == pl.Null:
+        values, problems = [], []
+        for text in column.cast(pl.String).to_list():
+            value, problem = _parse_instant(name, text)
+            values.append(value)
+            problems.append(problem)
+        return pl.Series(name, values, dtype=UTC_TS), pl.Series(name, problems, dtype=pl.String)
+    raise TypeError(f"{name} must be a datetime or ISO-8601 text column, got {column.dtype}")
+
+
+def _parse_instant(name: str, text: str | None) -> tuple[datetime | None, str | None]:
+    if text is None or not text.strip():
+        return None, f"{name} is missing"
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None, f"{name} is not an ISO-8601 timestamp ({text!r})"
+    if value.tzinfo is None:
+        return None, f"{name} is a naive timestamp ({text}): a time zone is required"
+    return value, None
+
+
+def _rules() -> list[tuple[pl.Expr, str]]:
+    """(condition that is true for a bad row, reason), in the order `model.Bar` checks them."""
+    symbol = pl.col("symbol")
+    rules: list[tuple[pl.Expr, str]] = [
+        (symbol.is_null() | (symbol.str.strip_chars() == ""), "symbol is missing"),
+        (
+            (symbol != symbol.str.strip_chars().str.to_uppercase()) | symbol.str.contains(" ", literal=True),
+            "symbol must be upper-case without spaces",
+        ),
+        (~pl.col("timeframe").is_in([t.value for t in Timeframe]).fill_null(False), "unknown timeframe"),
+        (
+            ~pl.col("adjustment").is_in([a.value for a in Adjustment]).fill_null(False),
+            "unknown price adjustment",
+        ),
+        (pl.col("end_ts") <= pl.col("ts"), "bar end is not after its start"),
+    ]
+    for name in (*PRICES, "volume"):
+        value = pl.col(name)
+        rules.append((value.is_null(), f"{name} is missing or not a number"))
+        rules.append((~value.is_finite(), f"{name} is not a finite number"))
+    for name in PRICES:
+        rules.append((pl.col(name) <= 0, f"{name} must be > 0"))
+    rules += [
+        (pl.col("volume") < 0, "volume must be >= 0"),
+        (pl.col("high") < pl.col("low"), "high is below low"),
+        (
+            (pl.col("open") < pl.col("low"))
+            | (pl.col("open") > pl.col("high"))
+            | (pl.col("close") < pl.col("low"))
+            | (pl.col("close") > pl.col("high")),
+            "open/close outside the bar's range",
+        ),
+        (~pl.col("vwap").is_finite() | (pl.col("vwap") <= 0), "vwap must be a finite number > 0"),
+        (pl.col("trade_count") < 0, "trade_count must be >= 0"),
+        (pl.col("source").is_null() | (pl.col("source") == ""), "source must be named"),
+    ]
+    return rules
+
+
+def check_bars(raw: pl.DataFrame) -> CheckedBars:
+    """Split a source's batch into storable bars and rejected rows with their reasons."""
+    missing = [c for c in RAW_COLUMNS if c not in raw.columns]
+    if missing:
+        raise ValueError(f"bar batch lacks columns {missing}")
+    ts, ts_problem = _instants(raw, "ts")
+    end_ts, end_problem = _instants(raw, "end_ts")
+    problem = raw["problem"].cast(pl.String) if "problem" in raw.columns else pl.repeat(None, raw.height, dtype=pl.String, eager=True)
+    frame = raw.select(RAW_COLUMNS).with_columns(
+        ts,
+        end_ts,
+        *(pl.col(c).cast(BAR_SCHEMA[c], strict=False) for c in BAR_SCHEMA if c not in ("ts", "end_ts")),
+        ts_problem.alias("_ts_problem"),
+        end_problem.alias("_end_problem"),
+        problem.alias("_source_problem"),
+    )
+    reasons = [pl.col("_source_problem"), pl.col("_ts_problem"), pl.col("_end_problem")] + [
+        pl.when(bad.fill_null(False)).then(pl.lit(reason)) for bad, reason in _rules()
+    ]
+    frame = frame.with_columns(pl.concat_str(reasons, separator="; ", ignore_nulls=True).alias("reason"))
+    frame = frame.with_columns(pl.when(pl.col("reason") == "").then(None).otherwise("reason").alias("reason"))
+    frame = _flag_duplicates(frame)
+
+    rejected = frame.filter(pl.col("reason").is_not_null()).select(
+        pl.col("source").fill_null("unknown"), "reason", "payload"
+    )
+    good = frame.filter(pl.col("reason").is_null()).select(list(BAR_SCHEMA))
+    return CheckedBars(good=good, rejected=rejected)
+
+
+def _flag_duplicates(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows sharing a key: exact copies keep the first; conflicting versions are all refused."""
+    values = [c for c in BAR_SCHEMA if c not in BAR_KEY]
+    valid = pl.col("reason").is_null()
+    key = list(BAR_KEY)
+    frame = frame.with_row_index("_row").with_columns(
+        pl.len().over(key).alias("_copies"),
+        pl.struct(values).n_unique().over(key).alias("_versions"),
+        pl.col("_row").rank("ordinal").over(key).alias("_nth"),
+    )
+    # Only rows that passed every other check take part: a bad row cannot shadow a good one.
+    frame = frame.with_columns(
+        pl.when(valid & (pl.col("_copies") > 1) & (pl.col("_versions") > 1))
+        .then(pl.lit("conflicting rows for the same (symbol, timeframe, ts) in one batch"))
+        .when(valid & (pl.col("_copies") > 1) & (pl.col("_nth") > 1))
+        .then(pl.lit("duplicate of an earlier row in the same batch"))
+        .otherwise(pl.col("reason"))
+        .alias("reason")
+    )
+    return frame.drop("_row", "_copies", "_versions", "_nth")

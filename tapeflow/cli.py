@@ -1,0 +1,185 @@
+"""The `tapeflow` command: demo, ingest, SQL, market clock and the local Prefect stack."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import date, datetime, timezone
+from enum import StrEnum
+from typing import Annotated
+
+import polars as pl
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tapeflow.config import Settings, load_settings
+from tapeflow.model import Timeframe
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+out = Console()
+err = Console(stderr=True)
+
+EXIT_BUSY = 3
+EXIT_REFUSED = 2
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    CSV = "csv"
+    JSON = "json"
+
+
+def prefect_environment(settings: Settings) -> None:
+    """Point Prefect at the project's own home and keep it quiet and offline, unless the
+    user already chose otherwise. Must run before prefect is imported."""
+    home = os.environ.setdefault("PREFECT_HOME", str((settings.home / "prefect").resolve()))
+    os.makedirs(home, exist_ok=True)
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def print_frame(frame: pl.DataFrame, fmt: OutputFormat = OutputFormat.TABLE, *, title: str | None = None,
+                max_rows: int = 50) -> None:
+    """Print a query result as a table, CSV or JSON (rows as objects)."""
+    if fmt is OutputFormat.CSV:
+        sys.stdout.write(frame.write_csv())
+        return
+    if fmt is OutputFormat.JSON:
+        sys.stdout.write(frame.write_json() + "\n")
+        return
+    table = Table(title=title, title_justify="left", title_style="bold")
+    for name, dtype in frame.schema.items():
+        table.add_column(name, justify="right" if dtype.is_numeric() else "left")
+    for row in frame.head(max_rows).iter_rows():
+        table.add_row(*(_cell(v) for v in row))
+    out.print(table)
+    shown = min(frame.height, max_rows)
+    out.print(f"[dim]{frame.height} row{'s' if frame.height != 1 else ''}"
+              + (f", first {shown} shown" if shown < frame.height else "") + "[/dim]")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, float):
+        return f"{value:,.4f}".rstrip("0").rstrip(".") if abs(value) < 1e15 else f"{value:.6g}"
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    return str(value)
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="read-only SQL: SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN")],
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="table, csv or json")] = OutputFormat.TABLE,
+    max_rows: Annotated[int, typer.Option(help="rows shown in table format")] = 50,
+) -> None:
+    """Query the warehouse read-only and print the result."""
+    from warehouse import WarehouseBusy, WarehouseMissing, open_warehouse
+    from warehouse.query import WriteRefused, run_read_only
+
+    settings = load_settings()
+    warehouse = open_warehouse(settings, on_busy=lambda msg: err.print(f"[yellow]{msg}[/yellow]"))
+    try:
+        frame = run_read_only(warehouse, query)
+    except WriteRefused as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_REFUSED) from None
+    except WarehouseBusy as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_BUSY) from None
+    except (WarehouseMissing, ValueError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    except Exception as exc:  # DuckDB's own errors (unknown table, type mismatch) are the user's to read
+        err.print(f"[red]{type(exc).__name__}: {exc}[/red]")
+        raise typer.Exit(1) from None
+    print_frame(frame, fmt, max_rows=max_rows)
+
+
+@app.command()
+def ingest(
+    source: Annotated[str, typer.Option(help="market-data source")] = "replay",
+    timeframe: Annotated[Timeframe, typer.Option(help="1d or 1m")] = Timeframe.DAY,
+    start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="first New York day")] = datetime(2009, 8, 21),
+    end: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="last New York day")] = datetime(2010, 8, 20),
+    symbol: Annotated[list[str] | None, typer.Option("--symbol", "-s", help="repeat for several; default all")] = None,
+) -> None:
+    """Run the ingest-bars flow once and print its counts."""
+    prefect_environment(load_settings())
+    from flows.ingest import ingest_bars
+
+    counts = ingest_bars(source=source, symbols=symbol or None, timeframe=timeframe,
+                         start=start.date(), end=end.date())
+    print_frame(pl.DataFrame([counts]), title=f"ingest-bars {source} {timeframe}")
+
+
+@app.command()
+def clock(
+    at: Annotated[datetime | None, typer.Option(help="an instant, ISO-8601 with offset; default now")] = None,
+) -> None:
+    """Show the market phase at an instant and the next regular open (XNYS)."""
+    from tapeflow.calendar import NEW_YORK, get_calendar
+
+    t = at or datetime.now(timezone.utc)
+    if t.tzinfo is None:
+        err.print("[red]--at needs a UTC offset, e.g. 2026-11-27T12:00:00-05:00[/red]")
+        raise typer.Exit(1)
+    calendar = get_calendar()
+    nxt = calendar.next_open(t)
+    out.print(f"{t.astimezone(NEW_YORK):%Y-%m-%d %H:%M %Z}: {calendar.phase_at(t).value}")
+    out.print(f"next regular open: {nxt.astimezone(NEW_YORK):%a %Y-%m-%d %H:%M %Z} ({nxt:%H:%M} UTC)")
+
+
+@app.command()
+def demo() -> None:
+    """Ingest the bundled real data through the flow, then query the warehouse."""
+    from warehouse import open_warehouse
+    from warehouse.examples import DEMO_EXAMPLES
+    from warehouse.query import run_read_only
+
+    settings = load_settings()
+    prefect_environment(settings)
+    from flows.demo import demo as demo_flow
+
+    out.rule("tapeflow demo")
+    out.print("Ingesting the bundled real data (data/NOTICE) through the [bold]ingest-bars[/bold] flow "
+              "on Prefect's local API ...")
+    counts = demo_flow()
+    print_frame(pl.DataFrame([{"batch": name, **c} for name, c in counts.items()]),
+                title="ingest-bars: rows fetched, stored, unchanged, quarantined")
+    warehouse = open_warehouse(settings)
+    for example in DEMO_EXAMPLES:
+        out.print(f"\n[bold]{example.title}[/bold]")
+        out.print(f"[dim]{example.sql}[/dim]")
+        print_frame(run_read_only(warehouse, example.sql), max_rows=10)
+    out.rule("next")
+    out.print(f"""Warehouse: {warehouse.path}
+Query it:   tapeflow sql "SELECT symbol, count(*) FROM bars GROUP BY symbol ORDER BY 2 DESC LIMIT 5"
+            tapeflow sql "SELECT * FROM quarantine LIMIT 3" --format json
+Ingest:     tapeflow ingest --timeframe 1m --symbol SPY --start 2011-03-01 --end 2011-03-31
+Clock:      tapeflow clock
+UI:         make serve   (Prefect UI on http://127.0.0.1:4200, deployments from prefect.yaml)
+Run again:  make demo    (idempotent: the second run stores 0 new rows)""")
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="Prefect server port on 127.0.0.1")] = 4200,
+) -> None:
+    """Prefect server and UI, work pool, deployments from prefect.yaml and a worker; Ctrl-C stops all."""
+    from tapeflow.serve import serve_stack
+
+    settings = load_settings()
+    prefect_environment(settings)
+    raise typer.Exit(serve_stack(settings, port=port, console=out))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,360 @@
+"""Domain records: what tapeflow knows about the market, its decisions and its broker.
+
+Every record is frozen and validated when built, so a bad value fails where it enters,
+with a reason, instead of surfacing later as a wrong number. Times are aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from enum import StrEnum
+
+
+class InvalidRecord(ValueError):
+    """A record that breaks a domain rule; the message says which and why."""
+
+
+class Timeframe(StrEnum):
+    MINUTE = "1m"
+    DAY = "1d"
+
+
+class Adjustment(StrEnum):
+    """How a vendor adjusted its prices; never mixed silently for one symbol."""
+
+    RAW = "raw"
+    SPLIT = "split"
+    ALL = "all"  # splits and dividends
+    UNKNOWN = "unknown"
+
+
+class Mode(StrEnum):
+    BACKTEST = "backtest"
+    PAPER = "paper"
+    LIVE = "live"
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+
+
+class TimeInForce(StrEnum):
+    DAY = "day"
+    GTC = "gtc"
+    OPG = "opg"  # market-on-open
+    CLS = "cls"  # market-on-close
+
+
+class Action(StrEnum):
+    ENTER = "enter"
+    EXIT = "exit"
+    HOLD = "hold"
+
+
+class OrderStatus(StrEnum):
+    NEW = "new"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+# -- field rules, shared by every record -------------------------------------------------
+
+
+def check_aware(name: str, value: datetime) -> datetime:
+    """Return `value` in UTC; a naive datetime is rejected because its instant is unknown."""
+    if not isinstance(value, datetime):
+        raise InvalidRecord(f"{name} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise InvalidRecord(f"{name} is a naive timestamp ({value.isoformat()}): a time zone is required")
+    return value.astimezone(timezone.utc)
+
+
+def _finite(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidRecord(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise InvalidRecord(f"{name} is not a finite number ({value})")
+    return float(value)
+
+
+def _positive(name: str, value: float) -> float:
+    value = _finite(name, value)
+    if value <= 0:
+        raise InvalidRecord(f"{name} must be > 0, got {value}")
+    return value
+
+
+def _non_negative(name: str, value: float) -> float:
+    value = _finite(name, value)
+    if value < 0:
+        raise InvalidRecord(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def _symbol(name: str, value: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRecord(f"{name} must be a non-empty string")
+    if value != value.strip().upper() or " " in value:
+        raise InvalidRecord(f"{name} must be upper-case without spaces, got {value!r}")
+    return value
+
+
+def _set(obj: object, name: str, value: object) -> None:
+    # Frozen dataclasses normalise their fields (e.g. to UTC) through object.__setattr__.
+    object.__setattr__(obj, name, value)
+
+
+# -- market data ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One OHLCV bar: [ts, end) in UTC; knowable from `end` on."""
+
+    symbol: str
+    timeframe: Timeframe
+    ts: datetime
+    end: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    source: str
+    adjustment: Adjustment = Adjustment.UNKNOWN
+    vwap: float | None = None
+    trade_count: int | None = None
+
+    def __post_init__(self) -> None:
+        _symbol("symbol", self.symbol)
+        _set(self, "timeframe", Timeframe(self.timeframe))
+        _set(self, "adjustment", Adjustment(self.adjustment))
+        _set(self, "ts", check_aware("ts", self.ts))
+        _set(self, "end", check_aware("end", self.end))
+        if self.end <= self.ts:
+            raise InvalidRecord(f"bar end {self.end.isoformat()} is not after its start {self.ts.isoformat()}")
+        for name in ("open", "high", "low", "close"):
+            _set(self, name, _positive(name, getattr(self, name)))
+        _set(self, "volume", _non_negative("volume", self.volume))
+        if self.high < self.low:
+            raise InvalidRecord(f"high {self.high} is below low {self.low}")
+        if not (self.low <= self.open <= self.high and self.low <= self.close <= self.high):
+            raise InvalidRecord(
+                f"open {self.open} / close {self.close} outside the bar's range [{self.low}, {self.high}]"
+            )
+        if self.vwap is not None:
+            _set(self, "vwap", _positive("vwap", self.vwap))
+        if self.trade_count is not None and self.trade_count < 0:
+            raise InvalidRecord(f"trade_count must be >= 0, got {self.trade_count}")
+        if not self.source:
+            raise InvalidRecord("source must be named")
+
+
+@dataclass(frozen=True, slots=True)
+class WatchlistRow:
+    """One ticker on a watchlist snapshot, as the source published it at `as_of`."""
+
+    source: str
+    session: str
+    as_of: datetime
+    fetched_at: datetime
+    ticker: str
+    rank: int
+    score: float
+    payload_hash: str = ""
+
+    def __post_init__(self) -> None:
+        _symbol("ticker", self.ticker)
+        _set(self, "as_of", check_aware("as_of", self.as_of))
+        _set(self, "fetched_at", check_aware("fetched_at", self.fetched_at))
+        if isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 1:
+            raise InvalidRecord(f"rank must be an integer >= 1, got {self.rank!r}")
+        score = _finite("score", self.score)
+        if not 0 <= score <= 100:
+            raise InvalidRecord(f"score must be within 0..100, got {score}")
+        _set(self, "score", score)
+        if self.fetched_at < self.as_of:
+            raise InvalidRecord("fetched_at is before as_of: a snapshot cannot be seen before it exists")
+
+
+@dataclass(frozen=True, slots=True)
+class NewsItem:
+    """A headline as published and as first seen by tapeflow."""
+
+    source: str
+    id: str
+    published_at: datetime
+    fetched_at: datetime
+    headline: str
+    summary: str = ""
+    url: str = ""
+    tickers: tuple[str, ...] = ()
+    category: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            raise InvalidRecord("news id must be non-empty")
+        if not self.headline.strip():
+            raise InvalidRecord("headline must be non-empty")
+        _set(self, "published_at", check_aware("published_at", self.published_at))
+        _set(self, "fetched_at", check_aware("fetched_at", self.fetched_at))
+        _set(self, "tickers", tuple(_symbol("ticker", t) for t in self.tickers))
+
+    @property
+    def knowable_at(self) -> datetime:
+        """A strategy may use the item only once it was both published and fetched."""
+        return max(self.published_at, self.fetched_at)
+
+
+# -- decisions and execution ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A strategy's decision at `at` about one symbol, with its reason."""
+
+    strategy: str
+    symbol: str
+    at: datetime
+    action: Action
+    reason: str
+    target_qty: float | None = None
+    order_type: OrderType = OrderType.MARKET
+    time_in_force: TimeInForce = TimeInForce.DAY
+    limit_price: float | None = None
+    stop_price: float | None = None
+
+    def __post_init__(self) -> None:
+        _symbol("symbol", self.symbol)
+        _set(self, "at", check_aware("at", self.at))
+        _set(self, "action", Action(self.action))
+        _set(self, "order_type", OrderType(self.order_type))
+        _set(self, "time_in_force", TimeInForce(self.time_in_force))
+        if not self.reason.strip():
+            raise InvalidRecord("a signal must say why")
+        if self.target_qty is not None:
+            _non_negative("target_qty", self.target_qty)
+        _check_prices(self.order_type, self.limit_price, self.stop_price)
+
+
+def _check_prices(order_type: OrderType, limit_price: float | None, stop_price: float | None) -> None:
+    needs_limit = order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+    needs_stop = order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
+    if needs_limit != (limit_price is not None):
+        raise InvalidRecord(f"{order_type} order {'needs' if needs_limit else 'takes no'} limit_price")
+    if needs_stop != (stop_price is not None):
+        raise InvalidRecord(f"{order_type} order {'needs' if needs_stop else 'takes no'} stop_price")
+    if limit_price is not None:
+        _positive("limit_price", limit_price)
+    if stop_price is not None:
+        _positive("stop_price", stop_price)
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """An order as tapeflow asked for it; `client_order_id` makes resubmission idempotent."""
+
+    client_order_id: str
+    mode: Mode
+    broker: str
+    strategy: str
+    symbol: str
+    side: Side
+    qty: float
+    order_type: OrderType
+    time_in_force: TimeInForce
+    created_at: datetime
+    limit_price: float | None = None
+    stop_price: float | None = None
+    status: OrderStatus = OrderStatus.NEW
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.client_order_id:
+            raise InvalidRecord("client_order_id must be non-empty")
+        _symbol("symbol", self.symbol)
+        _set(self, "mode", Mode(self.mode))
+        _set(self, "side", Side(self.side))
+        _set(self, "order_type", OrderType(self.order_type))
+        _set(self, "time_in_force", TimeInForce(self.time_in_force))
+        _set(self, "status", OrderStatus(self.status))
+        _set(self, "created_at", check_aware("created_at", self.created_at))
+        _positive("qty", self.qty)
+        _check_prices(self.order_type, self.limit_price, self.stop_price)
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One execution against an order."""
+
+    broker: str
+    fill_id: str
+    client_order_id: str
+    symbol: str
+    side: Side
+    ts: datetime
+    qty: float
+    price: float
+    commission: float = 0.0
+
+    def __post_init__(self) -> None:
+        _symbol("symbol", self.symbol)
+        _set(self, "side", Side(self.side))
+        _set(self, "ts", check_aware("ts", self.ts))
+        _positive("qty", self.qty)
+        _positive("price", self.price)
+        _non_negative("commission", self.commission)
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Holdings in one symbol; negative qty is a short."""
+
+    symbol: str
+    qty: float
+    avg_price: float
+    as_of: datetime
+
+    def __post_init__(self) -> None:
+        _symbol("symbol", self.symbol)
+        _finite("qty", self.qty)
+        _non_negative("avg_price", self.avg_price)
+        _set(self, "as_of", check_aware("as_of", self.as_of))
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """Broker account state at `as_of`."""
+
+    broker: str
+    as_of: datetime
+    equity: float
+    cash: float
+    buying_power: float
+    last_equity: float | None = None
+    positions: tuple[Position, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        _set(self, "as_of", check_aware("as_of", self.as_of))
+        _finite("equity", self.equity)
+        _finite("cash", self.cash)
+        _non_negative("buying_power", self.buying_power)
+        if self.last_equity is not None:
+            _finite("last_equity", self.last_equity)
+
+
+TIMEFRAME_LENGTH = {Timeframe.MINUTE: timedelta(minutes=1)}
+"""Fixed-length timeframes; a daily bar's length comes from the exchange calendar."""

@@ -1,0 +1,51 @@
+"""Tasks for bar ingestion: fetch from a source, check, store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import polars as pl
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from tapeflow.bar_frames import CheckedBars, check_bars
+from tapeflow.config import load_settings
+from tapeflow.ingest import IngestCounts, store_bar_batch
+from tapeflow.model import Timeframe
+from tapeflow.sources import Window, market_data
+from warehouse import open_warehouse
+
+# Frames are large and change every run: hashing them for a cache key would cost time for nothing.
+
+
+@task(retries=3, retry_delay_seconds=[2, 10, 30], retry_jitter_factor=0.5, cache_policy=NO_CACHE)
+def fetch_bars(source: str, symbols: Sequence[str] | None, timeframe: Timeframe, window: Window) -> pl.DataFrame:
+    """Ask the source for bars; transient vendor failures are retried with backoff."""
+    raw = market_data(source, load_settings()).bars(symbols, timeframe, window)
+    get_run_logger().info("fetched %d %s bars from %s", raw.height, timeframe, source)
+    return raw
+
+
+@task(cache_policy=NO_CACHE)
+def check(raw: pl.DataFrame) -> CheckedBars:
+    """Split the batch into bars to store and rows to quarantine."""
+    checked = check_bars(raw)
+    if checked.rejected.height:
+        reasons = checked.rejected.group_by("reason").len().sort("len", descending=True)
+        for reason, n in reasons.iter_rows():
+            get_run_logger().warning("quarantining %d rows: %s", n, reason)
+    return checked
+
+
+# The tag lets a Prefect concurrency limit (created by `tapeflow serve`) serialise writers.
+@task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE, tags=["duckdb-writer"])
+def store(checked: CheckedBars, run_id: str, source: str, params: dict, started_at: datetime) -> IngestCounts:
+    """Upsert bars, quarantine rejects and record the run in one transaction."""
+    logger = get_run_logger()
+    warehouse = open_warehouse(load_settings(), on_busy=logger.warning)
+    counts = store_bar_batch(
+        warehouse, checked, run_id=run_id, source=source, params=params, started_at=started_at
+    )
+    logger.info("stored %s in %s", counts.as_dict(), warehouse.path)
+    return counts

@@ -1,0 +1,111 @@
+"""Short-lived DuckDB connections that respect the file's one-process lock.
+
+DuckDB lets one process hold a database file, and refuses every other process, readers
+included, while it does. So tapeflow opens the file for one unit of work and closes it,
+and a caller that finds it locked retries with backoff for a bounded time, then gives up
+with a message that says so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from warehouse.migrate import apply_migrations
+
+
+class WarehouseBusy(RuntimeError):
+    """Another process held the warehouse file for longer than the lock timeout."""
+
+
+class WarehouseMissing(FileNotFoundError):
+    """A read was asked of a warehouse that has not been created yet."""
+
+
+def _is_lock_error(exc: duckdb.Error) -> bool:
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+class Warehouse:
+    """The warehouse file; `write()` and `read()` hand out one connection for one unit of work."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        lock_timeout_s: float = 30.0,
+        on_busy: Callable[[str], None] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.lock_timeout_s = lock_timeout_s
+        self.on_busy = on_busy
+
+    def __repr__(self) -> str:
+        return f"Warehouse({str(self.path)!r})"
+
+    @contextmanager
+    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A migrated read-write connection inside one transaction, committed on success."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = self._open(read_only=False)
+        try:
+            apply_migrations(con)
+            con.begin()
+            try:
+                yield con
+            except BaseException:
+                con.rollback()
+                raise
+            con.commit()
+        finally:
+            con.close()
+
+    @contextmanager
+    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection; the warehouse must already exist."""
+        if not self.path.exists():
+            raise WarehouseMissing(
+                f"no warehouse at {self.path}: run `tapeflow demo` or an ingest flow to create it"
+            )
+        con = self._open(read_only=True)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def _open(self, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.05
+        warned = False
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.Error as exc:
+                if not _is_lock_error(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise WarehouseBusy(
+                        f"warehouse busy: gave up after {self.lock_timeout_s:g} s waiting for "
+                        f"{self.path} ({_holder(exc)})"
+                    ) from None
+                if not warned and self.on_busy is not None:
+                    self.on_busy(
+                        f"warehouse busy ({_holder(exc)}), retrying for up to {self.lock_timeout_s:g} s"
+                    )
+                    warned = True
+                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                delay = min(delay * 2, 1.0)
+
+
+def _holder(exc: duckdb.Error) -> str:
+    """The part of DuckDB's lock message that names the holding process."""
+    text = str(exc)
+    marker = "Conflicting lock is held in "
+    if marker in text:
+        held = text.split(marker, 1)[1].split(". See also", 1)[0]
+        return f"locked by {held}"
+    return "locked by another process"

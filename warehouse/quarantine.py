@@ -1,0 +1,37 @@
+"""The quarantine: every rejected row, whole, with the reason it was refused."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+import duckdb
+import polars as pl
+
+from warehouse.upsert import upsert
+
+QUARANTINE_COLUMNS = ("source", "kind", "payload_hash", "reason", "payload", "received_at")
+
+
+def payload_hash(source: str, reason: str, payload: str) -> str:
+    """Stable identity of a rejection; the reason is part of it, so a new reason is news."""
+    return hashlib.sha256("\x1f".join((source, reason, payload)).encode()).hexdigest()
+
+
+def quarantine(
+    con: duckdb.DuckDBPyConnection, rejected: pl.DataFrame, *, kind: str, received_at: datetime
+) -> int:
+    """Store rejected rows (columns source, reason, payload); return how many were new."""
+    if rejected.is_empty():
+        return 0
+    rows = (
+        rejected.select("source", "reason", "payload")
+        .with_columns(
+            pl.lit(kind).alias("kind"),
+            pl.Series("payload_hash", [payload_hash(*row) for row in rejected.select("source", "reason", "payload").iter_rows()]),
+            pl.lit(received_at).cast(pl.Datetime("us", "UTC")).alias("received_at"),
+        )
+        .unique(subset=["source", "kind", "payload_hash"], keep="first", maintain_order=True)
+        .select(QUARANTINE_COLUMNS)
+    )
+    return upsert(con, "quarantine", rows, ("source", "kind", "payload_hash"), bookkeeping=rows.columns).inserted
