@@ -12,7 +12,7 @@ from datetime import datetime
 
 import polars as pl
 
-from tapeflow.model import Adjustment, Timeframe
+from tapeflow.model import SYMBOL_PATTERN, SYMBOL_RULE, Adjustment, Timeframe
 
 UTC_TS = pl.Datetime("us", "UTC")
 
@@ -88,11 +88,8 @@ def _rules() -> list[tuple[pl.Expr, str]]:
     """(condition that is true for a bad row, reason), in the order `model.Bar` checks them."""
     symbol = pl.col("symbol")
     rules: list[tuple[pl.Expr, str]] = [
-        (symbol.is_null() | (symbol.str.strip_chars() == ""), "symbol is missing"),
-        (
-            (symbol != symbol.str.strip_chars().str.to_uppercase()) | symbol.str.contains(" ", literal=True),
-            "symbol must be upper-case without spaces",
-        ),
+        (symbol.is_null() | (symbol == ""), "symbol is missing"),
+        ((symbol != "") & ~symbol.str.contains(SYMBOL_PATTERN), SYMBOL_RULE),
         (~pl.col("timeframe").is_in([t.value for t in Timeframe]).fill_null(False), "unknown timeframe"),
         (
             ~pl.col("adjustment").is_in([a.value for a in Adjustment]).fill_null(False),
@@ -110,10 +107,13 @@ def _rules() -> list[tuple[pl.Expr, str]]:
         (pl.col("volume") < 0, "volume must be >= 0"),
         (pl.col("high") < pl.col("low"), "high is below low"),
         (
-            (pl.col("open") < pl.col("low"))
-            | (pl.col("open") > pl.col("high"))
-            | (pl.col("close") < pl.col("low"))
-            | (pl.col("close") > pl.col("high")),
+            pl.all_horizontal(pl.col(p).is_finite() for p in PRICES)
+            & (
+                (pl.col("open") < pl.col("low"))
+                | (pl.col("open") > pl.col("high"))
+                | (pl.col("close") < pl.col("low"))
+                | (pl.col("close") > pl.col("high"))
+            ),
             "open/close outside the bar's range",
         ),
         (~pl.col("vwap").is_finite() | (pl.col("vwap") <= 0), "vwap must be a finite number > 0"),
@@ -139,7 +139,13 @@ def check_bars(raw: pl.DataFrame) -> CheckedBars:
         end_problem.alias("_end_problem"),
         problem.alias("_source_problem"),
     )
-    reasons = [pl.col("_source_problem"), pl.col("_ts_problem"), pl.col("_end_problem")] + [
+    # A source that could not date a row has said why; "ts is missing" would only repeat it.
+    undated_by_source = pl.col("_source_problem").is_not_null() & pl.col("ts").is_null()
+    reasons = [
+        pl.col("_source_problem"),
+        pl.when(~undated_by_source).then(pl.col("_ts_problem")),
+        pl.when(~undated_by_source).then(pl.col("_end_problem")),
+    ] + [
         pl.when(bad.fill_null(False)).then(pl.lit(reason)) for bad, reason in _rules()
     ]
     frame = frame.with_columns(pl.concat_str(reasons, separator="; ", ignore_nulls=True).alias("reason"))
@@ -157,13 +163,13 @@ def _flag_duplicates(frame: pl.DataFrame) -> pl.DataFrame:
     """Rows sharing a key: exact copies keep the first; conflicting versions are all refused."""
     values = [c for c in BAR_SCHEMA if c not in BAR_KEY]
     valid = pl.col("reason").is_null()
-    key = list(BAR_KEY)
-    frame = frame.with_row_index("_row").with_columns(
-        pl.len().over(key).alias("_copies"),
-        pl.struct(values).n_unique().over(key).alias("_versions"),
-        pl.col("_row").rank("ordinal").over(key).alias("_nth"),
-    )
     # Only rows that passed every other check take part: a bad row cannot shadow a good one.
+    group = [*BAR_KEY, "_valid"]
+    frame = frame.with_row_index("_row").with_columns(valid.alias("_valid")).with_columns(
+        pl.len().over(group).alias("_copies"),
+        pl.struct(values).n_unique().over(group).alias("_versions"),
+        pl.col("_row").rank("ordinal").over(group).alias("_nth"),
+    )
     frame = frame.with_columns(
         pl.when(valid & (pl.col("_copies") > 1) & (pl.col("_versions") > 1))
         .then(pl.lit("conflicting rows for the same (symbol, timeframe, ts) in one batch"))
@@ -172,4 +178,4 @@ def _flag_duplicates(frame: pl.DataFrame) -> pl.DataFrame:
         .otherwise(pl.col("reason"))
         .alias("reason")
     )
-    return frame.drop("_row", "_copies", "_versions", "_nth")
+    return frame.drop("_row", "_valid", "_copies", "_versions", "_nth")

@@ -18,7 +18,7 @@ from tapeflow.model import Timeframe
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 EXIT_BUSY = 3
 EXIT_REFUSED = 2

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tapeflow.model import Mode
@@ -35,6 +35,14 @@ class Settings(BaseSettings):
     polygon_api_key: SecretStr | None = None
     finnhub_api_key: SecretStr | None = None
     bullalert_api_key: SecretStr | None = None
+
+    @field_validator("mode")
+    @classmethod
+    def _trading_mode(cls, mode: Mode) -> Mode:
+        # Backtests carry their own mode; the process-wide setting is only paper or live.
+        if mode is Mode.BACKTEST:
+            raise ValueError("mode must be paper or live")
+        return mode
 
     @property
     def warehouse_path(self) -> Path:

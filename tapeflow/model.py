@@ -7,6 +7,7 @@ with a reason, instead of surfacing later as a wrong number. Times are aware UTC
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
@@ -104,11 +105,16 @@ def _non_negative(name: str, value: float) -> float:
     return value
 
 
+SYMBOL_PATTERN = r"^[A-Z0-9^][A-Z0-9./^-]{0,20}$"
+"""Upper-case ticker: letters, digits and the class / index marks of US symbols (BRK.B, BF-B, ^VIX)."""
+SYMBOL_RULE = "symbol must be 1-21 upper-case letters, digits or . / ^ -"
+
+
 def _symbol(name: str, value: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidRecord(f"{name} must be a non-empty string")
-    if value != value.strip().upper() or " " in value:
-        raise InvalidRecord(f"{name} must be upper-case without spaces, got {value!r}")
+    if not isinstance(value, str) or not value:
+        raise InvalidRecord(f"{name} is missing")
+    if not re.match(SYMBOL_PATTERN, value):
+        raise InvalidRecord(f"{SYMBOL_RULE.replace('symbol', name, 1)}, got {value!r}")
     return value
 
 

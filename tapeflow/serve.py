@@ -6,6 +6,7 @@ prefect.yaml, and one process worker, all started from this project's virtualenv
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -100,30 +101,33 @@ def serve_stack(settings: Settings, *, port: int = 4200, console: Console) -> in
 
     procs: list[tuple[str, subprocess.Popen, int]] = []
     previous = signal.signal(signal.SIGTERM, _interrupt)
+    say = functools.partial(console.print, soft_wrap=True)  # commands must stay pasteable
     try:
-        console.print(f"starting Prefect server on {env['PREFECT_UI_URL']} (log: {logs / 'server.log'})")
-        server = subprocess.Popen(
-            _prefect("server", "start", "--host", "127.0.0.1", "--port", str(port), "--analytics-off"),
-            env=env, cwd=PROJECT_DIR, stdout=open(logs / "server.log", "ab"), stderr=subprocess.STDOUT,
-        )
+        say(f"starting Prefect server on {env['PREFECT_UI_URL']} (log: {logs / 'server.log'})")
+        with open(logs / "server.log", "ab") as log:
+            server = subprocess.Popen(
+                _prefect("server", "start", "--host", "127.0.0.1", "--port", str(port), "--analytics-off"),
+                env=env, cwd=PROJECT_DIR, stdout=log, stderr=subprocess.STDOUT,
+            )
         procs.append(("server", server, signal.SIGTERM))
         wait_healthy(api, server=server)
 
         _run("work pool", _prefect("work-pool", "create", WORK_POOL, "--type", "process"), env,
              ok_if="already exists")
         _run("concurrency limit", _prefect("concurrency-limit", "create", *WRITER_LIMIT), env)
-        console.print("deploying prefect.yaml")
+        say("deploying prefect.yaml")
         _run("deploy", _prefect("--no-prompt", "deploy", "--all"), env)
 
-        console.print(f"starting a worker for pool {WORK_POOL} (log: {logs / 'worker.log'})")
+        say(f"starting a worker for pool {WORK_POOL} (log: {logs / 'worker.log'})")
         # The worker ignores SIGTERM while it cannot reach the server; SIGINT always stops it.
-        worker = subprocess.Popen(
-            _prefect("worker", "start", "--pool", WORK_POOL),
-            env=env, cwd=PROJECT_DIR, stdout=open(logs / "worker.log", "ab"), stderr=subprocess.STDOUT,
-        )
+        with open(logs / "worker.log", "ab") as log:
+            worker = subprocess.Popen(
+                _prefect("worker", "start", "--pool", WORK_POOL),
+                env=env, cwd=PROJECT_DIR, stdout=log, stderr=subprocess.STDOUT,
+            )
         procs.append(("worker", worker, signal.SIGINT))
 
-        console.print(f"""
+        say(f"""
 [bold green]ready[/bold green]  UI: {env['PREFECT_UI_URL']}   API: {api}
 Run a deployment from the UI, or in another shell:
   PREFECT_API_URL={api} .venv/bin/prefect deployment run 'ingest-bars/replay-daily'
@@ -134,16 +138,20 @@ Ctrl-C stops the worker and the server.""")
         while all(p.poll() is None for _, p, _ in procs):
             time.sleep(0.5)
         dead = [name for name, p, _ in procs if p.poll() is not None]
-        console.print(f"[red]{', '.join(dead)} exited; stopping the stack (see {logs})[/red]")
+        say(f"[red]{', '.join(dead)} exited; stopping the stack (see {logs})[/red]")
         return 1
     except KeyboardInterrupt:
-        console.print("\nstopping ...")
+        say("\nstopping ...")
         return 0
     except ServeError as exc:
-        console.print(f"[red]{exc}[/red]")
+        say(f"[red]{exc}[/red]")
         return 1
     finally:
+        # A second Ctrl-C while stopping must not orphan the server: ignore it until done.
+        previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for name, proc, sig in reversed(procs):
             _stop(proc, sig, name, console)
         signal.signal(signal.SIGTERM, previous)
-        console.print("stopped")
+        signal.signal(signal.SIGINT, previous_int)
+        say("stopped")

@@ -1,0 +1,72 @@
+"""Flows end to end on a real Prefect API (the test harness) and a real DuckDB file."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from prefect.states import State
+
+from flows.demo import demo
+from flows.ingest import ingest_bars
+from tests.fakes.webhook_receiver import WebhookReceiver
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def table_counts(warehouse) -> dict[str, int]:
+    with warehouse.read() as con:
+        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("bars", "quarantine")}
+
+
+def test_ingest_is_idempotent_and_recorded(warehouse):
+    params = dict(source="replay", symbols=["SPY"], timeframe="1m", start=date(2011, 3, 1), end=date(2011, 3, 2))
+    first = ingest_bars(**params)
+    assert first["fetched"] > 1000
+    assert first == {**first, "inserted": first["fetched"], "updated": 0, "unchanged": 0, "quarantined": 0}
+
+    second = ingest_bars(**params)
+    assert second == {**first, "inserted": 0, "stored": 0, "unchanged": first["fetched"]}
+
+    with warehouse.read() as con:
+        runs = con.execute("SELECT fetched, inserted, unchanged FROM ingest_runs ORDER BY finished_at").fetchall()
+        days = con.execute(
+            "SELECT DISTINCT timezone('America/New_York', ts)::DATE FROM bars ORDER BY 1"
+        ).fetchall()
+    assert runs == [(first["fetched"], first["fetched"], 0), (first["fetched"], 0, first["fetched"])]
+    assert [d for (d,) in days] == [date(2011, 3, 1), date(2011, 3, 2)]
+
+
+def test_demo_twice_leaves_the_same_rows(warehouse):
+    first = demo()
+    assert first["daily"]["fetched"] == 122_574 and first["daily"]["quarantined"] == 79
+    assert first["minute"]["fetched"] == 14_180 + 17_577
+    counts = table_counts(warehouse)
+    assert counts == {"bars": 122_574 - 79 + 31_757, "quarantine": 79}
+
+    second = demo()
+    assert second["daily"]["stored"] == 0 and second["minute"]["stored"] == 0
+    assert table_counts(warehouse) == counts
+
+
+def test_failed_flow_posts_an_alert(settings, monkeypatch):
+    with WebhookReceiver() as rx:
+        monkeypatch.setenv("TAPEFLOW_ALERT_WEBHOOK_URL", f"{rx.url}/T0/B0/secret-token")
+        state: State = ingest_bars(source="nope", start=date(2011, 3, 1), end=date(2011, 3, 1), return_state=True)
+        assert state.is_failed()
+        rx.wait_for(1)
+        [alert] = rx.bodies
+    assert alert["component"] == "flow:ingest-bars"
+    assert alert["severity"] == "critical"
+    assert "unknown market-data source 'nope'" in alert["message"]
+    assert alert["context"]["parameters"]["source"] == "nope"
+    assert "secret-token" not in str(alert)
+
+
+def test_alert_hook_survives_an_unreachable_webhook(settings, monkeypatch, caplog):
+    monkeypatch.setenv("TAPEFLOW_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/hook/secret-token")
+    state = ingest_bars(source="nope", start=date(2011, 3, 1), end=date(2011, 3, 1), return_state=True)
+    assert state.is_failed()  # the flow's own failure is what surfaces, not the alert's
+    messages = " ".join(r.getMessage() for r in caplog.records if r.name == "tapeflow.alerts")
+    assert "could not deliver alert" in messages
+    assert "secret-token" not in messages
