@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 import exchange_calendars as xc
 import pandas as pd
 
+from tapeflow.model import check_aware
+
 __all__ = [
     "NEW_YORK",
     "Phase",
@@ -44,12 +46,7 @@ class Phase(StrEnum):
 
 
 def _require_aware(t: datetime) -> datetime:
-    """Return ``t`` in UTC, rejecting naive datetimes."""
-    if not isinstance(t, datetime):
-        raise TypeError(f"expected a datetime, got {type(t).__name__} {t!r}")
-    if t.tzinfo is None or t.utcoffset() is None:
-        raise ValueError(f"naive datetime {t.isoformat()}: pass a timezone-aware time")
-    return t.astimezone(UTC)
+    return check_aware("instant", t)
 
 
 def _as_date(d: date | str) -> date:

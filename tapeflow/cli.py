@@ -156,13 +156,14 @@ def demo() -> None:
         out.print(f"[dim]{example.sql}[/dim]")
         print_frame(run_read_only(warehouse, example.sql), max_rows=10)
     out.rule("next")
-    out.print(f"""Warehouse: {warehouse.path}
-Query it:   tapeflow sql "SELECT symbol, count(*) FROM bars GROUP BY symbol ORDER BY 2 DESC LIMIT 5"
+    out.print(f"""Warehouse:  {warehouse.path}
+The command lives in the project's virtualenv: `source .venv/bin/activate` first, or call .venv/bin/tapeflow.
+Query it:   tapeflow sql "SELECT symbol, count(*) AS bars FROM bars GROUP BY symbol ORDER BY bars DESC LIMIT 5"
             tapeflow sql "SELECT * FROM quarantine LIMIT 3" --format json
 Ingest:     tapeflow ingest --timeframe 1m --symbol SPY --start 2011-03-01 --end 2011-03-31
 Clock:      tapeflow clock
-UI:         make serve   (Prefect UI on http://127.0.0.1:4200, deployments from prefect.yaml)
-Run again:  make demo    (idempotent: the second run stores 0 new rows)""")
+UI:         make serve   (Prefect UI on http://127.0.0.1:4200 with the deployments of prefect.yaml)
+Run again:  make demo    (idempotent: a second run stores nothing new)""", soft_wrap=True)
 
 
 @app.command()

@@ -12,22 +12,15 @@ import polars as pl
 from tapeflow.bar_frames import BAR_KEY, CheckedBars
 from warehouse import Warehouse
 from warehouse.quarantine import quarantine
-from warehouse.upsert import upsert
+from warehouse.upsert import UpsertCounts, upsert
 
 
 @dataclass(frozen=True)
-class IngestCounts:
+class IngestCounts(UpsertCounts):
     """What one ingest run did: rows in, new, changed, already there, refused."""
 
     fetched: int
-    inserted: int
-    updated: int
-    unchanged: int
     quarantined: int
-
-    @property
-    def stored(self) -> int:
-        return self.inserted + self.updated
 
     def as_dict(self) -> dict[str, int]:
         return {**asdict(self), "stored": self.stored}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from enum import StrEnum
 
 
@@ -361,6 +361,3 @@ class Account:
         if self.last_equity is not None:
             _finite("last_equity", self.last_equity)
 
-
-TIMEFRAME_LENGTH = {Timeframe.MINUTE: timedelta(minutes=1)}
-"""Fixed-length timeframes; a daily bar's length comes from the exchange calendar."""

@@ -78,7 +78,7 @@ def test_invalid_severity_raises() -> None:
 
 
 def test_naive_time_rejected() -> None:
-    with pytest.raises(ValueError, match="aware"):
+    with pytest.raises(ValueError, match="at is a naive timestamp"):
         make_alert(at=datetime(2024, 1, 1))
 
 

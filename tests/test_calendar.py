@@ -242,7 +242,7 @@ def test_session_date_is_new_york_date(cal: ExchangeCalendar) -> None:
     ],
 )
 def test_naive_datetime_raises(cal: ExchangeCalendar, call) -> None:
-    with pytest.raises(ValueError, match="naive datetime .*: pass a timezone-aware time"):
+    with pytest.raises(ValueError, match="instant is a naive timestamp .*: a time zone is required"):
         call(cal)
 
 

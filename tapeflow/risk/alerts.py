@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from tapeflow.model import check_aware
+
 if TYPE_CHECKING:
     from tapeflow.config import Settings
 
@@ -78,12 +80,8 @@ class Alert:
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:
             raise ValueError(f"severity must be one of {SEVERITIES}, got {self.severity!r}")
-        if not isinstance(self.at, datetime):
-            raise ValueError(f"at must be a datetime, got {type(self.at).__name__}")
-        if self.at.tzinfo is None or self.at.utcoffset() is None:
-            raise ValueError("at must be timezone-aware")
         # Frozen dataclass: bypass __setattr__ to store normalised values.
-        object.__setattr__(self, "at", self.at.astimezone(timezone.utc))
+        object.__setattr__(self, "at", check_aware("at", self.at))
         # Snapshot the caller's mapping so later mutation can't change a sent alert.
         object.__setattr__(self, "context", MappingProxyType(dict(self.context)))
 
