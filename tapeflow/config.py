@@ -30,11 +30,32 @@ class Settings(BaseSettings):
     lock_timeout_s: float = Field(30.0, gt=0, description="how long to retry when the warehouse is locked")
     alert_webhook_url: SecretStr | None = Field(None, description="alerts are POSTed here as JSON")
 
+    # Market data: which vendor `ingest-bars` uses when no source is given, and each vendor's
+    # endpoint and keys. Base URLs are settings so that a proxy or a test server can stand in.
+    market_data_source: str = Field("replay", description="replay | alpaca | polygon | finnhub | ibkr")
+    watchlist_source: str = Field("scanner", description="scanner | bullalert")
+
     alpaca_api_key: SecretStr | None = None
     alpaca_secret_key: SecretStr | None = None
+    alpaca_data_url: str = "https://data.alpaca.markets"
+    alpaca_feed: str = Field("iex", description="sip (paid, all exchanges) or iex (free)")
+
     polygon_api_key: SecretStr | None = None
+    polygon_url: str = "https://api.polygon.io"
+    polygon_adjusted: bool = Field(True, description="split-adjusted aggregates")
+
     finnhub_api_key: SecretStr | None = None
+    finnhub_url: str = "https://finnhub.io/api/v1"
+
+    ibkr_host: str = "127.0.0.1"
+    ibkr_port: int = Field(4002, description="IB Gateway: 4002 paper, 4001 live")
+    ibkr_client_id: int = 17
+
     bullalert_api_key: SecretStr | None = None
+    bullalert_url: str = "https://api.bullalert.com"
+
+    http_timeout_s: float = Field(10.0, gt=0, description="per request, for every REST vendor")
+    http_attempts: int = Field(4, ge=1, description="tries per request before giving up")
 
     @field_validator("mode")
     @classmethod

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import requests
 
 from tapeflow.model import check_aware
+from tapeflow.redact import redact_url
 
 if TYPE_CHECKING:
     from tapeflow.config import Settings
@@ -46,23 +47,6 @@ _sleep = time.sleep
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def redact_url(url: str) -> str:
-    """Return ``scheme://host[:port]`` plus ``/…`` if anything followed; never path, query or userinfo."""
-    try:
-        parts = urlsplit(str(url))
-        host = parts.hostname
-        port = parts.port  # raises ValueError on a malformed port
-    except ValueError:
-        return "<invalid url>"
-    if not parts.scheme or not host:
-        return "<invalid url>"
-    if ":" in host:  # IPv6 literal needs its brackets back
-        host = f"[{host}]"
-    netloc = f"{host}:{port}" if port is not None else host
-    has_rest = bool(parts.path.strip("/") or parts.query or parts.fragment)
-    return f"{parts.scheme}://{netloc}" + ("/…" if has_rest else "")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from typing import Protocol, runtime_checkable
 
 import polars as pl
 
-from tapeflow.calendar import NEW_YORK
+from tapeflow.bar_frames import BAR_SCHEMA, RAW_COLUMNS, UTC_TS
+from tapeflow.calendar import NEW_YORK, ExchangeCalendar, get_calendar
 from tapeflow.model import Timeframe, check_aware
 
 
@@ -38,10 +39,52 @@ class Window:
 
 @runtime_checkable
 class MarketData(Protocol):
-    """Historical bars from one vendor, as a raw batch (see `tapeflow.bar_frames.RAW_COLUMNS`)."""
+    """Historical bars from one vendor, as a raw batch (see `tapeflow.bar_frames.RAW_COLUMNS`).
+
+    Adapters never validate or drop rows: every row the vendor sent comes back, with its
+    original text in `payload`, and anything the adapter could not parse (a malformed page,
+    a missing field) is said in `problem`, so the quarantine receives it whole.
+    """
 
     name: str
 
     def bars(self, symbols: Sequence[str] | None, timeframe: Timeframe, window: Window) -> pl.DataFrame:
         """Bars for `symbols` (None: all the source has) whose start lies in `window`."""
         ...
+
+
+def latest_bars(
+    source: MarketData, symbols: Sequence[str], timeframe: Timeframe, at: datetime, lookback: timedelta
+) -> pl.DataFrame:
+    """Each symbol's most recent bar that had ended by `at` (searched back `lookback`)."""
+    at = check_aware("at", at)
+    raw = source.bars(symbols, timeframe, Window(at - lookback, at))
+    done = raw.filter(pl.col("end_ts") <= at)
+    return done.sort("ts").group_by("symbol", maintain_order=True).last().select(raw.columns)
+
+
+def daily_bounds(days: pl.Series, calendar: ExchangeCalendar | None = None) -> pl.DataFrame:
+    """For New York session dates: the bar's start (regular open), end (close) and a problem
+    text for dates that are not sessions. A daily bar is knowable at its session's close."""
+    calendar = calendar or get_calendar()
+    bounds = {}
+    for day in days.drop_nulls().unique().to_list():
+        if calendar.is_session(day):
+            session = calendar.session(day)
+            bounds[day] = (session.open, session.close)
+    values = days.to_list()
+    return pl.DataFrame(
+        {
+            "ts": pl.Series([bounds.get(d, (None, None))[0] for d in values], dtype=UTC_TS),
+            "end_ts": pl.Series([bounds.get(d, (None, None))[1] for d in values], dtype=UTC_TS),
+            "problem": pl.Series(
+                [None if d is None or d in bounds else f"{d} is not an {calendar.name} session" for d in values],
+                dtype=pl.String,
+            ),
+        }
+    )
+
+
+def empty_raw_bars() -> pl.DataFrame:
+    """A raw batch with no rows, for sources that found nothing."""
+    return pl.DataFrame(schema={**BAR_SCHEMA, "payload": pl.String, "problem": pl.String}).select(*RAW_COLUMNS, "problem")

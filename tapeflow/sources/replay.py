@@ -15,7 +15,7 @@ import polars as pl
 from tapeflow.bar_frames import RAW_COLUMNS, UTC_TS
 from tapeflow.calendar import ExchangeCalendar, get_calendar
 from tapeflow.model import Adjustment, Timeframe
-from tapeflow.sources.base import Window
+from tapeflow.sources.base import Window, daily_bounds
 
 DAILY_FILE = Path("daily/SP500_ind.csv.gz")
 MINUTE_FILES = (Path("intraday/nt-spy-minute-2011.csv"), Path("intraday/nt-spy-minute-2011-03.csv"))
@@ -62,16 +62,12 @@ class ReplaySource:
     def _daily(self) -> pl.DataFrame:
         raw = self._read_daily()
         dates = raw["Date"].str.to_date("%Y%m%d", strict=False)
-        sessions = {}
-        for day in dates.drop_nulls().unique().to_list():
-            sessions[day] = self.calendar.session(day) if self.calendar.is_session(day) else None
-        opens = [sessions[d].open if sessions.get(d) else None for d in dates.to_list()]
-        closes = [sessions[d].close if sessions.get(d) else None for d in dates.to_list()]
+        bounds = daily_bounds(dates, self.calendar)
         volume = raw["Volume"].cast(pl.Float64, strict=False)
         problem = (
             pl.when(dates.is_null())
             .then(pl.concat_str(pl.lit("Date "), pl.col("Date"), pl.lit(" is not a yyyymmdd date")))
-            .when(pl.Series(opens, dtype=UTC_TS).is_null())
+            .when(bounds["problem"].is_not_null())
             .then(pl.concat_str(pl.lit("Date "), pl.col("Date"), pl.lit(f" is not an {self.calendar.name} session")))
             .when(volume == VOLUME_CEILING)
             .then(pl.lit(f"volume at the file's ceiling of {VOLUME_CEILING:,} hundreds: true volume unknown"))
@@ -79,8 +75,8 @@ class ReplaySource:
         return raw.select(
             pl.col("Symbol").alias("symbol"),
             pl.lit(Timeframe.DAY.value).alias("timeframe"),
-            pl.Series("ts", opens, dtype=UTC_TS),
-            pl.Series("end_ts", closes, dtype=UTC_TS),
+            bounds["ts"],
+            bounds["end_ts"],
             *(pl.col(c).cast(pl.Float64, strict=False).alias(c.lower()) for c in ("Open", "High", "Low", "Close")),
             (volume * 100).alias("volume"),
             pl.lit(None, dtype=pl.Float64).alias("vwap"),

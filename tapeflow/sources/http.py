@@ -1,0 +1,144 @@
+"""One HTTP policy for every REST vendor: timeouts, retries with backoff and jitter,
+429 Retry-After honoured, and errors that name the setting to fix but never a key.
+
+Vendor keys travel in headers or query parameters; requests puts the full URL (query
+included) into its exception messages, so no requests exception is ever re-raised as is.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from tapeflow.redact import redact_url
+
+
+class VendorError(RuntimeError):
+    """A vendor call failed for good (after retries, or a status that retrying cannot fix)."""
+
+    def __init__(self, message: str, *, vendor: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.vendor = vendor
+        self.status = status
+
+
+class VendorAuthError(VendorError):
+    """The vendor refused the credentials; the message names the setting, never the key."""
+
+
+@dataclass(frozen=True)
+class HttpPolicy:
+    """How hard to try: per-request timeout, attempts, exponential backoff with jitter."""
+
+    timeout_s: float = 10.0
+    attempts: int = 4
+    backoff_s: float = 0.5
+    max_delay_s: float = 60.0
+    jitter: float = 0.25  # +/- this fraction of each delay, so many clients do not retry in step
+
+    def delay(self, attempt: int, retry_after: float | None, rand: Callable[[], float] = random.random) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        if retry_after is not None:
+            return min(retry_after, self.max_delay_s)
+        base = min(self.backoff_s * 2 ** (attempt - 1), self.max_delay_s)
+        return max(0.0, base * (1 + self.jitter * (2 * rand() - 1)))
+
+
+@dataclass(frozen=True)
+class Page:
+    """One answered request: parsed JSON, or the raw text and why it could not be parsed."""
+
+    url: str
+    data: Any
+    text: str
+    problem: str | None = None
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None  # the HTTP-date form is rare from APIs; fall back to backoff
+    return seconds if seconds is not None and seconds >= 0 else None
+
+
+class VendorHttp:
+    """A requests session for one vendor, with the shared retry policy."""
+
+    def __init__(
+        self,
+        vendor: str,
+        base_url: str,
+        *,
+        key_setting: str,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        policy: HttpPolicy = HttpPolicy(),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.vendor = vendor
+        self.base_url = base_url.rstrip("/")
+        self.key_setting = key_setting
+        self.policy = policy
+        self._params = dict(params or {})
+        self._sleep = sleep
+        self._session = requests.Session()
+        self._session.headers.update(headers or {})
+
+    def __repr__(self) -> str:
+        return f"VendorHttp({self.vendor!r}, {redact_url(self.base_url)!r})"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def get(self, path_or_url: str, params: Mapping[str, Any] | None = None) -> Page:
+        """GET a path under the base URL (or a full URL the vendor handed back, for paging)."""
+        url = path_or_url if urlsplit(path_or_url).scheme else f"{self.base_url}/{path_or_url.lstrip('/')}"
+        where = f"{self.vendor} {urlsplit(url).path}"
+        query = {**self._params, **(params or {})}
+        failure, status = "no attempt made", None
+        for attempt in range(1, self.policy.attempts + 1):
+            response = None
+            try:
+                response = self._session.get(url, params=query, timeout=self.policy.timeout_s, allow_redirects=False)
+            except requests.Timeout:
+                failure, status = f"timed out after {self.policy.timeout_s:g} s", None
+            except requests.ConnectionError:
+                failure, status = "connection failed", None
+            except requests.RequestException as exc:
+                raise VendorError(f"{where}: request failed ({type(exc).__name__})", vendor=self.vendor) from None
+            else:
+                status = response.status_code
+                if status in (401, 403):
+                    raise VendorAuthError(
+                        f"{self.vendor} refused the credentials (HTTP {status}): check {self.key_setting}",
+                        vendor=self.vendor, status=status,
+                    )
+                if 200 <= status < 300:
+                    return self._page(url, response)
+                failure = f"HTTP {status}"
+                if status != 429 and status < 500:
+                    raise VendorError(f"{where}: {failure}", vendor=self.vendor, status=status)
+            if attempt < self.policy.attempts:
+                retry_after = _retry_after(response) if response is not None and response.status_code == 429 else None
+                self._sleep(self.policy.delay(attempt, retry_after))
+        raise VendorError(
+            f"{where}: gave up after {self.policy.attempts} attempts ({failure})", vendor=self.vendor, status=status
+        )
+
+    def _page(self, url: str, response: requests.Response) -> Page:
+        text = response.text
+        # Only the path is kept for the record: the query may carry a key.
+        shown = urlsplit(url).path
+        try:
+            return Page(url=shown, data=json.loads(text), text=text)
+        except ValueError as exc:
+            return Page(url=shown, data=None, text=text, problem=f"malformed JSON from {self.vendor}: {exc}")
