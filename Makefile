@@ -1,12 +1,8 @@
 # tapeflow: `make demo` and `make test` set up everything they need in .venv.
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-
-# Quiet, offline-friendly Prefect defaults for everything make starts.
-export DO_NOT_TRACK := 1
-export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
 .PHONY: demo test serve lock clean help
 

@@ -10,8 +10,8 @@ from prefect.runtime import flow_run
 
 from flows.hooks import alert_on_failure
 from tapeflow.model import Timeframe
-from tapeflow.sources import SOURCE_NAMES, Window
-from tasks.bars import check, fetch_bars, store
+from tapeflow.sources import Window, require_source
+from tasks.bars import check, fetch_bars, note_fetch_failure, store
 
 
 @flow(name="ingest-bars", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
@@ -23,14 +23,16 @@ def ingest_bars(
     end: date = date(2010, 8, 20),
 ) -> dict[str, int]:
     """Fetch bars for New York days start..end, store the good ones, quarantine the rest."""
-    if source not in SOURCE_NAMES:
-        raise ValueError(f"unknown market-data source {source!r}; known: {', '.join(SOURCE_NAMES)}")
+    require_source(source)
     started_at = datetime.now(timezone.utc)
     params = {"source": source, "symbols": symbols, "timeframe": timeframe, "start": start, "end": end}
 
-    raw = fetch_bars(source, symbols, timeframe, Window.days(start, end))
-    checked = check(raw)
-    counts = store(checked, flow_run.id or str(uuid4()), source, params, started_at)
+    fetched = fetch_bars(source, symbols, timeframe, Window.days(start, end), return_state=True)
+    if fetched.is_failed():
+        note_fetch_failure(source, f"bars:{timeframe}", fetched.message or "fetch failed")
+        return fetched
+    checked = check(fetched.result())
+    counts = store(checked, flow_run.id or str(uuid4()), source, timeframe, params, started_at)
 
     get_run_logger().info(
         "%s %s bars: fetched %d, stored %d (new %d, changed %d), unchanged %d, quarantined %d",

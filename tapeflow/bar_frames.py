@@ -8,11 +8,20 @@ two in agreement): a row is stored only if `Bar(**row)` would accept it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 import polars as pl
 
-from tapeflow.model import SYMBOL_PATTERN, SYMBOL_RULE, Adjustment, Timeframe
+from tapeflow.model import (
+    DAY_SPAN_RULE,
+    MAX_DAY_SPAN,
+    MINUTE_SPAN,
+    MINUTE_SPAN_RULE,
+    SYMBOL_PATTERN,
+    SYMBOL_RULE,
+    Adjustment,
+    Timeframe,
+)
 
 UTC_TS = pl.Datetime("us", "UTC")
 
@@ -50,7 +59,7 @@ class CheckedBars:
     rejected: pl.DataFrame
 
 
-def _instants(frame: pl.DataFrame, name: str) -> tuple[pl.Series, pl.Series]:
+def instants(frame: pl.DataFrame, name: str) -> tuple[pl.Series, pl.Series]:
     """Column `name` as UTC instants, plus a problem text per row (null when fine)."""
     column = frame[name]
     none = pl.Series(name, [None] * frame.height, dtype=pl.String)
@@ -65,14 +74,14 @@ def _instants(frame: pl.DataFrame, name: str) -> tuple[pl.Series, pl.Series]:
     if column.dtype == pl.String or column.dtype == pl.Null:
         values, problems = [], []
         for text in column.cast(pl.String).to_list():
-            value, problem = _parse_instant(name, text)
+            value, problem = parse_instant(name, text)
             values.append(value)
             problems.append(problem)
         return pl.Series(name, values, dtype=UTC_TS), pl.Series(name, problems, dtype=pl.String)
     raise TypeError(f"{name} must be a datetime or ISO-8601 text column, got {column.dtype}")
 
 
-def _parse_instant(name: str, text: str | None) -> tuple[datetime | None, str | None]:
+def parse_instant(name: str, text: str | None) -> tuple[datetime | None, str | None]:
     if text is None or not text.strip():
         return None, f"{name} is missing"
     try:
@@ -96,6 +105,15 @@ def _rules() -> list[tuple[pl.Expr, str]]:
             "unknown price adjustment",
         ),
         (pl.col("end_ts") <= pl.col("ts"), "bar end is not after its start"),
+        (
+            (pl.col("timeframe") == Timeframe.MINUTE.value) & (pl.col("end_ts") - pl.col("ts") != MINUTE_SPAN)
+            & (pl.col("end_ts") > pl.col("ts")),
+            MINUTE_SPAN_RULE,
+        ),
+        (
+            (pl.col("timeframe") == Timeframe.DAY.value) & (pl.col("end_ts") - pl.col("ts") > MAX_DAY_SPAN),
+            DAY_SPAN_RULE,
+        ),
     ]
     for name in (*PRICES, "volume"):
         value = pl.col(name)
@@ -123,13 +141,29 @@ def _rules() -> list[tuple[pl.Expr, str]]:
     return rules
 
 
-def check_bars(raw: pl.DataFrame) -> CheckedBars:
-    """Split a source's batch into storable bars and rejected rows with their reasons."""
+def _lost_in_parsing(raw: pl.DataFrame, name: str) -> pl.Series:
+    """Optional values the vendor sent that are not numbers: refused, never nulled quietly."""
+    given = raw[name]
+    as_float = given.cast(pl.Float64, strict=False)
+    problems = given.is_not_null() & as_float.is_null()
+    reason = f"{name} is not a number"
+    if name == "trade_count":
+        problems = problems | (as_float.is_not_null() & (as_float != as_float.floor()))
+        reason = "trade_count is not a whole number"
+    return pl.Series(f"_{name}_problem", [reason if bad else None for bad in problems.to_list()], dtype=pl.String)
+
+
+def check_bars(raw: pl.DataFrame, received_at: datetime | None = None) -> CheckedBars:
+    """Split a source's batch into storable bars and rejected rows with their reasons.
+
+    A bar that had not ended by `received_at` (default: now) is refused: it was still forming."""
+    received_at = received_at or datetime.now(timezone.utc)
     missing = [c for c in RAW_COLUMNS if c not in raw.columns]
     if missing:
         raise ValueError(f"bar batch lacks columns {missing}")
-    ts, ts_problem = _instants(raw, "ts")
-    end_ts, end_problem = _instants(raw, "end_ts")
+    ts, ts_problem = instants(raw, "ts")
+    received_at = received_at.astimezone(timezone.utc)
+    end_ts, end_problem = instants(raw, "end_ts")
     problem = raw["problem"].cast(pl.String) if "problem" in raw.columns else pl.repeat(None, raw.height, dtype=pl.String, eager=True)
     frame = raw.select(RAW_COLUMNS).with_columns(
         ts,
@@ -138,6 +172,8 @@ def check_bars(raw: pl.DataFrame) -> CheckedBars:
         ts_problem.alias("_ts_problem"),
         end_problem.alias("_end_problem"),
         problem.alias("_source_problem"),
+        _lost_in_parsing(raw, "vwap"),
+        _lost_in_parsing(raw, "trade_count"),
     )
     # A source that could not date a row has said why; "ts is missing" would only repeat it.
     undated_by_source = pl.col("_source_problem").is_not_null() & pl.col("ts").is_null()
@@ -145,9 +181,12 @@ def check_bars(raw: pl.DataFrame) -> CheckedBars:
         pl.col("_source_problem"),
         pl.when(~undated_by_source).then(pl.col("_ts_problem")),
         pl.when(~undated_by_source).then(pl.col("_end_problem")),
-    ] + [
-        pl.when(bad.fill_null(False)).then(pl.lit(reason)) for bad, reason in _rules()
-    ]
+        pl.col("_vwap_problem"),
+        pl.col("_trade_count_problem"),
+    ] + [pl.when(bad.fill_null(False)).then(pl.lit(reason)) for bad, reason in _rules()]
+    reasons.append(
+        pl.when(pl.col("end_ts") > received_at).then(pl.lit("bar had not ended when it was received (still forming)"))
+    )
     frame = frame.with_columns(pl.concat_str(reasons, separator="; ", ignore_nulls=True).alias("reason"))
     frame = frame.with_columns(pl.when(pl.col("reason") == "").then(None).otherwise("reason").alias("reason"))
     frame = _flag_duplicates(frame)

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tapeflow.config import Settings, load_settings
+from tapeflow.config import Settings, load_settings, prefect_defaults
 from tapeflow.model import Timeframe
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -31,13 +31,11 @@ class OutputFormat(StrEnum):
 
 
 def prefect_environment(settings: Settings) -> None:
-    """Point Prefect at the project's own home and keep it quiet and offline, unless the
-    user already chose otherwise. Must run before prefect is imported."""
-    home = os.environ.setdefault("PREFECT_HOME", str((settings.home / "prefect").resolve()))
-    os.makedirs(home, exist_ok=True)
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    """Apply tapeflow's Prefect defaults unless the user chose otherwise; must run before
+    prefect is imported."""
+    for name, value in {**prefect_defaults(settings), "PREFECT_LOGGING_LEVEL": "WARNING"}.items():
+        os.environ.setdefault(name, value)
+    os.makedirs(os.environ["PREFECT_HOME"], exist_ok=True)
 
 
 def print_frame(frame: pl.DataFrame, fmt: OutputFormat = OutputFormat.TABLE, *, title: str | None = None,

@@ -13,7 +13,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tapeflow.model import Mode
 
-PROJECT_DATA = Path(__file__).resolve().parent.parent / "data"
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+"""The checkout tapeflow runs from (it is installed editable: flows, prefect.yaml, data/)."""
+PROJECT_DATA = PROJECT_DIR / "data"
 """Sample data bundled with the project (see data/NOTICE)."""
 
 
@@ -65,6 +67,14 @@ class Settings(BaseSettings):
             raise ValueError("mode must be paper or live")
         return mode
 
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for scrubbing text that leaves the process."""
+        return [
+            value.get_secret_value()
+            for value in self.__dict__.values()
+            if isinstance(value, SecretStr) and value.get_secret_value()
+        ]
+
     @property
     def warehouse_path(self) -> Path:
         """The DuckDB file; an absolute path so worker processes agree on it."""
@@ -74,3 +84,13 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment, `.env`, then explicit overrides."""
     return Settings(**overrides)
+
+
+def prefect_defaults(settings: Settings) -> dict[str, str]:
+    """Prefect settings for processes tapeflow starts: the project's own Prefect home, and
+    no telemetry (it would only fail on an offline machine)."""
+    return {
+        "PREFECT_HOME": str((settings.home / "prefect").resolve()),
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }

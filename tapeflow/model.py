@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 
 
@@ -110,10 +110,16 @@ SYMBOL_PATTERN = r"^[A-Z0-9^][A-Z0-9./^-]{0,20}$"
 SYMBOL_RULE = "symbol must be 1-21 upper-case letters, digits or . / ^ -"
 
 
+MINUTE_SPAN = timedelta(minutes=1)
+MINUTE_SPAN_RULE = "a 1m bar must span exactly one minute"
+MAX_DAY_SPAN = timedelta(days=1)
+DAY_SPAN_RULE = "a 1d bar must span at most one day"
+
+
 def _symbol(name: str, value: str) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidRecord(f"{name} is missing")
-    if not re.match(SYMBOL_PATTERN, value):
+    if not re.fullmatch(SYMBOL_PATTERN, value):
         raise InvalidRecord(f"{SYMBOL_RULE.replace('symbol', name, 1)}, got {value!r}")
     return value
 
@@ -152,6 +158,11 @@ class Bar:
         _set(self, "end", check_aware("end", self.end))
         if self.end <= self.ts:
             raise InvalidRecord(f"bar end {self.end.isoformat()} is not after its start {self.ts.isoformat()}")
+        span = self.end - self.ts
+        if self.timeframe is Timeframe.MINUTE and span != MINUTE_SPAN:
+            raise InvalidRecord(f"{MINUTE_SPAN_RULE}, got {span}")
+        if self.timeframe is Timeframe.DAY and span > MAX_DAY_SPAN:
+            raise InvalidRecord(f"{DAY_SPAN_RULE}, got {span}")
         for name in ("open", "high", "low", "close"):
             _set(self, name, _positive(name, getattr(self, name)))
         _set(self, "volume", _non_negative("volume", self.volume))
@@ -169,6 +180,10 @@ class Bar:
             raise InvalidRecord("source must be named")
 
 
+WATCHLIST_SESSIONS = ("pre_market", "market", "after_hours")
+"""The part of the day a watchlist snapshot belongs to."""
+
+
 @dataclass(frozen=True, slots=True)
 class WatchlistRow:
     """One ticker on a watchlist snapshot, as the source published it at `as_of`."""
@@ -184,6 +199,8 @@ class WatchlistRow:
 
     def __post_init__(self) -> None:
         _symbol("ticker", self.ticker)
+        if self.session not in WATCHLIST_SESSIONS:
+            raise InvalidRecord(f"session must be one of {', '.join(WATCHLIST_SESSIONS)}, got {self.session!r}")
         _set(self, "as_of", check_aware("as_of", self.as_of))
         _set(self, "fetched_at", check_aware("fetched_at", self.fetched_at))
         if isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 1:

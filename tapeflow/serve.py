@@ -18,9 +18,8 @@ from pathlib import Path
 import requests
 from rich.console import Console
 
-from tapeflow.config import Settings
+from tapeflow.config import PROJECT_DIR, Settings, prefect_defaults
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 WORK_POOL = "local-process"
 WRITER_LIMIT = ("duckdb-writer", "1")  # tasks tagged duckdb-writer run one at a time
 
@@ -31,7 +30,7 @@ class ServeError(RuntimeError):
 
 def stack_environment(settings: Settings, port: int) -> dict[str, str]:
     """Environment for every process of the stack: one Prefect home, one API, one warehouse."""
-    env = dict(os.environ)
+    env = {**prefect_defaults(settings), **os.environ}
     api = f"http://127.0.0.1:{port}/api"
     env.update(
         PREFECT_API_URL=api,
@@ -43,7 +42,6 @@ def stack_environment(settings: Settings, port: int) -> dict[str, str]:
         TAPEFLOW_DATA_DIR=str(settings.data_dir.resolve()),
         TAPEFLOW_PROJECT_DIR=str(PROJECT_DIR),
     )
-    env.setdefault("PREFECT_HOME", str((settings.home / "prefect").resolve()))
     env["PREFECT_LOGGING_LEVEL"] = "INFO"
     return env
 

@@ -11,15 +11,19 @@ from prefect.cache_policies import NO_CACHE
 
 from tapeflow.bar_frames import CheckedBars, check_bars
 from tapeflow.config import load_settings
-from tapeflow.ingest import IngestCounts, store_bar_batch
+from tapeflow.ingest import BARS, IngestCounts, record_failure, store_batch
 from tapeflow.model import Timeframe
 from tapeflow.sources import Window, market_data
+from tasks.retries import transient_only
 from warehouse import open_warehouse
 
 # Frames are large and change every run: hashing them for a cache key would cost time for nothing.
 
 
-@task(retries=3, retry_delay_seconds=[2, 10, 30], retry_jitter_factor=0.5, cache_policy=NO_CACHE)
+@task(
+    retries=3, retry_delay_seconds=[2, 10, 30], retry_jitter_factor=0.5,
+    retry_condition_fn=transient_only, cache_policy=NO_CACHE,
+)
 def fetch_bars(source: str, symbols: Sequence[str] | None, timeframe: Timeframe, window: Window) -> pl.DataFrame:
     """Ask the source for bars; transient vendor failures are retried with backoff."""
     raw = market_data(source, load_settings()).bars(symbols, timeframe, window)
@@ -40,12 +44,21 @@ def check(raw: pl.DataFrame) -> CheckedBars:
 
 # The tag lets a Prefect concurrency limit (created by `tapeflow serve`) serialise writers.
 @task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE, tags=["duckdb-writer"])
-def store(checked: CheckedBars, run_id: str, source: str, params: dict, started_at: datetime) -> IngestCounts:
-    """Upsert bars, quarantine rejects and record the run in one transaction."""
+def store(
+    checked: CheckedBars, run_id: str, source: str, timeframe: Timeframe, params: dict, started_at: datetime
+) -> IngestCounts:
+    """Upsert bars, quarantine rejects and record the run and freshness in one transaction."""
     logger = get_run_logger()
     warehouse = open_warehouse(load_settings(), on_busy=logger.warning)
-    counts = store_bar_batch(
-        warehouse, checked, run_id=run_id, source=source, params=params, started_at=started_at
+    counts = store_batch(
+        warehouse, BARS, checked.good, checked.rejected,
+        run_id=run_id, source=source, feed=f"bars:{timeframe}", params=params, started_at=started_at,
     )
     logger.info("stored %s in %s", counts.as_dict(), warehouse.path)
     return counts
+
+
+@task(cache_policy=NO_CACHE, tags=["duckdb-writer"])
+def note_fetch_failure(source: str, feed: str, error: str) -> None:
+    """Keep the failure in the freshness record, where monitoring looks."""
+    record_failure(open_warehouse(load_settings()), source=source, feed=feed, error=error)

@@ -272,3 +272,13 @@ def test_receiver_wait_for_times_out_and_lifetime_cap_stops_it() -> None:
         assert not rx.running
     finally:
         rx.stop()
+
+
+def test_http_debug_logs_do_not_show_the_webhook_path(caplog) -> None:
+    caplog.set_level(logging.DEBUG, logger="urllib3")
+    with WebhookReceiver() as rx:
+        WebhookChannel(f"{rx.url}/T000/B000/s3cr3tTOKEN?token=abc").send(Alert("c", "info", "t", "m"))
+        rx.wait_for(1)
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")]
+    assert any("POST /…" in line for line in lines)
+    assert not any("s3cr3tTOKEN" in line or "token=abc" in line for line in lines)

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tapeflow.bar_frames import BAR_SCHEMA, RAW_COLUMNS, UTC_TS, CheckedBars, check_bars
-from tapeflow.model import Bar
+from tapeflow.model import Bar, InvalidRecord
 
 UTC = timezone.utc
 NY = ZoneInfo("America/New_York")
@@ -415,3 +415,47 @@ def test_check_bars_keeps_a_row_iff_bar_accepts_it(case: tuple[dict[str, object]
             bar.close,
             bar.volume,
         )
+
+
+# --- values a vendor sent that would otherwise vanish, and bars that were still forming ---
+
+
+def test_unparseable_optional_values_are_refused_not_nulled() -> None:
+    batch = pl.DataFrame(
+        [row(0, payload="vwap"), row(1, payload="count"), row(2, payload="fraction"), row(3, payload="fine")],
+        schema={c: pl.String() for c in RAW_COLUMNS},
+    )
+    batch = batch.with_columns(
+        pl.when(pl.col("payload") == "vwap").then(pl.lit("garbage")).otherwise("vwap").alias("vwap"),
+        pl.when(pl.col("payload") == "count").then(pl.lit("many"))
+        .when(pl.col("payload") == "fraction").then(pl.lit("1.5")).otherwise("trade_count").alias("trade_count"),
+    )
+    checked = check_bars(batch)
+    assert reasons_by_payload(checked) == {
+        "vwap": "vwap is not a number",
+        "count": "trade_count is not a whole number",
+        "fraction": "trade_count is not a whole number",
+    }
+    assert checked.good["trade_count"].to_list() == [12]
+
+
+def test_a_bar_still_forming_is_refused() -> None:
+    received = T0 + 90 * timedelta(seconds=1)  # 14:31:30: the 14:31 bar has not ended
+    checked = check_bars(raw([row(0, payload="done"), row(1, payload="forming")]), received_at=received)
+    assert good_keys(checked) == [("SPY", "1m", T0)]
+    assert reasons_by_payload(checked) == {"forming": "bar had not ended when it was received (still forming)"}
+
+
+def test_bar_span_must_match_its_timeframe() -> None:
+    batch = raw([
+        row(0, end_ts=iso(T0 + 5 * MINUTE), payload="five-minute"),
+        row(1, timeframe="1d", end_ts=iso(T0 + MINUTE + timedelta(days=2)), payload="two-day"),
+        row(2, timeframe="1d", end_ts=iso(T0 + 2 * MINUTE + timedelta(hours=6, minutes=30)), payload="session"),
+    ])
+    checked = check_bars(batch)
+    assert reasons_by_payload(checked) == {
+        "five-minute": "a 1m bar must span exactly one minute",
+        "two-day": "a 1d bar must span at most one day",
+    }
+    with pytest.raises(InvalidRecord, match="a 1m bar must span exactly one minute"):
+        Bar(symbol="SPY", timeframe="1m", ts=T0, end=T0 + 5 * MINUTE, open=1, high=1, low=1, close=1, volume=0, source="s")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pytest
@@ -49,18 +50,20 @@ def test_demo_twice_leaves_the_same_rows(warehouse):
     assert table_counts(warehouse) == counts
 
 
-def test_failed_flow_posts_an_alert(settings, monkeypatch):
+def test_failed_flow_posts_an_alert_without_secrets(settings, monkeypatch):
+    monkeypatch.setenv("TAPEFLOW_POLYGON_API_KEY", "SEKRET-9f3a")
     with WebhookReceiver() as rx:
         monkeypatch.setenv("TAPEFLOW_ALERT_WEBHOOK_URL", f"{rx.url}/T0/B0/secret-token")
-        state: State = ingest_bars(source="nope", start=date(2011, 3, 1), end=date(2011, 3, 1), return_state=True)
+        # A source name that happens to contain a key (a paste mistake) reaches message and parameters.
+        state: State = ingest_bars(source="nope-SEKRET-9f3a", start=date(2011, 3, 1), end=date(2011, 3, 1), return_state=True)
         assert state.is_failed()
         rx.wait_for(1)
         [alert] = rx.bodies
     assert alert["component"] == "flow:ingest-bars"
     assert alert["severity"] == "critical"
-    assert "unknown market-data source 'nope'" in alert["message"]
-    assert alert["context"]["parameters"]["source"] == "nope"
-    assert "secret-token" not in str(alert)
+    assert "unknown market-data source 'nope-**********'" in alert["message"]
+    assert alert["context"]["parameters"]["source"] == "nope-**********"
+    assert "SEKRET-9f3a" not in json.dumps(alert)
 
 
 def test_alert_hook_survives_an_unreachable_webhook(settings, monkeypatch, caplog):

@@ -142,7 +142,7 @@ def test_bar_is_frozen() -> None:
 
 def watch(**overrides: object) -> WatchlistRow:
     fields: dict[str, object] = dict(
-        source="bullalert", session="2024-03-05", as_of=T0, fetched_at=T1, ticker="NVDA", rank=1, score=87.5
+        source="bullalert", session="pre_market", as_of=T0, fetched_at=T1, ticker="NVDA", rank=1, score=87.5
     )
     fields.update(overrides)
     return WatchlistRow(**fields)  # type: ignore[arg-type]

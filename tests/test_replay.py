@@ -119,17 +119,19 @@ def test_bad_lines_are_kept_for_the_quarantine(tmp_path):
         "20100102,AAA,10,11,9,10.5,100",  # a Saturday
         "2010-01-05,AAA,10,11,9,10.5,100",
         "20100105,AAA,ten,11,9,10.5,100",
+        "19900104,AAA,10,11,9,10.5,100",  # before the calendar's range
     ]
     with gzip.open(tmp_path / DAILY_FILE, "wt") as f:
         f.write("\n".join(lines) + "\n")
     for name in MINUTE_FILES:
         shutil.copy(PROJECT_DATA / name, tmp_path / name)
     raw = ReplaySource(tmp_path).bars(None, Timeframe.DAY, ALL)
-    assert raw.height == 4
+    assert raw.height == 5
     checked = check_bars(raw)
     assert checked.good.height == 1
     reasons = dict(zip(checked.rejected["payload"].str.json_decode().struct.field("Date"), checked.rejected["reason"]))
-    assert reasons["20100102"] == "Date 20100102 is not an XNYS session"
+    assert reasons["20100102"] == "Date 20100102: 2010-01-02 is not an XNYS session"
+    assert reasons["19900104"].startswith("Date 19900104: 1990-01-04 is outside the XNYS calendar range")
     assert reasons["2010-01-05"].startswith("Date 2010-01-05 is not a yyyymmdd date")
     assert reasons["20100105"] == "open is missing or not a number"
 

@@ -62,6 +62,8 @@ def test_csv_and_json_formats(filled):
         "COPY bars TO 'out.csv'",
         "ATTACH 'other.duckdb'",
         "SELECT 1; DELETE FROM bars",
+        "EXPLAIN ANALYZE COPY (SELECT 1) TO 'out.csv'",
+        "explain   analyse DELETE FROM bars",
     ],
 )
 def test_writes_are_refused_and_nothing_changes(filled, statement):
@@ -69,6 +71,30 @@ def test_writes_are_refused_and_nothing_changes(filled, statement):
     assert result.exit_code == EXIT_REFUSED
     assert "only reads" in result.stderr
     assert count(filled) == 5
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT * FROM read_csv('{secret}')",
+        "SELECT * FROM read_text('{secret}')",
+        "SELECT * FROM glob('{dir}/*')",
+        "WITH gone AS (DELETE FROM bars RETURNING *) SELECT count(*) FROM gone",
+        "SELECT * FROM read_json_auto('http://127.0.0.1:9/x.json')",
+    ],
+)
+def test_reads_outside_the_warehouse_are_blocked(filled, tmp_path, query):
+    secret = tmp_path / "secret.csv"
+    secret.write_text("token\nhunter2\n")
+    result = runner.invoke(app, ["sql", query.format(secret=secret, dir=tmp_path)])
+    assert result.exit_code == 1
+    assert "hunter2" not in result.output and "secret.csv" not in result.stdout
+    assert count(filled) == 5
+
+
+def test_settings_cannot_be_unlocked(filled):
+    result = runner.invoke(app, ["sql", "SELECT current_setting('enable_external_access') AS ext, current_setting('TimeZone') AS tz", "-f", "csv"])
+    assert result.stdout.splitlines() == ["ext,tz", "false,UTC"]
 
 
 def test_sql_errors_are_reported_plainly(filled):

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from tapeflow.bar_frames import BAR_SCHEMA, CheckedBars
-from tapeflow.ingest import store_bar_batch
+from tapeflow.ingest import BARS, record_failure, store_batch
 from tests.warehouse_lock import lock_held
 from warehouse import Warehouse, WarehouseBusy, WarehouseMissing
 from warehouse.migrate import Migration, MigrationError, apply_migrations, bundled_migrations
@@ -65,7 +65,7 @@ def test_migrations_apply_once_and_record_versions(tmp_path):
     rows = con.execute("SELECT version, name FROM schema_version ORDER BY version").fetchall()
     assert rows[0] == (1, "market_data")
     tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    assert {"bars", "watchlist_snapshots", "news", "quarantine", "ingest_runs", "schema_version"} <= tables
+    assert {"bars", "watchlist_snapshots", "news", "quarantine", "ingest_runs", "source_freshness", "schema_version"} <= tables
 
 
 def test_new_migration_applies_on_top(tmp_path):
@@ -139,9 +139,15 @@ def test_quarantine_keeps_payload_and_is_idempotent(warehouse):
 # -- the ingest transaction -----------------------------------------------------------------
 
 
-def test_store_bar_batch_stores_quarantines_and_records_the_run(warehouse):
-    checked = CheckedBars(good=bars(3), rejected=rejected("high is below low"))
-    counts = store_bar_batch(warehouse, checked, run_id="r1", source="test", params={"x": 1}, started_at=T0)
+def store_bars(warehouse, checked: CheckedBars, run_id: str = "r1", **params):
+    return store_batch(
+        warehouse, BARS, checked.good, checked.rejected,
+        run_id=run_id, source="test", feed="bars:1m", params=params, started_at=T0,
+    )
+
+
+def test_store_batch_stores_quarantines_and_records_the_run(warehouse):
+    counts = store_bars(warehouse, CheckedBars(good=bars(3), rejected=rejected("high is below low")), x=1)
     assert counts.as_dict() == {"fetched": 4, "inserted": 3, "updated": 0, "unchanged": 0, "quarantined": 1, "stored": 3}
     with warehouse.read() as con:
         assert con.execute("SELECT count(*) FROM bars").fetchone() == (3,)
@@ -149,15 +155,44 @@ def test_store_bar_batch_stores_quarantines_and_records_the_run(warehouse):
         assert con.execute("SELECT fetched, inserted, quarantined, params->>'x' FROM ingest_runs").fetchone() == (4, 3, 1, "1")
 
 
-def test_store_bar_batch_is_all_or_nothing(warehouse):
-    store_bar_batch(warehouse, CheckedBars(bars(1), rejected()), run_id="r0", source="test", params={}, started_at=T0)
-    # A rejected frame without its payload column makes the quarantine step fail mid-transaction.
-    broken = CheckedBars(good=bars(5), rejected=rejected("x").drop("payload"))
-    with pytest.raises(pl.exceptions.ColumnNotFoundError):
-        store_bar_batch(warehouse, broken, run_id="r1", source="test", params={}, started_at=T0)
+def test_store_batch_is_all_or_nothing(warehouse):
+    store_bars(warehouse, CheckedBars(bars(1), rejected()), run_id="r0")
+    # No run id: the run record, written after the bars and the quarantine, is refused.
+    with pytest.raises(duckdb.ConstraintException):
+        store_bars(warehouse, CheckedBars(good=bars(5), rejected=rejected("x")), run_id=None)
     with warehouse.read() as con:
         assert con.execute("SELECT count(*) FROM bars").fetchone() == (1,)
+        assert con.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)
         assert con.execute("SELECT run_id FROM ingest_runs").fetchall() == [("r0",)]
+
+
+def test_adjusted_and_raw_prices_never_mix(warehouse):
+    store_bars(warehouse, CheckedBars(bars(3), rejected()), run_id="raw")
+    split = bars(5).with_columns(pl.lit("split").alias("adjustment"))
+    other = bars(2, symbol="IWM").with_columns(pl.lit("split").alias("adjustment"))
+    counts = store_bars(warehouse, CheckedBars(pl.concat([split, other]), rejected()), run_id="split")
+    assert (counts.inserted, counts.quarantined, counts.fetched) == (2, 5, 7)  # IWM has no history yet
+    with warehouse.read() as con:
+        held = con.execute("SELECT symbol, adjustment, count(*) FROM bars GROUP BY ALL ORDER BY 1").fetchall()
+        reasons = con.execute("SELECT DISTINCT reason FROM quarantine").fetchall()
+        payload = con.execute("SELECT payload->>'close' FROM quarantine LIMIT 1").fetchone()
+    assert held == [("IWM", "split", 2), ("SPY", "raw", 3)]
+    assert reasons == [("adjustment 'split' differs from the stored 'raw' bars of SPY 1m: "
+                        "re-ingest the symbol's history in one adjustment",)]
+    assert payload == ("10.0",)
+
+
+def test_freshness_tracks_success_and_failure(warehouse):
+    store_bars(warehouse, CheckedBars(bars(3), rejected()))
+    record_failure(warehouse, source="test", feed="bars:1m", error="polygon /v2/aggs: gave up after 4 attempts (HTTP 503)")
+    with warehouse.read() as con:
+        row = con.execute(
+            "SELECT last_data_end, last_success_at IS NOT NULL, last_error, lag_s > 0 FROM source_lag"
+        ).fetchone()
+    assert row == (T0 + timedelta(minutes=3), True, "polygon /v2/aggs: gave up after 4 attempts (HTTP 503)", True)
+    store_bars(warehouse, CheckedBars(bars(1), rejected()))  # older data does not move the mark back
+    with warehouse.read() as con:
+        assert con.execute("SELECT last_data_end, last_error FROM source_freshness").fetchone() == (T0 + timedelta(minutes=3), None)
 
 
 # -- connection discipline -----------------------------------------------------------------
@@ -201,3 +236,29 @@ def test_write_connection_is_closed_after_use(warehouse):
     # Another process can open the file at once: nothing here kept it.
     with lock_held(warehouse.path, 0.1):
         pass
+
+
+def test_a_corrected_bar_keeps_the_version_it_replaced(warehouse):
+    store_bars(warehouse, CheckedBars(bars(2), rejected()), run_id="first")
+    corrected = bars(2).with_columns(pl.when(pl.col("ts") == T0).then(10.25).otherwise(pl.col("close")).alias("close"))
+    counts = store_bars(warehouse, CheckedBars(corrected, rejected()), run_id="fix")
+    assert (counts.updated, counts.unchanged) == (1, 1)
+    with warehouse.read() as con:
+        assert con.execute("SELECT close FROM bars WHERE ts = ?", [T0]).fetchone() == (10.25,)
+        old = con.execute("SELECT ts, close, superseded_at IS NOT NULL FROM bar_revisions").fetchall()
+    assert old == [(T0, 10.0, True)]
+
+
+def test_identical_rejections_are_counted_not_lost(warehouse):
+    twice = rejected("high is below low", "high is below low").with_columns(pl.lit('{"same": 1}').alias("payload"))
+    counts = store_bars(warehouse, CheckedBars(bars(0), twice))
+    with warehouse.read() as con:
+        assert con.execute("SELECT copies FROM quarantine").fetchall() == [(2,)]
+    assert counts.quarantined == 2
+
+
+def test_a_retried_store_keeps_the_first_run_record(warehouse):
+    store_bars(warehouse, CheckedBars(bars(3), rejected()), run_id="same")
+    store_bars(warehouse, CheckedBars(bars(3), rejected()), run_id="same")
+    with warehouse.read() as con:
+        assert con.execute("SELECT inserted, unchanged FROM ingest_runs").fetchall() == [(3, 0)]

@@ -83,7 +83,7 @@ class Warehouse:
         warned = False
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=read_only)
+                con = duckdb.connect(str(self.path), read_only=read_only, config=_config(read_only))
             except duckdb.Error as exc:
                 if not _is_lock_error(exc):
                     raise
@@ -99,6 +99,22 @@ class Warehouse:
                     warned = True
                 time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
                 delay = min(delay * 2, 1.0)
+                continue
+            # Results come back in UTC whatever the machine's zone, as they are stored.
+            con.execute("SET TimeZone = 'UTC'")
+            if read_only:
+                con.execute("SET lock_configuration = true")
+            return con
+
+
+def _config(read_only: bool) -> dict[str, object]:
+    """No extension is fetched or loaded behind our back; a reader touches no other file."""
+    config: dict[str, object] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    if read_only:
+        # Readers run users' SQL: no reading or writing files or URLs, and (with the settings
+        # locked after connect) no way to turn that back on.
+        config["enable_external_access"] = False
+    return config
 
 
 def _holder(exc: duckdb.Error) -> str:

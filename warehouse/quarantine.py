@@ -10,7 +10,7 @@ import polars as pl
 
 from warehouse.upsert import upsert
 
-QUARANTINE_COLUMNS = ("source", "kind", "payload_hash", "reason", "payload", "received_at")
+QUARANTINE_COLUMNS = ("source", "kind", "payload_hash", "reason", "payload", "received_at", "copies")
 
 
 def payload_hash(source: str, reason: str, payload: str) -> str:
@@ -21,17 +21,18 @@ def payload_hash(source: str, reason: str, payload: str) -> str:
 def quarantine(
     con: duckdb.DuckDBPyConnection, rejected: pl.DataFrame, *, kind: str, received_at: datetime
 ) -> int:
-    """Store rejected rows (columns source, reason, payload); return how many were new."""
+    """Store rejected rows (columns source, reason, payload); return how many were new.
+
+    Identical rejections in one batch become one row whose `copies` says how many there were."""
     if rejected.is_empty():
         return 0
+    hashes = [payload_hash(*row) for row in rejected.select("source", "reason", "payload").iter_rows()]
     rows = (
         rejected.select("source", "reason", "payload")
-        .with_columns(
-            pl.lit(kind).alias("kind"),
-            pl.Series("payload_hash", [payload_hash(*row) for row in rejected.select("source", "reason", "payload").iter_rows()]),
-            pl.lit(received_at).cast(pl.Datetime("us", "UTC")).alias("received_at"),
-        )
-        .unique(subset=["source", "kind", "payload_hash"], keep="first", maintain_order=True)
-        .select(QUARANTINE_COLUMNS)
+        .with_columns(pl.lit(kind).alias("kind"), pl.Series("payload_hash", hashes))
+        .group_by("source", "kind", "payload_hash", maintain_order=True)
+        .agg(pl.col("reason").first(), pl.col("payload").first(), pl.len().cast(pl.Int32).alias("copies"))
+        .with_columns(pl.lit(received_at).cast(pl.Datetime("us", "UTC")).alias("received_at"))
+        .select(*QUARANTINE_COLUMNS)
     )
     return upsert(con, "quarantine", rows, ("source", "kind", "payload_hash"), bookkeeping=rows.columns).inserted

@@ -1,6 +1,9 @@
-"""Read-only SQL for users: SELECT and EXPLAIN pass, anything that could write is refused."""
+"""Read-only SQL for users: SELECT and EXPLAIN pass, anything that could write is refused,
+and the connection itself is read-only with file and network access switched off."""
 
 from __future__ import annotations
+
+import re
 
 import duckdb
 import polars as pl
@@ -8,6 +11,8 @@ import polars as pl
 from warehouse.connection import Warehouse
 
 _READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+# EXPLAIN ANALYZE runs the statement it explains.
+_EXPLAIN_ANALYZE = re.compile(r"^\s*EXPLAIN\s+ANALY[SZ]E\b", re.IGNORECASE)
 
 
 class WriteRefused(ValueError):
@@ -23,9 +28,9 @@ def read_only_statements(sql: str) -> list[duckdb.Statement]:
     if not statements:
         raise ValueError("no SQL statement given")
     for statement in statements:
-        if statement.type not in _READ_ONLY:
+        if statement.type not in _READ_ONLY or _EXPLAIN_ANALYZE.match(statement.query):
             raise WriteRefused(
-                f"refused a {statement.type.name} statement: `tapeflow sql` only reads "
+                f"refused a {statement.type.name} statement: `tapeflow sql` only reads the warehouse "
                 "(SELECT, WITH ... SELECT, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN)"
             )
     return statements

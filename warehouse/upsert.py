@@ -36,8 +36,11 @@ def upsert(
     key: Sequence[str],
     *,
     bookkeeping: Sequence[str] = (),
+    history: str | None = None,
 ) -> UpsertCounts:
-    """Insert new keys, update keys whose values changed, leave identical rows alone."""
+    """Insert new keys, update keys whose values changed, leave identical rows alone.
+
+    With `history`, each row about to be changed is first copied there with `superseded_at`."""
     if frame.is_empty():
         return UpsertCounts(0, 0, 0)
     duplicated = frame.select(key).is_duplicated()
@@ -55,6 +58,12 @@ def upsert(
         (inserted,) = con.execute(
             f"SELECT count(*) FROM _incoming i ANTI JOIN {_quote(table)} t ON {join}"
         ).fetchone()
+        if history is not None and compared:
+            differs = " OR ".join(f"t.{_quote(c)} IS DISTINCT FROM i.{_quote(c)}" for c in compared)
+            con.execute(
+                f"INSERT INTO {_quote(history)} SELECT t.*, now() FROM {_quote(table)} t "
+                f"JOIN _incoming i ON {join} WHERE {differs}"
+            )
         cols = ", ".join(_quote(c) for c in columns)
         sets = ", ".join(f"{_quote(c)} = excluded.{_quote(c)}" for c in columns if c not in key)
         changed = " OR ".join(f"{_quote(table)}.{_quote(c)} IS DISTINCT FROM excluded.{_quote(c)}" for c in compared)

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import requests
 
 from tapeflow.model import check_aware
-from tapeflow.redact import redact_url
+from tapeflow.redact import guard_http_debug_logs, redact_url
 
 if TYPE_CHECKING:
     from tapeflow.config import Settings
@@ -135,6 +135,7 @@ class WebhookChannel:
         self.attempts = int(attempts)
         self.backoff = float(backoff)
         self._session = requests.Session()
+        guard_http_debug_logs()
 
     def __repr__(self) -> str:
         return f"WebhookChannel(target={self._target!r}, attempts={self.attempts}, timeout={self.timeout})"

@@ -67,18 +67,23 @@ def daily_bounds(days: pl.Series, calendar: ExchangeCalendar | None = None) -> p
     """For New York session dates: the bar's start (regular open), end (close) and a problem
     text for dates that are not sessions. A daily bar is knowable at its session's close."""
     calendar = calendar or get_calendar()
-    bounds = {}
+    bounds, problems = {}, {}
     for day in days.drop_nulls().unique().to_list():
-        if calendar.is_session(day):
-            session = calendar.session(day)
-            bounds[day] = (session.open, session.close)
+        try:
+            if calendar.is_session(day):
+                session = calendar.session(day)
+                bounds[day] = (session.open, session.close)
+            else:
+                problems[day] = f"{day} is not an {calendar.name} session"
+        except ValueError as exc:  # outside the calendar's range: a row problem, not a crash
+            problems[day] = str(exc)
     values = days.to_list()
     return pl.DataFrame(
         {
             "ts": pl.Series([bounds.get(d, (None, None))[0] for d in values], dtype=UTC_TS),
             "end_ts": pl.Series([bounds.get(d, (None, None))[1] for d in values], dtype=UTC_TS),
             "problem": pl.Series(
-                [None if d is None or d in bounds else f"{d} is not an {calendar.name} session" for d in values],
+                [problems.get(d) for d in values],
                 dtype=pl.String,
             ),
         }

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from tapeflow.redact import redact_url
+from tapeflow.redact import guard_http_debug_logs, redact_url
 
 
 class VendorError(RuntimeError):
@@ -31,6 +31,15 @@ class VendorError(RuntimeError):
 
 class VendorAuthError(VendorError):
     """The vendor refused the credentials; the message names the setting, never the key."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth trying again later: a vendor hiccup, not a mistake that fails the same way twice."""
+    if isinstance(exc, VendorAuthError):
+        return False
+    if isinstance(exc, VendorError):
+        return exc.status is None or exc.status == 429 or exc.status >= 500
+    return isinstance(exc, (ConnectionError, TimeoutError))
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,11 @@ class Page:
     data: Any
     text: str
     problem: str | None = None
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -92,6 +106,7 @@ class VendorHttp:
         self._sleep = sleep
         self._session = requests.Session()
         self._session.headers.update(headers or {})
+        guard_http_debug_logs()
 
     def __repr__(self) -> str:
         return f"VendorHttp({self.vendor!r}, {redact_url(self.base_url)!r})"
@@ -103,6 +118,9 @@ class VendorHttp:
         """GET a path under the base URL (or a full URL the vendor handed back, for paging)."""
         url = path_or_url if urlsplit(path_or_url).scheme else f"{self.base_url}/{path_or_url.lstrip('/')}"
         where = f"{self.vendor} {urlsplit(url).path}"
+        if _origin(url) != _origin(self.base_url):
+            # A paging link to another host would carry our key there.
+            raise VendorError(f"{where}: refusing to follow a link to {redact_url(url)}", vendor=self.vendor)
         query = {**self._params, **(params or {})}
         failure, status = "no attempt made", None
         for attempt in range(1, self.policy.attempts + 1):

@@ -68,7 +68,7 @@ class ReplaySource:
             pl.when(dates.is_null())
             .then(pl.concat_str(pl.lit("Date "), pl.col("Date"), pl.lit(" is not a yyyymmdd date")))
             .when(bounds["problem"].is_not_null())
-            .then(pl.concat_str(pl.lit("Date "), pl.col("Date"), pl.lit(f" is not an {self.calendar.name} session")))
+            .then(pl.concat_str(pl.lit("Date "), pl.col("Date"), pl.lit(": "), bounds["problem"]))
             .when(volume == VOLUME_CEILING)
             .then(pl.lit(f"volume at the file's ceiling of {VOLUME_CEILING:,} hundreds: true volume unknown"))
         )
