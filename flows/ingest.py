@@ -9,21 +9,33 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.hooks import alert_on_failure
+from tapeflow.config import load_settings
 from tapeflow.model import Timeframe
+from tapeflow.session_windows import Skip, bars_due
 from tapeflow.sources import Window, require_source
 from tasks.bars import check, fetch_bars, note_fetch_failure, store
 
 
 @flow(name="ingest-bars", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
 def ingest_bars(
-    source: str = "replay",
+    source: str | None = None,
     symbols: list[str] | None = None,
     timeframe: Timeframe = Timeframe.DAY,
-    start: date = date(2009, 8, 21),
-    end: date = date(2010, 8, 20),
-) -> dict[str, int]:
-    """Fetch bars for New York days start..end, store the good ones, quarantine the rest."""
-    require_source(source)
+    start: date | None = None,
+    end: date | None = None,
+) -> dict[str, object]:
+    """Fetch bars for New York days start..end, store the good ones, quarantine the rest.
+
+    Without start and end (a scheduled run): today's session for minute bars, the last
+    closed session for daily bars; outside any session there is nothing to do."""
+    source = require_source(source or load_settings().market_data_source)
+    if start is None or end is None:
+        try:
+            due = bars_due(timeframe, datetime.now(timezone.utc))
+        except Skip as skip:
+            get_run_logger().info("skipped: %s", skip)
+            return {"skipped": str(skip)}
+        start, end = start or due.first, end or due.last
     started_at = datetime.now(timezone.utc)
     params = {"source": source, "symbols": symbols, "timeframe": timeframe, "start": start, "end": end}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Annotated
 
@@ -99,7 +99,7 @@ def sql(
 
 @app.command()
 def ingest(
-    source: Annotated[str, typer.Option(help="market-data source")] = "replay",
+    source: Annotated[str | None, typer.Option(help="replay, alpaca, polygon, finnhub or ibkr; default TAPEFLOW_MARKET_DATA_SOURCE")] = None,
     timeframe: Annotated[Timeframe, typer.Option(help="1d or 1m")] = Timeframe.DAY,
     start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="first New York day")] = datetime(2009, 8, 21),
     end: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="last New York day")] = datetime(2010, 8, 20),
@@ -111,7 +111,24 @@ def ingest(
 
     counts = ingest_bars(source=source, symbols=symbol or None, timeframe=timeframe,
                          start=start.date(), end=end.date())
-    print_frame(pl.DataFrame([counts]), title=f"ingest-bars {source} {timeframe}")
+    print_frame(pl.DataFrame([counts]), title=f"ingest-bars {source or load_settings().market_data_source} {timeframe}")
+
+
+@app.command()
+def snapshot(
+    source: Annotated[str | None, typer.Option(help="scanner or bullalert; default TAPEFLOW_WATCHLIST_SOURCE")] = None,
+    as_of: Annotated[datetime | None, typer.Option("--as-of", help="ISO-8601 with offset; default now")] = None,
+    limit: Annotated[int, typer.Option(help="names to keep")] = 20,
+) -> None:
+    """Run the snapshot-watchlist flow once and print what it stored (or why it skipped)."""
+    if as_of is not None and as_of.tzinfo is None:
+        err.print("[red]--as-of needs a UTC offset, e.g. 2010-05-07T09:00:00-04:00[/red]")
+        raise typer.Exit(1)
+    prefect_environment(load_settings())
+    from flows.watchlist import snapshot_watchlist
+
+    result = snapshot_watchlist(source=source, as_of=as_of, limit=limit)
+    print_frame(pl.DataFrame([result]), title="snapshot-watchlist")
 
 
 @app.command()
@@ -146,8 +163,9 @@ def demo() -> None:
     out.print("Ingesting the bundled real data (data/NOTICE) through the [bold]ingest-bars[/bold] flow "
               "on Prefect's local API ...")
     counts = demo_flow()
-    print_frame(pl.DataFrame([{"batch": name, **c} for name, c in counts.items()]),
-                title="ingest-bars: rows fetched, stored, unchanged, quarantined")
+    columns = ("fetched", "inserted", "updated", "unchanged", "quarantined", "stored")
+    print_frame(pl.DataFrame([{"batch": name, **{k: c[k] for k in columns}} for name, c in counts.items()]),
+                title="rows fetched, stored (new + changed), unchanged, quarantined")
     warehouse = open_warehouse(settings)
     for example in DEMO_EXAMPLES:
         out.print(f"\n[bold]{example.title}[/bold]")
@@ -159,6 +177,7 @@ The command lives in the project's virtualenv: `source .venv/bin/activate` first
 Query it:   tapeflow sql "SELECT symbol, count(*) AS bars FROM bars GROUP BY symbol ORDER BY bars DESC LIMIT 5"
             tapeflow sql "SELECT * FROM quarantine LIMIT 3" --format json
 Ingest:     tapeflow ingest --timeframe 1m --symbol SPY --start 2011-03-01 --end 2011-03-31
+Watchlist:  tapeflow snapshot --source scanner --as-of 2010-05-07T09:00:00-04:00
 Clock:      tapeflow clock
 UI:         make serve   (Prefect UI on http://127.0.0.1:4200 with the deployments of prefect.yaml)
 Run again:  make demo    (idempotent: a second run stores nothing new)""", soft_wrap=True)

@@ -42,7 +42,7 @@ RANK_MAX = 2**31 - 1  # watchlist_snapshots.rank is an INTEGER: a larger rank wo
 
 @dataclass(frozen=True)
 class CheckedWatchlist:
-    """A batch split in two: `good` in WATCHLIST_SCHEMA, `rejected` as (source, reason, payload)."""
+    """A batch split in two: `good` in WATCHLIST_SCHEMA plus payload, `rejected` as (source, reason, payload)."""
 
     good: pl.DataFrame
     rejected: pl.DataFrame
@@ -123,7 +123,8 @@ def check_watchlist(raw: pl.DataFrame) -> CheckedWatchlist:
     rejected = frame.filter(pl.col("reason").is_not_null()).select(
         pl.when(pl.col("source") != "").then("source").otherwise(pl.lit("unknown")).alias("source"), "reason", "payload"
     )
-    good = frame.filter(pl.col("reason").is_null()).select(list(WATCHLIST_SCHEMA))
+    # The row's own payload is stored with it: BullAlert's entry, or the scanner's components.
+    good = frame.filter(pl.col("reason").is_null()).select(*WATCHLIST_SCHEMA, "payload")
     return CheckedWatchlist(good=good, rejected=rejected)
 
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 import polars as pl
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from tapeflow.calendar import get_calendar
 from tapeflow.config import load_settings
 from tapeflow.ingest import WATCHLIST, IngestCounts, record_failure, store_batch
 from tapeflow.scanner import ScannerParams, scan
 from tapeflow.sources.bullalert import BullAlertSource
-from tapeflow.watchlist_frames import CheckedWatchlist, check_watchlist
+from tapeflow.watchlist_frames import CheckedWatchlist, check_watchlist, empty_raw_watchlist
 from tasks.retries import transient_only
 from warehouse import open_warehouse
 from warehouse.reads import daily_bars_until
@@ -27,13 +28,28 @@ def fetch_bullalert(session: str, as_of: datetime | None, limit: int) -> pl.Data
     return BullAlertSource(load_settings()).snapshot(session=session, as_of=as_of, limit=limit)
 
 
+@task(
+    retries=2, retry_delay_seconds=[30, 120], retry_condition_fn=transient_only, cache_policy=NO_CACHE,
+)
+def fetch_bullalert_history(first: date, last: date, every_minutes: int, limit: int) -> pl.DataFrame:
+    """BullAlert's lists as of every `every_minutes` through the extended hours of each session."""
+    source = BullAlertSource(load_settings())
+    days = get_calendar().sessions(first, last)
+    batches = [
+        source.history("all", day.pre_open, day.close, timedelta(minutes=every_minutes), limit=limit) for day in days
+    ]
+    return pl.concat(batches, how="vertical_relaxed") if batches else empty_raw_watchlist()
+
+
 @task(cache_policy=NO_CACHE)
 def scan_warehouse(sessions: list[tuple[datetime, str]], params: ScannerParams) -> pl.DataFrame:
     """Scanner snapshots at each (as_of, session), from the daily bars knowable then."""
+    if not sessions:
+        return empty_raw_watchlist()
     with open_warehouse(load_settings()).read() as con:
         bars = daily_bars_until(con, max(as_of for as_of, _ in sessions))
     snapshots = [scan(bars, as_of, session, params) for as_of, session in sessions]
-    return pl.concat(snapshots, how="vertical_relaxed") if snapshots else scan(bars.head(0), sessions[0][0], "market")
+    return pl.concat(snapshots, how="vertical_relaxed") if snapshots else empty_raw_watchlist()
 
 
 @task(cache_policy=NO_CACHE)

@@ -40,3 +40,10 @@ def test_ingest_command_runs_the_flow(warehouse):
     assert "ingest-bars replay 1d" in result.stdout
     with warehouse.read() as con:
         assert con.execute("SELECT symbol, count(*) FROM bars GROUP BY 1 ORDER BY 1").fetchall() == [("AAPL", 4), ("MSFT", 4)]  # the panel lacks 2010-08-18 (data/NOTICE)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_snapshot_command_skips_a_holiday_and_says_why(warehouse):
+    result = runner.invoke(app, ["snapshot", "--source", "scanner", "--as-of", "2025-12-25T10:00:00-05:00"])
+    assert result.exit_code == 0, result.output
+    assert "2025-12-25 is not an XNYS session" in result.stdout

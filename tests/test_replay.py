@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import shutil
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 
 import polars as pl
 import pytest

@@ -68,7 +68,7 @@ def good_tickers(checked: CheckedWatchlist) -> list[tuple[str, int, float]]:
 
 def assert_shape(checked: CheckedWatchlist, batch: pl.DataFrame) -> None:
     assert checked.good.height + checked.rejected.height == batch.height
-    assert dict(checked.good.schema) == WATCHLIST_SCHEMA
+    assert dict(checked.good.schema) == {**WATCHLIST_SCHEMA, "payload": pl.String()}
     assert checked.rejected.columns == ["source", "reason", "payload"]
     assert checked.rejected["reason"].null_count() == 0
 
@@ -229,7 +229,7 @@ def test_float_rank_column_keeps_only_whole_ranks() -> None:
 def test_empty_batch_and_missing_columns() -> None:
     checked = check_watchlist(empty_raw_watchlist())
     assert checked.good.height == 0 and checked.rejected.height == 0
-    assert dict(checked.good.schema) == WATCHLIST_SCHEMA
+    assert dict(checked.good.schema) == {**WATCHLIST_SCHEMA, "payload": pl.String()}
     with pytest.raises(ValueError, match=r"watchlist batch lacks columns \['payload_hash'\]"):
         check_watchlist(raw([row()]).drop("payload_hash"))
 

@@ -47,4 +47,13 @@ QUARANTINE = Example(
 FROM quarantine GROUP BY ALL ORDER BY rows DESC""",
 )
 
-DEMO_EXAMPLES = (WAREHOUSE_TOTALS, TOP_MOVERS, SPY_SESSIONS, QUARANTINE)
+SCANNER_DAY = Example(
+    "The scanner's pre-market watchlist for 2010-05-07, the morning after the flash crash",
+    """SELECT rank, ticker, score, payload->>'gap_pct' AS gap_pct, payload->>'rel_volume' AS rel_volume,
+       payload->>'range_expansion' AS range_x, payload->>'close' AS close
+FROM watchlist_snapshots
+WHERE source = 'scanner' AND timezone('America/New_York', as_of)::DATE = DATE '2010-05-07'
+ORDER BY rank LIMIT 10""",
+)
+
+DEMO_EXAMPLES = (WAREHOUSE_TOTALS, TOP_MOVERS, SPY_SESSIONS, SCANNER_DAY, QUARANTINE)

@@ -10,8 +10,8 @@ import polars as pl
 
 def daily_bars_until(con: duckdb.DuckDBPyConnection, until: datetime) -> pl.DataFrame:
     """Every daily bar knowable at `until` (its end at or before it), for scans."""
-    return con.execute(
+    return con.sql(
         "SELECT symbol, ts, end_ts, open, high, low, close, volume FROM bars "
-        "WHERE timeframe = '1d' AND end_ts <= ? ORDER BY symbol, ts",
-        [until],
+        "WHERE timeframe = '1d' AND end_ts <= $until ORDER BY symbol, ts",
+        params={"until": until},
     ).pl()

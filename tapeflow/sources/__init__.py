@@ -6,7 +6,8 @@ from tapeflow.config import Settings
 from tapeflow.sources.base import MarketData, Window
 from tapeflow.sources.replay import ReplaySource
 
-SOURCE_NAMES = ("replay",)
+SOURCE_NAMES = ("replay", "alpaca", "polygon", "finnhub", "ibkr")
+WATCHLIST_SOURCE_NAMES = ("scanner", "bullalert")
 
 
 def require_source(name: str) -> str:
@@ -16,11 +17,34 @@ def require_source(name: str) -> str:
     return name
 
 
+def require_watchlist_source(name: str) -> str:
+    """`name` if it is a known watchlist source, else a ValueError listing the known ones."""
+    if name not in WATCHLIST_SOURCE_NAMES:
+        raise ValueError(f"unknown watchlist source {name!r}; known: {', '.join(WATCHLIST_SOURCE_NAMES)}")
+    return name
+
+
 def market_data(name: str, settings: Settings) -> MarketData:
     """The market-data source called `name`, configured from settings."""
-    if require_source(name) == "replay":
+    # Vendor modules load on demand: a replay run need not import alpaca-py or ib_async.
+    name = require_source(name)
+    if name == "replay":
         return ReplaySource(settings.data_dir)
-    raise AssertionError(f"source {name!r} is listed but not wired")
+    if name == "alpaca":
+        from tapeflow.sources.alpaca import AlpacaSource
+
+        return AlpacaSource(settings)
+    if name == "polygon":
+        from tapeflow.sources.polygon import PolygonSource
+
+        return PolygonSource(settings)
+    if name == "finnhub":
+        from tapeflow.sources.finnhub import FinnhubSource
+
+        return FinnhubSource(settings)
+    from tapeflow.sources.ibkr import IbkrSource
+
+    return IbkrSource(settings)
 
 
-__all__ = ["MarketData", "ReplaySource", "SOURCE_NAMES", "Window", "market_data", "require_source"]
+__all__ = ["MarketData", "ReplaySource", "SOURCE_NAMES", "Window", "WATCHLIST_SOURCE_NAMES", "market_data", "require_source", "require_watchlist_source"]

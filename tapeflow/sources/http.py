@@ -57,7 +57,7 @@ class HttpPolicy:
         if retry_after is not None:
             return min(retry_after, self.max_delay_s)
         base = min(self.backoff_s * 2 ** (attempt - 1), self.max_delay_s)
-        return max(0.0, base * (1 + self.jitter * (2 * rand() - 1)))
+        return min(self.max_delay_s, max(0.0, base * (1 + self.jitter * (2 * rand() - 1))))
 
 
 @dataclass(frozen=True)
@@ -124,16 +124,22 @@ class VendorHttp:
         query = {**self._params, **(params or {})}
         failure, status = "no attempt made", None
         for attempt in range(1, self.policy.attempts + 1):
-            response = None
+            response, fatal = None, None
             try:
                 response = self._session.get(url, params=query, timeout=self.policy.timeout_s, allow_redirects=False)
             except requests.Timeout:
                 failure, status = f"timed out after {self.policy.timeout_s:g} s", None
             except requests.ConnectionError:
                 failure, status = "connection failed", None
+            except requests.exceptions.ChunkedEncodingError:
+                failure, status = "answer cut short", None
             except requests.RequestException as exc:
-                raise VendorError(f"{where}: request failed ({type(exc).__name__})", vendor=self.vendor) from None
-            else:
+                fatal = type(exc).__name__
+            if fatal is not None:
+                # Raised outside the except block: requests' exception (which may quote a key)
+                # must not ride along as __context__.
+                raise VendorError(f"{where}: request failed ({fatal})", vendor=self.vendor)
+            if response is not None:
                 status = response.status_code
                 if status in (401, 403):
                     raise VendorAuthError(

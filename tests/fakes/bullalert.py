@@ -10,8 +10,6 @@ malformed_next); `duplicate_ticker` and `set_score` corrupt a stored snapshot on
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -46,19 +44,6 @@ class FakeBullAlert(FakeVendor):
     def __enter__(self) -> FakeBullAlert:
         super().__enter__()
         return self
-
-    def stop(self) -> None:
-        """Stop at once: serve_forever only sees the shutdown flag when woken, else after 0.5 s."""
-        server = self._server
-        stopping = threading.Thread(target=super().stop, daemon=True)
-        stopping.start()
-        while server is not None and stopping.is_alive():
-            try:
-                socket.create_connection(server.server_address[:2], timeout=0.1).close()
-            except OSError:
-                pass  # already closed: the stop has gone through
-            stopping.join(0.01)
-        stopping.join()
 
     # -- scripting -----------------------------------------------------------------------
 

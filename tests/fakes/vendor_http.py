@@ -137,7 +137,8 @@ class FakeVendor:
             time.sleep(fault.delay_s)
         headers: dict[str, str] = {}
         if fault is not None and fault.status is not None:
-            status, body = fault.status, {"error": f"scripted {fault.status}"}
+            status = fault.status
+            body = fault.body if fault.body is not None else {"error": f"scripted {fault.status}"}
             if fault.retry_after is not None:
                 headers["Retry-After"] = fault.retry_after
         elif fault is not None and fault.body is not None:

@@ -23,3 +23,7 @@ ALTER TABLE quarantine ADD COLUMN copies INTEGER NOT NULL DEFAULT 1;
 -- A vendor's correction replaces a bar; the version it replaced is kept here with the
 -- moment it stopped being current, so a replay can see what was known before the fix.
 CREATE TABLE bar_revisions AS SELECT *, NULL::TIMESTAMPTZ AS superseded_at FROM bars WITH NO DATA;
+
+-- Each snapshot row keeps the source's own entry: BullAlert's object, or the scanner's
+-- score components (gap, relative volume, range expansion), so a score can be explained.
+ALTER TABLE watchlist_snapshots ADD COLUMN payload VARCHAR;

@@ -1,0 +1,57 @@
+"""Backfill a window: bars month by month, or watchlist snapshots as they would have been."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from uuid import uuid4
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from flows.hooks import alert_on_failure
+from flows.ingest import ingest_bars
+from tapeflow.model import Timeframe
+from tapeflow.scanner import ScannerParams
+from tapeflow.session_windows import month_chunks, pre_market_times
+from tapeflow.sources import require_watchlist_source
+from tasks.watchlist import check, fetch_bullalert_history, scan_warehouse, store
+
+
+@flow(name="backfill-bars", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
+def backfill_bars(
+    source: str = "replay",
+    start: date = date(2009, 8, 21),
+    end: date = date(2010, 8, 20),
+    timeframe: Timeframe = Timeframe.DAY,
+    symbols: list[str] | None = None,
+) -> dict[str, int]:
+    """Ingest start..end one month at a time (each month its own ingest-bars run)."""
+    totals: dict[str, int] = {}
+    for month in month_chunks(start, end):
+        counts = ingest_bars(source=source, symbols=symbols, timeframe=timeframe, start=month.first, end=month.last)
+        for name, n in counts.items():
+            totals[name] = totals.get(name, 0) + n
+    get_run_logger().info("backfilled %s %s bars %s..%s: %s", source, timeframe, start, end, totals)
+    return totals
+
+
+@flow(name="backfill-watchlist", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
+def backfill_watchlist(
+    source: str = "scanner",
+    start: date = date(2009, 9, 21),
+    end: date = date(2010, 8, 20),
+    limit: int = 20,
+    every_minutes: int = 30,
+) -> dict[str, int]:
+    """Pre-market snapshots for every session start..end: the scanner over stored bars, or
+    BullAlert's own history through `as_of` (every `every_minutes` through each day)."""
+    source = require_watchlist_source(source)
+    started_at = datetime.now(timezone.utc)
+    params = {"source": source, "start": start, "end": end, "limit": limit}
+    if source == "scanner":
+        raw = scan_warehouse([(at, "pre_market") for at in pre_market_times(start, end)], ScannerParams(limit=limit))
+    else:
+        raw = fetch_bullalert_history(start, end, every_minutes, limit)
+    counts = store(check(raw), flow_run.id or str(uuid4()), source, params, started_at)
+    get_run_logger().info("backfilled %s snapshots %s..%s: %s", source, start, end, counts.as_dict())
+    return counts.as_dict()

@@ -1,0 +1,47 @@
+"""Snapshot the momentum watchlist into the warehouse, point in time."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from uuid import uuid4
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from flows.hooks import alert_on_failure
+from tapeflow.config import load_settings
+from tapeflow.scanner import ScannerParams
+from tapeflow.session_windows import Skip, watchlist_session
+from tapeflow.sources import require_watchlist_source
+from tasks.watchlist import check, fetch_bullalert, note_fetch_failure, scan_warehouse, store
+
+
+@flow(name="snapshot-watchlist", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
+def snapshot_watchlist(
+    source: str | None = None, as_of: datetime | None = None, limit: int = 20
+) -> dict[str, object]:
+    """Take one snapshot (BullAlert or the scanner) if the market is in pre-market or
+    regular hours at `as_of` (default now); otherwise do nothing and say why."""
+    source = require_watchlist_source(source or load_settings().watchlist_source)
+    at = as_of or datetime.now(timezone.utc)
+    try:
+        session = watchlist_session(at)
+    except Skip as skip:
+        get_run_logger().info("skipped: %s", skip)
+        return {"skipped": str(skip)}
+    started_at = datetime.now(timezone.utc)
+    params = {"source": source, "as_of": as_of, "limit": limit}
+
+    if source == "bullalert":
+        fetched = fetch_bullalert(session, as_of, limit, return_state=True)
+        if fetched.is_failed():
+            note_fetch_failure(source, fetched.message or "fetch failed")
+            return fetched
+        raw = fetched.result()
+    else:
+        raw = scan_warehouse([(at, session)], ScannerParams(limit=limit))
+    checked = check(raw)
+    counts = store(checked, flow_run.id or str(uuid4()), source, params, started_at)
+
+    get_run_logger().info("%s %s snapshot at %s: %s", source, session, at.isoformat(), counts.as_dict())
+    return {"session": session, **counts.as_dict()}
