@@ -42,8 +42,7 @@ def ingest_bars(
     fetched = fetch_bars(source, symbols, timeframe, Window.days(start, end), return_state=True)
     if fetched.is_failed():
         note_fetch_failure(source, f"bars:{timeframe}", fetched.message or "fetch failed")
-        return fetched
-    checked = check(fetched.result())
+    checked = check(fetched.result())  # re-raises the fetch error: the run fails with its message
     counts = store(checked, flow_run.id or str(uuid4()), source, timeframe, params, started_at)
 
     get_run_logger().info(

@@ -36,8 +36,7 @@ def snapshot_watchlist(
         fetched = fetch_bullalert(session, as_of, limit, return_state=True)
         if fetched.is_failed():
             note_fetch_failure(source, fetched.message or "fetch failed")
-            return fetched
-        raw = fetched.result()
+        raw = fetched.result()  # re-raises the fetch error: the run fails with its message
     else:
         raw = scan_warehouse([(at, session)], ScannerParams(limit=limit))
     checked = check(raw)

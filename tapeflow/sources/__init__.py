@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tapeflow.config import Settings
-from tapeflow.sources.base import MarketData, Window
+from tapeflow.sources.base import MarketData, Window, latest_bars
 from tapeflow.sources.replay import ReplaySource
 
 SOURCE_NAMES = ("replay", "alpaca", "polygon", "finnhub", "ibkr")
@@ -47,4 +47,4 @@ def market_data(name: str, settings: Settings) -> MarketData:
     return IbkrSource(settings)
 
 
-__all__ = ["MarketData", "ReplaySource", "SOURCE_NAMES", "Window", "WATCHLIST_SOURCE_NAMES", "market_data", "require_source", "require_watchlist_source"]
+__all__ = ["latest_bars", "MarketData", "ReplaySource", "SOURCE_NAMES", "Window", "WATCHLIST_SOURCE_NAMES", "market_data", "require_source", "require_watchlist_source"]
