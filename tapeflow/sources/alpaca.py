@@ -207,7 +207,7 @@ class AlpacaSource:
             raise ValueError("symbols_per_request must be at least 1")
         self.feed, self.adjustment, self.flag = feed, adjustment, ADJUSTMENTS[adjustment]
         self.url = settings.alpaca_data_url
-        self.policy = policy or HttpPolicy(timeout_s=settings.http_timeout_s, attempts=settings.http_attempts)
+        self.policy = policy or HttpPolicy.from_settings(settings)
         self.symbols_per_request = symbols_per_request
         self.calendar = calendar or get_calendar()
         self._clock = clock

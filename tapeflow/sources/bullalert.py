@@ -30,7 +30,7 @@ from tapeflow.bar_frames import parse_instant
 from tapeflow.config import Settings
 from tapeflow.model import check_aware
 from tapeflow.redact import redact_url
-from tapeflow.sources.http import HttpPolicy, Page, VendorAuthError, VendorHttp
+from tapeflow.sources.http import HttpPolicy, Page, VendorHttp, require_key
 from tapeflow.watchlist_frames import SESSIONS, WATCHLIST_SCHEMA, empty_raw_watchlist
 
 SOURCE = "bullalert"
@@ -84,10 +84,8 @@ class BullAlertSource:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
-        key = settings.bullalert_api_key.get_secret_value() if settings.bullalert_api_key else ""
-        if not key:
-            raise VendorAuthError(f"{SOURCE} needs {KEY_SETTING} to be set", vendor=SOURCE)
-        policy = policy or HttpPolicy(timeout_s=settings.http_timeout_s, attempts=settings.http_attempts)
+        key = require_key(settings.bullalert_api_key, vendor=SOURCE, setting=KEY_SETTING)
+        policy = policy or HttpPolicy.from_settings(settings)
         self._http = VendorHttp(
             SOURCE, settings.bullalert_url, key_setting=KEY_SETTING,
             headers={KEY_HEADER: key}, policy=policy, sleep=sleep,

@@ -36,7 +36,7 @@ from tapeflow.model import Adjustment, Timeframe
 from tapeflow.redact import redact_url
 from tapeflow.sources.base import Window, empty_raw_bars
 from tapeflow.sources.rows import DAY, EPOCH, broken_row, empty_row, epoch_start, json_float, raw_frame
-from tapeflow.sources.http import HttpPolicy, Page, VendorAuthError, VendorHttp
+from tapeflow.sources.http import HttpPolicy, Page, VendorHttp, require_key
 
 NAME = "finnhub"
 KEY_SETTING = "TAPEFLOW_FINNHUB_API_KEY"
@@ -57,16 +57,13 @@ class FinnhubSource:
     def __init__(
         self, settings: Settings, *, policy: HttpPolicy | None = None, sleep: Callable[[float], None] = time.sleep
     ) -> None:
-        secret = settings.finnhub_api_key
-        key = secret.get_secret_value() if secret is not None else ""
-        if not key:
-            raise VendorAuthError(f"{NAME} needs {KEY_SETTING} to be set", vendor=NAME)
+        key = require_key(settings.finnhub_api_key, vendor=NAME, setting=KEY_SETTING)
         self._http = VendorHttp(
             NAME,
             settings.finnhub_url,
             key_setting=KEY_SETTING,
             headers={"X-Finnhub-Token": key},
-            policy=policy or HttpPolicy(timeout_s=settings.http_timeout_s, attempts=settings.http_attempts),
+            policy=policy or HttpPolicy.from_settings(settings),
             sleep=sleep,
         )
 

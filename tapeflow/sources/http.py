@@ -12,12 +12,16 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
+from pydantic import SecretStr
 
 from tapeflow.redact import guard_http_debug_logs, redact_url
+
+if TYPE_CHECKING:
+    from tapeflow.config import Settings
 
 
 class VendorError(RuntimeError):
@@ -31,6 +35,14 @@ class VendorError(RuntimeError):
 
 class VendorAuthError(VendorError):
     """The vendor refused the credentials; the message names the setting, never the key."""
+
+
+def require_key(secret: SecretStr | None, *, vendor: str, setting: str) -> str:
+    """The key's value, or VendorAuthError naming the setting that should hold it."""
+    key = secret.get_secret_value() if secret is not None else ""
+    if not key:
+        raise VendorAuthError(f"{vendor} needs {setting} to be set", vendor=vendor)
+    return key
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -51,6 +63,11 @@ class HttpPolicy:
     backoff_s: float = 0.5
     max_delay_s: float = 60.0
     jitter: float = 0.25  # +/- this fraction of each delay, so many clients do not retry in step
+
+    @classmethod
+    def from_settings(cls, settings: "Settings") -> HttpPolicy:
+        """The policy TAPEFLOW_HTTP_TIMEOUT_S and TAPEFLOW_HTTP_ATTEMPTS ask for."""
+        return cls(timeout_s=settings.http_timeout_s, attempts=settings.http_attempts)
 
     def delay(self, attempt: int, retry_after: float | None, rand: Callable[[], float] = random.random) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""

@@ -32,7 +32,7 @@ from tapeflow.model import Adjustment, Timeframe
 from tapeflow.redact import redact_url
 from tapeflow.sources.base import Window, empty_raw_bars
 from tapeflow.sources.rows import DAY, broken_row, empty_row, epoch_start, json_float, json_int, raw_frame
-from tapeflow.sources.http import HttpPolicy, Page, VendorAuthError, VendorHttp
+from tapeflow.sources.http import HttpPolicy, Page, VendorHttp, require_key
 
 NAME = "polygon"
 KEY_SETTING = "TAPEFLOW_POLYGON_API_KEY"
@@ -50,17 +50,14 @@ class PolygonSource:
     def __init__(
         self, settings: Settings, *, policy: HttpPolicy | None = None, sleep: Callable[[float], None] = time.sleep
     ) -> None:
-        secret = settings.polygon_api_key
-        key = secret.get_secret_value() if secret is not None else ""
-        if not key:
-            raise VendorAuthError(f"{NAME} needs {KEY_SETTING} to be set", vendor=NAME)
+        key = require_key(settings.polygon_api_key, vendor=NAME, setting=KEY_SETTING)
         self.adjusted = settings.polygon_adjusted
         self._http = VendorHttp(
             NAME,
             settings.polygon_url,
             key_setting=KEY_SETTING,
             headers={"Authorization": f"Bearer {key}"},
-            policy=policy or HttpPolicy(timeout_s=settings.http_timeout_s, attempts=settings.http_attempts),
+            policy=policy or HttpPolicy.from_settings(settings),
             sleep=sleep,
         )
 
