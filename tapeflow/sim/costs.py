@@ -1,0 +1,110 @@
+"""What trading costs: commissions and regulatory fees, slippage, tick rounding.
+
+Defaults are zero so that every cost a report shows is one the user chose; `retail_costs()`
+is a realistic starting point for US small caps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from tapeflow.model import Side
+
+
+@dataclass(frozen=True)
+class Commission:
+    """Broker commission per order, plus the SEC fee and FINRA TAF on sells."""
+
+    per_share: float = 0.0
+    per_order: float = 0.0
+    minimum: float = 0.0  # per order
+    maximum_pct: float | None = None  # cap as a fraction of the order's value (IBKR: 1%)
+    sec_fee_rate: float = 0.0  # on sell proceeds, e.g. 0.0000278
+    taf_per_share: float = 0.0  # on shares sold, e.g. 0.000166
+    taf_maximum: float = 8.30
+
+    def __post_init__(self) -> None:
+        for name in ("per_share", "per_order", "minimum", "sec_fee_rate", "taf_per_share", "taf_maximum"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+
+    def commission(self, qty: float, value: float) -> float:
+        """Commission for an order of `qty` shares worth `value` (all its fills together)."""
+        if qty <= 0:
+            return 0.0
+        fee = max(self.per_share * qty + self.per_order, self.minimum)
+        if self.maximum_pct is not None:
+            fee = min(fee, self.maximum_pct * value)
+        return fee
+
+    def fees(self, side: Side, qty: float, value: float) -> float:
+        """Regulatory fees: sells only."""
+        if side is Side.BUY or qty <= 0:
+            return 0.0
+        return self.sec_fee_rate * value + min(self.taf_per_share * qty, self.taf_maximum)
+
+
+@dataclass(frozen=True)
+class Slippage:
+    """Adverse price move per side: a fixed number of basis points, or the small-cap model
+    that charges 2% for names trading <= $1M a day, down to 0.5% for >= $50M (log-linear)."""
+
+    bps: float = 0.0
+    small_cap: bool = False
+    thin_adv: float = 1e6
+    thick_adv: float = 5e7
+    thin_fraction: float = 0.02
+    thick_fraction: float = 0.005
+
+    def __post_init__(self) -> None:
+        if self.bps < 0:
+            raise ValueError("slippage bps must be >= 0")
+
+    def fraction(self, adv_dollars: float | None) -> float:
+        """The adverse fraction for a name with this average daily dollar volume."""
+        if not self.small_cap:
+            return self.bps / 10_000
+        if adv_dollars is None or not math.isfinite(adv_dollars) or adv_dollars <= self.thin_adv:
+            return self.thin_fraction  # unknown liquidity is priced as thin
+        if adv_dollars >= self.thick_adv:
+            return self.thick_fraction
+        share = (math.log(adv_dollars) - math.log(self.thin_adv)) / (math.log(self.thick_adv) - math.log(self.thin_adv))
+        return self.thin_fraction + share * (self.thick_fraction - self.thin_fraction)
+
+    def apply(self, side: Side, price: float, fraction: float) -> float:
+        return price * (1 + fraction) if side is Side.BUY else price * (1 - fraction)
+
+
+def tick_round(price: float, side: Side) -> float:
+    """Round to the US equity tick ($0.01, $0.0001 under $1), against the trader."""
+    tick = 0.01 if price >= 1 else 0.0001
+    steps = price / tick
+    # The epsilon keeps an exact tick price (e.g. 10.07 stored as 10.0699999) where it is.
+    steps = math.ceil(steps - 1e-9) if side is Side.BUY else math.floor(steps + 1e-9)
+    return round(steps * tick, 4)
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Everything a fill pays, and how much of a bar's volume an order may take."""
+
+    commission: Commission = Commission()
+    slippage: Slippage = Slippage()
+    round_to_tick: bool = False
+    participation: float | None = None  # e.g. 0.10: at most 10% of a bar's volume per bar
+
+    def __post_init__(self) -> None:
+        if self.participation is not None and not 0 < self.participation <= 1:
+            raise ValueError("participation must be within (0, 1]")
+
+
+def retail_costs() -> Costs:
+    """IBKR-fixed-like commissions, SEC and TAF fees, the small-cap slippage model, ticks and
+    a 10% volume cap: a sober default for small-cap momentum."""
+    return Costs(
+        commission=Commission(per_share=0.005, minimum=1.0, maximum_pct=0.01, sec_fee_rate=0.0000278, taf_per_share=0.000166),
+        slippage=Slippage(small_cap=True),
+        round_to_tick=True,
+        participation=0.10,
+    )

@@ -1,0 +1,280 @@
+"""The backtest engine: a strategy's signals, through orders and fills, to a marked portfolio.
+
+It walks the signals in time order (not every bar): before each decision it applies the
+fills that happened strictly before it, then turns the decision into an order sized by the
+risk rules; each order's fills come from `fills.fill_order`, which only sees bars starting
+at or after the order. The equity curve is then marked at every bar end in one vectorised
+pass. `tests/reference_engine.py` is a bar-by-bar loop this engine must agree with.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+import polars as pl
+
+from tapeflow.calendar import NEW_YORK, get_calendar
+from tapeflow.model import Action, OrderType, Side, TimeInForce
+from tapeflow.risk.limits import DailyLossBreaker
+from tapeflow.risk.sizing import Sizing
+from tapeflow.sim.costs import Costs
+from tapeflow.sim.fills import FillRow, OrderSpec, SymbolBars, fill_order, split_by_symbol, to_us
+
+UTC_US = pl.Datetime("us", "UTC")
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """Everything besides the strategy that decides a backtest's numbers."""
+
+    cash: float = 100_000.0
+    costs: Costs = Costs()
+    sizing: Sizing = Sizing()
+    stop_loss_pct: float | None = None  # protective sell stop this far under each entry fill
+    daily_loss_limit_pct: float | None = None  # e.g. 0.02: no new entries that session after -2%
+
+    def describe(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class _Book:
+    """Mutable state while the engine walks the signals."""
+
+    cash: float
+    position: dict[str, float] = field(default_factory=dict)
+    pending: list[tuple[int, int, FillRow]] = field(default_factory=list)  # heap of (ts, seq, fill)
+    cancelled: set[str] = field(default_factory=set)
+    open_orders: dict[str, set[str]] = field(default_factory=dict)  # symbol -> order ids with fills to come
+    applied: list[FillRow] = field(default_factory=list)
+    remaining: dict[str, int] = field(default_factory=dict)  # order id -> fills still to apply
+    filled: dict[str, tuple[Side, float, float]] = field(default_factory=dict)  # order id -> (side, qty, value)
+    done: dict[str, tuple[float, float]] = field(default_factory=dict)  # order id -> (commission, fees) charged
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    fills: pl.DataFrame
+    trades: pl.DataFrame
+    equity: pl.DataFrame
+    decisions: pl.DataFrame  # every signal with what became of it
+    config: BacktestConfig
+    start_cash: float
+
+    @property
+    def final_equity(self) -> float:
+        return float(self.equity["equity"][-1]) if self.equity.height else self.start_cash
+
+
+def simulate(bars: pl.DataFrame, signals: pl.DataFrame, config: BacktestConfig = BacktestConfig()) -> BacktestResult:
+    """Run `signals` (SIGNAL_SCHEMA) against `bars` (symbol, ts, end_ts, OHLCV)."""
+    book_bars = split_by_symbol(bars, get_calendar())
+    book = _Book(cash=config.cash)
+    seq = itertools.count()
+    breaker = DailyLossBreaker(config.daily_loss_limit_pct)
+    outcomes: list[str] = []
+
+    for row in signals.sort("at").iter_rows(named=True):
+        at = to_us(row["at"])
+        _apply_until(book, config, at)
+        outcomes.append(_decide(book, book_bars, config, breaker, row, at, seq))
+    _apply_until(book, config, None)
+
+    fills = _fills_frame(book)
+    return BacktestResult(
+        fills=fills,
+        trades=_trades(fills),
+        equity=_equity_curve(book_bars, fills, config.cash),
+        decisions=signals.sort("at").with_columns(pl.Series("outcome", outcomes, dtype=pl.String)),
+        config=config,
+        start_cash=config.cash,
+    )
+
+
+def _decide(book: _Book, bars: dict[str, SymbolBars], config: BacktestConfig, breaker: DailyLossBreaker,
+            row: dict, at: int, seq: itertools.count) -> str:
+    symbol = row["symbol"]
+    series = bars.get(symbol)
+    if series is None:
+        return "ignored: no bars for the symbol"
+    held = book.position.get(symbol, 0.0)
+    busy = bool(book.open_orders.get(symbol))
+    # Marking the whole book costs a pass over every position: only when a rule needs it.
+    equity = _equity_at(book, bars, at) if breaker.limit_pct is not None or row["qty"] is None else None
+    if breaker.limit_pct is not None:
+        session = _session_of(at)
+        breaker.observe(session, equity)
+    if row["action"] == Action.ENTER.value:
+        if held != 0 or busy:
+            return "ignored: already in a position or an order is working"
+        if breaker.limit_pct is not None and breaker.tripped(session, equity):
+            return f"ignored: daily loss limit hit ({breaker.describe(session, equity)})"
+        qty = row["qty"] if row["qty"] is not None else config.sizing.shares(
+            equity=equity, buying_power=book.cash, price=series.last_close(at), open_positions=_open_positions(book)
+        )
+        if not qty or qty <= 0:
+            return "ignored: sized to zero shares"
+        order = _order(row, symbol, Side.BUY, qty, at, f"{symbol}-{at}-enter")
+        fills = _place(book, series, order, config, seq)
+        if fills and config.stop_loss_pct:
+            entry = sum(f.qty * f.price for f in fills) / sum(f.qty for f in fills)
+            stop = OrderSpec(f"{symbol}-{at}-stop", symbol, Side.SELL, sum(f.qty for f in fills), OrderType.STOP,
+                             TimeInForce.GTC, fills[-1].ts_us + 1, stop_price=entry * (1 - config.stop_loss_pct),
+                             reason=f"stop loss {config.stop_loss_pct:.1%} under the entry")
+            _place(book, series, stop, config, seq)
+        return "placed" if fills else "placed: never filled"
+    if held == 0 and not busy:
+        return "ignored: nothing to exit"
+    _cancel_working(book, config, symbol)
+    if held <= 0:
+        return "cancelled the working entry"
+    order = _order(row, symbol, Side.SELL, held, at, f"{symbol}-{at}-exit")
+    return "placed" if _place(book, series, order, config, seq) else "placed: never filled"
+
+
+def _order(row: dict, symbol: str, side: Side, qty: float, at: int, order_id: str) -> OrderSpec:
+    return OrderSpec(order_id, symbol, side, float(qty), OrderType(row["order_type"]), TimeInForce(row["time_in_force"]),
+                     at, row["limit_price"], row["stop_price"], row["reason"])
+
+
+def _place(book: _Book, series: SymbolBars, order: OrderSpec, config: BacktestConfig, seq) -> list[FillRow]:
+    fills = fill_order(series, order, config.costs)
+    if fills:
+        book.remaining[order.order_id] = len(fills)
+        book.open_orders.setdefault(order.symbol, set()).add(order.order_id)
+        for fill in fills:
+            heapq.heappush(book.pending, (fill.ts_us, next(seq), fill))
+    return fills
+
+
+def _cancel_working(book: _Book, config: BacktestConfig, symbol: str) -> None:
+    """An exit cancels whatever is still working for the symbol (an unfilled entry, its stop);
+    an order cancelled part-filled pays for what it filled."""
+    for order_id in book.open_orders.pop(symbol, set()):
+        book.cancelled.add(order_id)
+        _settle(book, config, order_id)
+
+
+def _settle(book: _Book, config: BacktestConfig, order_id: str) -> None:
+    """Charge an order's commission and fees once, on what it actually filled."""
+    if order_id in book.done or order_id not in book.filled:
+        return
+    side, qty, value = book.filled[order_id]
+    charge = (config.costs.commission.commission(qty, value), config.costs.commission.fees(side, qty, value))
+    book.done[order_id] = charge
+    book.cash -= sum(charge)
+
+
+def _apply_until(book: _Book, config: BacktestConfig, at: int | None) -> None:
+    """Apply every pending fill strictly before `at` (all of them for None)."""
+    while book.pending and (at is None or book.pending[0][0] < at):
+        _, _, fill = heapq.heappop(book.pending)
+        if fill.order_id in book.cancelled:
+            continue
+        sign = 1 if fill.side is Side.BUY else -1
+        book.position[fill.symbol] = book.position.get(fill.symbol, 0.0) + sign * fill.qty
+        book.cash -= sign * fill.qty * fill.price
+        book.applied.append(fill)
+        _, qty, value = book.filled.get(fill.order_id, (fill.side, 0.0, 0.0))
+        book.filled[fill.order_id] = (fill.side, qty + fill.qty, value + fill.qty * fill.price)
+        book.remaining[fill.order_id] -= 1
+        if book.remaining[fill.order_id] == 0:
+            _settle(book, config, fill.order_id)
+            book.open_orders.get(fill.symbol, set()).discard(fill.order_id)
+
+
+def _equity_at(book: _Book, bars: dict[str, SymbolBars], at: int) -> float:
+    value = book.cash
+    for symbol, qty in book.position.items():
+        if qty:
+            value += qty * (bars[symbol].last_close(at) or 0.0)
+    return value
+
+
+def _open_positions(book: _Book) -> int:
+    return sum(1 for qty in book.position.values() if qty) + sum(
+        1 for s, ids in book.open_orders.items() if ids and not book.position.get(s)
+    )
+
+
+def _session_of(at: int) -> int:
+    return datetime.fromtimestamp(at / 1_000_000, timezone.utc).astimezone(NEW_YORK).date().toordinal()
+
+
+def _fills_frame(book: _Book) -> pl.DataFrame:
+    """Applied fills; an order's commission and fees sit on its last fill."""
+    rows = []
+    last_fill = {f.order_id: i for i, f in enumerate(book.applied)}
+    for i, fill in enumerate(book.applied):
+        commission, fees = book.done.get(fill.order_id, (0.0, 0.0)) if last_fill[fill.order_id] == i else (0.0, 0.0)
+        rows.append({
+            "order_id": fill.order_id, "symbol": fill.symbol, "side": fill.side.value,
+            "ts": fill.ts_us, "qty": fill.qty, "price": fill.price, "commission": commission, "fees": fees,
+            "slippage": abs(fill.price - fill.reference) * fill.qty,
+        })
+    schema = {"order_id": pl.String, "symbol": pl.String, "side": pl.String, "ts": pl.Int64, "qty": pl.Float64,
+              "price": pl.Float64, "commission": pl.Float64, "fees": pl.Float64, "slippage": pl.Float64}
+    frame = pl.DataFrame(rows, schema=schema)
+    return frame.with_columns(pl.col("ts").cast(UTC_US))
+
+
+def _trades(fills: pl.DataFrame) -> pl.DataFrame:
+    """Round trips: from the fill that opens a position to the one that brings it back to 0."""
+    trades = []
+    for (symbol,), rows in fills.partition_by("symbol", as_dict=True, maintain_order=True).items():
+        held, entry_value, entry_qty, exit_value, costs, opened = 0.0, 0.0, 0.0, 0.0, 0.0, None
+        for r in rows.iter_rows(named=True):
+            if held == 0:
+                opened, entry_value, entry_qty, exit_value, costs = r["ts"], 0.0, 0.0, 0.0, 0.0
+            signed = r["qty"] if r["side"] == "buy" else -r["qty"]
+            if r["side"] == "buy":
+                entry_value += r["qty"] * r["price"]
+                entry_qty += r["qty"]
+            else:
+                exit_value += r["qty"] * r["price"]
+            costs += r["commission"] + r["fees"]
+            held += signed
+            if abs(held) < 1e-9:
+                held = 0.0
+                pnl = exit_value - entry_value - costs
+                trades.append({"symbol": symbol, "entry_ts": opened, "exit_ts": r["ts"], "qty": entry_qty,
+                               "entry_price": entry_value / entry_qty, "exit_price": exit_value / entry_qty,
+                               "pnl": pnl, "return_pct": 100 * pnl / entry_value, "costs": costs})
+    schema = {"symbol": pl.String, "entry_ts": UTC_US, "exit_ts": UTC_US, "qty": pl.Float64, "entry_price": pl.Float64,
+              "exit_price": pl.Float64, "pnl": pl.Float64, "return_pct": pl.Float64, "costs": pl.Float64}
+    return pl.DataFrame(trades, schema=schema)
+
+
+def _equity_curve(bars: dict[str, SymbolBars], fills: pl.DataFrame, cash: float) -> pl.DataFrame:
+    """Cash, position value and equity at every bar end, fills up to that instant included."""
+    timeline = np.unique(np.concatenate([b.end for b in bars.values()])) if bars else np.array([], dtype=np.int64)
+    ts = fills["ts"].dt.epoch("us").to_numpy()
+    signed = np.where(fills["side"].to_numpy() == "buy", 1.0, -1.0) * fills["qty"].to_numpy()
+    cash_flow = -signed * fills["price"].to_numpy() - fills["commission"].to_numpy() - fills["fees"].to_numpy()
+    order = np.argsort(ts, kind="stable")
+    upto = np.searchsorted(ts[order], timeline, side="right")
+    cash_curve = cash + np.concatenate([[0.0], np.cumsum(cash_flow[order])])[upto]
+    value = np.zeros(len(timeline))
+    gross = np.zeros(len(timeline))
+    symbols = fills["symbol"].to_numpy()
+    for symbol, series in bars.items():
+        mine = symbols == symbol
+        if not mine.any():
+            continue
+        f_ts, f_qty = ts[mine], signed[mine]
+        o = np.argsort(f_ts, kind="stable")
+        held = np.concatenate([[0.0], np.cumsum(f_qty[o])])[np.searchsorted(f_ts[o], timeline, side="right")]
+        last = np.searchsorted(series.end, timeline, side="right") - 1
+        price = np.where(last >= 0, series.close[np.maximum(last, 0)], 0.0)
+        value += held * price
+        gross += np.abs(held * price)
+    equity = cash_curve + value
+    return pl.DataFrame({
+        "ts": pl.Series(timeline, dtype=pl.Int64).cast(UTC_US),
+        "cash": cash_curve, "positions": value, "equity": equity,
+        "exposure": np.divide(gross, equity, out=np.zeros_like(gross), where=equity > 0),
+    })
