@@ -8,17 +8,20 @@ from prefect import flow
 
 from flows.hooks import alert_on_failure
 from flows.backfill import backfill_watchlist
+from flows.backtest import backtest
 from flows.ingest import ingest_bars
 from tapeflow.model import Timeframe
 
 
 @flow(name="demo", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
-def demo() -> dict[str, dict[str, int]]:
+def demo() -> dict[str, dict[str, object]]:
     """Daily S&P 500 panel (2009-08 .. 2010-08), SPY minute bars (Jan and Mar 2011), then the
-    scanner's pre-market watchlist for every session that has 20 days of history before it."""
+    scanner's pre-market watchlist for every session that has 20 days of history before it,
+    and a backtest of the watchlist momentum strategy on those snapshots."""
     daily = ingest_bars(source="replay", timeframe=Timeframe.DAY, start=date(2009, 8, 21), end=date(2010, 8, 20))
     minute = ingest_bars(
         source="replay", symbols=["SPY"], timeframe=Timeframe.MINUTE, start=date(2011, 1, 3), end=date(2011, 3, 31)
     )
     watchlist = backfill_watchlist(source="scanner", start=date(2009, 9, 21), end=date(2010, 8, 20))
-    return {"daily": daily, "minute": minute, "watchlist": watchlist}
+    momentum = backtest(strategy="watchlist_momentum", start=date(2009, 9, 21), end=date(2010, 8, 20), costs="retail")
+    return {"daily": daily, "minute": minute, "watchlist": watchlist, "backtest": momentum}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Annotated
 
@@ -131,6 +131,146 @@ def snapshot(
     print_frame(pl.DataFrame([result]), title="snapshot-watchlist")
 
 
+def _print_metrics(metrics: dict[str, object], title: str) -> None:
+    print_frame(pl.DataFrame({"metric": list(metrics), "value": [_cell(v) for v in metrics.values()]}), title=title, max_rows=60)
+
+
+def _params(pairs: list[str] | None) -> dict[str, float]:
+    """--param fast=10 --param slow=30 as a dict (the strategy checks types and ranges)."""
+    params: dict[str, float] = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--param takes name=value, got {pair!r}")
+        params[name.strip()] = float(value)
+    return params
+
+
+def _history_from(bars_file: str | None, timeframe: str, symbols: list[str] | None, start: datetime, end: datetime,
+                  watchlist: bool):
+    """History from a bars file, or from the warehouse for New York days start..end."""
+    from tapeflow.calendar import NEW_YORK
+    from tapeflow.sim.history import History
+
+    if bars_file:
+        history = History.from_file(bars_file)
+        return History(bars=history.bars.filter(pl.col("symbol").is_in(symbols))) if symbols else history
+    from warehouse import open_warehouse
+    from warehouse.reads import bars_between, watchlist_between
+
+    first = start.replace(tzinfo=NEW_YORK)
+    last = (end + timedelta(days=1)).replace(tzinfo=NEW_YORK)
+    with open_warehouse(load_settings()).read() as con:
+        bars = bars_between(con, timeframe, first, last, symbols)
+        snapshots = watchlist_between(con, first, last) if watchlist else None
+    return History(bars=bars) if snapshots is None else History(bars=bars, watchlist=snapshots)
+
+
+@app.command()
+def backtest(
+    strategy: Annotated[str, typer.Argument(help="sma_cross, watchlist_momentum, opening_range, news_catalyst")],
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value, repeatable")] = None,
+    bars: Annotated[str | None, typer.Option(help="Parquet/CSV bars file instead of the warehouse")] = None,
+    symbol: Annotated[list[str] | None, typer.Option("--symbol", "-s")] = None,
+    start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])] = datetime(2009, 8, 21),
+    end: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])] = datetime(2010, 8, 20),
+    cash: float = 100_000.0,
+    costs: Annotated[str, typer.Option(help="retail, flat-commission or none")] = "retail",
+    fills_out: Annotated[str | None, typer.Option(help="write the fills here (.parquet or .csv)")] = None,
+    equity_out: Annotated[str | None, typer.Option(help="write the equity curve here (.parquet or .csv)")] = None,
+) -> None:
+    """Backtest a strategy; with --bars on any file, otherwise on the warehouse through the flow."""
+    from strategies import get_strategy
+
+    params = _params(param)
+    if bars is None:
+        prefect_environment(load_settings())
+        from flows.backtest import backtest as backtest_flow
+
+        summary = backtest_flow(strategy=strategy, params=params, symbols=symbol, start=start.date(), end=end.date(),
+                                cash=cash, costs=costs)
+        _print_metrics(summary, f"backtest {strategy}")
+        return
+    from uuid import uuid4
+
+    from tapeflow.sim.backtest import run_backtest
+    from tapeflow.sim.costs import cost_preset
+    from tapeflow.sim.engine import BacktestConfig
+    from tapeflow.sim.report import render_report
+
+    try:
+        chosen = get_strategy(strategy)(**params)
+        history = _history_from(bars, chosen.timeframe, symbol, start, end, watchlist=False)
+        run = run_backtest(chosen, history, BacktestConfig(cash=cash, costs=cost_preset(costs)), universe=bars)
+    except (ValueError, OSError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    for path, frame in ((fills_out, run.result.fills), (equity_out, run.result.equity)):
+        if path:
+            frame.write_parquet(path) if path.endswith(".parquet") else frame.write_csv(path)
+    run_id = f"file-{uuid4().hex[:12]}"
+    report = render_report(run.result, run_id=run_id, title=f"{chosen!r} on {bars}", metrics=run.metrics,
+                           assumptions=run.assumptions, out_dir=load_settings().home.resolve() / "reports")
+    _print_metrics(run.metrics, f"{chosen!r}")
+    out.print(f"fills: {run.result.fills.height}, final equity: {run.result.final_equity:,.2f}; report: {report}", soft_wrap=True)
+
+
+@app.command("check-lookahead")
+def check_lookahead_command(
+    strategy: Annotated[str, typer.Argument(help="a built-in strategy name")],
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value, repeatable")] = None,
+    bars: Annotated[str | None, typer.Option(help="Parquet/CSV bars file instead of the warehouse")] = None,
+    symbol: Annotated[list[str] | None, typer.Option("--symbol", "-s")] = None,
+    start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])] = datetime(2009, 8, 21),
+    end: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])] = datetime(2010, 8, 20),
+    cuts: Annotated[int, typer.Option(help="random cut points to test")] = 20,
+    seed: int = 0,
+) -> None:
+    """Rerun a strategy on histories cut at random points; exit 1 if any decision changes."""
+    from strategies import get_strategy
+    from tapeflow.sim.lookahead import check_lookahead
+
+    try:
+        chosen = get_strategy(strategy)(**_params(param))
+        history = _history_from(bars, chosen.timeframe, symbol, start, end, watchlist=chosen.uses_watchlist)
+    except (ValueError, OSError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    report = check_lookahead(chosen, history, n=cuts, seed=seed)
+    (out if report.passed else err).print(report.summary(), soft_wrap=True)
+    raise typer.Exit(0 if report.passed else 1)
+
+
+@app.command()
+def report(
+    run_id: Annotated[str, typer.Argument(help="a backtest_runs.run_id")],
+    open_it: Annotated[bool, typer.Option("--open", help="open it in the browser")] = False,
+) -> None:
+    """Print (or open) a backtest's HTML report, writing it again from the warehouse if it is gone."""
+    from pathlib import Path
+
+    from tapeflow.sim.report import render_report
+    from tapeflow.sim.runs import load_run
+    from warehouse import WarehouseMissing, open_warehouse
+
+    settings = load_settings()
+    try:
+        run, backtest = load_run(open_warehouse(settings), run_id)
+    except (LookupError, WarehouseMissing) as exc:
+        err.print(f"[red]{exc}[/red]", soft_wrap=True)
+        raise typer.Exit(1) from None
+    path = Path(run["report_path"]) if run["report_path"] else None
+    if path is None or not path.exists():
+        path = render_report(backtest.result, run_id=run_id, title=f"{backtest.strategy} {backtest.params}",
+                             metrics=backtest.metrics, assumptions=backtest.assumptions,
+                             out_dir=settings.home.resolve() / "reports")
+    out.print(str(path), soft_wrap=True)
+    if open_it:
+        import webbrowser
+
+        webbrowser.open(path.as_uri())
+
+
 @app.command()
 def clock(
     at: Annotated[datetime | None, typer.Option(help="an instant, ISO-8601 with offset; default now")] = None,
@@ -164,8 +304,15 @@ def demo() -> None:
               "on Prefect's local API ...")
     counts = demo_flow()
     columns = ("fetched", "inserted", "updated", "unchanged", "quarantined", "stored")
-    print_frame(pl.DataFrame([{"batch": name, **{k: c[k] for k in columns}} for name, c in counts.items()]),
+    ingests = {name: c for name, c in counts.items() if name != "backtest"}
+    print_frame(pl.DataFrame([{"batch": name, **{k: c[k] for k in columns}} for name, c in ingests.items()]),
                 title="rows fetched, stored (new + changed), unchanged, quarantined")
+    result = counts["backtest"]
+    headline = ("total_return", "annual_return", "sharpe", "sortino", "max_drawdown", "trades", "win_rate",
+                "profit_factor", "exposure", "commissions", "slippage", "final_equity")
+    _print_metrics({k: result.get(k) for k in headline},
+                   "backtest: watchlist_momentum on the scanner's pre-market lists, 2009-09-21..2010-08-20 (retail costs)")
+    out.print(f"report: {result['report']}", soft_wrap=True)
     warehouse = open_warehouse(settings)
     for example in DEMO_EXAMPLES:
         out.print(f"\n[bold]{example.title}[/bold]")
@@ -178,6 +325,9 @@ Query it:   tapeflow sql "SELECT symbol, count(*) AS bars FROM bars GROUP BY sym
             tapeflow sql "SELECT * FROM quarantine LIMIT 3" --format json
 Ingest:     tapeflow ingest --timeframe 1m --symbol SPY --start 2011-03-01 --end 2011-03-31
 Watchlist:  tapeflow snapshot --source scanner --as-of 2010-05-07T09:00:00-04:00
+Backtest:   tapeflow backtest sma_cross -p fast=10 -p slow=30 --costs retail
+            tapeflow check-lookahead watchlist_momentum
+            tapeflow report RUN_ID --open     (run ids: tapeflow sql "SELECT run_id, strategy, metrics->>'sharpe' FROM backtest_runs")
 Clock:      tapeflow clock
 UI:         make serve   (Prefect UI on http://127.0.0.1:4200 with the deployments of prefect.yaml)
 Run again:  make demo    (idempotent: a second run stores nothing new)""", soft_wrap=True)

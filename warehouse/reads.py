@@ -15,3 +15,40 @@ def daily_bars_until(con: duckdb.DuckDBPyConnection, until: datetime) -> pl.Data
         "WHERE timeframe = '1d' AND end_ts <= $until ORDER BY symbol, ts",
         params={"until": until},
     ).pl()
+
+
+def bars_between(
+    con: duckdb.DuckDBPyConnection, timeframe: str, start: datetime, end: datetime, symbols: list[str] | None = None
+) -> pl.DataFrame:
+    """Bars of one timeframe whose start lies in [start, end), optionally for some symbols."""
+    query = (
+        "SELECT symbol, ts, end_ts, open, high, low, close, volume FROM bars "
+        "WHERE timeframe = $tf AND ts >= $start AND ts < $end"
+    )
+    params: dict[str, object] = {"tf": timeframe, "start": start, "end": end}
+    if symbols:
+        query += " AND list_contains($symbols, symbol)"
+        params["symbols"] = symbols
+    return con.sql(query + " ORDER BY symbol, ts", params=params).pl()
+
+
+def watchlist_between(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, source: str | None = None) -> pl.DataFrame:
+    """Watchlist snapshot rows with as_of in [start, end), optionally from one source."""
+    query = (
+        "SELECT source, session, as_of, fetched_at, ticker, rank, score FROM watchlist_snapshots "
+        "WHERE as_of >= $start AND as_of < $end"
+    )
+    params: dict[str, object] = {"start": start, "end": end}
+    if source:
+        query += " AND source = $source"
+        params["source"] = source
+    return con.sql(query + " ORDER BY as_of, rank", params=params).pl()
+
+
+def data_snapshot(con: duckdb.DuckDBPyConnection, timeframe: str) -> dict[str, object]:
+    """What the input looked like: row counts and the newest ingest, for the run record."""
+    bars, newest = con.execute(
+        "SELECT count(*), max(ingested_at) FROM bars WHERE timeframe = ?", [timeframe]
+    ).fetchone()
+    (snapshots,) = con.execute("SELECT count(*) FROM watchlist_snapshots").fetchone()
+    return {"bars": bars, "newest_ingest": newest.isoformat() if newest else None, "watchlist_rows": snapshots}

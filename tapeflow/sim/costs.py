@@ -108,3 +108,17 @@ def retail_costs() -> Costs:
         round_to_tick=True,
         participation=0.10,
     )
+
+
+def cost_preset(name: str) -> Costs:
+    """Named cost settings for flows and the CLI: retail (realistic small caps), flat-commission
+    (the SMA benchmark's $0.005/share, $1 minimum), or none."""
+    presets = {
+        "retail": retail_costs,
+        "flat-commission": lambda: Costs(commission=Commission(per_share=0.005, minimum=1.0)),
+        "none": Costs,
+    }
+    try:
+        return presets[name]()
+    except KeyError:
+        raise ValueError(f"unknown cost preset {name!r}; known: {', '.join(presets)}") from None

@@ -3,7 +3,8 @@
 Rules (the backtest's documented assumptions):
 - An order can only fill on a bar that starts at or after the moment it was placed.
 - market: at that bar's open; OPG: at the open of the next regular-session opening bar;
-  CLS: at the close of the session's last regular bar (knowable only then).
+  CLS: at the next regular close after the order (the close of the session's last regular
+  bar, which an order placed during that bar can still reach).
 - limit: on the first bar whose range reaches the limit, at the limit, or at the open when
   the bar opens through it (a buy limit at 10 on a bar opening at 9.80 fills at 9.80).
 - stop: on the first bar whose range reaches the stop, at the stop, or at the open when it
@@ -158,8 +159,11 @@ def fill_order(bars: SymbolBars, order: OrderSpec, costs: Costs) -> list[FillRow
         candidates = np.flatnonzero(bars.opens_session[first:])
         return _auction(bars, order, costs, first + int(candidates[0]), at_close=False) if len(candidates) else []
     if order.time_in_force is TimeInForce.CLS:
-        candidates = np.flatnonzero(bars.closes_session[first:])
-        return _auction(bars, order, costs, first + int(candidates[0]), at_close=True) if len(candidates) else []
+        # The closing auction happens at the bar's end: an order placed during that bar
+        # (say at 09:31 on a daily bar) is still in time for it.
+        after = int(np.searchsorted(bars.end, order.placed_us, side="right"))
+        candidates = np.flatnonzero(bars.closes_session[after:])
+        return _auction(bars, order, costs, after + int(candidates[0]), at_close=True) if len(candidates) else []
     last = len(bars.ts)
     if order.time_in_force is TimeInForce.DAY:
         last = first + int(np.searchsorted(bars.session[first:], bars.session[first], side="right"))

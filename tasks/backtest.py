@@ -1,0 +1,78 @@
+"""Tasks for backtests: load the history, run, report, record."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from tapeflow.calendar import NEW_YORK
+from tapeflow.config import load_settings
+from tapeflow.sim.backtest import Backtest, run_backtest
+from tapeflow.sim.engine import BacktestConfig
+from tapeflow.sim.history import History
+from tapeflow.sim.report import render_report
+from tapeflow.sim.runs import store_run
+from warehouse import open_warehouse
+from warehouse.reads import bars_between, data_snapshot, watchlist_between
+
+
+def window(start: date, end: date) -> tuple[datetime, datetime]:
+    """New York days start..end as [start, end) instants."""
+    return datetime.combine(start, time(0), NEW_YORK), datetime.combine(end + timedelta(days=1), time(0), NEW_YORK)
+
+
+@task(cache_policy=NO_CACHE)
+def load_history(timeframe: str, symbols: list[str] | None, start: date, end: date, watchlist_source: str | None) -> tuple[History, dict]:
+    """Bars (and watchlist snapshots when asked) for the window, plus a note of what the data was."""
+    first, last = window(start, end)
+    with open_warehouse(load_settings()).read() as con:
+        bars = bars_between(con, timeframe, first, last, symbols)
+        snapshots = watchlist_between(con, first, last, watchlist_source) if watchlist_source else None
+        snapshot = data_snapshot(con, timeframe)
+    if bars.is_empty():
+        raise ValueError(f"no {timeframe} bars in the warehouse for {start}..{end}: ingest them first")
+    history = History(bars=bars) if snapshots is None else History(bars=bars, watchlist=snapshots)
+    return history, snapshot
+
+
+@task(cache_policy=NO_CACHE)
+def simulate_run(strategy, history: History, config: BacktestConfig) -> Backtest:
+    run = run_backtest(strategy, history, config)
+    get_run_logger().info("%s %s: %d fills, final equity %.2f", run.strategy, run.params,
+                          run.result.fills.height, run.result.final_equity)
+    return run
+
+
+@task(cache_policy=NO_CACHE)
+def write_report(run: Backtest, run_id: str, title: str) -> str:
+    """The HTML report (and PNG charts) under TAPEFLOW_HOME/reports/<run_id>/."""
+    path = render_report(run.result, run_id=run_id, title=title, metrics=run.metrics, assumptions=run.assumptions,
+                         out_dir=load_settings().home.resolve() / "reports")
+    return str(path)
+
+
+@task(cache_policy=NO_CACHE, tags=["duckdb-writer"])
+def record(run: Backtest, run_id: str, *, kind: str, timeframe: str, start: date, end: date, snapshot: dict,
+           report_path: str | None, parent_run_id: str | None = None, fold: int | None = None) -> None:
+    store_run(open_warehouse(load_settings()), run_id, run, kind=kind, timeframe=timeframe, window=window(start, end),
+              data_snapshot=snapshot, report_path=report_path, parent_run_id=parent_run_id, fold=fold)
+
+
+@task(cache_policy=NO_CACHE)
+def publish_summary(run: Backtest, run_id: str, report_path: str | None) -> None:
+    """A markdown artifact on the flow run: the headline numbers and where the report is."""
+    rows = "\n".join(f"| {name} | {_cell(value)} |" for name, value in run.metrics.items())
+    assumptions = "\n".join(f"- **{name}**: {value}" for name, value in run.assumptions.items())
+    create_markdown_artifact(
+        key=f"backtest-{run.strategy.replace('_', '-')}",
+        markdown=f"# {run.strategy} {run.params}\n\nrun `{run_id}`; report: `{report_path}`\n\n"
+        f"| metric | value |\n|---|---|\n{rows}\n\n## Assumptions\n{assumptions}\n",
+        description=f"backtest {run.strategy}",
+    )
+
+
+def _cell(value: object) -> str:
+    return f"{value:,.4f}" if isinstance(value, float) else str(value)

@@ -1,0 +1,123 @@
+"""Built-in strategies: their rules on small hand-made data, and the look-ahead check on each
+(and on a deliberately leaky one, which it must catch)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+import polars as pl
+import pytest
+
+from strategies import STRATEGIES, Strategy, get_strategy
+from strategies.base import Param, signal_frame
+from strategies.sma_cross import SmaCross, price_grid
+from strategies.watchlist_momentum import WatchlistMomentum
+from tapeflow.config import PROJECT_DATA
+from tapeflow.model import Timeframe
+from tapeflow.scanner import scan
+from tapeflow.session_windows import pre_market_times
+from tapeflow.sim.history import History
+from tapeflow.sim.lookahead import check_lookahead
+from tapeflow.sources import ReplaySource, Window
+
+ALL = Window(datetime(2009, 1, 1, tzinfo=timezone.utc), datetime(2012, 1, 1, tzinfo=timezone.utc))
+
+
+@pytest.fixture(scope="module")
+def daily() -> pl.DataFrame:
+    raw = ReplaySource(PROJECT_DATA).bars(None, "1d", ALL)
+    return raw.filter(pl.col("problem").is_null() & pl.col("symbol").is_in(["AAPL", "C", "F", "MSFT", "PCS", "TIE", "JDSU", "XRX"]))
+
+
+@pytest.fixture(scope="module")
+def minute() -> pl.DataFrame:
+    raw = ReplaySource(PROJECT_DATA).bars(["SPY"], "1m", ALL)
+    return raw.filter(pl.col("problem").is_null())
+
+
+@pytest.fixture(scope="module")
+def with_watchlist(daily) -> History:
+    panel = ReplaySource(PROJECT_DATA).bars(None, "1d", ALL).filter(pl.col("problem").is_null())
+    times = pre_market_times(date(2010, 3, 1), date(2010, 5, 28))
+    snaps = pl.concat([scan(panel, t, "pre_market") for t in times])
+    return History(bars=panel.filter(pl.col("symbol").is_in(snaps["ticker"].unique().to_list())), watchlist=snaps)
+
+
+class Leaky(Strategy):
+    """Buys when tomorrow's close is higher: a look-ahead bug on purpose."""
+
+    name = "leaky"
+    timeframe = Timeframe.DAY
+    params = (Param("qty", int, 1, 1, 10, "shares"),)
+
+    def signals(self, history):
+        up = history.bars.with_columns((pl.col("close").shift(-1).over("symbol") > pl.col("close")).alias("_up"))
+        return signal_frame(up.filter(pl.col("_up")).select("symbol", pl.col("end_ts").alias("at"),
+                                                             pl.lit("enter").alias("action"), pl.lit("peek").alias("reason")))
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_every_built_in_strategy_passes_the_lookahead_check(name, daily, minute, with_watchlist):
+    strategy = get_strategy(name)()
+    history = with_watchlist if strategy.uses_watchlist else History(bars=minute if strategy.timeframe == "1m" else daily)
+    report = check_lookahead(strategy, history, n=12, seed=7)
+    assert report.passed, report.summary()
+
+
+def test_a_leaky_strategy_is_caught(daily):
+    report = check_lookahead(Leaky(), History(bars=daily), n=12, seed=7)
+    assert not report.passed
+    assert "LOOK-AHEAD" in report.summary()
+
+
+def test_sma_cross_rules_on_a_hand_made_series():
+    closes = [10.0] * 30 + [11.0] * 3 + [9.0] * 12
+    start = datetime(2024, 1, 2, 14, 30, tzinfo=timezone.utc)
+    bars = pl.DataFrame({
+        "symbol": "X", "ts": [start + timedelta(days=i) for i in range(len(closes))],
+        "end_ts": [start + timedelta(days=i, hours=6, minutes=30) for i in range(len(closes))],
+        "open": closes, "high": closes, "low": closes, "close": closes, "volume": 1000.0,
+    })
+    signals = SmaCross(fast=3, slow=5).signals(History(bars=bars))
+    # A tie (all 10.0) is neither above nor below. Bar 30 (11): fast 10.33 > slow 10.2 after a
+    # tie: up. Bar 33 (first 9): fast (11+11+9)/3 = 10.33 < slow (10+11+11+11+9)/5 = 10.4: down.
+    assert signals.select("action", pl.col("at").dt.date()).rows() == [
+        ("enter", date(2024, 2, 1)), ("exit", date(2024, 2, 4)),
+    ]
+    assert signals["qty"].to_list() == [100.0, 100.0]
+
+
+def test_price_grid():
+    assert price_grid(pl.Series([10.01, 3.5])) == 100
+    assert price_grid(pl.Series([10.0078125])) == 128
+    assert price_grid(pl.Series([1 / 3])) is None
+
+
+def test_parameters_are_typed_and_ranged():
+    with pytest.raises(ValueError, match="fast must be within 2..200"):
+        SmaCross(fast=1)
+    with pytest.raises(ValueError, match="must be shorter than slow"):
+        SmaCross(fast=30, slow=20)
+    with pytest.raises(ValueError, match="has no parameter speed"):
+        SmaCross(speed=3)
+    with pytest.raises(ValueError, match="must be a whole number"):
+        SmaCross(fast=2.5)
+
+
+def test_watchlist_momentum_buys_the_open_and_sells_the_close(with_watchlist):
+    signals = WatchlistMomentum(min_score=80, max_names=2).signals(with_watchlist)
+    day = signals.filter(pl.col("at").dt.convert_time_zone("America/New_York").dt.date() == date(2010, 5, 7))
+    entries = day.filter(pl.col("action") == "enter")
+    assert entries["symbol"].to_list() == ["PCS"]  # the only name scoring >= 80 that morning
+    assert entries["time_in_force"].to_list() == ["opg"]
+    exits = day.filter(pl.col("action") == "exit")
+    assert exits["time_in_force"].to_list() == ["cls"]
+    assert exits["at"].to_list() == [datetime(2010, 5, 7, 13, 30, 1, tzinfo=timezone.utc)]
+
+
+def test_decide_is_the_step_path_of_signals(daily):
+    strategy, history = SmaCross(), History(bars=daily)
+    full = strategy.signals(history)
+    at = full["at"][len(full) // 2]
+    stepped = strategy.decide(history, at)
+    assert [(s.symbol, s.action.value) for s in stepped] == full.filter(pl.col("at") == at).select("symbol", "action").rows()
