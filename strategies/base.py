@@ -56,6 +56,7 @@ class Param:
     low: int | float
     high: int | float
     doc: str
+    tunable: bool = True  # False for sizing knobs: walk-forward and perturbation leave them alone
 
     def coerce(self, value: Any) -> int | float:
         """`value` as this parameter's type, or ValueError naming the allowed range."""

@@ -3,8 +3,8 @@ back below.
 
 Rules, per symbol, on each bar's close (bar t):
 - fast = mean of the last `fast` closes, slow = mean of the last `slow` closes;
-- enter (buy `qty` shares at the next bar's open) when fast > slow now and fast <= slow on
-  the bar before; exit (sell everything) when fast < slow now and fast >= slow before;
+- enter (buy `qty` shares at the next bar's open; qty 0 lets the risk rules size it) when
+  fast > slow now and fast <= slow on the bar before; exit (sell everything) when fast < slow now and fast >= slow before;
 - the first bar that can signal is the one where both averages exist now and one bar ago;
 - a tie (fast == slow) is neither above nor below; no pyramiding, no shorting.
 Averages are compared exactly (on integer multiples of the price grid when there is one),
@@ -38,7 +38,7 @@ class SmaCross(Strategy):
     params = (
         Param("fast", int, 10, 2, 200, "bars in the fast average"),
         Param("slow", int, 30, 3, 500, "bars in the slow average"),
-        Param("qty", int, 100, 1, 1_000_000, "shares per entry"),
+        Param("qty", int, 100, 0, 1_000_000, "shares per entry; 0: sized by the risk rules", tunable=False),
     )
 
     def check_params(self) -> None:
@@ -65,6 +65,6 @@ class SmaCross(Strategy):
             .then(pl.lit(f"SMA{fast} crossed above SMA{slow}"))
             .otherwise(pl.lit(f"SMA{fast} crossed below SMA{slow}"))
             .alias("reason"),
-            pl.lit(float(self.p["qty"])).alias("qty"),
+            pl.lit(float(self.p["qty"]) if self.p["qty"] else None, dtype=pl.Float64).alias("qty"),
         )
         return signal_frame(crossed)

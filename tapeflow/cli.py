@@ -304,7 +304,7 @@ def demo() -> None:
               "on Prefect's local API ...")
     counts = demo_flow()
     columns = ("fetched", "inserted", "updated", "unchanged", "quarantined", "stored")
-    ingests = {name: c for name, c in counts.items() if name != "backtest"}
+    ingests = {name: c for name, c in counts.items() if name not in ("backtest", "walk_forward")}
     print_frame(pl.DataFrame([{"batch": name, **{k: c[k] for k in columns}} for name, c in ingests.items()]),
                 title="rows fetched, stored (new + changed), unchanged, quarantined")
     result = counts["backtest"]
@@ -313,6 +313,10 @@ def demo() -> None:
     _print_metrics({k: result.get(k) for k in headline},
                    "backtest: watchlist_momentum on the scanner's pre-market lists, 2009-09-21..2010-08-20 (retail costs)")
     out.print(f"report: {result['report']}", soft_wrap=True)
+    folds = counts["walk_forward"]
+    _print_metrics({k: folds.get(f"oos_{k}") for k in headline},
+                   f"walk-forward: sma_cross, {folds['folds']} folds (120 sessions train / 40 test), out of sample only")
+    out.print(f"report: {folds['report']}", soft_wrap=True)
     warehouse = open_warehouse(settings)
     for example in DEMO_EXAMPLES:
         out.print(f"\n[bold]{example.title}[/bold]")

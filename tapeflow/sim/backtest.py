@@ -30,8 +30,13 @@ class Backtest:
 def run_backtest(strategy, history: History, config: BacktestConfig = BacktestConfig(), *, universe: str = "") -> Backtest:
     """Signals from `strategy` over `history`, simulated under `config`."""
     result = simulate(history.bars, strategy.signals(history), config)
+    return Backtest(strategy.name, dict(strategy.p), result, compute_metrics(result), assumptions(config, history, universe))
+
+
+def assumptions(config: BacktestConfig, history: History, universe: str = "") -> dict[str, object]:
+    """What a report must state next to the numbers: fills, costs, sizing, risk, universe."""
     costs = config.costs
-    assumptions = {
+    return {
         "fill rule": FILL_RULES,
         "slippage": (
             "small-cap model: 2% per side at <= $1M average daily volume down to 0.5% at >= $50M"
@@ -53,6 +58,10 @@ def run_backtest(strategy, history: History, config: BacktestConfig = BacktestCo
             ) if part
         ) or "none",
         "starting cash": f"${config.cash:,.0f}",
+        "buying power": (
+            f"equity x {config.buying_power_multiple:g} less positions and working buys; entries are cut to fit"
+            if config.buying_power_multiple is not None else "not checked"
+        ),
         "universe": universe or ", ".join(history.symbols[:20]) + (" ..." if len(history.symbols) > 20 else ""),
         "survivorship": (
             "the universe is the symbols present in the data; names delisted before the window are "
@@ -60,4 +69,3 @@ def run_backtest(strategy, history: History, config: BacktestConfig = BacktestCo
             "snapshot: survivorship-biased)"
         ),
     }
-    return Backtest(strategy.name, dict(strategy.p), result, compute_metrics(result), assumptions)

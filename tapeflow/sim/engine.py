@@ -3,7 +3,9 @@
 It walks the signals in time order (not every bar): before each decision it applies the
 fills that happened strictly before it, then turns the decision into an order sized by the
 risk rules; each order's fills come from `fills.fill_order`, which only sees bars starting
-at or after the order. The equity curve is then marked at every bar end in one vectorised
+at or after the order. An order is working until it has filled completely or its last
+chance to fill (`fills.working_until`) has passed, whether or not it will ever fill: a
+decision cannot know that. The equity curve is then marked at every bar end in one vectorised
 pass. `tests/reference_engine.py` is a bar-by-bar loop this engine must agree with.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, time, timezone
 
 import numpy as np
 import polars as pl
@@ -22,7 +24,7 @@ from tapeflow.model import Action, OrderType, Side, TimeInForce
 from tapeflow.risk.limits import DailyLossBreaker
 from tapeflow.risk.sizing import Sizing
 from tapeflow.sim.costs import Costs
-from tapeflow.sim.fills import FillRow, OrderSpec, SymbolBars, fill_order, split_by_symbol, to_us
+from tapeflow.sim.fills import FillRow, OrderSpec, SymbolBars, fill_order, split_by_symbol, to_us, working_until
 
 UTC_US = pl.Datetime("us", "UTC")
 
@@ -36,6 +38,9 @@ class BacktestConfig:
     sizing: Sizing = Sizing()
     stop_loss_pct: float | None = None  # protective sell stop this far under each entry fill
     daily_loss_limit_pct: float | None = None  # e.g. 0.02: no new entries that session after -2%
+    # Buying power = equity x this - positions held - buys still working: 1 is a cash
+    # account, 2 Reg-T margin; None never checks (the SMA benchmark's rules).
+    buying_power_multiple: float | None = 1.0
 
     def describe(self) -> dict[str, object]:
         return asdict(self)
@@ -47,11 +52,12 @@ class _Book:
 
     cash: float
     position: dict[str, float] = field(default_factory=dict)
-    pending: list[tuple[int, int, FillRow]] = field(default_factory=list)  # heap of (ts, seq, fill)
+    # heap of (ts, seq, fill), and (ts, seq, order) when that order stops working
+    pending: list[tuple[int, int, FillRow | OrderSpec]] = field(default_factory=list)
     cancelled: set[str] = field(default_factory=set)
-    open_orders: dict[str, set[str]] = field(default_factory=dict)  # symbol -> order ids with fills to come
+    open_orders: dict[str, set[str]] = field(default_factory=dict)  # symbol -> order ids still working
     applied: list[FillRow] = field(default_factory=list)
-    remaining: dict[str, int] = field(default_factory=dict)  # order id -> fills still to apply
+    ids: set[str] = field(default_factory=set)  # order ids given out
     filled: dict[str, tuple[Side, float, float]] = field(default_factory=dict)  # order id -> (side, qty, value)
     done: dict[str, tuple[float, float]] = field(default_factory=dict)  # order id -> (commission, fees) charged
 
@@ -76,13 +82,22 @@ def simulate(bars: pl.DataFrame, signals: pl.DataFrame, config: BacktestConfig =
     book = _Book(cash=config.cash)
     seq = itertools.count()
     breaker = DailyLossBreaker(config.daily_loss_limit_pct)
-    outcomes: list[str] = []
+    outcomes: list[str | OrderSpec] = []
+    observed: int | None = None
 
     for row in signals.sort("at").iter_rows(named=True):
         at = to_us(row["at"])
+        if breaker.limit_pct is not None and _session_of(at) != observed:
+            # The session's reference equity is the one it started with (its New York midnight).
+            observed, start = _session_of(at), _session_start(at)
+            _apply_until(book, config, start)
+            breaker.observe(observed, _equity_at(book, book_bars, start))
         _apply_until(book, config, at)
         outcomes.append(_decide(book, book_bars, config, breaker, row, at, seq))
     _apply_until(book, config, None)
+    # Whether an order filled is known only now: a later exit may have cancelled it first.
+    filled = {fill.order_id for fill in book.applied}
+    outcomes = [o if isinstance(o, str) else "placed" if o.order_id in filled else "placed: never filled" for o in outcomes]
 
     fills = _fills_frame(book)
     return BacktestResult(
@@ -96,7 +111,8 @@ def simulate(bars: pl.DataFrame, signals: pl.DataFrame, config: BacktestConfig =
 
 
 def _decide(book: _Book, bars: dict[str, SymbolBars], config: BacktestConfig, breaker: DailyLossBreaker,
-            row: dict, at: int, seq: itertools.count) -> str:
+            row: dict, at: int, seq: itertools.count) -> str | OrderSpec:
+    """The decision's outcome, or the order it placed (its outcome is settled at the end)."""
     symbol = row["symbol"]
     series = bars.get(symbol)
     if series is None:
@@ -105,35 +121,53 @@ def _decide(book: _Book, bars: dict[str, SymbolBars], config: BacktestConfig, br
     busy = bool(book.open_orders.get(symbol))
     # Marking the whole book costs a pass over every position: only when a rule needs it.
     equity = _equity_at(book, bars, at) if breaker.limit_pct is not None or row["qty"] is None else None
-    if breaker.limit_pct is not None:
-        session = _session_of(at)
-        breaker.observe(session, equity)
+    session = _session_of(at)
     if row["action"] == Action.ENTER.value:
         if held != 0 or busy:
             return "ignored: already in a position or an order is working"
         if breaker.limit_pct is not None and breaker.tripped(session, equity):
             return f"ignored: daily loss limit hit ({breaker.describe(session, equity)})"
+        price = series.last_close(at)
+        power = _buying_power(book, bars, config, at) if config.buying_power_multiple is not None else None
         qty = row["qty"] if row["qty"] is not None else config.sizing.shares(
-            equity=equity, buying_power=book.cash, price=series.last_close(at), open_positions=_open_positions(book)
+            equity=equity, buying_power=book.cash if power is None else power, price=price,
+            open_positions=_open_positions(book),
         )
         if not qty or qty <= 0:
             return "ignored: sized to zero shares"
-        order = _order(row, symbol, Side.BUY, qty, at, f"{symbol}-{at}-enter")
+        if power is not None and price:
+            affordable = max(0, int(power // price))
+            if affordable == 0:
+                return f"ignored: insufficient buying power ({power:,.2f})"
+            qty = min(qty, affordable)
+        order = _order(row, symbol, Side.BUY, qty, at, _new_id(book, f"{symbol}-{at}-enter"))
         fills = _place(book, series, order, config, seq)
         if fills and config.stop_loss_pct:
             entry = sum(f.qty * f.price for f in fills) / sum(f.qty for f in fills)
-            stop = OrderSpec(f"{symbol}-{at}-stop", symbol, Side.SELL, sum(f.qty for f in fills), OrderType.STOP,
+            stop_id = f"{symbol}-{at}-stop" + order.order_id[len(f"{symbol}-{at}-enter"):]  # the entry's -n
+            stop = OrderSpec(stop_id, symbol, Side.SELL, sum(f.qty for f in fills), OrderType.STOP,
                              TimeInForce.GTC, fills[-1].ts_us + 1, stop_price=entry * (1 - config.stop_loss_pct),
                              reason=f"stop loss {config.stop_loss_pct:.1%} under the entry")
             _place(book, series, stop, config, seq)
-        return "placed" if fills else "placed: never filled"
+        return order
     if held == 0 and not busy:
         return "ignored: nothing to exit"
     _cancel_working(book, config, symbol)
     if held <= 0:
         return "cancelled the working entry"
-    order = _order(row, symbol, Side.SELL, held, at, f"{symbol}-{at}-exit")
-    return "placed" if _place(book, series, order, config, seq) else "placed: never filled"
+    order = _order(row, symbol, Side.SELL, held, at, _new_id(book, f"{symbol}-{at}-exit"))
+    _place(book, series, order, config, seq)
+    return order
+
+
+def _new_id(book: _Book, base: str) -> str:
+    """`base`, or `base-2`, `base-3`... when decisions at the same instant already used it."""
+    order_id, n = base, 1
+    while order_id in book.ids:
+        n += 1
+        order_id = f"{base}-{n}"
+    book.ids.add(order_id)
+    return order_id
 
 
 def _order(row: dict, symbol: str, side: Side, qty: float, at: int, order_id: str) -> OrderSpec:
@@ -143,11 +177,15 @@ def _order(row: dict, symbol: str, side: Side, qty: float, at: int, order_id: st
 
 def _place(book: _Book, series: SymbolBars, order: OrderSpec, config: BacktestConfig, seq) -> list[FillRow]:
     fills = fill_order(series, order, config.costs)
-    if fills:
-        book.remaining[order.order_id] = len(fills)
-        book.open_orders.setdefault(order.symbol, set()).add(order.order_id)
-        for fill in fills:
-            heapq.heappush(book.pending, (fill.ts_us, next(seq), fill))
+    until = working_until(series, order)
+    if until is None:  # no bar left it could fill on: it never works
+        return fills
+    if fills and sum(f.qty for f in fills) >= order.qty - 1e-9:
+        until = fills[-1].ts_us  # complete at its last fill
+    book.open_orders.setdefault(order.symbol, set()).add(order.order_id)
+    for fill in fills:
+        heapq.heappush(book.pending, (fill.ts_us, next(seq), fill))
+    heapq.heappush(book.pending, (until, next(seq), order))  # after its fills at the same instant
     return fills
 
 
@@ -175,16 +213,27 @@ def _apply_until(book: _Book, config: BacktestConfig, at: int | None) -> None:
         _, _, fill = heapq.heappop(book.pending)
         if fill.order_id in book.cancelled:
             continue
+        if isinstance(fill, OrderSpec):  # it has stopped working: filled, or its time is up
+            _settle(book, config, fill.order_id)
+            book.open_orders.get(fill.symbol, set()).discard(fill.order_id)
+            continue
         sign = 1 if fill.side is Side.BUY else -1
         book.position[fill.symbol] = book.position.get(fill.symbol, 0.0) + sign * fill.qty
         book.cash -= sign * fill.qty * fill.price
         book.applied.append(fill)
         _, qty, value = book.filled.get(fill.order_id, (fill.side, 0.0, 0.0))
         book.filled[fill.order_id] = (fill.side, qty + fill.qty, value + fill.qty * fill.price)
-        book.remaining[fill.order_id] -= 1
-        if book.remaining[fill.order_id] == 0:
-            _settle(book, config, fill.order_id)
-            book.open_orders.get(fill.symbol, set()).discard(fill.order_id)
+
+
+def _buying_power(book: _Book, bars: dict[str, SymbolBars], config: BacktestConfig, at: int) -> float:
+    """Equity x multiple, less the value of positions held and of buys still to fill."""
+    held = sum(abs(qty) * (bars[s].last_close(at) or 0.0) for s, qty in book.position.items() if qty)
+    working = sum(
+        f.qty * f.price for _, _, f in book.pending
+        if isinstance(f, FillRow) and f.side is Side.BUY and f.order_id not in book.cancelled
+    )
+    equity = book.cash + sum(qty * (bars[s].last_close(at) or 0.0) for s, qty in book.position.items() if qty)
+    return max(0.0, equity * config.buying_power_multiple - held - working)
 
 
 def _equity_at(book: _Book, bars: dict[str, SymbolBars], at: int) -> float:
@@ -203,6 +252,12 @@ def _open_positions(book: _Book) -> int:
 
 def _session_of(at: int) -> int:
     return datetime.fromtimestamp(at / 1_000_000, timezone.utc).astimezone(NEW_YORK).date().toordinal()
+
+
+def _session_start(at: int) -> int:
+    """Midnight New York of the day `at` falls on."""
+    day = datetime.fromtimestamp(at / 1_000_000, timezone.utc).astimezone(NEW_YORK).date()
+    return to_us(datetime.combine(day, time(0), NEW_YORK))
 
 
 def _fills_frame(book: _Book) -> pl.DataFrame:

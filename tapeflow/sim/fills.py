@@ -167,11 +167,13 @@ def fill_order(bars: SymbolBars, order: OrderSpec, costs: Costs) -> list[FillRow
     last = len(bars.ts)
     if order.time_in_force is TimeInForce.DAY:
         last = first + int(np.searchsorted(bars.session[first:], bars.session[first], side="right"))
-    fills, remaining = [], order.qty
+    fills, remaining, triggered = [], order.qty, False
     for i in range(first, last):
-        reference = _touch(bars, order, i)
+        # A stop the market has reached is a market order from then on: its rest goes at the opens.
+        reference = float(bars.open[i]) if triggered else _touch(bars, order, i)
         if reference is None:
             continue
+        triggered = order.order_type is OrderType.STOP
         qty = min(remaining, _room(bars, costs, i))
         if qty <= 0:
             continue
@@ -180,6 +182,24 @@ def fill_order(bars: SymbolBars, order: OrderSpec, costs: Costs) -> list[FillRow
         if remaining <= 1e-9:
             break
     return fills
+
+
+def working_until(bars: SymbolBars, order: OrderSpec) -> int | None:
+    """The instant of the last fill `order` could get (its last bar's start, or its closing
+    auction); after it an unfilled rest is dead. None: no bar it could ever fill on."""
+    if order.time_in_force is TimeInForce.CLS:  # the next regular close after the order
+        after = int(np.searchsorted(bars.end, order.placed_us, side="right"))
+        candidates = np.flatnonzero(bars.closes_session[after:])
+        return int(bars.end[after + int(candidates[0])]) if len(candidates) else None
+    first = int(np.searchsorted(bars.ts, order.placed_us, side="left"))
+    if first >= len(bars.ts):
+        return None
+    if order.time_in_force is TimeInForce.OPG:
+        candidates = np.flatnonzero(bars.opens_session[first:])
+        return int(bars.ts[first + int(candidates[0])]) if len(candidates) else None
+    if order.time_in_force is TimeInForce.DAY:
+        return int(bars.ts[first + int(np.searchsorted(bars.session[first:], bars.session[first], side="right")) - 1])
+    return int(bars.ts[-1])
 
 
 def _touch(bars: SymbolBars, order: OrderSpec, i: int) -> float | None:
@@ -212,6 +232,12 @@ def _auction(bars: SymbolBars, order: OrderSpec, costs: Costs, i: int, *, at_clo
     if qty <= 0:
         return []
     reference = float(bars.close[i] if at_close else bars.open[i])
+    # The auction price is the bar's whole range: a limit or stop it does not reach does not fill.
+    buy = order.side is Side.BUY
+    if order.order_type is OrderType.LIMIT and (reference > order.limit_price if buy else reference < order.limit_price):
+        return []
+    if order.order_type is OrderType.STOP and (reference < order.stop_price if buy else reference > order.stop_price):
+        return []
     when = bars.end[i] if at_close else bars.ts[i]
     return [_fill(bars, order, costs, i, when, qty, reference)]
 

@@ -1,0 +1,113 @@
+"""Walk-forward and perturbation: is a strategy's edge real out of sample, and robust to its
+parameters? Folds fan out as tasks on the flow's task runner (threads here; a Dask cluster
+through prefect-dask with `.with_options(task_runner=DaskTaskRunner(...))`)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from uuid import uuid4
+
+from prefect import flow, get_run_logger, unmapped
+from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.backtest import build_config
+from flows.hooks import alert_on_failure
+from strategies import get_strategy
+from tapeflow.sim.backtest import Backtest, assumptions
+from tapeflow.sim.walkforward import folds, sessions_of
+from tasks.backtest import load_history, record, simulate_run, write_report
+from tasks.research import fit_fold, stitch_folds, sweep
+
+
+@flow(name="walk-forward", task_runner=ThreadPoolTaskRunner(max_workers=2),
+      on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
+def walk_forward(
+    strategy: str = "sma_cross",
+    grid: dict[str, list[float]] | None = None,
+    objective: str = "sharpe",
+    symbols: list[str] | None = None,
+    start: date = date(2009, 8, 21),
+    end: date = date(2010, 8, 20),
+    train_sessions: int = 120,
+    test_sessions: int = 40,
+    anchored: bool = False,
+    cash: float = 100_000.0,
+    costs: str = "retail",
+) -> dict[str, object]:
+    """Per fold: choose parameters on the train window by `objective`, judge them on the test
+    window; the out-of-sample windows are stitched into one curve and recorded."""
+    strategy_cls = get_strategy(strategy)
+    config = build_config(cash, costs, 0.10, 10, None, None)
+    run_id = str(flow_run.id or uuid4())
+    history, snapshot = load_history(strategy_cls.timeframe, symbols, start, end, None)
+    plan = folds(sessions_of(history), train_sessions, test_sessions, anchored=anchored)
+    if not plan:
+        raise ValueError(f"{start}..{end} is too short for a {train_sessions}+{test_sessions} session fold")
+
+    fitted = fit_fold.map(unmapped(strategy_cls), unmapped(history), unmapped(grid), unmapped(objective), plan, unmapped(config))
+    results = [f.result() for f in fitted]
+    oos = stitch_folds(strategy, results, config, history)
+    report = write_report(oos, run_id, f"{strategy} walk-forward (out of sample), {start}..{end}")
+    record(oos, run_id, kind="walk_forward", timeframe=strategy_cls.timeframe, start=start, end=end, snapshot=snapshot, report_path=report)
+    for fold in results:
+        detail = Backtest(strategy, fold.params, fold.result,
+                          {**fold.out_of_sample, f"in_sample_{objective}": fold.in_sample_objective},
+                          assumptions(config, history))
+        record(detail, f"{run_id}-fold{fold.fold.index}", kind="walk_forward_fold", timeframe=strategy_cls.timeframe,
+               start=fold.fold.test_start.date(), end=fold.fold.test_end.date(), snapshot=snapshot, report_path=None,
+               parent_run_id=run_id, fold=fold.fold.index)
+
+    lines = [f"| {f.fold.index} | {f.fold.test_start:%Y-%m-%d}..{f.fold.test_end:%Y-%m-%d} | {json.dumps(f.params)} | "
+             f"{_num(f.in_sample_objective)} | {_num(f.out_of_sample.get(objective))} | {_num(f.out_of_sample.get('total_return'))} |"
+             for f in sorted(results, key=lambda f: f.fold.index)]
+    create_markdown_artifact(
+        key=f"walk-forward-{strategy.replace('_', '-')}",
+        markdown=f"# {strategy} walk-forward\n\nout-of-sample {objective}: **{_num(oos.metrics.get(objective))}**, "
+        f"total return {_num(oos.metrics.get('total_return'))}; report `{report}`\n\n"
+        f"| fold | test window | chosen | in-sample {objective} | OOS {objective} | OOS return |\n|---|---|---|---|---|---|\n"
+        + "\n".join(lines),
+    )
+    get_run_logger().info("walk-forward %s: %d folds, OOS %s %s", strategy, len(results), objective, oos.metrics.get(objective))
+    return {"run_id": run_id, "report": report, "folds": len(results), **{f"oos_{k}": v for k, v in oos.metrics.items()}}
+
+
+@flow(name="perturb", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
+def perturbation(
+    strategy: str = "sma_cross",
+    params: dict[str, float] | None = None,
+    symbols: list[str] | None = None,
+    start: date = date(2009, 8, 21),
+    end: date = date(2010, 8, 20),
+    pct: float = 0.20,
+    objective: str = "sharpe",
+    cash: float = 100_000.0,
+    costs: str = "retail",
+) -> dict[str, object]:
+    """Move every numeric parameter by ±pct (and a small grid): plateau or spike?"""
+    strategy_cls = get_strategy(strategy)
+    config = build_config(cash, costs, 0.10, 10, None, None)
+    history, snapshot = load_history(strategy_cls.timeframe, symbols, start, end, None)
+    result = sweep(strategy_cls, history, params or {}, config, pct, objective)
+    run_id = str(flow_run.id or uuid4())
+    point = simulate_run(strategy_cls(**result.params), history, config)
+    verdict = {"verdict": result.verdict, "reason": result.reason, "grid_share": result.grid_share,
+               "runs": result.runs.to_dicts()}
+    record(Backtest(strategy, result.params, point.result, {**point.metrics, **verdict}, point.assumptions), run_id,
+           kind="perturbation", timeframe=strategy_cls.timeframe, start=start, end=end, snapshot=snapshot, report_path=None)
+    create_markdown_artifact(
+        key=f"perturb-{strategy.replace('_', '-')}",
+        markdown=f"# {strategy} {json.dumps(result.params)}: **{result.verdict}**\n\n{result.reason}\n\n"
+        "| param | -pct | point | +pct | worst ratio |\n|---|---|---|---|---|\n"
+        + "\n".join(f"| {s.param} | {_num(s.objective_low)} | {_num(s.objective_point)} | {_num(s.objective_high)} | "
+                    f"{_num(s.worst_ratio)} |" for s in result.sensitivities),
+    )
+    return {"run_id": run_id, "verdict": result.verdict, "reason": result.reason, "point": result.params,
+            f"point_{objective}": result.point_objective, "grid_share": result.grid_share,
+            "runs": result.runs.height}
+
+
+def _num(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)

@@ -1,0 +1,31 @@
+"""Tasks for walk-forward and perturbation: one fold, one sweep, the stitched result."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tapeflow.sim.backtest import Backtest, assumptions
+from tapeflow.sim.engine import BacktestConfig
+from tapeflow.sim.history import History
+from tapeflow.sim.metrics import compute_metrics
+from tapeflow.sim.perturb import Perturbation, perturb
+from tapeflow.sim.walkforward import Fold, FoldResult, stitch, walk_forward
+
+
+@task(cache_policy=NO_CACHE)
+def fit_fold(strategy_cls, history: History, grid: dict | None, objective: str, fold: Fold, config: BacktestConfig) -> FoldResult:
+    """Choose parameters on the fold's train window, run them on its test window."""
+    return walk_forward(strategy_cls, history, grid, objective, folds=[fold], config=config).folds[0]
+
+
+@task(cache_policy=NO_CACHE)
+def stitch_folds(strategy: str, folds: list[FoldResult], config: BacktestConfig, history: History) -> Backtest:
+    """The out-of-sample curve, fold after fold, with its metrics."""
+    result = stitch([f.result for f in sorted(folds, key=lambda f: f.fold.index)], config)
+    return Backtest(strategy, {}, result, compute_metrics(result), assumptions(config, history))
+
+
+@task(cache_policy=NO_CACHE)
+def sweep(strategy_cls, history: History, params: dict, config: BacktestConfig, pct: float, objective: str) -> Perturbation:
+    return perturb(strategy_cls, history, params, config, pct, objective=objective)
