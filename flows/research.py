@@ -4,7 +4,6 @@ through prefect-dask with `.with_options(task_runner=DaskTaskRunner(...))`)."""
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from uuid import uuid4
 
@@ -17,6 +16,7 @@ from flows.backtest import build_config
 from flows.hooks import alert_on_failure
 from strategies import get_strategy
 from tapeflow.sim.backtest import Backtest, assumptions
+from tapeflow.sim.summaries import perturbation_markdown, walk_forward_markdown
 from tapeflow.sim.walkforward import folds, sessions_of
 from tasks.backtest import load_history, record, simulate_run, write_report
 from tasks.research import fit_fold, stitch_folds, sweep
@@ -60,16 +60,8 @@ def walk_forward(
                start=fold.fold.test_start.date(), end=fold.fold.test_end.date(), snapshot=snapshot, report_path=None,
                parent_run_id=run_id, fold=fold.fold.index)
 
-    lines = [f"| {f.fold.index} | {f.fold.test_start:%Y-%m-%d}..{f.fold.test_end:%Y-%m-%d} | {json.dumps(f.params)} | "
-             f"{_num(f.in_sample_objective)} | {_num(f.out_of_sample.get(objective))} | {_num(f.out_of_sample.get('total_return'))} |"
-             for f in sorted(results, key=lambda f: f.fold.index)]
-    create_markdown_artifact(
-        key=f"walk-forward-{strategy.replace('_', '-')}",
-        markdown=f"# {strategy} walk-forward\n\nout-of-sample {objective}: **{_num(oos.metrics.get(objective))}**, "
-        f"total return {_num(oos.metrics.get('total_return'))}; report `{report}`\n\n"
-        f"| fold | test window | chosen | in-sample {objective} | OOS {objective} | OOS return |\n|---|---|---|---|---|---|\n"
-        + "\n".join(lines),
-    )
+    create_markdown_artifact(key=f"walk-forward-{strategy.replace('_', '-')}",
+                             markdown=walk_forward_markdown(strategy, objective, results, oos, report))
     get_run_logger().info("walk-forward %s: %d folds, OOS %s %s", strategy, len(results), objective, oos.metrics.get(objective))
     return {"run_id": run_id, "report": report, "folds": len(results), **{f"oos_{k}": v for k, v in oos.metrics.items()}}
 
@@ -97,17 +89,8 @@ def perturbation(
                "runs": result.runs.to_dicts()}
     record(Backtest(strategy, result.params, point.result, {**point.metrics, **verdict}, point.assumptions), run_id,
            kind="perturbation", timeframe=strategy_cls.timeframe, start=start, end=end, snapshot=snapshot, report_path=None)
-    create_markdown_artifact(
-        key=f"perturb-{strategy.replace('_', '-')}",
-        markdown=f"# {strategy} {json.dumps(result.params)}: **{result.verdict}**\n\n{result.reason}\n\n"
-        "| param | -pct | point | +pct | worst ratio |\n|---|---|---|---|---|\n"
-        + "\n".join(f"| {s.param} | {_num(s.objective_low)} | {_num(s.objective_point)} | {_num(s.objective_high)} | "
-                    f"{_num(s.worst_ratio)} |" for s in result.sensitivities),
-    )
+    create_markdown_artifact(key=f"perturb-{strategy.replace('_', '-')}", markdown=perturbation_markdown(strategy, result))
     return {"run_id": run_id, "verdict": result.verdict, "reason": result.reason, "point": result.params,
             f"point_{objective}": result.point_objective, "grid_share": result.grid_share,
             "runs": result.runs.height}
 
-
-def _num(value: object) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)

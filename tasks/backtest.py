@@ -15,6 +15,7 @@ from tapeflow.sim.engine import BacktestConfig
 from tapeflow.sim.history import History
 from tapeflow.sim.report import render_report
 from tapeflow.sim.runs import store_run
+from tapeflow.sim.summaries import backtest_markdown
 from warehouse import open_warehouse
 from warehouse.reads import bars_between, data_snapshot, watchlist_between
 
@@ -64,15 +65,5 @@ def record(run: Backtest, run_id: str, *, kind: str, timeframe: str, start: date
 @task(cache_policy=NO_CACHE)
 def publish_summary(run: Backtest, run_id: str, report_path: str | None) -> None:
     """A markdown artifact on the flow run: the headline numbers and where the report is."""
-    rows = "\n".join(f"| {name} | {_cell(value)} |" for name, value in run.metrics.items())
-    assumptions = "\n".join(f"- **{name}**: {value}" for name, value in run.assumptions.items())
-    create_markdown_artifact(
-        key=f"backtest-{run.strategy.replace('_', '-')}",
-        markdown=f"# {run.strategy} {run.params}\n\nrun `{run_id}`; report: `{report_path}`\n\n"
-        f"| metric | value |\n|---|---|\n{rows}\n\n## Assumptions\n{assumptions}\n",
-        description=f"backtest {run.strategy}",
-    )
-
-
-def _cell(value: object) -> str:
-    return f"{value:,.4f}" if isinstance(value, float) else str(value)
+    create_markdown_artifact(key=f"backtest-{run.strategy.replace('_', '-')}",
+                             markdown=backtest_markdown(run, run_id, report_path), description=f"backtest {run.strategy}")
