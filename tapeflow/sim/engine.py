@@ -37,7 +37,9 @@ class BacktestConfig:
     costs: Costs = Costs()
     sizing: Sizing = Sizing()
     stop_loss_pct: float | None = None  # protective sell stop this far under each entry fill
-    daily_loss_limit_pct: float | None = None  # e.g. 0.02: no new entries that session after -2%
+    # e.g. 0.02: no new entries that session once equity is 2% under where the session (its
+    # New York day) started
+    daily_loss_limit_pct: float | None = None
     # Buying power = equity x this - positions held - buys still working: 1 is a cash
     # account, 2 Reg-T margin; None never checks (the SMA benchmark's rules).
     buying_power_multiple: float | None = 1.0
@@ -141,12 +143,14 @@ def _decide(book: _Book, bars: dict[str, SymbolBars], config: BacktestConfig, br
                 return f"ignored: insufficient buying power ({power:,.2f})"
             qty = min(qty, affordable)
         order = _order(row, symbol, Side.BUY, qty, at, _new_id(book, f"{symbol}-{at}-enter"))
-        fills = _place(book, series, order, config, seq)
+        fills, until = _place(book, series, order, config, seq)
         if fills and config.stop_loss_pct:
+            # Its size is known once the entry has stopped working (a part-filled DAY entry
+            # works on to its session's end): the stop is live from the bar after that.
             entry = sum(f.qty * f.price for f in fills) / sum(f.qty for f in fills)
             stop_id = f"{symbol}-{at}-stop" + order.order_id[len(f"{symbol}-{at}-enter"):]  # the entry's -n
             stop = OrderSpec(stop_id, symbol, Side.SELL, sum(f.qty for f in fills), OrderType.STOP,
-                             TimeInForce.GTC, fills[-1].ts_us + 1, stop_price=entry * (1 - config.stop_loss_pct),
+                             TimeInForce.GTC, until + 1, stop_price=entry * (1 - config.stop_loss_pct),
                              reason=f"stop loss {config.stop_loss_pct:.1%} under the entry")
             _place(book, series, stop, config, seq)
         return order
@@ -175,18 +179,19 @@ def _order(row: dict, symbol: str, side: Side, qty: float, at: int, order_id: st
                      at, row["limit_price"], row["stop_price"], row["reason"])
 
 
-def _place(book: _Book, series: SymbolBars, order: OrderSpec, config: BacktestConfig, seq) -> list[FillRow]:
+def _place(book: _Book, series: SymbolBars, order: OrderSpec, config: BacktestConfig, seq) -> tuple[list[FillRow], int | None]:
+    """Its fills, and the instant it stops working (None: it never works)."""
     fills = fill_order(series, order, config.costs)
     until = working_until(series, order)
     if until is None:  # no bar left it could fill on: it never works
-        return fills
+        return fills, None
     if fills and sum(f.qty for f in fills) >= order.qty - 1e-9:
         until = fills[-1].ts_us  # complete at its last fill
     book.open_orders.setdefault(order.symbol, set()).add(order.order_id)
     for fill in fills:
         heapq.heappush(book.pending, (fill.ts_us, next(seq), fill))
     heapq.heappush(book.pending, (until, next(seq), order))  # after its fills at the same instant
-    return fills
+    return fills, until
 
 
 def _cancel_working(book: _Book, config: BacktestConfig, symbol: str) -> None:
@@ -228,8 +233,9 @@ def _apply_until(book: _Book, config: BacktestConfig, at: int | None) -> None:
 def _buying_power(book: _Book, bars: dict[str, SymbolBars], config: BacktestConfig, at: int) -> float:
     """Equity x multiple, less the value of positions held and of buys still to fill."""
     held = sum(abs(qty) * (bars[s].last_close(at) or 0.0) for s, qty in book.position.items() if qty)
+    # Buys still to fill are valued at the last close: their fill prices lie in the future.
     working = sum(
-        f.qty * f.price for _, _, f in book.pending
+        f.qty * (bars[f.symbol].last_close(at) or 0.0) for _, _, f in book.pending
         if isinstance(f, FillRow) and f.side is Side.BUY and f.order_id not in book.cancelled
     )
     equity = book.cash + sum(qty * (bars[s].last_close(at) or 0.0) for s, qty in book.position.items() if qty)

@@ -152,18 +152,20 @@ class FillRow:
 
 def fill_order(bars: SymbolBars, order: OrderSpec, costs: Costs) -> list[FillRow]:
     """The fills `order` gets from the bars after it was placed (none: it never filled)."""
+    if order.qty <= 0:
+        return []
+    if order.time_in_force is TimeInForce.CLS:
+        # The closing auction happens at the bar's end: an order placed during that bar
+        # (say at 09:31 on a daily bar) is still in time for it, even on the last bar.
+        after = int(np.searchsorted(bars.end, order.placed_us, side="right"))
+        candidates = np.flatnonzero(bars.closes_session[after:])
+        return _auction(bars, order, costs, after + int(candidates[0]), at_close=True) if len(candidates) else []
     first = int(np.searchsorted(bars.ts, order.placed_us, side="left"))
-    if first >= len(bars.ts) or order.qty <= 0:
+    if first >= len(bars.ts):
         return []
     if order.time_in_force is TimeInForce.OPG:
         candidates = np.flatnonzero(bars.opens_session[first:])
         return _auction(bars, order, costs, first + int(candidates[0]), at_close=False) if len(candidates) else []
-    if order.time_in_force is TimeInForce.CLS:
-        # The closing auction happens at the bar's end: an order placed during that bar
-        # (say at 09:31 on a daily bar) is still in time for it.
-        after = int(np.searchsorted(bars.end, order.placed_us, side="right"))
-        candidates = np.flatnonzero(bars.closes_session[after:])
-        return _auction(bars, order, costs, after + int(candidates[0]), at_close=True) if len(candidates) else []
     last = len(bars.ts)
     if order.time_in_force is TimeInForce.DAY:
         last = first + int(np.searchsorted(bars.session[first:], bars.session[first], side="right"))
