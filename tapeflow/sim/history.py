@@ -12,19 +12,10 @@ from datetime import datetime
 
 import polars as pl
 
-from tapeflow.bar_frames import UTC_TS
+from tapeflow.bar_frames import BAR_SCHEMA, UTC_TS
 from tapeflow.model import check_aware
 
-BAR_COLUMNS = {
-    "symbol": pl.String(),
-    "ts": UTC_TS,
-    "end_ts": UTC_TS,
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Float64(),
-}
+BAR_COLUMNS = {name: BAR_SCHEMA[name] for name in ("symbol", "ts", "end_ts", "open", "high", "low", "close", "volume")}
 WATCHLIST_COLUMNS = {
     "source": pl.String(),
     "session": pl.String(),
