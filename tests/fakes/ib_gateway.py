@@ -1,6 +1,6 @@
 """A fake IB Gateway / TWS for historical bars, speaking the real TWS API socket protocol.
 
-Adapted from the team's verified reference fake (/work/shared/reference/brokers/ib_fake.py):
+Grown from the team's verified reference fake of the IB gateway (shared reference material):
 the same handshake ("API\\0" + "v157..178", server answers min(178, client max)), the same
 startup sync answers ib_async's `IB.connect()` waits for, and contract qualification with
 error 200 for unknown symbols. Trading (orders, fills) is left out; historical data is added.
