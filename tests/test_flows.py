@@ -73,3 +73,14 @@ def test_alert_hook_survives_an_unreachable_webhook(settings, monkeypatch, caplo
     messages = " ".join(r.getMessage() for r in caplog.records if r.name == "tapeflow.alerts")
     assert "could not deliver alert" in messages
     assert "secret-token" not in messages
+
+
+def test_backfill_bars_goes_month_by_month(warehouse):
+    from flows.backfill import backfill_bars
+
+    totals = backfill_bars(source="replay", symbols=["SPY"], timeframe="1m", start=date(2011, 1, 28), end=date(2011, 3, 1))
+    with warehouse.read() as con:
+        runs = con.execute("SELECT params->>'start', params->>'end' FROM ingest_runs ORDER BY 1").fetchall()
+        stored = con.execute("SELECT count(*) FROM bars").fetchone()[0]
+    assert runs == [("2011-01-28", "2011-01-31"), ("2011-02-01", "2011-02-28"), ("2011-03-01", "2011-03-01")]
+    assert totals["inserted"] == stored > 0 and totals["fetched"] == stored
