@@ -53,8 +53,14 @@ class SmaCross(Strategy):
         scale = price_grid(bars["close"])
         price = (pl.col("close") * scale).round().cast(pl.Int64) if scale else pl.col("close")
         # fast > slow  <=>  slow * sum(fast closes) > fast * sum(slow closes): exact on a grid.
-        diff = (slow * price.rolling_sum(fast) - fast * price.rolling_sum(slow)).over("symbol")
-        marked = bars.with_columns(diff.alias("_d")).with_columns(pl.col("_d").shift(1).over("symbol").alias("_prev"))
+        diff = slow * price.rolling_sum(fast) - fast * price.rolling_sum(slow)
+        if scale:
+            # Integer sums are exact, so one pass over every symbol's bars (sorted by symbol)
+            # does, once the windows reaching into the previous symbol are dropped.
+            diff = pl.when(pl.col("symbol").shift(slow - 1) == pl.col("symbol")).then(diff)
+        else:
+            diff = diff.over("symbol")
+        marked = bars.lazy().select("symbol", "end_ts", diff.alias("_d")).with_columns(pl.col("_d").shift(1).alias("_prev"))
         up = (pl.col("_d") > 0) & (pl.col("_prev") <= 0)
         down = (pl.col("_d") < 0) & (pl.col("_prev") >= 0)
         crossed = marked.filter(up | down).select(
@@ -66,5 +72,5 @@ class SmaCross(Strategy):
             .otherwise(pl.lit(f"SMA{fast} crossed below SMA{slow}"))
             .alias("reason"),
             pl.lit(float(self.p["qty"]) if self.p["qty"] else None, dtype=pl.Float64).alias("qty"),
-        )
+        ).collect()
         return signal_frame(crossed)

@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from enum import StrEnum
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import exchange_calendars as xc
-import pandas as pd
-
 from tapeflow.model import check_aware
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "NEW_YORK",
@@ -119,6 +120,10 @@ class ExchangeCalendar:
         end_d = None if end is None else _as_date(end)
         # exchange_calendars 4.13 trips pandas 3.1's Pandas4Warning (a DeprecationWarning)
         # inside its constructor; keep that noise out of callers running with -W error.
+        # Imported here: exchange_calendars brings pandas (~0.4 s), which a backtest that
+        # needs no session marks (the market-order fast path) never pays for.
+        import exchange_calendars as xc
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             cal = xc.get_calendar(name, start=start_d, end=end_d)

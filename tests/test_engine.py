@@ -11,6 +11,7 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +19,8 @@ from strategies.base import signal_frame
 from tapeflow.calendar import NEW_YORK, get_calendar
 from tapeflow.risk.sizing import Sizing
 from tapeflow.sim.costs import Commission, Costs, Slippage
-from tapeflow.sim.engine import BacktestConfig, BacktestResult, simulate
+from tapeflow.sim.engine import BacktestConfig, BacktestResult, _walk_signals, simulate
+from tapeflow.sim.fast import market_only
 from tests.reference_engine import ReferenceResult, micros, reference_backtest
 
 UTC = timezone.utc
@@ -582,3 +584,69 @@ def test_engine_agrees_with_the_reference_on_minute_bars(seed, n_symbols, n_sign
 @given(seed=st.integers(0, 2**32), n_symbols=st.integers(2, 3), n_signals=st.integers(0, 20), config=configs())
 def test_engine_agrees_with_the_reference_on_daily_and_minute_bars_together(seed, n_symbols, n_signals, config):
     check(seed, "mixed", n_symbols, n_signals, config)
+
+
+# --- the market-order fast path: the same result as the event loop and the reference --------
+
+@st.composite
+def market_configs(draw) -> BacktestConfig:
+    """Configs the fast path takes: commissions and fees of every kind, fixed slippage only."""
+    commission = Commission(
+        per_share=draw(st.sampled_from([0.0, 0.005])), per_order=draw(st.sampled_from([0.0, 1.0])),
+        minimum=draw(st.sampled_from([0.0, 1.0])), maximum_pct=draw(st.sampled_from([None, 0.01])),
+        sec_fee_rate=draw(st.sampled_from([0.0, 0.0000278])), taf_per_share=draw(st.sampled_from([0.0, 0.000166])),
+        taf_maximum=draw(st.sampled_from([8.30, 0.01])),
+    )
+    slippage = draw(st.sampled_from([Slippage(), Slippage(bps=5), Slippage(bps=25)]))
+    return BacktestConfig(cash=100_000.0, costs=Costs(commission=commission, slippage=slippage), buying_power_multiple=None)
+
+
+def market_signals(rng: random.Random, bars: pl.DataFrame, n: int, at_bar_ends: bool) -> pl.DataFrame:
+    """Market DAY/GTC orders with fixed sizes: at random instants (orders often still working
+    at the next decision), or only at bar ends (each filled before the next decision)."""
+    signals = random_signals(rng, bars, n)
+    if at_bar_ends and not bars.is_empty():
+        ends = bars.select("symbol", "end_ts").rows()
+        picked = [rng.choice(ends) for _ in range(signals.height)]
+        signals = signals.with_columns(pl.Series("symbol", [p[0] for p in picked]),
+                                       pl.Series("at", [p[1] for p in picked], dtype=pl.Datetime("us", "UTC")))
+    return signals.with_columns(
+        pl.lit("market").alias("order_type"), pl.lit(None, dtype=pl.Float64).alias("limit_price"),
+        pl.lit(None, dtype=pl.Float64).alias("stop_price"),
+        pl.Series("time_in_force", [rng.choice(["day", "gtc"]) for _ in range(signals.height)], dtype=pl.String),
+        pl.Series("qty", [float(rng.randint(1, 400)) for _ in range(signals.height)], dtype=pl.Float64),
+    ).unique(["symbol", "at"], keep="first", maintain_order=True)
+
+
+@PROPERTY
+@given(seed=st.integers(0, 2**32), timeframe=st.sampled_from(["daily", "minute", "mixed"]), n_symbols=st.integers(1, 3),
+       n_signals=st.integers(0, 30), config=market_configs(), at_bar_ends=st.booleans())
+def test_market_fast_path_agrees_with_the_event_loop_and_the_reference(seed, timeframe, n_symbols, n_signals, config,
+                                                                      at_bar_ends):
+    rng = random.Random(seed)
+    bars = random_bars(rng, timeframe, max(n_symbols, 2) if timeframe == "mixed" else n_symbols)
+    signals = market_signals(rng, bars, n_signals, at_bar_ends)
+    assert market_only(signals, config)
+    result = simulate(bars, signals, config)
+    assert_agree(result, reference_backtest(bars, signals, config))
+    check_invariants(bars, signals, config, result)
+    fills, outcomes, _ = _walk_signals(bars, signals.sort("at", maintain_order=True), config)
+    assert_frame_equal(result.fills, fills, check_exact=True)
+    assert result.decisions["outcome"].to_list() == outcomes
+
+
+def test_fast_path_only_for_orders_nothing_couples():
+    bars = minutes("A", ny(D1, 9, 30), [(10, 10, 10, 10, 1000)] * 3)
+    plain = BacktestConfig(buying_power_multiple=None)
+    at = ny(D1, 9, 31)
+    assert market_only(signal_frame([sig("A", at, qty=10.0)]), plain)
+    assert not market_only(signal_frame([sig("A", at, qty=10.0)]), BacktestConfig())  # buying power is checked
+    assert not market_only(signal_frame([sig("A", at)]), plain)  # sized by the risk rules
+    assert not market_only(signal_frame([sig("A", at, qty=10.0, time_in_force="opg")]), plain)
+    assert not market_only(signal_frame([sig("A", at, qty=10.0, order_type="limit", limit_price=9.0)]), plain)
+    assert not market_only(signal_frame([sig("A", at, qty=10.0), sig("A", at, "exit")]), plain)  # one instant
+    for config in (replace(plain, stop_loss_pct=0.02), replace(plain, daily_loss_limit_pct=0.02),
+                   replace(plain, costs=Costs(participation=0.1)), replace(plain, costs=Costs(round_to_tick=True)),
+                   replace(plain, costs=Costs(slippage=Slippage(small_cap=True)))):
+        assert not market_only(signal_frame([sig("A", at, qty=10.0)]), config)
+    assert run(bars, [sig("A", at, qty=10.0)], plain).fills["price"].to_list() == [10.0]

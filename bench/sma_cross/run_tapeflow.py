@@ -39,7 +39,7 @@ from tapeflow.sim.history import History  # noqa: E402
 
 _T_IMPORTED = time.perf_counter()
 ROOT = Path(__file__).resolve().parents[2]
-ENGINE_FILES = ["tapeflow/sim/engine.py", "tapeflow/sim/fills.py", "tapeflow/sim/costs.py", "tapeflow/sim/history.py",
+ENGINE_FILES = ["tapeflow/sim/engine.py", "tapeflow/sim/fast.py", "tapeflow/sim/fills.py", "tapeflow/sim/costs.py", "tapeflow/sim/history.py",
                 "strategies/sma_cross.py", "strategies/base.py"]
 
 

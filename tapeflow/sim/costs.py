@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from tapeflow.model import Side
 
 
@@ -31,18 +33,24 @@ class Commission:
 
     def commission(self, qty: float, value: float) -> float:
         """Commission for an order of `qty` shares worth `value` (all its fills together)."""
-        if qty <= 0:
-            return 0.0
-        fee = max(self.per_share * qty + self.per_order, self.minimum)
-        if self.maximum_pct is not None:
-            fee = min(fee, self.maximum_pct * value)
-        return fee
+        return float(self.commissions(np.array([qty], dtype=float), np.array([value], dtype=float))[0])
 
     def fees(self, side: Side, qty: float, value: float) -> float:
         """Regulatory fees: sells only."""
-        if side is Side.BUY or qty <= 0:
-            return 0.0
-        return self.sec_fee_rate * value + min(self.taf_per_share * qty, self.taf_maximum)
+        return float(self.sell_fees(np.array([side is Side.SELL]), np.array([qty], dtype=float),
+                                    np.array([value], dtype=float))[0])
+
+    def commissions(self, qty: np.ndarray, value: np.ndarray) -> np.ndarray:
+        """`commission` for many orders at once."""
+        fee = np.maximum(self.per_share * qty + self.per_order, self.minimum)
+        if self.maximum_pct is not None:
+            fee = np.minimum(fee, self.maximum_pct * value)
+        return np.where(qty > 0, fee, 0.0)
+
+    def sell_fees(self, sell: np.ndarray, qty: np.ndarray, value: np.ndarray) -> np.ndarray:
+        """`fees` for many orders at once; `sell` marks the sells."""
+        fee = self.sec_fee_rate * value + np.minimum(self.taf_per_share * qty, self.taf_maximum)
+        return np.where(sell & (qty > 0), fee, 0.0)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, time, timezone
 
@@ -24,9 +25,9 @@ from tapeflow.model import Action, OrderType, Side, TimeInForce
 from tapeflow.risk.limits import DailyLossBreaker
 from tapeflow.risk.sizing import Sizing
 from tapeflow.sim.costs import Costs
+from tapeflow.sim.fast import UTC_US, Marks, market_fills, market_only
 from tapeflow.sim.fills import FillRow, OrderSpec, SymbolBars, fill_order, split_by_symbol, to_us, working_until
 
-UTC_US = pl.Datetime("us", "UTC")
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,23 @@ class BacktestResult:
 
 def simulate(bars: pl.DataFrame, signals: pl.DataFrame, config: BacktestConfig = BacktestConfig()) -> BacktestResult:
     """Run `signals` (SIGNAL_SCHEMA) against `bars` (symbol, ts, end_ts, OHLCV)."""
+    signals = signals.sort("at", maintain_order=True)
+    if market_only(signals, config):
+        fills, outcomes, marks = market_fills(bars, signals, config.costs)
+    else:
+        fills, outcomes, marks = _walk_signals(bars, signals, config)
+    return BacktestResult(
+        fills=fills,
+        trades=_trades(fills),
+        equity=_equity_curve(marks, fills, config.cash),
+        decisions=signals.with_columns(pl.Series("outcome", outcomes, dtype=pl.String)),
+        config=config,
+        start_cash=config.cash,
+    )
+
+
+def _walk_signals(bars: pl.DataFrame, signals: pl.DataFrame, config: BacktestConfig) -> tuple[pl.DataFrame, list[str], dict[str, SymbolBars]]:
+    """The event loop: fills, each signal's outcome, and the bars they were marked on."""
     book_bars = split_by_symbol(bars, get_calendar())
     book = _Book(cash=config.cash)
     seq = itertools.count()
@@ -87,7 +105,7 @@ def simulate(bars: pl.DataFrame, signals: pl.DataFrame, config: BacktestConfig =
     outcomes: list[str | OrderSpec] = []
     observed: int | None = None
 
-    for row in signals.sort("at").iter_rows(named=True):
+    for row in signals.iter_rows(named=True):
         at = to_us(row["at"])
         if breaker.limit_pct is not None and _session_of(at) != observed:
             # The session's reference equity is the one it started with (its New York midnight).
@@ -100,16 +118,7 @@ def simulate(bars: pl.DataFrame, signals: pl.DataFrame, config: BacktestConfig =
     # Whether an order filled is known only now: a later exit may have cancelled it first.
     filled = {fill.order_id for fill in book.applied}
     outcomes = [o if isinstance(o, str) else "placed" if o.order_id in filled else "placed: never filled" for o in outcomes]
-
-    fills = _fills_frame(book)
-    return BacktestResult(
-        fills=fills,
-        trades=_trades(fills),
-        equity=_equity_curve(book_bars, fills, config.cash),
-        decisions=signals.sort("at").with_columns(pl.Series("outcome", outcomes, dtype=pl.String)),
-        config=config,
-        start_cash=config.cash,
-    )
+    return _fills_frame(book), outcomes, book_bars
 
 
 def _decide(book: _Book, bars: dict[str, SymbolBars], config: BacktestConfig, breaker: DailyLossBreaker,
@@ -123,7 +132,7 @@ def _decide(book: _Book, bars: dict[str, SymbolBars], config: BacktestConfig, br
     busy = bool(book.open_orders.get(symbol))
     # Marking the whole book costs a pass over every position: only when a rule needs it.
     equity = _equity_at(book, bars, at) if breaker.limit_pct is not None or row["qty"] is None else None
-    session = _session_of(at)
+    session = _session_of(at) if breaker.limit_pct is not None else None
     if row["action"] == Action.ENTER.value:
         if held != 0 or busy:
             return "ignored: already in a position or an order is working"
@@ -284,53 +293,68 @@ def _fills_frame(book: _Book) -> pl.DataFrame:
 
 
 def _trades(fills: pl.DataFrame) -> pl.DataFrame:
-    """Round trips: from the fill that opens a position to the one that brings it back to 0."""
-    trades = []
-    for (symbol,), rows in fills.partition_by("symbol", as_dict=True, maintain_order=True).items():
-        held, entry_value, entry_qty, exit_value, costs, opened = 0.0, 0.0, 0.0, 0.0, 0.0, None
-        for r in rows.iter_rows(named=True):
-            if held == 0:
-                opened, entry_value, entry_qty, exit_value, costs = r["ts"], 0.0, 0.0, 0.0, 0.0
-            signed = r["qty"] if r["side"] == "buy" else -r["qty"]
-            if r["side"] == "buy":
-                entry_value += r["qty"] * r["price"]
-                entry_qty += r["qty"]
-            else:
-                exit_value += r["qty"] * r["price"]
-            costs += r["commission"] + r["fees"]
-            held += signed
-            if abs(held) < 1e-9:
-                held = 0.0
-                pnl = exit_value - entry_value - costs
-                trades.append({"symbol": symbol, "entry_ts": opened, "exit_ts": r["ts"], "qty": entry_qty,
-                               "entry_price": entry_value / entry_qty, "exit_price": exit_value / entry_qty,
-                               "pnl": pnl, "return_pct": 100 * pnl / entry_value, "costs": costs})
-    schema = {"symbol": pl.String, "entry_ts": UTC_US, "exit_ts": UTC_US, "qty": pl.Float64, "entry_price": pl.Float64,
-              "exit_price": pl.Float64, "pnl": pl.Float64, "return_pct": pl.Float64, "costs": pl.Float64}
-    return pl.DataFrame(trades, schema=schema)
+    """Round trips: from the fill that opens a position to the one that brings it back to 0,
+    per symbol (in order of its first fill), then in time."""
+    buy = pl.col("side") == "buy"
+    value = pl.col("qty") * pl.col("price")
+    marked = fills.with_row_index("_row").with_columns(
+        (pl.when(buy).then(pl.col("qty")).otherwise(-pl.col("qty")).cum_sum().over("symbol").abs() < 1e-9).alias("_flat"),
+    ).with_columns(
+        # a trade ends on the fill that leaves the symbol flat: count the ends before each fill
+        pl.col("_flat").cast(pl.Int64).cum_sum().shift(1, fill_value=0).over("symbol").alias("_trade"),
+        pl.col("_row").min().over("symbol").alias("_first"),
+    )
+    trades = marked.group_by("_first", "_trade").agg(
+        pl.col("symbol").first(), pl.col("ts").first().alias("entry_ts"), pl.col("ts").last().alias("exit_ts"),
+        pl.col("qty").filter(buy).sum().alias("qty"), value.filter(buy).sum().alias("_bought"),
+        value.filter(~buy).sum().alias("_sold"), (pl.col("commission") + pl.col("fees")).sum().alias("costs"),
+        pl.col("_flat").last().alias("_closed"),
+    ).filter("_closed").sort("_first", "_trade")
+    pnl = pl.col("_sold") - pl.col("_bought") - pl.col("costs")
+    return trades.select(
+        "symbol", pl.col("entry_ts").cast(UTC_US), pl.col("exit_ts").cast(UTC_US), "qty",
+        (pl.col("_bought") / pl.col("qty")).alias("entry_price"), (pl.col("_sold") / pl.col("qty")).alias("exit_price"),
+        pnl.alias("pnl"), (100 * pnl / pl.col("_bought")).alias("return_pct"), "costs",
+    )
 
 
-def _equity_curve(bars: dict[str, SymbolBars], fills: pl.DataFrame, cash: float) -> pl.DataFrame:
+def _timeline(ends: list[np.ndarray]) -> np.ndarray:
+    """Every distinct bar end, in order."""
+    if not ends:
+        return np.array([], dtype=np.int64)
+    first = ends[0]
+    if np.all(first[1:] > first[:-1]) and all(np.array_equal(e, first) for e in ends[1:]):
+        return first  # one clock for every symbol: nothing to merge
+    merged = np.sort(np.concatenate(ends))
+    return merged[np.concatenate([[True], merged[1:] != merged[:-1]])]
+
+
+def _running_total(bins: np.ndarray, amounts: np.ndarray, n: int) -> np.ndarray:
+    """At each of `n` instants, the sum of the amounts whose bin is at or before it."""
+    return np.cumsum(np.bincount(bins, weights=amounts, minlength=n + 1)[:n])
+
+
+def _equity_curve(marks: Mapping[str, SymbolBars | Marks], fills: pl.DataFrame, cash: float) -> pl.DataFrame:
     """Cash, position value and equity at every bar end, fills up to that instant included."""
-    timeline = np.unique(np.concatenate([b.end for b in bars.values()])) if bars else np.array([], dtype=np.int64)
-    ts = fills["ts"].dt.epoch("us").to_numpy()
+    timeline = _timeline([m.end for m in marks.values()])
+    # Each fill counts from the first bar end at or after it: sums per bar end, then running totals.
+    at = np.searchsorted(timeline, fills["ts"].dt.epoch("us").to_numpy(), side="left")
     signed = np.where(fills["side"].to_numpy() == "buy", 1.0, -1.0) * fills["qty"].to_numpy()
     cash_flow = -signed * fills["price"].to_numpy() - fills["commission"].to_numpy() - fills["fees"].to_numpy()
-    order = np.argsort(ts, kind="stable")
-    upto = np.searchsorted(ts[order], timeline, side="right")
-    cash_curve = cash + np.concatenate([[0.0], np.cumsum(cash_flow[order])])[upto]
+    cash_curve = cash + _running_total(at, cash_flow, len(timeline))
     value = np.zeros(len(timeline))
     gross = np.zeros(len(timeline))
-    symbols = fills["symbol"].to_numpy()
-    for symbol, series in bars.items():
-        mine = symbols == symbol
-        if not mine.any():
+    rows = dict(fills.select("symbol", pl.int_range(pl.len()).alias("i")).group_by("symbol").agg("i").iter_rows())
+    for symbol, series in marks.items():  # in the bars' order: the sum is the same every run
+        if symbol not in rows:
             continue
-        f_ts, f_qty = ts[mine], signed[mine]
-        o = np.argsort(f_ts, kind="stable")
-        held = np.concatenate([[0.0], np.cumsum(f_qty[o])])[np.searchsorted(f_ts[o], timeline, side="right")]
-        last = np.searchsorted(series.end, timeline, side="right") - 1
-        price = np.where(last >= 0, series.close[np.maximum(last, 0)], 0.0)
+        mine = np.asarray(rows[symbol], dtype=np.int64)
+        held = _running_total(at[mine], signed[mine], len(timeline))
+        if len(series.end) == len(timeline) and np.array_equal(series.end, timeline):
+            price = series.close  # the symbol's own clock
+        else:
+            last = np.searchsorted(series.end, timeline, side="right") - 1
+            price = np.where(last >= 0, series.close[np.maximum(last, 0)], 0.0)
         value += held * price
         gross += np.abs(held * price)
     equity = cash_curve + value

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
 import polars as pl
 
 from tapeflow.bar_frames import BAR_SCHEMA, UTC_TS
@@ -45,8 +46,8 @@ class History:
         bars = self.bars.select(
             pl.col(c).cast(t) if c not in ("ts", "end_ts") else pl.col(c).dt.convert_time_zone("UTC").cast(t)
             for c, t in BAR_COLUMNS.items()
-        ).sort("symbol", "ts")
-        object.__setattr__(self, "bars", bars)
+        )
+        object.__setattr__(self, "bars", by_symbol_and_time(bars))
         if not self.watchlist.is_empty():
             wl = self.watchlist.select(
                 pl.col(c).dt.convert_time_zone("UTC").cast(t) if isinstance(t, pl.Datetime) else pl.col(c).cast(t)
@@ -94,3 +95,15 @@ def with_bar_ends(frame: pl.DataFrame) -> pl.DataFrame:
         .with_columns(pl.col("ts").shift(-1).over("symbol").fill_null(pl.col("ts") + pl.col("_step")).alias("end_ts"))
         .drop("_step")
     )
+
+
+def by_symbol_and_time(bars: pl.DataFrame) -> pl.DataFrame:
+    """`bars` sorted by symbol then ts: checked first, which is cheaper than sorting millions
+    of rows that already are (a History's, a Parquet file written in order)."""
+    if bars.height > 1 and bars["symbol"].is_sorted():
+        ts = bars["ts"].dt.epoch("us").to_numpy()
+        back = np.flatnonzero(ts[1:] <= ts[:-1])  # sorted if each is where a new symbol starts
+        symbol = bars["symbol"]
+        if (symbol.gather(back) != symbol.gather(back + 1)).all():
+            return bars
+    return bars.sort("symbol", "ts")
