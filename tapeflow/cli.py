@@ -1,4 +1,4 @@
-"""The `tapeflow` command: demo, ingest, SQL, market clock and the local Prefect stack."""
+"""The `tapeflow` command: demo, ingest, SQL, backtests, broker, market clock and the local Prefect stack."""
 
 from __future__ import annotations
 
@@ -333,6 +333,7 @@ Backtest:   tapeflow backtest sma_cross -p fast=10 -p slow=30 --costs retail
             tapeflow check-lookahead watchlist_momentum
             tapeflow report RUN_ID --open     (run ids: tapeflow sql "SELECT run_id, strategy, metrics->>'sharpe' FROM backtest_runs")
 Clock:      tapeflow clock
+Broker:     tapeflow broker status     (the simulated paper broker by default; see README, Brokers)
 UI:         make serve   (Prefect UI on http://127.0.0.1:4200 with the deployments of prefect.yaml)
 Run again:  make demo    (idempotent: a second run stores nothing new)""", soft_wrap=True)
 
@@ -347,6 +348,15 @@ def serve(
     settings = load_settings()
     prefect_environment(settings)
     raise typer.Exit(serve_stack(settings, port=port, console=out))
+
+
+def _register_subcommands() -> None:
+    from tapeflow.broker_cli import broker_app
+
+    app.add_typer(broker_app, name="broker")
+
+
+_register_subcommands()
 
 
 def main() -> None:  # pragma: no cover - console entry point

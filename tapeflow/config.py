@@ -53,6 +53,18 @@ class Settings(BaseSettings):
     ibkr_port: int = Field(4002, description="IB Gateway: 4002 paper, 4001 live")
     ibkr_client_id: int = 17
 
+    # Execution: which broker the trading flow and `tapeflow broker` use. Paper by default;
+    # live needs mode=live *and* live_confirmed (and, for a strategy, a promotion record).
+    broker: str = Field("sim", description="sim | alpaca | ibkr")
+    live_confirmed: bool = Field(False, description="the explicit second switch that live trading needs")
+    alpaca_paper_url: str = "https://paper-api.alpaca.markets"
+    alpaca_live_url: str = "https://api.alpaca.markets"
+    alpaca_stream_url: str | None = Field(None, description="trade_updates websocket; default: derived from the REST URL")
+    ibkr_trading_client_id: int = Field(18, description="a client id of its own: the data client keeps 17")
+    ibkr_account: str | None = Field(None, description="IB account id; default: the gateway's only account")
+    sim_cash: float = Field(100_000.0, gt=0, description="the simulated broker's starting cash")
+    sim_costs: str = Field("flat-commission", description="the simulated broker's cost preset: retail | flat-commission | none")
+
     bullalert_api_key: SecretStr | None = None
     bullalert_url: str = "https://api.bullalert.com"
 

@@ -63,12 +63,14 @@ class Action(StrEnum):
 
 
 class OrderStatus(StrEnum):
+    PENDING = "pending"  # recorded before sending; the broker has not acknowledged it
     NEW = "new"
     PARTIALLY_FILLED = "partially_filled"
     FILLED = "filled"
     CANCELED = "canceled"
     REJECTED = "rejected"
     EXPIRED = "expired"
+    REPLACED = "replaced"  # a replacement order works in its place
 
 
 # -- field rules, shared by every record -------------------------------------------------
@@ -304,10 +306,15 @@ class Order:
     stop_price: float | None = None
     status: OrderStatus = OrderStatus.NEW
     reason: str = ""
+    # A bracket: once the entry fills, a take-profit limit and a stop-loss stop, one cancels the other.
+    take_profit_price: float | None = None
+    stop_loss_price: float | None = None
 
     def __post_init__(self) -> None:
         if not self.client_order_id:
             raise InvalidRecord("client_order_id must be non-empty")
+        if len(self.client_order_id) > 48 or not re.fullmatch(r"[A-Za-z0-9._:-]+", self.client_order_id):
+            raise InvalidRecord("client_order_id must be 1-48 letters, digits or . _ : -")
         _symbol("symbol", self.symbol)
         _set(self, "mode", Mode(self.mode))
         _set(self, "side", Side(self.side))
@@ -317,6 +324,19 @@ class Order:
         _set(self, "created_at", check_aware("created_at", self.created_at))
         _positive("qty", self.qty)
         _check_prices(self.order_type, self.limit_price, self.stop_price)
+        if (self.take_profit_price is None) != (self.stop_loss_price is None):
+            raise InvalidRecord("a bracket needs both take_profit_price and stop_loss_price")
+        if self.take_profit_price is not None:
+            _positive("take_profit_price", self.take_profit_price)
+            _positive("stop_loss_price", self.stop_loss_price)
+            above, below = (self.take_profit_price, self.stop_loss_price) if self.side is Side.BUY else (
+                self.stop_loss_price, self.take_profit_price)
+            if above <= below:
+                raise InvalidRecord(f"a {self.side} bracket's take-profit must be on the profitable side of its stop-loss")
+
+    @property
+    def is_bracket(self) -> bool:
+        return self.take_profit_price is not None
 
 
 @dataclass(frozen=True, slots=True)

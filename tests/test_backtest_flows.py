@@ -33,6 +33,14 @@ def test_backtest_flow_records_the_run_and_writes_its_report(warehouse, tapeflow
     assert run[:3] == ("sma_cross", "10", "backtest") and run[3]
     assert fills[0] > 10 and fills[1] == pytest.approx(fills[0] * 1.0)  # $1 minimum per order, 100 shares
     assert equity[0] > 200 and equity[1] == pytest.approx(summary["final_equity"])
+    # The same fills, and their orders, in the tables paper and live share (mode backtest).
+    with warehouse.read() as con:
+        shared = con.execute("SELECT count(*), sum(commission) FROM fills WHERE mode = 'backtest' AND "
+                             "starts_with(fill_id, ?)", [run_id + ":"]).fetchone()
+        orders = con.execute("SELECT count(*), count(DISTINCT order_type), min(status), sum(filled_qty) FROM orders "
+                             "WHERE mode = 'backtest' AND starts_with(client_order_id, ?)", [run_id + ":"]).fetchone()
+    assert shared == fills
+    assert orders == (fills[0], 1, "filled", pytest.approx(100.0 * fills[0]))
     report = Path(run[4])
     assert report.exists() and report.is_relative_to(tapeflow_home.resolve())
     assert "sma_cross" in report.read_text()

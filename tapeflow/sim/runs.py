@@ -64,6 +64,48 @@ def store_run(
             upsert(con, "backtest_trades", with_id(result.trades).with_columns(pl.col("seq").cast(pl.Int32)), ("run_id", "seq"))
         if result.equity.height:
             upsert(con, "backtest_equity", result.equity.with_columns(pl.lit(run_id).alias("run_id")), ("run_id", "ts"))
+        _store_ledger_rows(con, run_id, backtest)
+
+
+def _store_ledger_rows(con, run_id: str, backtest: Backtest) -> None:
+    """The run's orders and fills also go to the `orders` and `fills` tables every mode shares
+    (mode backtest, broker backtest, ids prefixed with the run id), so paper and backtest
+    executions can be queried side by side."""
+    prefix = f"{run_id}:"
+    con.execute("DELETE FROM fills WHERE broker = 'backtest' AND starts_with(fill_id, ?)", [prefix])
+    con.execute("DELETE FROM orders WHERE broker = 'backtest' AND starts_with(client_order_id, ?)", [prefix])
+    fills = backtest.result.fills
+    if fills.is_empty():
+        return
+    now = datetime.now(timezone.utc)
+    rows = fills.with_row_index("seq").select(
+        pl.lit("backtest").alias("broker"), (prefix + pl.col("seq").cast(pl.String)).alias("fill_id"),
+        pl.lit("backtest").alias("mode"), (prefix + pl.col("order_id")).alias("client_order_id"), "symbol", "side", "ts",
+        "qty", "price", (pl.col("commission") + pl.col("fees")).alias("commission"), pl.lit(False).alias("adopted"),
+        pl.lit(now, dtype=pl.Datetime("us", "UTC")).alias("recorded_at"),
+    )
+    upsert(con, "fills", rows, ("broker", "fill_id"))
+    # Order types come from the decision that placed each order (ids: symbol-at-action[-n]);
+    # the engine's own stop-loss legs (-stop) are GTC stops.
+    decisions = backtest.result.decisions
+    placed = (decisions.select(pl.format("{}-{}-{}", "symbol", pl.col("at").dt.epoch("us"), "action").alias("_base"),
+                               "order_type", "time_in_force").unique("_base", keep="first")
+              if decisions.height else pl.DataFrame(schema={"_base": pl.String, "order_type": pl.String,
+                                                             "time_in_force": pl.String}))
+    stop_leg = pl.col("order_id").str.contains(r"-stop(-\d+)?$")
+    orders = fills.group_by("order_id", maintain_order=True).agg(
+        pl.col("symbol").first(), pl.col("side").first(), pl.col("qty").sum(),
+        ((pl.col("qty") * pl.col("price")).sum() / pl.col("qty").sum()).alias("avg_fill_price"),
+        pl.col("ts").first().alias("created_at"), pl.col("ts").last().alias("updated_at"),
+    ).with_columns(pl.col("order_id").str.replace(r"-\d+$", "").alias("_base")).join(placed, on="_base", how="left").select(
+        (prefix + pl.col("order_id")).alias("client_order_id"), pl.lit("backtest").alias("mode"),
+        pl.lit("backtest").alias("broker"), pl.lit(backtest.strategy).alias("strategy"), "symbol", "side", "qty",
+        pl.when(stop_leg).then(pl.lit("stop")).otherwise(pl.col("order_type").fill_null("market")).alias("order_type"),
+        pl.when(stop_leg).then(pl.lit("gtc")).otherwise(pl.col("time_in_force").fill_null("day")).alias("time_in_force"),
+        pl.lit("filled").alias("status"), pl.col("qty").alias("filled_qty"), "avg_fill_price",
+        pl.lit("").alias("reason"), "created_at", "updated_at",
+    )
+    upsert(con, "orders", orders, ("client_order_id",))
 
 
 def load_run(warehouse: Warehouse, run_id: str) -> tuple[dict[str, object], Backtest]:

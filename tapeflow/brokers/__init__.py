@@ -1,0 +1,1 @@
+"""Layer 5: brokers (simulated, Alpaca, Interactive Brokers) behind one interface."""

@@ -1,0 +1,23 @@
+"""Client order ids: the same decision always yields the same id, so a retry or a restart
+finds the order it already sent instead of sending another."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+LEGS = ("entry", "exit", "stop", "target", "flatten")
+
+
+def client_order_id(strategy: str, decision: str, symbol: str, leg: str = "entry") -> str:
+    """A deterministic id for one leg of one decision: readable prefix, hash of the rest.
+
+    `decision` names the decision uniquely within the strategy (e.g. its time and action).
+    At most 48 characters, as both Alpaca (128) and IB's orderRef accept."""
+    if leg not in LEGS:
+        raise ValueError(f"unknown leg {leg!r}; known: {', '.join(LEGS)}")
+    if not strategy or not decision or not symbol:
+        raise ValueError("strategy, decision and symbol are all needed for a client order id")
+    digest = hashlib.sha256("\x1f".join((strategy, decision, symbol, leg)).encode()).hexdigest()[:20]
+    prefix = re.sub(r"[^a-z0-9]", "", strategy.lower())[:10] or "tf"
+    return f"{prefix}-{symbol.replace('.', '_')[:8]}-{leg}-{digest}"
