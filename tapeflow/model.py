@@ -313,8 +313,8 @@ class Order:
     def __post_init__(self) -> None:
         if not self.client_order_id:
             raise InvalidRecord("client_order_id must be non-empty")
-        if len(self.client_order_id) > 48 or not re.fullmatch(r"[A-Za-z0-9._:-]+", self.client_order_id):
-            raise InvalidRecord("client_order_id must be 1-48 letters, digits or . _ : -")
+        if len(self.client_order_id) > 64 or not re.fullmatch(r"[A-Za-z0-9._:-]+", self.client_order_id):
+            raise InvalidRecord("client_order_id must be 1-64 letters, digits or . _ : -")
         _symbol("symbol", self.symbol)
         _set(self, "mode", Mode(self.mode))
         _set(self, "side", Side(self.side))

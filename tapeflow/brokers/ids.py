@@ -21,3 +21,14 @@ def client_order_id(strategy: str, decision: str, symbol: str, leg: str = "entry
     digest = hashlib.sha256("\x1f".join((strategy, decision, symbol, leg)).encode()).hexdigest()[:20]
     prefix = re.sub(r"[^a-z0-9]", "", strategy.lower())[:10] or "tf"
     return f"{prefix}-{symbol.replace('.', '_')[:8]}-{leg}-{digest}"
+
+
+TAKE_PROFIT, STOP_LOSS = "tp", "sl"
+
+
+def leg_id(entry_id: str, leg: str) -> str:
+    """A bracket leg's client order id: its entry's plus `.tp` or `.sl` (the broker places
+    the legs, so they cannot take an id of their own from a decision)."""
+    if leg not in (TAKE_PROFIT, STOP_LOSS):
+        raise ValueError(f"a bracket leg is {TAKE_PROFIT!r} or {STOP_LOSS!r}, not {leg!r}")
+    return f"{entry_id}.{leg}"

@@ -22,6 +22,7 @@ import numpy as np
 
 from tapeflow.brokers.base import (Broker, BrokerOrder, Clock, DuplicateOrderId, InsufficientBuyingPower, InvalidOrder,
                                    NotShortable, OrderEvent, OrderUpdate, Replacement)
+from tapeflow.brokers.ids import STOP_LOSS, TAKE_PROFIT, leg_id
 from tapeflow.calendar import NEW_YORK, get_calendar
 from tapeflow.model import (Account, Bar, Fill, Mode, Order, OrderStatus, OrderType, Position, Side, TimeInForce)
 from tapeflow.sim.costs import Costs
@@ -197,8 +198,9 @@ class SimBroker(Broker):
                 events.append(self._close(con, _order(con, sibling), "canceled", "its bracket sibling filled"))
         elif take_profit is not None:
             exit_side = Side.SELL if state.side is Side.BUY else Side.BUY
-            for suffix, kind, limit, stop in (("tp", OrderType.LIMIT, take_profit, None), ("sl", OrderType.STOP, None, stop_loss)):
-                leg = Order(client_order_id=f"{state.client_order_id[:44]}-{suffix}", mode=self.mode, broker=self.name,
+            for suffix, kind, limit, stop in ((TAKE_PROFIT, OrderType.LIMIT, take_profit, None),
+                                              (STOP_LOSS, OrderType.STOP, None, stop_loss)):
+                leg = Order(client_order_id=leg_id(state.client_order_id, suffix), mode=self.mode, broker=self.name,
                             strategy="bracket", symbol=state.symbol, side=exit_side, qty=state.filled_qty,
                             order_type=kind, time_in_force=TimeInForce.GTC, created_at=at, limit_price=limit,
                             stop_price=stop)

@@ -654,7 +654,12 @@ class AlpacaTradingFake:
             return
         data = {"event": event, "timestamp": fill.pop("timestamp", o["updated_at"]), "order": self._public(o), **fill}
         frame = json.dumps({"stream": "trade_updates", "data": data}).encode()
-        self._ws_loop.call_soon_threadsafe(self._ws_outbox.put_nowait, frame)
+        if self._ws_loop.is_closed():  # stopping: nobody is listening any more
+            return
+        try:
+            self._ws_loop.call_soon_threadsafe(self._ws_outbox.put_nowait, frame)
+        except RuntimeError:  # the loop closed between the check and the call
+            pass
 
     def _abort_ws_clients(self) -> None:
         for ws in list(self._ws_clients):

@@ -3,7 +3,8 @@
 Grown from the team's verified reference fake of the IB gateway (shared reference material):
 the same handshake ("API\\0" + "v157..178", server answers min(178, client max)), the same
 startup sync answers ib_async's `IB.connect()` waits for, and contract qualification with
-error 200 for unknown symbols. Trading (orders, fills) is left out; historical data is added.
+error 200 for unknown symbols, and historical data. With `trading=True` the gateway also takes
+orders: `tests/fakes/ib_trading.py` (its `TradingDesk`, as `gw.trading`) answers those messages.
 
 Wire format at server version 178, as ib_async 2.1.0 encodes and decodes it (`client.py`
 `reqHistoricalData`, `decoder.py` `historicalData`); '|' stands for the NUL separator:
@@ -134,7 +135,8 @@ class FakeIBGateway:
     """A gateway serving contract details and historical TRADES bars, with scripted faults."""
 
     def __init__(self, symbols: tuple[str, ...] | list[str] = ("AAPL", "MSFT"), *, account: str = ACCOUNT,
-                 server_version: int = SERVER_VERSION, max_lifetime: float = 60.0) -> None:
+                 server_version: int = SERVER_VERSION, max_lifetime: float = 60.0, trading: bool = False,
+                 cash: float = 100_000.0) -> None:
         self.account = account
         self.server_version = server_version
         self.max_lifetime = max_lifetime
@@ -148,6 +150,11 @@ class FakeIBGateway:
         self._clients: dict[int, _Conn] = {}
         self._conns: set[_Conn] = set()
         self.port = 0
+        self.trading = None
+        if trading:
+            from tests.fakes.ib_trading import TradingDesk  # trading imports this module's encoders
+
+            self.trading = TradingDesk(self, cash=cash)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> FakeIBGateway:
@@ -326,6 +333,10 @@ class _Conn:
         while True:
             fields = (await self.read_frame()).split("\0")[:-1]
             self.gw.log.append((self.client_id, fields))
+            desk = getattr(self.gw.trading, f"m{fields[0]}", None) if self.gw.trading else None
+            if desk is not None:
+                desk(self, fields)
+                continue
             handler = getattr(self, f"m{fields[0]}", None)
             if handler is not None:
                 handler(fields)
@@ -339,7 +350,8 @@ class _Conn:
             return
         self.client_id = cid
         self.gw._clients[cid] = self
-        self.send(frame(15, 1, self.gw.account) + frame(9, 1, 1))
+        next_id = self.gw.trading.next_order_id if self.gw.trading else 1
+        self.send(frame(15, 1, self.gw.account) + frame(9, 1, next_id))
         for code, msg in ((2104, "Market data farm connection is OK:usfarm"),
                           (2106, "HMDS data farm connection is OK:ushmds"),
                           (2158, "Sec-def data farm connection is OK:secdefil")):
