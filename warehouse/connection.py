@@ -43,6 +43,8 @@ class Warehouse:
         self.path = Path(path)
         self.lock_timeout_s = lock_timeout_s
         self.on_busy = on_busy
+        self._held: duckdb.DuckDBPyConnection | None = None
+        self._migrated = False  # once per process and file: later opens skip the check
 
     def __repr__(self) -> str:
         return f"Warehouse({str(self.path)!r})"
@@ -50,23 +52,56 @@ class Warehouse:
     @contextmanager
     def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A migrated read-write connection inside one transaction, committed on success."""
+        if self._held is not None:
+            yield from self._transaction(self._held)
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         con = self._open(read_only=False)
         try:
-            apply_migrations(con)
-            con.begin()
-            try:
-                yield con
-            except BaseException:
-                con.rollback()
-                raise
-            con.commit()
+            self._migrate(con)
+            yield from self._transaction(con)
         finally:
             con.close()
 
     @contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep one write connection open for a burst of units of work (a trading cycle):
+        each `write()` and `read()` inside is its own transaction on it. Other processes wait
+        for the burst, so keep it short."""
+        if self._held is not None:
+            yield
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = self._open(read_only=False)
+        try:
+            self._migrate(con)
+            self._held = con
+            yield
+        finally:
+            self._held = None
+            con.close()
+
+    def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
+        if not self._migrated:
+            apply_migrations(con)
+            self._migrated = True
+
+    @staticmethod
+    def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+        con.begin()
+        try:
+            yield con
+        except BaseException:
+            con.rollback()
+            raise
+        con.commit()
+
+    @contextmanager
     def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-only connection; the warehouse must already exist."""
+        if self._held is not None:  # this process holds the file: read through its connection
+            yield self._held
+            return
         if not self.path.exists():
             raise WarehouseMissing(
                 f"no warehouse at {self.path}: run `tapeflow demo` or an ingest flow to create it"

@@ -32,6 +32,30 @@ def bars_between(
     return con.sql(query + " ORDER BY symbol, ts", params=params).pl()
 
 
+def bars_ended(
+    con: duckdb.DuckDBPyConnection, timeframe: str, after: datetime, until: datetime, symbols: list[str] | None = None
+) -> pl.DataFrame:
+    """Bars of one timeframe that ended in (after, until]: what was knowable by `until`."""
+    query = (
+        "SELECT symbol, ts, end_ts, open, high, low, close, volume FROM bars "
+        "WHERE timeframe = $tf AND end_ts > $after AND end_ts <= $until"
+    )
+    params: dict[str, object] = {"tf": timeframe, "after": after, "until": until}
+    if symbols:
+        query += " AND list_contains($symbols, symbol)"
+        params["symbols"] = symbols
+    return con.sql(query + " ORDER BY symbol, ts", params=params).pl()
+
+
+def watchlist_fetched_by(con: duckdb.DuckDBPyConnection, start: datetime, until: datetime) -> pl.DataFrame:
+    """Watchlist rows with as_of from `start` that had been fetched by `until`."""
+    return con.sql(
+        "SELECT source, session, as_of, fetched_at, ticker, rank, score FROM watchlist_snapshots "
+        "WHERE as_of >= $start AND fetched_at <= $until ORDER BY as_of, rank",
+        params={"start": start, "until": until},
+    ).pl()
+
+
 def watchlist_between(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, source: str | None = None) -> pl.DataFrame:
     """Watchlist snapshot rows with as_of in [start, end), optionally from one source."""
     query = (

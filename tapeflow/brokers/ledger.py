@@ -103,10 +103,10 @@ class Ledger:
                 con.execute("INSERT INTO position_snapshots VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                             [self.broker, self.mode.value, account.as_of, p.symbol, p.qty, p.avg_price])
 
-    def record_reconciliation(self, clean: bool, differences: list[dict], adopted: int) -> None:
+    def record_reconciliation(self, clean: bool, differences: list[dict], adopted: int, cash: float) -> None:
         with self.warehouse.write() as con:
-            con.execute("INSERT INTO reconciliations VALUES (?, ?, ?, ?, ?, ?)",
-                        [self.broker, self.mode.value, _now(), clean, json.dumps(differences), adopted])
+            con.execute("INSERT INTO reconciliations VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [self.broker, self.mode.value, _now(), clean, json.dumps(differences), adopted, cash])
 
     # -- reads --------------------------------------------------------------------------
 
@@ -148,24 +148,37 @@ class Ledger:
         return {r[0] for r in self._rows("SELECT fill_id FROM fills WHERE broker = ? AND mode = ?",
                                          [self.broker, self.mode.value])}
 
-    def positions(self) -> dict[str, float]:
-        """Net shares per symbol from the recorded fills (flat symbols left out)."""
-        rows = self._rows(
-            "SELECT symbol, sum(CASE WHEN side = 'buy' THEN qty ELSE -qty END) FROM fills "
-            "WHERE broker = ? AND mode = ? GROUP BY symbol ORDER BY symbol", [self.broker, self.mode.value])
+    def positions(self, strategy: str | None = None) -> dict[str, float]:
+        """Net shares per symbol from the recorded fills (flat symbols left out), of one
+        strategy's orders if `strategy` is given."""
+        sql = ("SELECT f.symbol, sum(CASE WHEN f.side = 'buy' THEN f.qty ELSE -f.qty END) FROM fills f "
+               "LEFT JOIN orders o USING (client_order_id) WHERE f.broker = ? AND f.mode = ?")
+        params: list = [self.broker, self.mode.value]
+        if strategy is not None:
+            sql += " AND o.strategy = ?"
+            params.append(strategy)
+        rows = self._rows(sql + " GROUP BY f.symbol ORDER BY f.symbol", params)
         return {symbol: qty for symbol, qty in rows if abs(qty) > 1e-9}
 
-    def cash_flow_since(self, since: datetime) -> float:
-        """What the recorded fills after `since` did to cash: sales in, purchases and commissions out."""
+    def last_filled_entry(self, strategy: str, symbol: str) -> str | None:
+        """The client order id of the strategy's newest filled buy in `symbol`."""
+        rows = self._rows("SELECT client_order_id FROM orders WHERE strategy = ? AND symbol = ? AND side = 'buy' "
+                          "AND broker = ? AND mode = ? AND filled_qty > 0 ORDER BY updated_at DESC LIMIT 1",
+                          [strategy, symbol, self.broker, self.mode.value])
+        return rows[0][0] if rows else None
+
+    def cash_flow_recorded_since(self, since: datetime) -> float:
+        """What the fills recorded after `since` (the ledger's own clock) did to cash: sales
+        in, purchases and commissions out."""
         rows = self._rows(
             "SELECT coalesce(sum(CASE WHEN side = 'buy' THEN -qty * price ELSE qty * price END - commission), 0) "
-            "FROM fills WHERE broker = ? AND mode = ? AND ts > ?", [self.broker, self.mode.value, since])
+            "FROM fills WHERE broker = ? AND mode = ? AND recorded_at > ?", [self.broker, self.mode.value, since])
         return float(rows[0][0])
 
-    def last_account(self) -> tuple[datetime, float] | None:
-        """The newest account snapshot's time and cash."""
-        rows = self._rows("SELECT ts, cash FROM account_snapshots WHERE broker = ? AND mode = ? ORDER BY ts DESC LIMIT 1",
-                          [self.broker, self.mode.value])
+    def last_reconciled_cash(self) -> tuple[datetime, float] | None:
+        """When the last reconciliation ran (the ledger's clock) and the cash it read."""
+        rows = self._rows("SELECT ts, cash FROM reconciliations WHERE broker = ? AND mode = ? AND cash IS NOT NULL "
+                          "ORDER BY ts DESC LIMIT 1", [self.broker, self.mode.value])
         return (rows[0][0], rows[0][1]) if rows else None
 
     def entries_blocked(self) -> str | None:

@@ -77,14 +77,16 @@ def reconcile(ledger: Ledger, broker: Broker, since: datetime) -> Reconciliation
             differences.append(Difference("position", symbol, f"broker holds {held.get(symbol, 0.0):g}, "
                                           f"ledger says {recorded.get(symbol, 0.0):g}", explained=False))
 
+    # Cash moves only by fills: the cash the last reconciliation read, plus the fills recorded
+    # since (every fill made before that reading had been adopted by then), is what it must be.
     account = broker.account()
-    previous = ledger.last_account()
+    previous = ledger.last_reconciled_cash()
     if previous is not None:
-        expected = previous[1] + ledger.cash_flow_since(previous[0])
+        expected = previous[1] + ledger.cash_flow_recorded_since(previous[0])
         if abs(account.cash - expected) > CASH_TOLERANCE:
             differences.append(Difference("cash", None, f"broker cash {account.cash:,.2f}, ledger expects "
                                           f"{expected:,.2f}", explained=False))
     ledger.snapshot(account, broker.positions())
     report = Reconciliation(adopted, differences)
-    ledger.record_reconciliation(report.clean, [asdict(d) for d in differences], len(adopted))
+    ledger.record_reconciliation(report.clean, [asdict(d) for d in differences], len(adopted), account.cash)
     return report

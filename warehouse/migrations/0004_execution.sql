@@ -69,6 +69,7 @@ CREATE TABLE reconciliations (
     clean         BOOLEAN     NOT NULL,                 -- false: new entries are refused until a clean one
     differences   JSON        NOT NULL,
     adopted_fills INTEGER     NOT NULL,
+    cash          DOUBLE,                               -- the broker's cash as this reconciliation read it
     PRIMARY KEY (broker, mode, ts)
 );
 

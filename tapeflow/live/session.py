@@ -1,0 +1,509 @@
+"""The trading session: one strategy, one account, one trading day, the same strategy code
+the backtest ran.
+
+Each cycle (every `cycle_s` on the session's clock): the market's new bars go to the broker
+if it is the simulator, order events are recorded, a heartbeat is written, the kill switch
+and the daily-loss breaker are read, then every decision whose time has come (the strategy's
+signals on what is knowable now, `at` since the last cycle) is recorded in
+`session_decisions` and only then sent, sized by `tapeflow.risk` against the broker's equity
+and buying power. Entries get a protective stop once filled; `exit_before_close` before the
+close everything the strategy holds is sold. At the close: reconcile, snapshot, summary.
+
+Crash safety: decisions are recorded before their orders are sent and every order's client
+order id comes from its decision, so a restarted session re-sends exactly the decisions
+that had not reached the broker (the broker answers the others: `place` finds them).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Protocol
+
+import polars as pl
+
+from strategies.base import Strategy
+from tapeflow.brokers.base import BrokerError, Disconnected, OrderRejected, QueryFailed
+from tapeflow.brokers.execution import EntriesBlocked, Execution
+from tapeflow.brokers.ids import client_order_id
+from tapeflow.brokers.reconcile import reconcile
+from tapeflow.calendar import NEW_YORK, Session, get_calendar
+from tapeflow.live.feed import WarehouseFeed
+from tapeflow.live.identity import decision_order_id, params_hash, session_id
+from tapeflow.model import Bar, Order, OrderStatus, OrderType, Side, TimeInForce, Timeframe
+from tapeflow.risk.limits import DailyLossBreaker
+from tapeflow.risk.sizing import Sizing
+from tapeflow.risk.state import day_lock, kill_switch, lock_day
+from warehouse.connection import Warehouse
+
+log = logging.getLogger(__name__)
+
+
+class SessionClock(Protocol):
+    def now(self) -> datetime: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SessionAlreadyRunning(RuntimeError):
+    """Another process is running this strategy's session on this account."""
+
+
+AlertHook = Callable[[str, str, str], None]  # kind, severity, message
+
+
+def _log_alert(kind: str, severity: str, message: str) -> None:
+    log.warning("[%s] %s: %s", severity, kind, message)
+
+
+@dataclass(frozen=True)
+class SessionRules:
+    """Timing and risk rules of a session; sizing and the breaker are the backtest's."""
+
+    cycle_s: float = 60.0
+    sizing: Sizing = Sizing()
+    max_position_pct: float = 0.25  # the most one name may take of equity
+    stop_loss_pct: float | None = None  # protective sell stop this far under each entry's fill
+    exit_before_close: timedelta = timedelta(minutes=5)  # time exit: sell what the strategy holds
+    daily_loss_limit_pct: float | None = 0.02  # from the day's reference equity: lock entries for the day
+    flatten_on_breaker: bool = False
+    max_decision_age: timedelta = timedelta(minutes=30)  # older decisions seen for the first time are skipped
+    stale_after: timedelta = timedelta(minutes=3)  # minute bars older than this in session: alert
+
+    def __post_init__(self) -> None:
+        if self.cycle_s <= 0:
+            raise ValueError("cycle_s must be > 0")
+        if not 0 < self.max_position_pct <= 1:
+            raise ValueError("max_position_pct must be within (0, 1]")
+
+
+@dataclass
+class SessionReport:
+    session_id: str
+    status: str  # finished | no session | killed
+    cycles: int = 0
+    decisions: int = 0
+    orders_sent: int = 0
+    rejected: int = 0
+    fills: int = 0
+    realized_pnl: float = 0.0
+    equity_start: float | None = None
+    equity_end: float | None = None
+    reconciled: bool = False
+    alerts: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+class TradingSession:
+    """Runs `strategy` through `execution` for one trading day on `clock`."""
+
+    def __init__(self, strategy: Strategy, execution: Execution, feed: WarehouseFeed, clock: SessionClock,
+                 warehouse: Warehouse, *, rules: SessionRules = SessionRules(), day: date | None = None,
+                 market: Callable[[Bar], None] | None = None, external_kill: Callable[[], str | None] | None = None,
+                 alert: AlertHook = _log_alert, hold_warehouse: bool = False) -> None:
+        self.strategy = strategy
+        self.execution = execution
+        self.broker = execution.broker
+        self.ledger = execution.ledger
+        self.feed = feed
+        self.clock = clock
+        self.warehouse = warehouse
+        self.rules = rules
+        self.day = day or clock.now().astimezone(NEW_YORK).date()
+        self.market = market  # the simulator's side of the market: it gets each new bar
+        self.external_kill = external_kill
+        self._alert = alert
+        # A replay on a simulated clock never waits between cycles: it may hold the file throughout.
+        self.hold_warehouse = hold_warehouse
+        self.id = session_id(strategy.name, strategy.p, self.broker.name, self.broker.mode.value, self.day)
+        self.component = f"trade_session:{strategy.name}"
+        self.report = SessionReport(self.id, "running")
+        self.breaker = DailyLossBreaker(rules.daily_loss_limit_pct)
+        self._last_decision: datetime | None = None
+        self._last_market: datetime | None = None
+        self._timed_out = False
+        self._stale = False
+        self._history = None  # this cycle's view of the market
+
+    # -- the day --------------------------------------------------------------------------
+
+    def run(self) -> SessionReport:
+        """Prepare, cycle until the close, finish. A day without a session does nothing."""
+        calendar = get_calendar()
+        if not calendar.is_session(self.day):
+            self.report.status = "no session"
+            return self.report
+        session = calendar.session(self.day)
+        with self.warehouse.held() if self.hold_warehouse else nullcontext():
+            self.prepare(session)
+            while self.clock.now() < session.close:
+                self.cycle(session)
+                self.clock.sleep(self._to_next_cycle(self.clock.now()))
+            return self.finish(session)
+
+    def _to_next_cycle(self, now: datetime) -> float:
+        """Seconds to the next multiple of cycle_s: cycles land on bar ends."""
+        epoch = now.timestamp()
+        return math.floor(epoch / self.rules.cycle_s + 1) * self.rules.cycle_s - epoch
+
+    def prepare(self, session: Session) -> None:
+        """Claim the session, reconcile with the broker, set the breaker's reference equity."""
+        with self.warehouse.held():
+            self._prepare(session, self.clock.now())
+
+    def _prepare(self, session: Session, now: datetime) -> None:
+        self._claim(now)
+        report = reconcile(self.ledger, self.broker, since=session.pre_open - timedelta(days=3))
+        if not report.clean:
+            self.alert("position_drift", "critical", f"reconciliation before the session is not clean; entries "
+                       f"are refused: {report.describe()}")
+        account = self.broker.account()
+        self.report.equity_start = account.equity
+        self.breaker.observe(self.day.toordinal(), account.last_equity or account.equity)
+        newest = self.feed.newest_bar_end(until=now)
+        if newest is None or now - newest > timedelta(days=4):
+            self.alert("stale_data", "warning", f"newest {self.feed.timeframe} bar ends {newest}: the data is stale")
+        with self.warehouse.write() as con:
+            self._last_decision = con.execute("SELECT max(decided_at) FROM session_decisions WHERE session_id = ?",
+                                              [self.id]).fetchone()[0]
+            pending = con.execute("SELECT client_order_id FROM session_decisions WHERE session_id = ? AND "
+                                  "outcome = 'decided' ORDER BY decided_at", [self.id]).fetchall()
+        self._last_market = now if self.market is not None else None
+        for (cid,) in pending:  # recorded before a crash, perhaps never sent
+            self._resend(cid)
+
+    def _claim(self, now: datetime) -> None:
+        """One process per session: a running claim whose heartbeat is fresh is refused."""
+        lease = timedelta(seconds=2 * self.rules.cycle_s)
+        with self.warehouse.write() as con:
+            row = con.execute("SELECT status FROM trading_sessions WHERE session_id = ?", [self.id]).fetchone()
+            beat = con.execute("SELECT max(ts) FROM heartbeats WHERE component = ?", [self.component]).fetchone()[0]
+            if row and row[0] == "running" and beat is not None and now - beat < lease:
+                raise SessionAlreadyRunning(f"{self.id} is running elsewhere (heartbeat {beat.isoformat()})")
+            con.execute(
+                "INSERT INTO trading_sessions (session_id, strategy, params, params_hash, broker, mode, session_date, "
+                "status, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?) ON CONFLICT (session_id) DO UPDATE "
+                "SET status = 'running'",
+                [self.id, self.strategy.name, json.dumps(dict(self.strategy.p)), params_hash(self.strategy.p),
+                 self.broker.name, self.broker.mode.value, self.day, now])
+
+    def cycle(self, session: Session) -> None:
+        """One pass: market, events, heartbeat, risk, decisions, stops, time exit. The
+        warehouse is held for the pass only, so readers wait milliseconds, not a day."""
+        with self.warehouse.held():
+            self._cycle(session, self.clock.now())
+
+    def _cycle(self, session: Session, now: datetime) -> None:
+        self.report.cycles += 1
+        if self.market is not None:
+            for bar in self.feed.bars_ended(self._last_market, now):
+                self.market(bar)
+            self._last_market = now
+        try:
+            self.execution.sync()
+            account = self.broker.account()
+            held = {p.symbol: p.qty for p in self.broker.positions() if p.qty}
+        except (Disconnected, QueryFailed) as exc:
+            self.alert("broker_disconnected", "critical", f"{self.broker.name}: {exc}")
+            self._heartbeat(now, {"broker": "unreachable"})
+            return  # nothing is decided blind; the next cycle tries again
+        self._heartbeat(now, {"equity": account.equity, "positions": held})
+        self._check_freshness(now, session)
+        stop = self._stop_reason(now, account.equity)
+        if stop:
+            self._stand_down(stop)
+        if now >= session.close - self.rules.exit_before_close:
+            self._time_exit(now)
+        else:
+            self._decide(now, account, held, stop)
+            self._protect(now, held)
+
+    def finish(self, session: Session) -> SessionReport:
+        """End of day: record the last events, reconcile, snapshot, summarise."""
+        with self.warehouse.held():
+            return self._finish(session, self.clock.now())
+
+    def _finish(self, session: Session, now: datetime) -> SessionReport:
+        self.execution.sync()
+        report = reconcile(self.ledger, self.broker, since=session.pre_open)
+        if not report.clean:
+            self.alert("position_drift", "critical", report.describe())
+        account = self.broker.account()
+        fills = [f for f in self.ledger.fills() if f.ts >= session.pre_open]
+        mine = self._my_orders()
+        fills = [f for f in fills if f.client_order_id in mine]
+        self.report.fills = len(fills)
+        self.report.realized_pnl = _realized(fills)
+        self.report.equity_end = account.equity
+        self.report.reconciled = report.clean
+        self.report.status = "finished" if self.report.status == "running" else self.report.status
+        with self.warehouse.write() as con:
+            con.execute("UPDATE trading_sessions SET status = ?, finished_at = ?, reconciled = ?, summary = ? "
+                        "WHERE session_id = ?", [self.report.status, now, report.clean,
+                                                 json.dumps(self.report.as_dict(), default=str), self.id])
+        return self.report
+
+    def _check_freshness(self, now: datetime, session: Session) -> None:
+        """In session, minute bars must keep coming: alert once when they stop."""
+        if self.feed.timeframe is not Timeframe.MINUTE or not session.open + self.rules.stale_after <= now < session.close:
+            return
+        newest = self.feed.newest_bar_end(until=now)
+        stale = newest is None or now - newest >= self.rules.stale_after
+        if stale and not self._stale:
+            seen = newest.astimezone(NEW_YORK).strftime("%H:%M") if newest else "never"
+            self.alert("stale_data", "warning", f"newest {self.feed.timeframe} bar ended {seen} New York, "
+                       f"{(now - newest) if newest else 'no bars'} before {now.astimezone(NEW_YORK):%H:%M}: "
+                       "decisions wait for data")
+        self._stale = stale
+
+    # -- risk ---------------------------------------------------------------------------------
+
+    def _stop_reason(self, now: datetime, equity: float) -> str | None:
+        """Why no new entries may be taken now (kill switch, the day's lock, the breaker)."""
+        killed = (self.external_kill() if self.external_kill else None) or kill_switch(self.warehouse, self.strategy.name)
+        if killed:
+            if self.report.status != "killed":
+                self.report.status = "killed"
+                self.alert("kill_switch", "critical", f"{self.strategy.name}: {killed}; entries cancelled")
+            return killed
+        locked = day_lock(self.warehouse, self.strategy.name, self.day)
+        if locked:
+            return locked
+        if self.breaker.tripped(self.day.toordinal(), equity):
+            why = self.breaker.describe(self.day.toordinal(), equity)
+            lock_day(self.warehouse, self.strategy.name, self.day, "daily_loss", why)
+            self.alert("breaker_tripped", "critical", f"{self.strategy.name}: daily loss limit hit, {why}; "
+                       "entries locked for the day")
+            if self.rules.flatten_on_breaker:
+                self._flatten(now, "daily loss limit: flatten")
+            return f"daily_loss lock: {why}"
+        return None
+
+    def _stand_down(self, why: str) -> None:
+        """Cancel the strategy's working entries (exits and stops stay)."""
+        mine = self._my_orders()
+        for order in self.broker.open_orders():
+            if order.client_order_id in mine and order.side is Side.BUY:
+                self._quietly(lambda o=order: self.execution.cancel(o.client_order_id))
+
+    # -- decisions ------------------------------------------------------------------------------
+
+    def _decide(self, now: datetime, account, held: dict[str, float], stop: str | None) -> None:
+        since = self._last_decision
+        self._history = self.feed.history(now)
+        signals = self.strategy.signals(self._history)
+        due = signals.filter(pl.col("at") <= now)
+        if since is not None:
+            due = due.filter(pl.col("at") > since)
+        for row in due.sort("at", "symbol").iter_rows(named=True):
+            self._act(row, now, account, held, stop)
+        if due.height:
+            self._last_decision = max(due["at"].max(), since) if since else due["at"].max()
+
+    def _act(self, row: dict, now: datetime, account, held: dict[str, float], stop: str | None) -> None:
+        at, symbol, action = row["at"], row["symbol"], row["action"]
+        cid = decision_order_id(self.strategy.name, at, symbol, action)
+        if not self._record_decision(cid, row):
+            return  # decided (and handled) before a restart
+        self.report.decisions += 1
+        if now - at > self.rules.max_decision_age:
+            return self._outcome(cid, f"skipped: decided at {at.isoformat()}, seen only at {now.isoformat()}")
+        if action == "enter":
+            if stop:
+                return self._outcome(cid, f"skipped: {stop}")
+            qty = self._entry_size(row, account, held)
+            if isinstance(qty, str):
+                return self._outcome(cid, f"skipped: {qty}")
+            side = Side.BUY
+        else:
+            self._cancel_symbol(symbol)
+            qty = held.get(symbol, 0.0)
+            if qty <= 0:
+                return self._outcome(cid, "skipped: nothing to exit")
+            side = Side.SELL
+        order = Order(client_order_id=cid, mode=self.broker.mode, broker=self.broker.name, strategy=self.strategy.name,
+                      symbol=symbol, side=side, qty=qty, order_type=OrderType(row["order_type"]),
+                      time_in_force=TimeInForce(row["time_in_force"]), created_at=now, limit_price=row["limit_price"],
+                      stop_price=row["stop_price"], reason=row["reason"])
+        self._send(order)
+
+    def _entry_size(self, row: dict, account, held: dict[str, float]) -> float | str:
+        """Shares for an entry, or why there are none."""
+        symbol = row["symbol"]
+        if held.get(symbol) or any(o.symbol == symbol for o in self.broker.open_orders()):
+            return "already in a position or an order is working"
+        price = self._last_close(symbol)
+        if price is None:
+            return f"no price for {symbol}"
+        qty = row["qty"] or self.rules.sizing.shares(equity=account.equity, buying_power=account.buying_power,
+                                                     price=price, open_positions=len(held))
+        cap = math.floor(self.rules.max_position_pct * account.equity / price)
+        qty = min(qty, cap)
+        return qty if qty > 0 else "sized to zero shares"
+
+    def _send(self, order: Order) -> None:
+        try:
+            self.execution.submit(order)
+        except OrderRejected as exc:
+            self.report.rejected += 1
+            self._outcome(order.client_order_id, f"rejected: {exc.reason}")
+            self.alert("order_rejected", "warning", f"{order.symbol} {order.side} {order.qty:g}: {exc}")
+            return
+        except EntriesBlocked as exc:
+            self._outcome(order.client_order_id, f"skipped: {exc}")
+            return
+        except Disconnected as exc:  # still 'decided': the next start or cycle sends it again
+            self.alert("broker_disconnected", "critical", f"{order.client_order_id} not confirmed: {exc}")
+            return
+        self.report.orders_sent += 1
+        self._outcome(order.client_order_id, "sent")
+
+    def _resend(self, cid: str) -> None:
+        """Send a decision recorded before a crash; `place` finds it if it had gone out."""
+        with self.warehouse.write() as con:
+            row = con.execute("SELECT decided_at, symbol, action, reason, qty, order_type, time_in_force, limit_price, "
+                              "stop_price FROM session_decisions WHERE session_id = ? AND client_order_id = ?",
+                              [self.id, cid]).fetchone()
+        at, symbol, action, reason, qty, order_type, tif, limit_price, stop_price = row
+        if action == "exit":
+            qty = {p.symbol: p.qty for p in self.broker.positions()}.get(symbol, 0.0)
+        if not qty or qty <= 0:
+            return self._outcome(cid, "skipped: nothing to send after the restart")
+        self._send(Order(client_order_id=cid, mode=self.broker.mode, broker=self.broker.name,
+                         strategy=self.strategy.name, symbol=symbol, side=Side.BUY if action == "enter" else Side.SELL,
+                         qty=qty, order_type=OrderType(order_type), time_in_force=TimeInForce(tif), created_at=at,
+                         limit_price=limit_price, stop_price=stop_price, reason=reason))
+
+    def _record_decision(self, cid: str, row: dict) -> bool:
+        """Write the decision before anything is sent; False if it was recorded already."""
+        with self.warehouse.write() as con:
+            known = con.execute("SELECT 1 FROM session_decisions WHERE session_id = ? AND client_order_id = ?",
+                                [self.id, cid]).fetchone()
+            if known:
+                return False
+            con.execute("INSERT INTO session_decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'decided', ?)",
+                        [self.id, cid, row["at"], row["symbol"], row["action"], row["reason"], row["qty"],
+                         row["order_type"], row["time_in_force"], row["limit_price"], row["stop_price"],
+                         self.clock.now()])
+        return True
+
+    def _outcome(self, cid: str, outcome: str) -> None:
+        with self.warehouse.write() as con:
+            con.execute("UPDATE session_decisions SET outcome = ? WHERE session_id = ? AND client_order_id = ?",
+                        [outcome, self.id, cid])
+
+    # -- exits -------------------------------------------------------------------------------------
+
+    def _protect(self, now: datetime, held: dict[str, float]) -> None:
+        """A protective stop under each position the strategy holds that has none yet."""
+        if not self.rules.stop_loss_pct:
+            return
+        mine = self.ledger.positions(self.strategy.name)
+        working = {(o.symbol, o.order_type) for o in self.broker.open_orders()}
+        for symbol, qty in mine.items():
+            if qty <= 0 or held.get(symbol, 0.0) <= 0 or (symbol, OrderType.STOP) in working:
+                continue
+            entry = self.ledger.last_filled_entry(self.strategy.name, symbol)
+            state = self.broker.order(entry) if entry else None
+            if state is None or not state.avg_fill_price or state.status is not OrderStatus.FILLED:
+                continue
+            stop_price = round(state.avg_fill_price * (1 - self.rules.stop_loss_pct), 2)
+            cid = client_order_id(self.strategy.name, f"stop after {entry}", symbol, "stop")
+            self._record_exit(cid, now, symbol, f"stop loss {self.rules.stop_loss_pct:.1%} under the entry",
+                              OrderType.STOP, TimeInForce.GTC, stop_price=stop_price)
+            self._send_exit(cid, now, symbol, min(qty, held[symbol]), OrderType.STOP, TimeInForce.GTC,
+                            stop_price=stop_price, reason="protective stop")
+
+    def _time_exit(self, now: datetime) -> None:
+        """Before the close: cancel the strategy's working orders and sell what it holds."""
+        if self._timed_out:
+            return
+        self._timed_out = True
+        self._flatten(now, "time exit: the session is closing")
+
+    def _flatten(self, now: datetime, reason: str) -> None:
+        for symbol in list(self._my_symbols()):
+            self._cancel_symbol(symbol)
+        held = {p.symbol: p.qty for p in self.broker.positions() if p.qty}
+        for symbol, qty in self.ledger.positions(self.strategy.name).items():
+            qty = min(qty, held.get(symbol, 0.0))
+            if qty <= 0:
+                continue
+            cid = client_order_id(self.strategy.name, f"{self.day} {reason}", symbol, "exit")
+            if self._record_exit(cid, now, symbol, reason, OrderType.MARKET, TimeInForce.DAY):
+                self._send_exit(cid, now, symbol, qty, OrderType.MARKET, TimeInForce.DAY, reason=reason)
+
+    def _record_exit(self, cid: str, now: datetime, symbol: str, reason: str, order_type: OrderType,
+                     tif: TimeInForce, stop_price: float | None = None) -> bool:
+        return self._record_decision(cid, {"at": now, "symbol": symbol, "action": "exit", "reason": reason, "qty": None,
+                                           "order_type": order_type.value, "time_in_force": tif.value,
+                                           "limit_price": None, "stop_price": stop_price})
+
+    def _send_exit(self, cid: str, now: datetime, symbol: str, qty: float, order_type: OrderType, tif: TimeInForce,
+                   stop_price: float | None = None, reason: str = "") -> None:
+        self._send(Order(client_order_id=cid, mode=self.broker.mode, broker=self.broker.name,
+                         strategy=self.strategy.name, symbol=symbol, side=Side.SELL, qty=qty, order_type=order_type,
+                         time_in_force=tif, created_at=now, stop_price=stop_price, reason=reason))
+
+    def _cancel_symbol(self, symbol: str) -> None:
+        mine = self._my_orders()
+        for order in self.broker.open_orders():
+            if order.symbol == symbol and order.client_order_id in mine:
+                self._quietly(lambda o=order: self.execution.cancel(o.client_order_id))
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+
+    def _my_orders(self) -> set[str]:
+        with self.warehouse.write() as con:
+            rows = con.execute("SELECT client_order_id FROM orders WHERE strategy = ? AND broker = ? AND mode = ?",
+                               [self.strategy.name, self.broker.name, self.broker.mode.value]).fetchall()
+        return {r[0] for r in rows}
+
+    def _my_symbols(self) -> set[str]:
+        mine = self._my_orders()
+        return {o.symbol for o in self.broker.open_orders() if o.client_order_id in mine}
+
+    def _last_close(self, symbol: str) -> float | None:
+        bars = self._history.bars.filter(pl.col("symbol") == symbol)
+        return float(bars["close"][-1]) if bars.height else None
+
+    def _heartbeat(self, now: datetime, detail: dict) -> None:
+        with self.warehouse.write() as con:
+            con.execute("INSERT INTO heartbeats VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                        [self.component, now, json.dumps({"session_id": self.id, **detail}, default=str)])
+
+    def alert(self, kind: str, severity: str, message: str) -> None:
+        self.report.alerts.append(f"{kind}: {message}")
+        self._alert(kind, severity, message)
+
+    def _quietly(self, action: Callable[[], object]) -> None:
+        try:
+            action()
+        except BrokerError as exc:  # a cancel that races a fill is not an error worth stopping for
+            log.info("%s: %s", self.id, exc)
+
+
+def _realized(fills) -> float:
+    """Realised P&L of the day's fills: sells less buys, commissions out, for closed shares."""
+    by_symbol: dict[str, list] = {}
+    for f in fills:
+        by_symbol.setdefault(f.symbol, []).append(f)
+    total = 0.0
+    for rows in by_symbol.values():
+        bought = sum(f.qty for f in rows if f.side is Side.BUY)
+        sold = sum(f.qty for f in rows if f.side is Side.SELL)
+        closed = min(bought, sold)
+        if closed <= 0:
+            total -= sum(f.commission for f in rows)
+            continue
+        avg_buy = sum(f.qty * f.price for f in rows if f.side is Side.BUY) / bought
+        avg_sell = sum(f.qty * f.price for f in rows if f.side is Side.SELL) / sold
+        total += closed * (avg_sell - avg_buy) - sum(f.commission for f in rows)
+    return total

@@ -1,0 +1,188 @@
+"""A full trading session on a simulated clock against the simulated broker: entries at the
+open, a stop, the time exit, the daily-loss breaker, the kill switch, stale data, a broker
+that drops out and comes back, and crashes before and after an order was sent."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tapeflow.brokers.base import Disconnected
+from tapeflow.brokers.reconcile import reconcile
+from tapeflow.brokers.sim import SimBroker
+from tapeflow.live.clock import SimulatedClock
+from tapeflow.live.session import SessionAlreadyRunning, SessionRules
+from tapeflow.calendar import NEW_YORK, get_calendar
+from tapeflow.model import Mode, OrderStatus
+from tapeflow.risk.sizing import Sizing
+from tapeflow.risk.state import set_kill_switch
+from tapeflow.sim.costs import Costs
+from tests.fakes.sim_venue import FaultyLink
+from tests.session_kit import DAY, ny, scripted, session, store_day
+
+RULES = SessionRules(cycle_s=60, stop_loss_pct=0.05, daily_loss_limit_pct=None, max_position_pct=0.5)
+
+
+class Crash(BaseException):
+    """The process dies here (not an error anything may catch)."""
+
+
+def decisions(warehouse) -> list[tuple]:
+    with warehouse.write() as con:
+        return con.execute("SELECT strftime(decided_at AT TIME ZONE 'America/New_York', '%H:%M'), symbol, action, "
+                           "outcome FROM session_decisions ORDER BY decided_at, symbol").fetchall()
+
+
+def fills(broker) -> list[tuple]:
+    return sorted((f.ts.astimezone(NEW_YORK).strftime("%H:%M"), f.symbol, f.side.value, f.qty, f.price)
+                  for f in broker.fills(ny(0)))
+
+
+@pytest.fixture
+def clock() -> SimulatedClock:
+    return SimulatedClock(ny(9, 25))
+
+
+@pytest.fixture
+def sim(warehouse, clock) -> SimBroker:
+    return SimBroker(warehouse, cash=100_000.0, costs=Costs(), now=clock)
+
+
+def test_a_day_with_entries_at_the_open_a_stop_and_the_time_exit(warehouse, sim, clock):
+    # ACME falls 10% at 10:30 (its stop is 5% under the entry); BETA is held to the close.
+    store_day(warehouse, {"ACME": 10.0, "BETA": 20.0}, moves={("ACME", 10, 30): 9.0, ("BETA", 12, 0): 21.0})
+    strategy = scripted([(9, 31, "ACME", "enter"), (9, 31, "BETA", "enter")], qty=100)
+    report = session(strategy, sim, warehouse, clock, rules=RULES, market=sim.on_bar).run()
+
+    assert fills(sim) == [
+        ("09:31", "ACME", "buy", 100, 10.0), ("09:31", "BETA", "buy", 100, 20.0),  # the bar after the decision
+        ("10:30", "ACME", "sell", 100, 9.0),  # the stop at 9.50, gapped through: the open, never better
+        ("12:55", "BETA", "sell", 100, 21.0),  # the time exit five minutes before the half day's close
+    ]
+    assert [d[:3] + (d[3][:4],) for d in decisions(warehouse)] == [
+        ("09:31", "ACME", "enter", "sent"), ("09:31", "BETA", "enter", "sent"),
+        ("09:32", "ACME", "exit", "sent"), ("09:32", "BETA", "exit", "sent"),  # the protective stops
+        ("12:55", "BETA", "exit", "sent"),  # ACME's stop has sold it: only BETA is left to sell
+    ]
+    assert report.status == "finished" and report.reconciled and report.fills == 4
+    assert report.realized_pnl == pytest.approx(-100.0 + 100.0)
+    assert sim.positions() == []
+    with warehouse.write() as con:
+        beats = con.execute("SELECT count(*) FROM heartbeats WHERE component = 'trade_session:scripted'").fetchone()[0]
+        row = con.execute("SELECT status, reconciled FROM trading_sessions").fetchone()
+    assert beats == report.cycles == 215 and row == ("finished", True)  # 09:25 to 13:00, every minute
+
+
+def test_the_daily_loss_breaker_trips_cancels_entries_and_locks_the_day(warehouse, sim, clock):
+    store_day(warehouse, {"ACME": 10.0, "BETA": 20.0}, moves={("ACME", 10, 0): 9.0})  # -10% on half the book
+    strategy = scripted([(9, 31, "ACME", "enter"), (11, 0, "BETA", "enter")])
+    rules = SessionRules(cycle_s=60, daily_loss_limit_pct=0.02, max_position_pct=0.5, sizing=Sizing(fraction=0.5))
+    report = session(strategy, sim, warehouse, clock, rules=rules, market=sim.on_bar).run()
+    outcomes = {d[1]: d[3] for d in decisions(warehouse) if d[2] == "enter"}
+    assert outcomes["ACME"] == "sent"
+    assert outcomes["BETA"].startswith("skipped: daily_loss lock")
+    with warehouse.write() as con:
+        lock = con.execute("SELECT scope, kind FROM risk_locks").fetchall()
+    assert lock == [("scripted", "daily_loss")]
+    assert any(a.startswith("breaker_tripped") for a in report.alerts)
+    # The lock outlives the process: a new session the same day takes no entries either.
+    assert report.status == "finished"
+
+
+def test_the_kill_switch_cancels_working_entries_within_one_cycle(warehouse, sim, clock):
+    store_day(warehouse, {"ACME": 10.0, "BETA": 20.0})
+    strategy = scripted([(9, 31, "ACME", "enter", 9.0), (9, 31, "BETA", "enter"), (10, 5, "BETA", "exit"),
+                         (10, 10, "ACME", "enter")], qty=100)
+    trading = session(strategy, sim, warehouse, clock, rules=RULES, market=sim.on_bar)
+    day = get_calendar().session(DAY)
+    trading.prepare(day)
+    while clock.now() < ny(10, 15):
+        if clock.now() == ny(10, 0):  # `tapeflow kill-switch on` from another process
+            set_kill_switch(warehouse, "scripted", True, "operator: news halt", by="cli")
+        trading.cycle(day)
+        clock.sleep(60)
+    resting = [o for o in sim.orders(ny(0)) if o.limit_price == 9.0]
+    assert resting[0].status is OrderStatus.CANCELED and resting[0].updated_at == ny(10, 0)  # the same cycle
+    outcomes = [(d[0], d[1], d[3]) for d in decisions(warehouse)]
+    assert ("10:05", "BETA", "sent") in outcomes  # exits still go out
+    assert ("10:10", "ACME", "skipped: kill switch (scripted): operator: news halt") in outcomes
+    assert [a.split(":")[0] for a in trading.report.alerts] == ["kill_switch"]
+
+
+def test_stale_data_is_alerted(warehouse, sim, clock):
+    store_day(warehouse, {"ACME": 10.0}, gaps=[(11, 0, 11, 10)])
+    alerts = []
+    trading = session(scripted([]), sim, warehouse, clock, rules=RULES, market=sim.on_bar,
+                      alert=lambda kind, severity, message: alerts.append((kind, message)))
+    trading.run()
+    stale = [m for k, m in alerts if k == "stale_data"]
+    assert len(stale) == 1 and "ended 11:00" in stale[0]  # once per stale stretch, not every cycle
+
+
+class Flaky(FaultyLink):
+    """A broker that cannot be reached between two instants of the session's clock."""
+
+    def __init__(self, inner, clock, start, end):
+        super().__init__(inner)
+        self.clock, self.start, self.end = clock, start, end
+
+    def _check(self):
+        if self.start <= self.clock.now() < self.end:
+            raise Disconnected("connection refused")
+
+    def account(self):
+        self._check()
+        return super().account()
+
+    def positions(self):
+        self._check()
+        return super().positions()
+
+    def submit(self, order):
+        self._check()
+        return super().submit(order)
+
+
+def test_a_broker_disconnect_is_alerted_and_trading_resumes_when_it_is_back(warehouse, sim, clock):
+    store_day(warehouse, {"ACME": 10.0})
+    alerts = []
+    broker = Flaky(sim, clock, ny(9, 40), ny(9, 45))
+    strategy = scripted([(9, 42, "ACME", "enter")], qty=100)
+    session(strategy, broker, warehouse, clock, rules=RULES, market=sim.on_bar,
+            alert=lambda kind, severity, message: alerts.append(kind)).run()
+    assert alerts.count("broker_disconnected") >= 5  # every cycle of the outage says so
+    # The 09:42 decision waited for the broker and went out at 09:45, well within its age limit.
+    assert [(d[0], d[3]) for d in decisions(warehouse) if d[2] == "enter"] == [("09:42", "sent")]
+    assert fills(sim)[0][:3] == ("09:45", "ACME", "buy")
+
+
+@pytest.mark.parametrize("when", ["after the decision", "after the submission"])
+def test_a_crash_mid_loop_and_a_restart_leave_no_duplicate_and_ledger_equals_broker(warehouse, sim, clock, when):
+    store_day(warehouse, {"ACME": 10.0})
+    strategy = scripted([(9, 31, "ACME", "enter")], qty=100)
+
+    class Dying(FaultyLink):
+        def submit(self, order):
+            if when == "after the decision":
+                raise Crash()
+            super().submit(order)
+            raise Crash()
+
+    with pytest.raises(Crash):
+        session(strategy, Dying(sim), warehouse, clock, rules=RULES, market=sim.on_bar).run()
+    assert [d[3] for d in decisions(warehouse)] == ["decided"]
+    # A restart straight away is refused while the dead run's heartbeat is fresh...
+    with pytest.raises(SessionAlreadyRunning):
+        session(strategy, FaultyLink(sim), warehouse, clock, rules=RULES, market=sim.on_bar).run()
+    clock.sleep(150)  # ...and taken over once it has gone stale
+    report = session(strategy, FaultyLink(sim), warehouse, clock, rules=RULES, market=sim.on_bar).run()
+
+    entries = [o for o in sim.orders(ny(0)) if o.side.value == "buy"]
+    assert len(entries) == 1 and entries[0].filled_qty == 100  # one order, sent once
+    assert [d[3] for d in decisions(warehouse) if d[2] == "enter"] == ["sent"]
+    assert report.reconciled
+    from tapeflow.brokers.ledger import Ledger
+    ledger = Ledger(warehouse, "sim", Mode.PAPER)
+    assert ledger.positions() == {p.symbol: p.qty for p in sim.positions()}
+    assert reconcile(ledger, sim, since=ny(0)).clean
