@@ -1,4 +1,4 @@
-"""State hooks shared by flows: failures and crashes raise an alert."""
+"""State hooks shared by flows: failures and crashes raise an alert, recorded and deduplicated."""
 
 from __future__ import annotations
 
@@ -7,29 +7,37 @@ import logging
 
 from tapeflow.config import load_settings
 from tapeflow.redact import redact_text
-from tapeflow.risk.alerts import Alert, AlertDeliveryError, channel_from_settings
+from tapeflow.risk.alert_log import book_from_settings
+from tapeflow.risk.alerts import Alert
+from warehouse import Warehouse
 
 log = logging.getLogger("tapeflow.alerts")
 
+# A hook waits at most this long for the warehouse: the alert matters more than its record.
+HOOK_LOCK_TIMEOUT_S = 5.0
+
 
 def alert_on_failure(flow, flow_run, state) -> None:
-    """Send a critical alert for a failed or crashed flow run; never raises."""
-    settings = load_settings()
-    secrets = settings.secret_values()
-    alert = Alert(
-        component=f"flow:{flow.name}",
-        severity="critical",
-        title=f"{flow.name} {state.type.value.lower()}",
-        # Messages and parameters come from vendors and users: scrub any configured secret.
-        message=redact_text(state.message or "", secrets),
-        context={
-            "flow_run": flow_run.name,
-            "flow_run_id": str(flow_run.id),
-            "parameters": json.loads(redact_text(json.dumps(dict(flow_run.parameters or {}), default=str), secrets)),
-        },
-    )
+    """Raise a critical `flow_failed` alert for a failed or crashed flow run; never raises."""
     try:
-        channel_from_settings(settings).send(alert)
-    except (AlertDeliveryError, ValueError) as exc:
-        # An alert that cannot be delivered must not mask the failure it reports.
-        log.error("could not deliver alert for %s: %s", flow_run.name, exc)
+        settings = load_settings()
+        secrets = settings.secret_values()
+        outcome = state.type.value.lower()
+        alert = Alert(
+            component=f"flow:{flow.name}",
+            severity="critical",
+            title=f"{flow.name} {outcome}",
+            # Messages and parameters come from vendors and users: scrub any configured secret.
+            message=redact_text(state.message or "", secrets),
+            context={
+                "flow_run": flow_run.name,
+                "flow_run_id": str(flow_run.id),
+                "parameters": json.loads(redact_text(json.dumps(dict(flow_run.parameters or {}), default=str), secrets)),
+            },
+        )
+        warehouse = Warehouse(settings.warehouse_path, lock_timeout_s=min(settings.lock_timeout_s, HOOK_LOCK_TIMEOUT_S))
+        # One key per flow and outcome: a flow failing every few minutes alerts once per window.
+        book_from_settings(settings, warehouse).raise_alert(alert, f"flow_failed:{flow.name}:{outcome}",
+                                                            kind="flow_failed")
+    except Exception as exc:  # noqa: BLE001 - an alert that cannot be raised must not mask the failure it reports
+        log.error("could not deliver alert for flow run %s: %s", getattr(flow_run, "name", "?"), type(exc).__name__)

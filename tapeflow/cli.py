@@ -352,8 +352,13 @@ def serve(
 
 def _register_subcommands() -> None:
     from tapeflow.broker_cli import broker_app
+    from tapeflow.monitor_cli import alerts_command, monitor_command
+    from tapeflow.promotion_cli import register as register_promotion
 
     app.add_typer(broker_app, name="broker")
+    app.command("monitor")(monitor_command)
+    app.command("alerts")(alerts_command)
+    register_promotion(app)  # promote, promotions, paper-gap
 
 
 _register_subcommands()

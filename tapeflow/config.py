@@ -7,6 +7,7 @@ Every setting is `TAPEFLOW_<NAME>` (for example `TAPEFLOW_HOME=/srv/tapeflow`). 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +65,22 @@ class Settings(BaseSettings):
     ibkr_account: str | None = Field(None, description="IB account id; default: the gateway's only account")
     sim_cash: float = Field(100_000.0, gt=0, description="the simulated broker's starting cash")
     sim_costs: str = Field("flat-commission", description="the simulated broker's cost preset: retail | flat-commission | none")
+
+    # Staged release (tapeflow.live.promotion): reconciled paper sessions a strategy and its
+    # parameters need before `tapeflow promote --to live` (an override must give a reason).
+    min_paper_sessions: int = Field(30, ge=0, description="reconciled paper sessions required before live")
+
+    # Monitoring and alerts: the shape of webhook bodies, how long a
+    # repeated alert stays quiet, and when the monitor calls a heartbeat missing or data stale.
+    alert_format: Literal["generic", "slack", "discord"] = Field(
+        "generic", description="webhook body: generic JSON, Slack ({text, blocks}) or Discord ({content, embeds})")
+    alert_dedup_window_s: float = Field(1800.0, ge=0, description="an alert with the same key is not re-sent within this")
+    monitor_heartbeat_max_age_s: float = Field(180.0, gt=0, description="a running session's heartbeat older: alert")
+    monitor_bars_max_age_s: float = Field(600.0, gt=0, description="newest minute bar older than this in session: alert")
+    monitor_watchlist_max_age_s: float = Field(600.0, gt=0, description="newest live watchlist older than this: alert")
+    monitor_fill_grace_s: float = Field(120.0, ge=0, description="broker fills this recent may still be on their way "
+                                        "to the ledger: not position drift")
+    monitor_ibkr_client_id: int = Field(19, description="the monitor's own IB client id (the session keeps its own)")
 
     bullalert_api_key: SecretStr | None = None
     bullalert_url: str = "https://api.bullalert.com"

@@ -1,4 +1,5 @@
-"""Alert channels: a webhook poster with retries and a stdlib-logging fallback."""
+"""Alert channels: a webhook poster with retries (generic JSON, Slack or Discord bodies) and a
+stdlib-logging fallback."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from tapeflow.config import Settings
 
 __all__ = [
+    "FORMATS",
     "SEVERITIES",
     "Alert",
     "AlertChannel",
@@ -27,10 +29,20 @@ __all__ = [
     "LogChannel",
     "WebhookChannel",
     "channel_from_settings",
+    "format_payload",
     "redact_url",
 ]
 
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
+FORMATS: tuple[str, ...] = ("generic", "slack", "discord")
+
+# Receivers refuse (HTTP 400) bodies over their limits; an alert must still get through.
+SLACK_HEADER_MAX = 150
+SLACK_TEXT_MAX = 3000
+DISCORD_CONTENT_MAX = 2000
+DISCORD_TITLE_MAX = 256
+DISCORD_DESCRIPTION_MAX = 4096
+_DISCORD_COLOURS: Mapping[str, int] = MappingProxyType({"info": 0x3498DB, "warning": 0xF1C40F, "critical": 0xE74C3C})
 
 # Upper bound on any single wait between attempts; a receiver asking for more
 # than this should not stall a pipeline run.
@@ -86,6 +98,48 @@ class Alert:
         }
 
 
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _slack_escape(text: str) -> str:
+    # Slack reads <...> as links and mentions (<!channel>): a vendor's message must not ping anyone.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def format_payload(alert: Alert, fmt: str = "generic") -> dict[str, object]:
+    """The JSON body for a receiver: generic (all fields plus `text`), Slack or Discord."""
+    if fmt == "generic":
+        return {**alert.to_payload(), "text": alert.text}
+    if fmt == "slack":
+        details = f"*{alert.severity}* · {_slack_escape(alert.component)} · {alert.at.isoformat()}"
+        return {
+            "text": _clip(_slack_escape(alert.text), SLACK_TEXT_MAX),
+            "blocks": [
+                {"type": "header", "text": {"type": "plain_text", "text": _clip(alert.title or alert.severity, SLACK_HEADER_MAX)}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": _clip(_slack_escape(alert.message) or "-", SLACK_TEXT_MAX)}},
+                {"type": "context", "elements": [{"type": "mrkdwn", "text": details}]},
+            ],
+        }
+    if fmt == "discord":
+        return {
+            "content": _clip(alert.text, DISCORD_CONTENT_MAX),
+            # No @everyone or role pings from text that vendors and users wrote.
+            "allowed_mentions": {"parse": []},
+            "embeds": [{
+                "title": _clip(alert.title or alert.severity, DISCORD_TITLE_MAX),
+                "description": _clip(alert.message or "-", DISCORD_DESCRIPTION_MAX),
+                "color": _DISCORD_COLOURS[alert.severity],
+                "timestamp": alert.at.isoformat(),
+                "fields": [
+                    {"name": "severity", "value": alert.severity, "inline": True},
+                    {"name": "component", "value": _clip(alert.component, 1024), "inline": True},
+                ],
+            }],
+        }
+    raise ValueError(f"alert format must be one of {FORMATS}, got {fmt!r}")
+
+
 @runtime_checkable
 class AlertChannel(Protocol):
     """Anything that can deliver an :class:`Alert`."""
@@ -117,9 +171,13 @@ def _retry_after_seconds(response: requests.Response) -> float | None:
 
 
 class WebhookChannel:
-    """POSTs alerts as JSON to a URL (Slack/Discord-compatible 'text' field included)."""
+    """POSTs alerts as JSON to a URL, in the generic, Slack or Discord shape (`fmt`)."""
 
-    def __init__(self, url: str, timeout: float = 5.0, attempts: int = 3, backoff: float = 0.5) -> None:
+    def __init__(
+        self, url: str, timeout: float = 5.0, attempts: int = 3, backoff: float = 0.5, fmt: str = "generic"
+    ) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"alert format must be one of {FORMATS}, got {fmt!r}")
         target = redact_url(url)
         if target == "<invalid url>" or urlsplit(url).scheme not in ("http", "https"):
             raise ValueError(f"webhook url must be an http(s) URL with a host, got {target}")
@@ -134,11 +192,18 @@ class WebhookChannel:
         self.timeout = float(timeout)
         self.attempts = int(attempts)
         self.backoff = float(backoff)
+        self.fmt = fmt
         self._session = requests.Session()
         guard_http_debug_logs()
 
     def __repr__(self) -> str:
-        return f"WebhookChannel(target={self._target!r}, attempts={self.attempts}, timeout={self.timeout})"
+        return (f"WebhookChannel(target={self._target!r}, fmt={self.fmt!r}, attempts={self.attempts}, "
+                f"timeout={self.timeout})")
+
+    @property
+    def name(self) -> str:
+        """What the alerts table records as the channel: the kind, never the URL."""
+        return f"webhook:{self.fmt}"
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -159,8 +224,7 @@ class WebhookChannel:
 
     def send(self, alert: Alert) -> None:
         """Deliver ``alert``; retries transient failures, raises AlertDeliveryError otherwise."""
-        body = alert.to_payload()
-        body["text"] = alert.text
+        body = format_payload(alert, self.fmt)
         # default=str: a stray non-JSON value in context must not stop the alert going out.
         data = json.dumps(body, default=str).encode("utf-8")
         headers = {"Content-Type": "application/json"}
@@ -221,6 +285,10 @@ class LogChannel:
     def __repr__(self) -> str:
         return f"LogChannel(logger={self.logger.name!r})"
 
+    @property
+    def name(self) -> str:
+        return "log"
+
     def send(self, alert: Alert) -> None:
         """Log ``alert``; the full payload rides along as ``record.alert``."""
         self.logger.log(
@@ -233,7 +301,8 @@ class LogChannel:
 
 
 def channel_from_settings(settings: "Settings") -> AlertChannel:
-    """The webhook when `TAPEFLOW_ALERT_WEBHOOK_URL` is set, otherwise the log."""
+    """The webhook when `TAPEFLOW_ALERT_WEBHOOK_URL` is set (body shaped by
+    `TAPEFLOW_ALERT_FORMAT`), otherwise the log."""
     if settings.alert_webhook_url is not None:
-        return WebhookChannel(settings.alert_webhook_url.get_secret_value())
+        return WebhookChannel(settings.alert_webhook_url.get_secret_value(), fmt=settings.alert_format)
     return LogChannel()

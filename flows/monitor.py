@@ -1,0 +1,27 @@
+"""Watch the trading pipeline during the session and alert on what is wrong."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from prefect import flow, get_run_logger
+
+from flows.hooks import alert_on_failure
+from tapeflow.calendar import NEW_YORK
+from tapeflow.risk.monitor import in_session
+from tasks.monitor import alert, look
+
+
+@flow(name="monitor", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
+def monitor(at: datetime | None = None, broker: bool = True) -> dict[str, object]:
+    """Check heartbeats, data freshness, the broker, positions, rejections, the breaker and the
+    kill switch at `at` (default now) while the regular session is open; raise alerts."""
+    now = at or datetime.now(timezone.utc)
+    if not in_session(now):
+        reason = f"{now.astimezone(NEW_YORK):%Y-%m-%d %H:%M %Z} is outside the regular session: nothing to watch"
+        get_run_logger().info("skipped: %s", reason)
+        return {"skipped": reason}
+    findings = look(now, broker)
+    counts = alert(findings, now)
+    get_run_logger().info("monitor at %s: %s", now.isoformat(), counts.as_dict())
+    return counts.as_dict()

@@ -1,0 +1,192 @@
+"""Alert formats (Slack, Discord) as the local webhook fake receives them, and the alert book:
+deduplication by key within a window, every alert recorded with its fate, no secret kept."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+from uuid import uuid4
+
+import pytest
+from pydantic import ValidationError
+
+from flows.hooks import alert_on_failure
+from tapeflow.config import Settings
+from tapeflow.risk.alert_log import AlertBook, book_from_settings
+from tapeflow.risk.alerts import Alert, LogChannel, WebhookChannel, channel_from_settings, format_payload
+from tests.fakes.webhook_receiver import WebhookReceiver
+from warehouse import Warehouse
+
+T0 = datetime(2024, 3, 4, 15, 0, tzinfo=timezone.utc)
+SECRET = "s3cr3t-T0KEN-77"
+
+
+def alert(at: datetime = T0, **overrides: object) -> Alert:
+    fields: dict[str, object] = dict(component="trade_session:momo", severity="critical", title="momo: session not "
+                                     "responding", message="last heartbeat 4 min 0 s ago", at=at)
+    return Alert(**{**fields, **overrides})  # type: ignore[arg-type]
+
+
+def rows(warehouse: Warehouse) -> list[tuple]:
+    with warehouse.read() as con:
+        return con.execute("SELECT alert_key, ts, kind, severity, title, message, delivered FROM alerts "
+                           "ORDER BY ts, alert_key").fetchall()
+
+
+# -- formats -----------------------------------------------------------------------------
+
+
+def test_slack_body_as_received() -> None:
+    with WebhookReceiver() as rx:
+        WebhookChannel(rx.url, fmt="slack", backoff=0.01).send(alert(message="ping <!channel> & <@U123>"))
+        [body] = [r.json for r in rx.wait_for(1)]
+    assert body["text"] == "[critical] momo: session not responding: ping &lt;!channel&gt; &amp; &lt;@U123&gt;"
+    header, section, context = body["blocks"]
+    assert header == {"type": "header", "text": {"type": "plain_text", "text": "momo: session not responding"}}
+    assert section["text"] == {"type": "mrkdwn", "text": "ping &lt;!channel&gt; &amp; &lt;@U123&gt;"}
+    assert context["elements"][0]["text"] == "*critical* · trade_session:momo · 2024-03-04T15:00:00+00:00"
+    assert set(body) == {"text", "blocks"}
+
+
+def test_discord_body_as_received_and_clipped() -> None:
+    with WebhookReceiver() as rx:
+        WebhookChannel(rx.url, fmt="discord", backoff=0.01).send(alert(severity="warning", message="x" * 5000))
+        [body] = [r.json for r in rx.wait_for(1)]
+    assert body["content"].startswith("[warning] momo: session not responding: xxx") and len(body["content"]) == 2000
+    assert body["allowed_mentions"] == {"parse": []}
+    [embed] = body["embeds"]
+    assert embed["title"] == "momo: session not responding" and len(embed["description"]) == 4096
+    assert embed["color"] == 0xF1C40F and embed["timestamp"] == "2024-03-04T15:00:00+00:00"
+    assert {f["name"]: f["value"] for f in embed["fields"]} == {"severity": "warning", "component": "trade_session:momo"}
+
+
+def test_format_is_a_setting(tapeflow_home, monkeypatch) -> None:
+    monkeypatch.setenv("TAPEFLOW_ALERT_WEBHOOK_URL", "https://hooks.example.test/T0/B0/xyz")
+    monkeypatch.setenv("TAPEFLOW_ALERT_FORMAT", "discord")
+    channel = channel_from_settings(Settings())
+    assert isinstance(channel, WebhookChannel) and channel.name == "webhook:discord"
+    assert "xyz" not in repr(channel)
+    monkeypatch.setenv("TAPEFLOW_ALERT_FORMAT", "teams")
+    with pytest.raises(ValidationError, match="alert_format"):
+        Settings()
+    with pytest.raises(ValueError, match="alert format"):
+        format_payload(alert(), "teams")
+    with pytest.raises(ValueError, match="alert format"):
+        WebhookChannel("https://example.com", fmt="teams")
+
+
+# -- the book ----------------------------------------------------------------------------
+
+
+def test_same_key_is_delivered_once_per_window_and_always_recorded(warehouse) -> None:
+    key = "missing_heartbeat:trade_session:momo:2024-03-04"
+    with WebhookReceiver() as rx:
+        book = AlertBook(warehouse, WebhookChannel(rx.url, fmt="slack", backoff=0.01), timedelta(minutes=30))
+        outcomes = [book.raise_alert(alert(T0 + timedelta(minutes=m)), key) for m in (0, 1, 29)]
+        other = book.raise_alert(alert(T0 + timedelta(minutes=2), title="other"), "stale_data:bars:1m:alpaca:2024-03-04")
+        again = book.raise_alert(alert(T0 + timedelta(minutes=30)), key)  # the window has passed
+        received = rx.wait_for(3)
+    assert [o.status for o in outcomes] == ["delivered", "suppressed", "suppressed"]
+    assert other.delivered and again.delivered and other.kind == "stale_data"
+    assert len(received) == 3 and [r.json["blocks"][0]["text"]["text"] for r in received] == [
+        "momo: session not responding", "other", "momo: session not responding"]
+    recorded = rows(warehouse)
+    assert [(r[0].split(":")[0], r[1] - T0, r[6].split(":")[0]) for r in recorded] == [
+        ("missing_heartbeat", timedelta(0), "webhook"),
+        ("missing_heartbeat", timedelta(minutes=1), "suppressed"),
+        ("stale_data", timedelta(minutes=2), "webhook"),
+        ("missing_heartbeat", timedelta(minutes=29), "suppressed"),
+        ("missing_heartbeat", timedelta(minutes=30), "webhook"),
+    ]
+    assert recorded[1][6] == "suppressed: delivered 2024-03-04T15:00:00+00:00 within the 30 min window"
+    assert recorded[0][2] == "missing_heartbeat" and recorded[0][3] == "critical"
+
+
+def test_a_failed_delivery_is_recorded_and_tried_again(warehouse, caplog) -> None:
+    key = "broker_disconnected:broker:alpaca:paper:2024-03-04"
+    with WebhookReceiver(fail_first=1, fail_status=400) as rx:
+        book = AlertBook(warehouse, WebhookChannel(f"{rx.url}/{SECRET}", backoff=0.01), secrets=[SECRET])
+        with caplog.at_level(logging.DEBUG, logger="tapeflow.alerts"):
+            failed = book.raise_alert(alert(), key)
+            retried = book.raise_alert(alert(T0 + timedelta(minutes=1)), key)
+        assert [r.status for r in rx.wait_for(2)] == [400, 200]
+    assert failed.status == "failed" and retried.delivered  # a failure does not start a window
+    [first, second] = rows(warehouse)
+    assert first[6].startswith("failed: webhook:generic: alert delivery to http://127.0.0.1:") and "HTTP 400" in first[6]
+    assert second[6] == "webhook:generic"
+    assert "could not deliver alert" in caplog.text and SECRET not in caplog.text
+
+
+def test_secrets_are_scrubbed_from_what_is_sent_and_stored(warehouse) -> None:
+    with WebhookReceiver() as rx:
+        book = AlertBook(warehouse, WebhookChannel(rx.url, backoff=0.01), secrets=[SECRET, ""])
+        book.raise_alert(alert(title=f"bad key {SECRET}", message=f"401 for {SECRET}", context={"k": SECRET}), "k:1")
+        [body] = rx.bodies
+    assert SECRET not in json.dumps(body) and body["message"] == "401 for **********"
+    assert SECRET not in json.dumps(rows(warehouse), default=str)
+
+
+def test_an_unusable_warehouse_does_not_stop_the_alert(tmp_path, caplog) -> None:
+    blocked = tmp_path / "a-directory.duckdb"
+    blocked.mkdir()  # DuckDB cannot open a directory as its file
+    with WebhookReceiver() as rx:
+        outcome = AlertBook(Warehouse(blocked, lock_timeout_s=0.1), WebhookChannel(rx.url, backoff=0.01)).raise_alert(
+            alert(), "flow_failed:x:failed")
+        rx.wait_for(1)
+    assert outcome.delivered and not outcome.recorded
+    assert "could not record alert flow_failed:x:failed" in caplog.text
+
+
+def test_bad_keys_and_windows_are_refused(warehouse) -> None:
+    with pytest.raises(ValueError, match="key"):
+        AlertBook(warehouse, LogChannel()).raise_alert(alert(), " ")
+    with pytest.raises(ValueError, match="window"):
+        AlertBook(warehouse, LogChannel(), timedelta(seconds=-1))
+
+
+# -- flow failure hooks ------------------------------------------------------------------
+
+
+def failed_run(name: str = "trade-session") -> tuple[SimpleNamespace, SimpleNamespace, SimpleNamespace]:
+    flow = SimpleNamespace(name=name)
+    run = SimpleNamespace(name="brave-otter", id=uuid4(), parameters={"strategy": "momo", "key": SECRET})
+    state = SimpleNamespace(type=SimpleNamespace(value="FAILED"), message=f"HTTP 401 with key {SECRET}")
+    return flow, run, state
+
+
+def test_flow_failures_go_through_the_book(settings, warehouse, monkeypatch) -> None:
+    monkeypatch.setenv("TAPEFLOW_ALPACA_SECRET_KEY", SECRET)
+    monkeypatch.setenv("TAPEFLOW_ALERT_FORMAT", "discord")
+    with WebhookReceiver() as rx:
+        monkeypatch.setenv("TAPEFLOW_ALERT_WEBHOOK_URL", f"{rx.url}/hook-token-9")
+        alert_on_failure(*failed_run())
+        alert_on_failure(*failed_run())  # the same flow failing again within the window
+        [body] = rx.wait_for(1)
+    assert body.json["content"] == "[critical] trade-session failed: HTTP 401 with key **********"
+    recorded = rows(warehouse)
+    assert [(r[0], r[2], r[6].split(": ")[0]) for r in recorded] == [
+        ("flow_failed:trade-session:failed", "flow_failed", "webhook:discord"),
+        ("flow_failed:trade-session:failed", "flow_failed", "suppressed")]
+    stored = json.dumps(recorded, default=str)
+    assert SECRET not in stored and "hook-token-9" not in stored
+
+
+def test_a_mistyped_webhook_url_falls_back_to_the_log(settings, warehouse, monkeypatch, caplog) -> None:
+    monkeypatch.setenv("TAPEFLOW_ALERT_WEBHOOK_URL", "hooks.example.test/secret-token")
+    alert_on_failure(*failed_run())  # never raises; the alert still goes somewhere and is recorded
+    assert "alert webhook unusable" in caplog.text and "secret-token" not in caplog.text
+    assert "[critical] trade-session failed" in caplog.text
+    assert [r[6] for r in rows(warehouse)] == ["log"]
+    book = book_from_settings(Settings(alert_dedup_window_s=0), warehouse)
+    assert book.window == timedelta(0) and isinstance(book.channel, LogChannel)
+
+
+def test_flow_failure_hook_never_raises(settings, monkeypatch, caplog) -> None:
+    settings.home.mkdir(parents=True)
+    settings.warehouse_path.mkdir()  # the warehouse cannot be opened at all
+    monkeypatch.setenv("TAPEFLOW_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/secret-token")
+    alert_on_failure(*failed_run())
+    assert "could not deliver alert" in caplog.text and "could not record alert" in caplog.text
+    assert "secret-token" not in caplog.text
