@@ -304,7 +304,7 @@ def demo() -> None:
               "on Prefect's local API ...")
     counts = demo_flow()
     columns = ("fetched", "inserted", "updated", "unchanged", "quarantined", "stored")
-    ingests = {name: c for name, c in counts.items() if name not in ("backtest", "walk_forward")}
+    ingests = {name: c for name, c in counts.items() if name not in ("backtest", "walk_forward", "session")}
     print_frame(pl.DataFrame([{"batch": name, **{k: c[k] for k in columns}} for name, c in ingests.items()]),
                 title="rows fetched, stored (new + changed), unchanged, quarantined")
     result = counts["backtest"]
@@ -317,6 +317,7 @@ def demo() -> None:
     _print_metrics({k: folds.get(f"oos_{k}") for k in headline},
                    f"walk-forward: sma_cross, {folds['folds']} folds (120 sessions train / 40 test), out of sample only")
     out.print(f"report: {folds['report']}", soft_wrap=True)
+    _print_session(counts["session"])
     warehouse = open_warehouse(settings)
     for example in DEMO_EXAMPLES:
         out.print(f"\n[bold]{example.title}[/bold]")
@@ -334,8 +335,33 @@ Backtest:   tapeflow backtest sma_cross -p fast=10 -p slow=30 --costs retail
             tapeflow report RUN_ID --open     (run ids: tapeflow sql "SELECT run_id, strategy, metrics->>'sharpe' FROM backtest_runs")
 Clock:      tapeflow clock
 Broker:     tapeflow broker status     (the simulated paper broker by default; see README, Brokers)
+Trade:      tapeflow promote opening_range --to paper; tapeflow trade opening_range --replay-day 2011-03-08
+            tapeflow kill-switch on --reason "..."; tapeflow monitor; tapeflow sessions
 UI:         make serve   (Prefect UI on http://127.0.0.1:4200 with the deployments of prefect.yaml)
 Run again:  make demo    (idempotent: a second run stores nothing new)""", soft_wrap=True)
+
+
+def _print_session(session: dict[str, object]) -> None:
+    """A replayed paper session: its orders and fills, P&L and alerts."""
+    from warehouse import Warehouse
+    from warehouse.query import run_read_only
+
+    out.rule(f"paper session replayed: {session['session_id']}")
+    replay = Warehouse(str(session["warehouse"]))
+    print_frame(run_read_only(replay, (
+        "SELECT strftime(o.created_at AT TIME ZONE 'America/New_York', '%H:%M') AS new_york, o.symbol, o.side, "
+        "o.qty, o.order_type AS type, o.stop_price AS stop, o.status, o.avg_fill_price AS filled_at, "
+        "left(d.reason, 28) AS why "
+        "FROM orders o LEFT JOIN session_decisions d USING (client_order_id) ORDER BY o.created_at")),
+        title="orders (decided, recorded, then sent to the simulated broker)")
+    print_frame(run_read_only(replay, (
+        "SELECT strftime(ts AT TIME ZONE 'America/New_York', '%H:%M') AS new_york, symbol, side, qty, price, "
+        "commission FROM fills ORDER BY ts")), title="fills")
+    _print_metrics({k: session.get(k) for k in ("cycles", "decisions", "orders_sent", "fills", "realized_pnl",
+                                                 "equity_start", "equity_end", "reconciled")}, "the day")
+    alerts = session.get("alerts") or []
+    out.print("alerts: " + ("; ".join(map(str, alerts)) if alerts else "none"), soft_wrap=True)
+    out.print(f"its rows: {session['warehouse']}", soft_wrap=True)
 
 
 @app.command()
@@ -354,11 +380,13 @@ def _register_subcommands() -> None:
     from tapeflow.broker_cli import broker_app
     from tapeflow.monitor_cli import alerts_command, monitor_command
     from tapeflow.promotion_cli import register as register_promotion
+    from tapeflow.session_cli import register as register_session
 
     app.add_typer(broker_app, name="broker")
     app.command("monitor")(monitor_command)
     app.command("alerts")(alerts_command)
     register_promotion(app)  # promote, promotions, paper-gap
+    register_session(app)  # trade, sessions, kill-switch
 
 
 _register_subcommands()

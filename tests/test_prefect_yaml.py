@@ -38,3 +38,11 @@ def test_bad_parameters_are_caught():
 
     with pytest.raises(Exception, match="timeframe"):
         ingest_bars.validate_parameters({"timeframe": "5m"})
+
+
+def test_trading_sessions_never_run_twice_at_once_and_start_paused():
+    sessions = [d for d in DEPLOYMENTS if d["entrypoint"] == "flows/trade.py:trade_session" and d.get("schedules")]
+    assert {d["parameters"]["strategy"] for d in sessions} >= {"opening_range", "watchlist_momentum"}
+    for deployment in sessions:
+        assert deployment["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
+        assert [s["active"] for s in deployment["schedules"]] == [False]  # until the strategy is promoted

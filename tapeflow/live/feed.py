@@ -15,11 +15,13 @@ class WarehouseFeed:
     """Bars of one timeframe (and watchlist snapshots) from the warehouse, cut at `at`."""
 
     def __init__(self, warehouse: Warehouse, timeframe: Timeframe, symbols: list[str] | None = None,
-                 lookback: timedelta = timedelta(days=60)) -> None:
+                 lookback: timedelta | None = None) -> None:
         self.warehouse = warehouse
         self.timeframe = Timeframe(timeframe)
         self.symbols = symbols
-        self.lookback = lookback
+        # Enough for the built-in strategies: a week of minute bars, two years of daily ones
+        # (the slowest moving average allowed is 500 sessions).
+        self.lookback = lookback or (timedelta(days=7) if self.timeframe is Timeframe.MINUTE else timedelta(days=750))
 
     def history(self, at: datetime) -> History:
         """Everything knowable at `at`: bars ended by then, snapshots fetched by then."""

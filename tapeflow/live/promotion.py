@@ -159,3 +159,11 @@ def list_promotions(warehouse: Warehouse) -> pl.DataFrame:
                       p.override_reason
                FROM promotions p ORDER BY p.strategy, p.params_hash, p.stage DESC""").pl()
     return frame
+
+
+def promoted_params(warehouse: Warehouse, strategy: str, stage: Mode | str) -> dict[str, int | float] | None:
+    """The parameters of the newest promotion of `strategy` to `stage`, or None."""
+    with warehouse.write() as con:
+        row = con.execute("SELECT params FROM promotions WHERE strategy = ? AND stage = ? ORDER BY promoted_at DESC "
+                          "LIMIT 1", [strategy, _stage(stage).value]).fetchone()
+    return json.loads(row[0]) if row else None

@@ -171,8 +171,10 @@ class TradingSession:
         if newest is None or now - newest > timedelta(days=4):
             self.alert("stale_data", "warning", f"newest {self.feed.timeframe} bar ends {newest}: the data is stale")
         with self.warehouse.write() as con:
-            self._last_decision = con.execute("SELECT max(decided_at) FROM session_decisions WHERE session_id = ?",
-                                              [self.id]).fetchone()[0]
+            # Decisions from before the day (in the history's lookback) belong to other sessions.
+            recorded = con.execute("SELECT max(decided_at) FROM session_decisions WHERE session_id = ?",
+                                   [self.id]).fetchone()[0]
+            self._last_decision = recorded or session.pre_open
             pending = con.execute("SELECT client_order_id FROM session_decisions WHERE session_id = ? AND "
                                   "outcome = 'decided' ORDER BY decided_at", [self.id]).fetchall()
         self._last_market = now if self.market is not None else None
