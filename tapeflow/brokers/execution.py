@@ -67,12 +67,16 @@ class Execution:
                 self.ledger.record_update(update)
             seen.extend(batch)
             batch = self.broker.updates(0.0)
+        # One listing of the working orders answers for most; only orders that stopped
+        # working (or never showed up) are looked up one by one.
+        working = {o.client_order_id: o for o in self.broker.open_orders()}
         for cid in self.ledger.open_orders():
-            state = self.broker.order(cid)
+            state = working.get(cid) or self.broker.order(cid)
             if state is None:
                 continue  # reconciliation decides about orders the broker never saw
             self.ledger.record_order(state)
-            if state.filled_qty:
+            recorded = sum(f.qty for f in self.ledger.fills(cid))
+            if state.filled_qty > recorded + 1e-9:  # executions the stream did not bring
                 created = self.ledger.order_created(cid) or datetime.now(timezone.utc)
                 for fill in self.broker.fills(since=created - timedelta(minutes=1)):
                     if fill.client_order_id == cid:

@@ -209,7 +209,7 @@ class IbBroker(Broker):
         return self._read(f"order {client_order_id}", lambda ib: self._lookup(ib, client_order_id))
 
     def open_orders(self) -> list[BrokerOrder]:
-        return [o for o in self._read("open orders", self._all_orders) if o.is_open]
+        return [o for o in self._read("open orders", self._working_orders) if o.is_open]
 
     def orders(self, since: datetime) -> list[BrokerOrder]:
         """Working orders, and finished ones whose last activity IB reports is at/after `since`
@@ -494,6 +494,16 @@ class IbBroker(Broker):
 
     def _all_orders(self, ib: IB) -> list[BrokerOrder]:
         book, fills = self._book(ib)
+        return self._listing(book, fills)
+
+    def _working_orders(self, ib: IB) -> list[BrokerOrder]:
+        """The working orders alone: one reqOpenOrders, no completed orders or executions
+        (a trading cycle asks for these every minute)."""
+        opened = {t.order.permId or ("unacked", t.order.orderId): t for t in ib.reqOpenOrders()}
+        return self._listing(opened, None)
+
+    def _listing(self, book: dict[object, Trade], fills: dict[int, list[IbFill]] | None) -> list[BrokerOrder]:
+        """tapeflow's orders in `book`, each with its bracket legs."""
         refs = {t.order.orderRef for t in book.values()}
         out = []
         for t in book.values():
