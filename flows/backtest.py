@@ -17,9 +17,10 @@ from tasks.backtest import load_history, publish_summary, record, simulate_run, 
 
 
 def build_config(cash: float, costs: str, position_fraction: float, max_positions: int,
-                 stop_loss_pct: float | None, daily_loss_limit_pct: float | None) -> BacktestConfig:
+                 stop_loss_pct: float | None, daily_loss_limit_pct: float | None,
+                 risk_per_trade: float | None = None) -> BacktestConfig:
     return BacktestConfig(
-        cash=cash, costs=cost_preset(costs), sizing=Sizing(position_fraction, max_positions),
+        cash=cash, costs=cost_preset(costs), sizing=Sizing(position_fraction, max_positions, risk_per_trade),
         stop_loss_pct=stop_loss_pct, daily_loss_limit_pct=daily_loss_limit_pct,
     )
 
@@ -38,10 +39,12 @@ def backtest(
     stop_loss_pct: float | None = None,
     daily_loss_limit_pct: float | None = 0.02,
     watchlist_source: str | None = "scanner",
+    risk_per_trade: float | None = None,
 ) -> dict[str, object]:
     """Run `strategy` with `params` over New York days start..end of the warehouse's bars."""
     chosen = get_strategy(strategy)(**(params or {}))
-    config = build_config(cash, costs, position_fraction, max_positions, stop_loss_pct, daily_loss_limit_pct)
+    config = build_config(cash, costs, position_fraction, max_positions, stop_loss_pct, daily_loss_limit_pct,
+                          risk_per_trade)
     run_id = str(flow_run.id or uuid4())
 
     history, snapshot = load_history(chosen.timeframe, symbols, start, end, watchlist_source if chosen.uses_watchlist else None)

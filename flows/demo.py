@@ -19,7 +19,7 @@ DEMO_DAY = date(2011, 3, 3)  # SPY breaks out of its opening range and is sold b
 
 
 @flow(name="demo", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
-def demo() -> dict[str, dict[str, object]]:
+def demo(replay_session: bool = True) -> dict[str, dict[str, object]]:
     """Daily S&P 500 panel (2009-08 .. 2010-08), SPY minute bars (Jan and Mar 2011), then the
     scanner's pre-market watchlist for every session that has 20 days of history before it,
     a backtest of the watchlist momentum strategy on those snapshots, and a walk-forward of
@@ -34,6 +34,6 @@ def demo() -> dict[str, dict[str, object]]:
     # qty 0: positions sized by the risk rules (10% of equity, at most 10 names).
     grid = {"fast": [8, 10, 12], "slow": [24, 30, 36], "qty": [0]}
     folds = walk_forward(strategy="sma_cross", grid=grid, start=date(2009, 8, 21), end=date(2010, 8, 20), costs="retail")
-    session = trade_session(strategy="opening_range", replay_day=DEMO_DAY, stop_loss_pct=0.005)
+    session = trade_session(strategy="opening_range", replay_day=DEMO_DAY, stop_loss_pct=0.005) if replay_session else {}
     return {"daily": daily, "minute": minute, "watchlist": watchlist, "backtest": momentum, "walk_forward": folds,
             "session": session}

@@ -49,6 +49,7 @@ def trade_session(
     position_fraction: float = 0.10,
     max_positions: int = 10,
     max_position_pct: float = 0.25,
+    risk_per_trade: float | None = None,
     stop_loss_pct: float | None = None,
     daily_loss_limit_pct: float | None = 0.02,
     flatten_on_breaker: bool = False,
@@ -58,7 +59,7 @@ def trade_session(
     logger = get_run_logger()
     settings = load_settings()
     warehouse = open_warehouse(settings)
-    rules = SessionRules(cycle_s=cycle_s, sizing=Sizing(position_fraction, max_positions),
+    rules = SessionRules(cycle_s=cycle_s, sizing=Sizing(position_fraction, max_positions, risk_per_trade),
                          max_position_pct=max_position_pct, stop_loss_pct=stop_loss_pct,
                          daily_loss_limit_pct=daily_loss_limit_pct, flatten_on_breaker=flatten_on_breaker)
     if replay_day is not None:

@@ -39,7 +39,8 @@ Orders (all long-only):
 Decisions (taken in `at` order, ties in the frame's order):
 - enter: ignored with a position or a working order in the symbol, or when the daily-loss
   breaker has tripped; the quantity is the signal's or, when null, `Sizing.shares` on the
-  equity (cash + positions at the last close) at `at`; with `buying_power_multiple`, cut to
+  equity (cash + positions at the last close) at `at`, the stop distance being the stop
+  loss percentage of the last close; with `buying_power_multiple`, cut to
   the whole shares the buying power pays for at the last close (ignored if none).
 - exit: cancels every working order of the symbol (an entry's remainder, its stop), then
   sells the whole position with the signal's order type and time in force.
@@ -272,8 +273,10 @@ class Reference:
                 open_positions = sum(
                     1 for s in self.series if self.position.get(s, 0.0) != 0 or self.working(s)
                 )
+                stop = self.config.stop_loss_pct
                 qty = self.config.sizing.shares(equity=self.equity_now(at), buying_power=self.cash if power is None else power,
-                                                price=price, open_positions=open_positions)
+                                                price=price, open_positions=open_positions,
+                                                stop_distance=price * stop if price and stop else None)
             if not qty or qty <= 0:
                 return "ignored: sized to zero shares"
             if power is not None and price:

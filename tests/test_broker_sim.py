@@ -18,7 +18,7 @@ from tapeflow.brokers.ledger import Ledger
 from tapeflow.brokers.reconcile import reconcile
 from tapeflow.brokers.sim import SimBroker
 from tapeflow.brokers.submit import PlacePolicy, place
-from tapeflow.calendar import NEW_YORK, get_calendar
+from tapeflow.calendar import NEW_YORK
 from tapeflow.cli import app
 from tapeflow.model import Bar, Mode, Order, OrderStatus, OrderType, Side, TimeInForce, Timeframe
 from tapeflow.sim.costs import Commission, Costs, Slippage

@@ -545,7 +545,8 @@ def configs(draw) -> BacktestConfig:
                   participation=draw(st.sampled_from([None, None, 0.05, 0.1, 0.5, 1.0])))
     return BacktestConfig(
         cash=draw(st.sampled_from([1_000.0, 20_000.0, 100_000.0])), costs=costs,
-        sizing=Sizing(fraction=draw(st.sampled_from([0.1, 0.5, 1.0])), max_positions=draw(st.integers(1, 3))),
+        sizing=Sizing(fraction=draw(st.sampled_from([0.1, 0.5, 1.0])), max_positions=draw(st.integers(1, 3)),
+                      risk_per_trade=draw(st.sampled_from([None, None, 0.005]))),
         stop_loss_pct=draw(st.sampled_from([None, None, 0.01, 0.05])),
         daily_loss_limit_pct=draw(st.sampled_from([None, None, 0.005, 0.02])),
         buying_power_multiple=draw(st.sampled_from([None, 1.0, 2.0])),

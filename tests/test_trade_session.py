@@ -1,10 +1,9 @@
-"""A full trading session on a simulated clock against the simulated broker: entries at the
-open, a stop, the time exit, the daily-loss breaker, the kill switch, stale data, a broker
-that drops out and comes back, and crashes before and after an order was sent."""
+"""Trading-session details on the simulated broker: the kill switch within one cycle, a broker
+that drops out and comes back, crashes before and after an order was sent, risk-based
+sizing. Whole days on every broker are in tests/test_trade_session_venues.py."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 
 import pytest
 
@@ -49,47 +48,6 @@ def sim(warehouse, clock) -> SimBroker:
     return SimBroker(warehouse, cash=100_000.0, costs=Costs(), now=clock)
 
 
-def test_a_day_with_entries_at_the_open_a_stop_and_the_time_exit(warehouse, sim, clock):
-    # ACME falls 10% at 10:30 (its stop is 5% under the entry); BETA is held to the close.
-    store_day(warehouse, {"ACME": 10.0, "BETA": 20.0}, moves={("ACME", 10, 30): 9.0, ("BETA", 12, 0): 21.0})
-    strategy = scripted([(9, 31, "ACME", "enter"), (9, 31, "BETA", "enter")], qty=100)
-    report = session(strategy, sim, warehouse, clock, rules=RULES, market=sim.on_bar).run()
-
-    assert fills(sim) == [
-        ("09:31", "ACME", "buy", 100, 10.0), ("09:31", "BETA", "buy", 100, 20.0),  # the bar after the decision
-        ("10:30", "ACME", "sell", 100, 9.0),  # the stop at 9.50, gapped through: the open, never better
-        ("12:55", "BETA", "sell", 100, 21.0),  # the time exit five minutes before the half day's close
-    ]
-    assert [d[:3] + (d[3][:4],) for d in decisions(warehouse)] == [
-        ("09:31", "ACME", "enter", "sent"), ("09:31", "BETA", "enter", "sent"),
-        ("09:32", "ACME", "exit", "sent"), ("09:32", "BETA", "exit", "sent"),  # the protective stops
-        ("12:55", "BETA", "exit", "sent"),  # ACME's stop has sold it: only BETA is left to sell
-    ]
-    assert report.status == "finished" and report.reconciled and report.fills == 4
-    assert report.realized_pnl == pytest.approx(-100.0 + 100.0)
-    assert sim.positions() == []
-    with warehouse.write() as con:
-        beats = con.execute("SELECT count(*) FROM heartbeats WHERE component = 'trade_session:scripted'").fetchone()[0]
-        row = con.execute("SELECT status, reconciled FROM trading_sessions").fetchone()
-    assert beats == report.cycles == 215 and row == ("finished", True)  # 09:25 to 13:00, every minute
-
-
-def test_the_daily_loss_breaker_trips_cancels_entries_and_locks_the_day(warehouse, sim, clock):
-    store_day(warehouse, {"ACME": 10.0, "BETA": 20.0}, moves={("ACME", 10, 0): 9.0})  # -10% on half the book
-    strategy = scripted([(9, 31, "ACME", "enter"), (11, 0, "BETA", "enter")])
-    rules = SessionRules(cycle_s=60, daily_loss_limit_pct=0.02, max_position_pct=0.5, sizing=Sizing(fraction=0.5))
-    report = session(strategy, sim, warehouse, clock, rules=rules, market=sim.on_bar).run()
-    outcomes = {d[1]: d[3] for d in decisions(warehouse) if d[2] == "enter"}
-    assert outcomes["ACME"] == "sent"
-    assert outcomes["BETA"].startswith("skipped: daily_loss lock")
-    with warehouse.write() as con:
-        lock = con.execute("SELECT scope, kind FROM risk_locks").fetchall()
-    assert lock == [("scripted", "daily_loss")]
-    assert any(a.startswith("breaker_tripped") for a in report.alerts)
-    # The lock outlives the process: a new session the same day takes no entries either.
-    assert report.status == "finished"
-
-
 def test_the_kill_switch_cancels_working_entries_within_one_cycle(warehouse, sim, clock):
     store_day(warehouse, {"ACME": 10.0, "BETA": 20.0})
     strategy = scripted([(9, 31, "ACME", "enter", 9.0), (9, 31, "BETA", "enter"), (10, 5, "BETA", "exit"),
@@ -108,16 +66,6 @@ def test_the_kill_switch_cancels_working_entries_within_one_cycle(warehouse, sim
     assert ("10:05", "BETA", "sent") in outcomes  # exits still go out
     assert ("10:10", "ACME", "skipped: kill switch (scripted): operator: news halt") in outcomes
     assert [a.split(":")[0] for a in trading.report.alerts] == ["kill_switch"]
-
-
-def test_stale_data_is_alerted(warehouse, sim, clock):
-    store_day(warehouse, {"ACME": 10.0}, gaps=[(11, 0, 11, 10)])
-    alerts = []
-    trading = session(scripted([]), sim, warehouse, clock, rules=RULES, market=sim.on_bar,
-                      alert=lambda kind, severity, message: alerts.append((kind, message)))
-    trading.run()
-    stale = [m for k, m in alerts if k == "stale_data"]
-    assert len(stale) == 1 and "ended 11:00" in stale[0]  # once per stale stretch, not every cycle
 
 
 class Flaky(FaultyLink):
@@ -186,3 +134,17 @@ def test_a_crash_mid_loop_and_a_restart_leave_no_duplicate_and_ledger_equals_bro
     ledger = Ledger(warehouse, "sim", Mode.PAPER)
     assert ledger.positions() == {p.symbol: p.qty for p in sim.positions()}
     assert reconcile(ledger, sim, since=ny(0)).clean
+
+
+def test_entries_risk_a_set_share_of_equity_down_to_the_stop(warehouse, sim, clock):
+    store_day(warehouse, {"ACME": 10.0})
+    rules = SessionRules(stop_loss_pct=0.05, daily_loss_limit_pct=None, max_position_pct=1.0,
+                         sizing=Sizing(fraction=1.0, risk_per_trade=0.005))
+    trading = session(scripted([(9, 31, "ACME", "enter")]), sim, warehouse, clock, rules=rules, market=sim.on_bar)
+    day = get_calendar().session(DAY)
+    trading.prepare(day)
+    while clock.now() <= ny(9, 32):
+        trading.cycle(day)
+        clock.sleep(60)
+    # 0.5% of 100,000 at risk over a 5% stop on a $10 share: $500 / $0.50 = 1,000 shares (not all-in 10,000).
+    assert fills(sim)[0][1:4] == ("ACME", "buy", 1000)

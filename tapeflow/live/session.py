@@ -344,8 +344,10 @@ class TradingSession:
         price = self._last_close(symbol)
         if price is None:
             return f"no price for {symbol}"
+        stop = self.rules.stop_loss_pct
         qty = row["qty"] or self.rules.sizing.shares(equity=account.equity, buying_power=account.buying_power,
-                                                     price=price, open_positions=len(held))
+                                                     price=price, open_positions=len(held),
+                                                     stop_distance=price * stop if stop else None)
         cap = math.floor(self.rules.max_position_pct * account.equity / price)
         qty = min(qty, cap)
         return qty if qty > 0 else "sized to zero shares"

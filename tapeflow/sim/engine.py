@@ -143,6 +143,7 @@ def _decide(book: _Book, bars: dict[str, SymbolBars], config: BacktestConfig, br
         qty = row["qty"] if row["qty"] is not None else config.sizing.shares(
             equity=equity, buying_power=book.cash if power is None else power, price=price,
             open_positions=_open_positions(book),
+            stop_distance=price * config.stop_loss_pct if price and config.stop_loss_pct else None,
         )
         if not qty or qty <= 0:
             return "ignored: sized to zero shares"
