@@ -4,7 +4,6 @@ sizing. Whole days on every broker are in tests/test_trade_session_venues.py."""
 
 from __future__ import annotations
 
-
 import pytest
 
 from tapeflow.brokers.base import Disconnected
