@@ -45,6 +45,7 @@ class Warehouse:
         self.on_busy = on_busy
         self._held: duckdb.DuckDBPyConnection | None = None
         self._migrated = False  # once per process and file: later opens skip the check
+        self._depth = 0  # open transactions on the held connection
 
     def __repr__(self) -> str:
         return f"Warehouse({str(self.path)!r})"
@@ -86,15 +87,21 @@ class Warehouse:
             apply_migrations(con)
             self._migrated = True
 
-    @staticmethod
-    def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _transaction(self, con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._depth:  # a write inside a write joins the outer transaction
+            yield con
+            return
+        self._depth += 1
         con.begin()
         try:
             yield con
         except BaseException:
             con.rollback()
             raise
-        con.commit()
+        else:
+            con.commit()
+        finally:
+            self._depth -= 1
 
     @contextmanager
     def read(self) -> Iterator[duckdb.DuckDBPyConnection]:

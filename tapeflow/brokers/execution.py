@@ -65,6 +65,8 @@ class Execution:
         while batch:
             for update in batch:
                 self.ledger.record_update(update)
+                if not update.order.is_open:  # finished: a fill event lost on the way is fetched now
+                    self._complete_fills(update.order.client_order_id, update.order.filled_qty)
             seen.extend(batch)
             batch = self.broker.updates(0.0)
         # One listing of the working orders answers for most; only orders that stopped
@@ -75,10 +77,14 @@ class Execution:
             if state is None:
                 continue  # reconciliation decides about orders the broker never saw
             self.ledger.record_order(state)
-            recorded = sum(f.qty for f in self.ledger.fills(cid))
-            if state.filled_qty > recorded + 1e-9:  # executions the stream did not bring
-                created = self.ledger.order_created(cid) or datetime.now(timezone.utc)
-                for fill in self.broker.fills(since=created - timedelta(minutes=1)):
-                    if fill.client_order_id == cid:
-                        self.ledger.record_fill(fill)
+            self._complete_fills(cid, state.filled_qty)
         return seen
+
+    def _complete_fills(self, cid: str, filled_qty: float) -> None:
+        """Fetch the executions of `cid` the ledger lacks when the broker reports more filled."""
+        if filled_qty <= sum(f.qty for f in self.ledger.fills(cid)) + 1e-9:
+            return
+        created = self.ledger.order_created(cid) or datetime.now(timezone.utc)
+        for fill in self.broker.fills(since=created - timedelta(minutes=1)):
+            if fill.client_order_id == cid:
+                self.ledger.record_fill(fill)

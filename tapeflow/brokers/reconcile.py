@@ -2,8 +2,9 @@
 
 Orders and fills the broker has and the ledger lacks are adopted (a fill made while the
 process was down is recorded, marked `adopted`); orders the ledger recorded but never sent
-are closed. What cannot be explained that way — a position or cash that differs after
-adopting every fill — is reported, recorded, and blocks new entries until a clean run.
+are closed. A position that still differs after adopting every fill cannot be explained: it
+is reported, recorded, and blocks new entries until a clean run. Cash that moved more than
+the fills explain is reported beside it (fees, dividends and transfers move cash too).
 """
 
 from __future__ import annotations
@@ -84,8 +85,10 @@ def reconcile(ledger: Ledger, broker: Broker, since: datetime) -> Reconciliation
     if previous is not None:
         expected = previous[1] + ledger.cash_flow_recorded_since(previous[0])
         if abs(account.cash - expected) > CASH_TOLERANCE:
-            differences.append(Difference("cash", None, f"broker cash {account.cash:,.2f}, ledger expects "
-                                          f"{expected:,.2f}", explained=False))
+            # Reported, not blocking: cash also moves for reasons no fill records (regulatory
+            # fees, dividends, interest, transfers); positions are what must agree.
+            differences.append(Difference("cash", None, f"broker cash {account.cash:,.2f}, fills since the last "
+                                          f"reconciliation explain {expected:,.2f}", explained=True))
     ledger.snapshot(account, broker.positions())
     report = Reconciliation(adopted, differences)
     ledger.record_reconciliation(report.clean, [asdict(d) for d in differences], len(adopted), account.cash)

@@ -131,7 +131,7 @@ class SimBroker(Broker):
         events: list[OrderUpdate] = []
         made: list[Fill] = []
         with self.warehouse.write() as con:
-            self._roll_session(con, day)
+            events += self._roll_session(con, day)
             rows = con.execute(
                 f"SELECT {_COLUMNS} FROM sim_orders WHERE symbol = ? AND status IN ('new', 'partially_filled') "
                 "AND submitted_at <= ? ORDER BY submitted_at, client_order_id", [bar.symbol, bar.ts]).fetchall()
@@ -215,12 +215,18 @@ class SimBroker(Broker):
         event = OrderEvent.EXPIRED if status == "expired" else OrderEvent.CANCELED
         return OrderUpdate(event, _order(con, state.client_order_id), now)
 
-    def _roll_session(self, con, day: date) -> None:
-        """On a new session's first bar, its start equity becomes the account's last equity."""
+    def _roll_session(self, con, day: date) -> list[OrderUpdate]:
+        """On a new New York day (its first bar, or the first look at the account), the equity
+        it starts with becomes the account's last equity, and DAY orders of earlier sessions
+        expire."""
         (session,) = con.execute("SELECT session FROM sim_account WHERE account = ?", [ACCOUNT]).fetchone()
         if session is None or day > session:
             equity = _cash(con) + _market_value(con)
             con.execute("UPDATE sim_account SET session = ?, last_equity = ? WHERE account = ?", [day, equity, ACCOUNT])
+            ended = con.execute("SELECT client_order_id FROM sim_orders WHERE time_in_force = 'day' AND status IN "
+                                "('new', 'partially_filled') AND session IS NOT NULL AND session < ?", [day]).fetchall()
+            return [self._close(con, _order(con, cid), "expired", "a DAY order dies with its session") for (cid,) in ended]
+        return []
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -265,6 +271,8 @@ class SimBroker(Broker):
     def account(self) -> Account:
         now = self.now()
         with self.warehouse.write() as con:
+            for event in self._roll_session(con, now.astimezone(NEW_YORK).date()):
+                self._events.put(event)
             cash = _cash(con)
             value = _market_value(con)
             power = max(0.0, cash - _working_buys(con))

@@ -20,7 +20,10 @@ def session_id(strategy: str, params: Mapping[str, object], broker: str, mode: s
     return f"{strategy}:{params_hash(params)}:{broker}:{mode}:{day.isoformat()}"
 
 
-def decision_order_id(strategy: str, at: datetime, symbol: str, action: str) -> str:
-    """The client order id of the order a decision at `at` sends (entries and exits)."""
+def decision_order_id(strategy: str, at: datetime, symbol: str, action: str, *, params: str = "",
+                      mode: str = "paper") -> str:
+    """The client order id of the order a decision at `at` sends (entries and exits): the
+    same decision of the same parameter set (`params`: its hash) in the same mode always
+    gets the same one, and no other does."""
     leg = "entry" if action == "enter" else "exit"
-    return client_order_id(strategy, f"{at.isoformat()} {action}", symbol, leg)
+    return client_order_id(strategy, f"{mode}:{params}:{at.isoformat()} {action}", symbol, leg)

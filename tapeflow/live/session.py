@@ -124,10 +124,14 @@ class TradingSession:
         self.hold_warehouse = hold_warehouse
         self.id = session_id(strategy.name, strategy.p, self.broker.name, self.broker.mode.value, self.day)
         self.component = f"trade_session:{strategy.name}"
+        # The day's loss lock belongs to this account and mode: a paper breaker never locks live.
+        self.lock_scope = f"{strategy.name}@{self.broker.name}:{self.broker.mode.value}"
         self.report = SessionReport(self.id, "running")
         self.breaker = DailyLossBreaker(rules.daily_loss_limit_pct)
-        self._last_decision: datetime | None = None
-        self._last_market: datetime | None = None
+        self._session_start: datetime | None = None  # decisions before it belong to other days
+        self._exit_at: datetime | None = None  # from then on: no entries, sell what the strategy holds
+        self._handed: dict[str, datetime] = {}  # symbol -> end of the last bar the simulator got
+        self._market_since: datetime | None = None
         self._timed_out = False
         self._stale = False
         self._history = None  # this cycle's view of the market
@@ -143,10 +147,24 @@ class TradingSession:
         session = calendar.session(self.day)
         with self.warehouse.held() if self.hold_warehouse else nullcontext():
             self.prepare(session)
-            while self.clock.now() < session.close:
-                self.cycle(session)
-                self.clock.sleep(self._to_next_cycle(self.clock.now()))
+            try:
+                while self.clock.now() < session.close:
+                    self.cycle(session)
+                    self.clock.sleep(self._to_next_cycle(self.clock.now()))
+            except Exception as exc:
+                self._mark_failed(exc)
+                raise
             return self.finish(session)
+
+    def _mark_failed(self, exc: Exception) -> None:
+        """A session that dies says so (the monitor and the next start see it), then re-raises."""
+        self.alert("session_failed", "critical", f"{self.id} stopped: {type(exc).__name__}: {exc}")
+        try:
+            with self.warehouse.write() as con:
+                con.execute("UPDATE trading_sessions SET status = 'failed', summary = ? WHERE session_id = ?",
+                            [json.dumps(self.report.as_dict(), default=str), self.id])
+        except Exception:  # noqa: BLE001 - the original error is the one to report
+            log.exception("could not record the failure of %s", self.id)
 
     def _to_next_cycle(self, now: datetime) -> float:
         """Seconds to the next multiple of cycle_s: cycles land on bar ends."""
@@ -170,16 +188,9 @@ class TradingSession:
         newest = self.feed.newest_bar_end(until=now)
         if newest is None or now - newest > timedelta(days=4):
             self.alert("stale_data", "warning", f"newest {self.feed.timeframe} bar ends {newest}: the data is stale")
-        with self.warehouse.write() as con:
-            # Decisions from before the day (in the history's lookback) belong to other sessions.
-            recorded = con.execute("SELECT max(decided_at) FROM session_decisions WHERE session_id = ?",
-                                   [self.id]).fetchone()[0]
-            self._last_decision = recorded or session.pre_open
-            pending = con.execute("SELECT client_order_id FROM session_decisions WHERE session_id = ? AND "
-                                  "outcome = 'decided' ORDER BY decided_at", [self.id]).fetchall()
-        self._last_market = now if self.market is not None else None
-        for (cid,) in pending:  # recorded before a crash, perhaps never sent
-            self._resend(cid)
+        self._session_start = session.pre_open
+        self._exit_at = session.close - self.rules.exit_before_close
+        self._market_since = now
 
     def _claim(self, now: datetime) -> None:
         """One process per session: a running claim whose heartbeat is fresh is refused."""
@@ -197,17 +208,15 @@ class TradingSession:
                  self.broker.name, self.broker.mode.value, self.day, now])
 
     def cycle(self, session: Session) -> None:
-        """One pass: market, events, heartbeat, risk, decisions, stops, time exit. The
-        warehouse is held for the pass only, so readers wait milliseconds, not a day."""
-        with self.warehouse.held():
-            self._cycle(session, self.clock.now())
+        """One pass: market, events, heartbeat, risk, decisions, stops, time exit. A live
+        session opens the warehouse per write, so ingest flows are never locked out while it
+        waits on a broker; a replay holds it throughout (`hold_warehouse`)."""
+        self._cycle(session, self.clock.now())
 
     def _cycle(self, session: Session, now: datetime) -> None:
         self.report.cycles += 1
         if self.market is not None:
-            for bar in self.feed.bars_ended(self._last_market, now):
-                self.market(bar)
-            self._last_market = now
+            self._hand_over(now)
         try:
             self.execution.sync()
             account = self.broker.account()
@@ -218,14 +227,28 @@ class TradingSession:
             return  # nothing is decided blind; the next cycle tries again
         self._heartbeat(now, {"equity": account.equity, "positions": held})
         self._check_freshness(now, session)
-        stop = self._stop_reason(now, account.equity)
-        if stop:
-            self._stand_down(stop)
-        if now >= session.close - self.rules.exit_before_close:
-            self._time_exit(now)
-        else:
-            self._decide(now, account, held, stop)
-            self._protect(now, held)
+        try:
+            stop = self._stop_reason(now, account.equity)
+            if stop:
+                self._stand_down(stop)
+            self._history = self.feed.history(now)  # what is knowable now: every step of the cycle sees this
+            self._retry_unsent(now, account, held, stop)
+            if now >= self._exit_at:
+                self._time_exit(now)
+            else:
+                self._decide(now, account, held, stop)
+                self._protect(now, held)
+        except (Disconnected, QueryFailed) as exc:  # the next cycle carries on where this one stopped
+            self.alert("broker_disconnected", "critical", f"{self.broker.name}: {exc}")
+
+    def _hand_over(self, now: datetime) -> None:
+        """Give the simulator every bar that has ended since it last got one of that symbol,
+        however late it reached the warehouse."""
+        oldest = min(self._handed.values(), default=self._market_since)
+        for bar in self.feed.bars_ended(min(oldest, self._market_since), now):
+            if bar.end > self._handed.get(bar.symbol, self._market_since):
+                self.market(bar)
+                self._handed[bar.symbol] = bar.end
 
     def finish(self, session: Session) -> SessionReport:
         """End of day: record the last events, reconcile, snapshot, summarise."""
@@ -275,12 +298,12 @@ class TradingSession:
                 self.report.status = "killed"
                 self.alert("kill_switch", "critical", f"{self.strategy.name}: {killed}; entries cancelled")
             return killed
-        locked = day_lock(self.warehouse, self.strategy.name, self.day)
+        locked = day_lock(self.warehouse, self.lock_scope, self.day)
         if locked:
             return locked
         if self.breaker.tripped(self.day.toordinal(), equity):
             why = self.breaker.describe(self.day.toordinal(), equity)
-            lock_day(self.warehouse, self.strategy.name, self.day, "daily_loss", why)
+            lock_day(self.warehouse, self.lock_scope, self.day, "daily_loss", why)
             self.alert("breaker_tripped", "critical", f"{self.strategy.name}: daily loss limit hit, {why}; "
                        "entries locked for the day")
             if self.rules.flatten_on_breaker:
@@ -298,26 +321,31 @@ class TradingSession:
     # -- decisions ------------------------------------------------------------------------------
 
     def _decide(self, now: datetime, account, held: dict[str, float], stop: str | None) -> None:
-        since = self._last_decision
-        self._history = self.feed.history(now)
+        """Every decision of the day whose time has come and that is young enough; one already
+        recorded is not taken again (a late bar can still bring a decision of an earlier minute)."""
         signals = self.strategy.signals(self._history)
-        due = signals.filter(pl.col("at") <= now)
-        if since is not None:
-            due = due.filter(pl.col("at") > since)
+        since = max(self._session_start, now - self.rules.max_decision_age)
+        due = signals.filter((pl.col("at") <= now) & (pl.col("at") > since))
         for row in due.sort("at", "symbol").iter_rows(named=True):
             self._act(row, now, account, held, stop)
-        if due.height:
-            self._last_decision = max(due["at"].max(), since) if since else due["at"].max()
 
     def _act(self, row: dict, now: datetime, account, held: dict[str, float], stop: str | None) -> None:
         at, symbol, action = row["at"], row["symbol"], row["action"]
-        cid = decision_order_id(self.strategy.name, at, symbol, action)
+        cid = decision_order_id(self.strategy.name, at, symbol, action, params=params_hash(self.strategy.p),
+                                mode=self.broker.mode.value)
         if not self._record_decision(cid, row):
-            return  # decided (and handled) before a restart
+            return  # taken already (this cycle's history repeats it; or before a restart)
         self.report.decisions += 1
+        self._carry_out(cid, row, now, account, held, stop)
+
+    def _carry_out(self, cid: str, row: dict, now: datetime, account, held: dict[str, float], stop: str | None) -> None:
+        """Size and send a recorded decision, or record why not."""
+        at, symbol, action = row["at"], row["symbol"], row["action"]
         if now - at > self.rules.max_decision_age:
-            return self._outcome(cid, f"skipped: decided at {at.isoformat()}, seen only at {now.isoformat()}")
+            return self._outcome(cid, f"skipped: decided at {at.isoformat()}, too old at {now.isoformat()}")
         if action == "enter":
+            if now >= self._exit_at:
+                return self._outcome(cid, "skipped: the session is closing")
             if stop:
                 return self._outcome(cid, f"skipped: {stop}")
             qty = self._entry_size(row, account, held)
@@ -326,7 +354,7 @@ class TradingSession:
             side = Side.BUY
         else:
             self._cancel_symbol(symbol)
-            qty = held.get(symbol, 0.0)
+            qty = self._sellable(symbol, held)
             if qty <= 0:
                 return self._outcome(cid, "skipped: nothing to exit")
             side = Side.SELL
@@ -369,21 +397,25 @@ class TradingSession:
         self.report.orders_sent += 1
         self._outcome(order.client_order_id, "sent")
 
-    def _resend(self, cid: str) -> None:
-        """Send a decision recorded before a crash; `place` finds it if it had gone out."""
+    def _retry_unsent(self, now: datetime, account, held: dict[str, float], stop: str | None) -> None:
+        """Decisions recorded but never confirmed sent (a crash, a broker that did not answer)
+        go through the same gates as new ones: age, kill switch, lock, sizing. `place` finds
+        any that did reach the broker, so none is sent twice."""
         with self.warehouse.write() as con:
-            row = con.execute("SELECT decided_at, symbol, action, reason, qty, order_type, time_in_force, limit_price, "
-                              "stop_price FROM session_decisions WHERE session_id = ? AND client_order_id = ?",
-                              [self.id, cid]).fetchone()
-        at, symbol, action, reason, qty, order_type, tif, limit_price, stop_price = row
-        if action == "exit":
-            qty = {p.symbol: p.qty for p in self.broker.positions()}.get(symbol, 0.0)
-        if not qty or qty <= 0:
-            return self._outcome(cid, "skipped: nothing to send after the restart")
-        self._send(Order(client_order_id=cid, mode=self.broker.mode, broker=self.broker.name,
-                         strategy=self.strategy.name, symbol=symbol, side=Side.BUY if action == "enter" else Side.SELL,
-                         qty=qty, order_type=OrderType(order_type), time_in_force=TimeInForce(tif), created_at=at,
-                         limit_price=limit_price, stop_price=stop_price, reason=reason))
+            rows = con.execute("SELECT client_order_id, decided_at, symbol, action, reason, qty, order_type, "
+                               "time_in_force, limit_price, stop_price FROM session_decisions WHERE session_id = ? "
+                               "AND outcome = 'decided' ORDER BY decided_at", [self.id]).fetchall()
+        for cid, at, symbol, action, reason, qty, order_type, tif, limit_price, stop_price in rows:
+            state = self.broker.order(cid)
+            if state is not None:  # it did reach the broker before the answer was lost
+                self.ledger.record_order(state, strategy=self.strategy.name)
+                self._outcome(cid, "sent")
+                continue
+            if action == "exit" and order_type == OrderType.STOP.value:
+                continue  # a protective stop is placed afresh by `_protect`
+            row = {"at": at, "symbol": symbol, "action": action, "reason": reason, "qty": qty,
+                   "order_type": order_type, "time_in_force": tif, "limit_price": limit_price, "stop_price": stop_price}
+            self._carry_out(cid, row, now, account, held, stop)
 
     def _record_decision(self, cid: str, row: dict) -> bool:
         """Write the decision before anything is sent; False if it was recorded already."""
@@ -406,31 +438,32 @@ class TradingSession:
     # -- exits -------------------------------------------------------------------------------------
 
     def _protect(self, now: datetime, held: dict[str, float]) -> None:
-        """A protective stop under each position the strategy holds that has none yet."""
+        """A protective stop under each position the strategy holds with no sell working yet."""
         if not self.rules.stop_loss_pct:
             return
-        mine = self.ledger.positions(self.strategy.name)
-        working = {(o.symbol, o.order_type) for o in self.broker.open_orders()}
-        for symbol, qty in mine.items():
-            if qty <= 0 or held.get(symbol, 0.0) <= 0 or (symbol, OrderType.STOP) in working:
+        mine = self._my_orders()
+        selling = {o.symbol for o in self.broker.open_orders() if o.side is Side.SELL and o.client_order_id in mine}
+        for symbol, qty in self.ledger.positions(self.strategy.name).items():
+            qty = min(qty, held.get(symbol, 0.0))
+            if qty <= 0 or symbol in selling:
                 continue
             entry = self.ledger.last_filled_entry(self.strategy.name, symbol)
             state = self.broker.order(entry) if entry else None
-            if state is None or not state.avg_fill_price or state.status is not OrderStatus.FILLED:
-                continue
+            if state is None or not state.avg_fill_price or state.is_open:
+                continue  # its size is known once the entry has stopped working
             stop_price = round(state.avg_fill_price * (1 - self.rules.stop_loss_pct), 2)
-            cid = client_order_id(self.strategy.name, f"stop after {entry}", symbol, "stop")
-            self._record_exit(cid, now, symbol, f"stop loss {self.rules.stop_loss_pct:.1%} under the entry",
-                              OrderType.STOP, TimeInForce.GTC, stop_price=stop_price)
-            self._send_exit(cid, now, symbol, min(qty, held[symbol]), OrderType.STOP, TimeInForce.GTC,
-                            stop_price=stop_price, reason="protective stop")
+            cid = client_order_id(self.strategy.name, f"stop after {entry}", symbol, "stop")  # entry ids are unique
+            if self._record_exit(cid, now, symbol, f"stop loss {self.rules.stop_loss_pct:.1%} under the entry",
+                                 OrderType.STOP, TimeInForce.GTC, stop_price=stop_price):
+                self._send_exit(cid, now, symbol, qty, OrderType.STOP, TimeInForce.GTC, stop_price=stop_price,
+                                reason="protective stop")
 
     def _time_exit(self, now: datetime) -> None:
         """Before the close: cancel the strategy's working orders and sell what it holds."""
         if self._timed_out:
             return
-        self._timed_out = True
         self._flatten(now, "time exit: the session is closing")
+        self._timed_out = True  # set once everything went out: a failed attempt is retried
 
     def _flatten(self, now: datetime, reason: str) -> None:
         for symbol in list(self._my_symbols()):
@@ -440,7 +473,7 @@ class TradingSession:
             qty = min(qty, held.get(symbol, 0.0))
             if qty <= 0:
                 continue
-            cid = client_order_id(self.strategy.name, f"{self.day} {reason}", symbol, "exit")
+            cid = client_order_id(self.strategy.name, f"{self.id} {reason}", symbol, "exit")
             if self._record_exit(cid, now, symbol, reason, OrderType.MARKET, TimeInForce.DAY):
                 self._send_exit(cid, now, symbol, qty, OrderType.MARKET, TimeInForce.DAY, reason=reason)
 
@@ -463,6 +496,10 @@ class TradingSession:
                 self._quietly(lambda o=order: self.execution.cancel(o.client_order_id))
 
     # -- bookkeeping ---------------------------------------------------------------------------
+
+    def _sellable(self, symbol: str, held: dict[str, float]) -> float:
+        """What an exit may sell: the strategy's own shares, never more than the account holds."""
+        return max(0.0, min(self.ledger.positions(self.strategy.name).get(symbol, 0.0), held.get(symbol, 0.0)))
 
     def _my_orders(self) -> set[str]:
         with self.warehouse.write() as con:
