@@ -147,3 +147,27 @@ def test_entries_risk_a_set_share_of_equity_down_to_the_stop(warehouse, sim, clo
         clock.sleep(60)
     # 0.5% of 100,000 at risk over a 5% stop on a $10 share: $500 / $0.50 = 1,000 shares (not all-in 10,000).
     assert fills(sim)[0][1:4] == ("ACME", "buy", 1000)
+
+
+def test_a_restart_does_not_send_a_recorded_entry_past_the_kill_switch(warehouse, sim, clock):
+    store_day(warehouse, {"ACME": 10.0})
+    strategy = scripted([(9, 31, "ACME", "enter")], qty=100)
+
+    class Dying(FaultyLink):
+        def submit(self, order):
+            raise Crash()
+
+    day = get_calendar().session(DAY)
+    first = session(strategy, Dying(sim), warehouse, clock, rules=RULES, market=sim.on_bar)
+    first.prepare(day)
+    with pytest.raises(Crash):
+        while True:
+            first.cycle(day)
+            clock.sleep(60)
+    set_kill_switch(warehouse, "all", True, "operator: stop everything", by="cli")
+    clock.sleep(150)
+    again = session(strategy, FaultyLink(sim), warehouse, clock, rules=RULES, market=sim.on_bar)
+    again.prepare(day)
+    again.cycle(day)
+    assert sim.orders(ny(0)) == []
+    assert [d[3] for d in decisions(warehouse)] == ["skipped: kill switch (all): operator: stop everything"]
