@@ -26,6 +26,17 @@ class Crash(BaseException):
     """The process dies here (not an error anything may catch)."""
 
 
+def run_until(trading, clock, hh: int, mm: int):
+    """The session's morning only: prepare, cycle to hh:mm, then its end-of-day steps."""
+    day = get_calendar().session(DAY)
+    with trading.warehouse.held():  # as `run` does for a replay
+        trading.prepare(day)
+        while clock.now() < ny(hh, mm):
+            trading.cycle(day)
+            clock.sleep(60)
+        return trading.finish(day)
+
+
 def decisions(warehouse) -> list[tuple]:
     with warehouse.write() as con:
         return con.execute("SELECT strftime(decided_at AT TIME ZONE 'America/New_York', '%H:%M'), symbol, action, "
@@ -53,12 +64,13 @@ def test_the_kill_switch_cancels_working_entries_within_one_cycle(warehouse, sim
                          (10, 10, "ACME", "enter")], qty=100)
     trading = session(strategy, sim, warehouse, clock, rules=RULES, market=sim.on_bar)
     day = get_calendar().session(DAY)
-    trading.prepare(day)
-    while clock.now() < ny(10, 15):
-        if clock.now() == ny(10, 0):  # `tapeflow kill-switch on` from another process
-            set_kill_switch(warehouse, "scripted", True, "operator: news halt", by="cli")
-        trading.cycle(day)
-        clock.sleep(60)
+    with warehouse.held():
+        trading.prepare(day)
+        while clock.now() < ny(10, 15):
+            if clock.now() == ny(10, 0):  # `tapeflow kill-switch on` from another process
+                set_kill_switch(warehouse, "scripted", True, "operator: news halt", by="cli")
+            trading.cycle(day)
+            clock.sleep(60)
     resting = [o for o in sim.orders(ny(0)) if o.limit_price == 9.0]
     assert resting[0].status is OrderStatus.CANCELED and resting[0].updated_at == ny(10, 0)  # the same cycle
     outcomes = [(d[0], d[1], d[3]) for d in decisions(warehouse)]
@@ -96,8 +108,8 @@ def test_a_broker_disconnect_is_alerted_and_trading_resumes_when_it_is_back(ware
     alerts = []
     broker = Flaky(sim, clock, ny(9, 40), ny(9, 45))
     strategy = scripted([(9, 42, "ACME", "enter")], qty=100)
-    session(strategy, broker, warehouse, clock, rules=RULES, market=sim.on_bar,
-            alert=lambda kind, severity, message: alerts.append(kind)).run()
+    run_until(session(strategy, broker, warehouse, clock, rules=RULES, market=sim.on_bar,
+                      alert=lambda kind, severity, message: alerts.append(kind)), clock, 9, 50)
     assert alerts.count("broker_disconnected") >= 5  # every cycle of the outage says so
     # The 09:42 decision waited for the broker and went out at 09:45, well within its age limit.
     assert [(d[0], d[3]) for d in decisions(warehouse) if d[2] == "enter"] == [("09:42", "sent")]
@@ -123,7 +135,7 @@ def test_a_crash_mid_loop_and_a_restart_leave_no_duplicate_and_ledger_equals_bro
     with pytest.raises(SessionAlreadyRunning):
         session(strategy, FaultyLink(sim), warehouse, clock, rules=RULES, market=sim.on_bar).run()
     clock.sleep(150)  # ...and taken over once it has gone stale
-    report = session(strategy, FaultyLink(sim), warehouse, clock, rules=RULES, market=sim.on_bar).run()
+    report = run_until(session(strategy, FaultyLink(sim), warehouse, clock, rules=RULES, market=sim.on_bar), clock, 9, 50)
 
     entries = [o for o in sim.orders(ny(0)) if o.side.value == "buy"]
     assert len(entries) == 1 and entries[0].filled_qty == 100  # one order, sent once

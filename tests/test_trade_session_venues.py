@@ -22,6 +22,7 @@ from tests.session_kit import ny, scripted, session, store_day
 from tests.test_trade_session import Flaky
 
 VENUES = ["sim", "alpaca", "ibkr"]
+CYCLE_S = 120  # every other minute: half the broker round trips of a 60 s session, the same day
 
 
 class Market:
@@ -70,7 +71,7 @@ def test_entries_at_the_open_a_stop_and_the_time_exit(market, warehouse):
     m, clock = market
     store_day(warehouse, {"ACME": 10.0, "AAPL": 20.0}, moves={("ACME", 10, 30): 9.0, ("AAPL", 12, 0): 21.0})
     strategy = scripted([(9, 31, "ACME", "enter"), (9, 31, "AAPL", "enter")], qty=100)
-    rules = SessionRules(stop_loss_pct=0.05, daily_loss_limit_pct=None, max_position_pct=0.5)
+    rules = SessionRules(cycle_s=CYCLE_S, stop_loss_pct=0.05, daily_loss_limit_pct=None, max_position_pct=0.5)
     report = session(strategy, m.broker, warehouse, clock, rules=rules, market=m.on_bar).run()
 
     assert trades(m.broker) == [("AAPL", "buy", 100), ("AAPL", "sell", 100), ("ACME", "buy", 100), ("ACME", "sell", 100)]
@@ -89,9 +90,9 @@ def test_breaker_kill_switch_stale_data_and_an_outage(market, warehouse):
     store_day(warehouse, {"ACME": 10.0, "AAPL": 20.0}, moves={("ACME", 10, 0): 9.0}, gaps=[(11, 0, 11, 10)])
     strategy = scripted([(9, 31, "ACME", "enter"), (10, 30, "AAPL", "enter"), (11, 40, "AAPL", "enter")])
     alerts: list[str] = []
-    broker = Flaky(m.broker, clock, ny(9, 40), ny(9, 44))  # unreachable for four cycles
+    broker = Flaky(m.broker, clock, ny(9, 40), ny(9, 46))  # unreachable for three cycles
     trading = session(strategy, broker, warehouse, clock, rules=SessionRules(
-        daily_loss_limit_pct=0.02, max_position_pct=0.5, sizing=Sizing(fraction=0.5)),
+        cycle_s=CYCLE_S, daily_loss_limit_pct=0.02, max_position_pct=0.5, sizing=Sizing(fraction=0.5)),
         market=m.on_bar, alert=lambda kind, severity, message: alerts.append(kind))
 
     def market_then_events(bar: Bar) -> None:

@@ -62,7 +62,7 @@ class WebhookReceiver:
         fail_first: int = 0,
         fail_status: int = 503,
         retry_after: float | int | str | None = None,
-        max_lifetime: float = 60.0,
+        max_lifetime: float = 180.0,
         path: str = "/hook",
     ) -> None:
         self.fail_first = fail_first
