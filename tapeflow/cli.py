@@ -349,14 +349,14 @@ def _print_session(session: dict[str, object]) -> None:
     out.rule(f"paper session replayed: {session['session_id']}")
     replay = Warehouse(str(session["warehouse"]))
     print_frame(run_read_only(replay, (
-        "SELECT strftime(o.created_at AT TIME ZONE 'America/New_York', '%H:%M') AS new_york, o.symbol, o.side, "
-        "o.qty, o.order_type AS type, o.stop_price AS stop, o.status, o.avg_fill_price AS filled_at, "
-        "left(d.reason, 28) AS why "
+        "SELECT strftime(o.created_at AT TIME ZONE 'America/New_York', '%H:%M') AS at, o.symbol, o.side, o.qty, "
+        "o.order_type || coalesce(' ' || o.stop_price, '') AS type, o.status, o.avg_fill_price AS price, "
+        "d.reason AS why "
         "FROM orders o LEFT JOIN session_decisions d USING (client_order_id) ORDER BY o.created_at")),
         title="orders (decided, recorded, then sent to the simulated broker)")
     print_frame(run_read_only(replay, (
-        "SELECT strftime(ts AT TIME ZONE 'America/New_York', '%H:%M') AS new_york, symbol, side, qty, price, "
-        "commission FROM fills ORDER BY ts")), title="fills")
+        "SELECT strftime(ts AT TIME ZONE 'America/New_York', '%H:%M') AS at, symbol, side, qty, price, "
+        "commission FROM fills ORDER BY ts")), title="fills (times in New York)")
     _print_metrics({k: session.get(k) for k in ("cycles", "decisions", "orders_sent", "fills", "realized_pnl",
                                                  "equity_start", "equity_end", "reconciled")}, "the day")
     alerts = session.get("alerts") or []
