@@ -221,3 +221,13 @@ def test_execution_records_a_decision_before_sending_it(sim, warehouse):
     Execution(Watching(sim), ledger).submit(order("recorded-first"))
     assert seen == [OrderStatus.PENDING]
     assert ledger.order_status(order("recorded-first").client_order_id) is OrderStatus.NEW
+
+
+def test_a_bracket_leg_filled_in_part_shrinks_its_sibling(warehouse, clock):
+    sim = SimBroker(warehouse, costs=Costs(participation=0.1), now=clock)
+    sim.on_bar(bar("ACME", ny(DAY1, 9, 28), 10, 10, 10, 10))
+    sim.submit(order("bracket", take_profit_price=11.0, stop_loss_price=9.5))
+    sim.on_bar(bar("ACME", ny(DAY1, 9, 30), 10, 10.1, 9.9, 10, v=1e6))
+    sim.on_bar(bar("ACME", ny(DAY1, 9, 31), 11, 11.2, 11, 11.1, v=400))  # the take-profit sells 40 of 100
+    legs = {o.order_type: o for o in sim.open_orders()}
+    assert (legs[OrderType.LIMIT].filled_qty, legs[OrderType.STOP].qty) == (40, 60)  # never more than is held

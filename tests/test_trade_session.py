@@ -183,3 +183,20 @@ def test_a_restart_does_not_send_a_recorded_entry_past_the_kill_switch(warehouse
     again.cycle(day)
     assert sim.orders(ny(0)) == []
     assert [d[3] for d in decisions(warehouse)] == ["skipped: kill switch (all): operator: stop everything"]
+
+
+def test_bars_that_reach_the_warehouse_late_still_reach_the_simulator(warehouse, sim, clock):
+    store_day(warehouse, {"ACME": 10.0}, gaps=[(9, 31, 9, 36)])  # 09:31 to 09:35 are ingested late
+    trading = session(scripted([(9, 31, "ACME", "enter")], qty=100), sim, warehouse, clock, rules=RULES,
+                      market=sim.on_bar)
+    day = get_calendar().session(DAY)
+    with warehouse.held():
+        trading.prepare(day)
+        while clock.now() < ny(9, 38):
+            if clock.now() == ny(9, 36):  # they all arrive now, together
+                store_day(warehouse, {"ACME": 10.5}, gaps=[(9, 30, 9, 31), (9, 36, 16, 0)])
+            trading.cycle(day)
+            clock.sleep(60)
+    # The entry decided at 09:31 fills on the first bar after it, 09:31, at its open, once it arrives.
+    assert fills(sim)[0] == ("09:31", "ACME", "buy", 100, 10.5)
+    assert sim.account().equity == pytest.approx(100_000 - 100 * 10.5 + 100 * 10.0)  # marked at 09:37's close

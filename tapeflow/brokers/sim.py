@@ -156,8 +156,12 @@ class SimBroker(Broker):
                     state = update.order
                     if state.status is OrderStatus.FILLED:
                         events += self._after_fill(con, state, bar.end)
+                    else:
+                        self._shrink_sibling(con, state)
+            # A bar that arrives late trades its orders but does not take the last price back in time.
             con.execute("INSERT INTO sim_prices VALUES (?, ?, ?) ON CONFLICT (symbol) DO UPDATE SET "
-                        "price = excluded.price, ts = excluded.ts", [bar.symbol, bar.close, bar.end])
+                        "price = excluded.price, ts = excluded.ts WHERE excluded.ts > sim_prices.ts",
+                        [bar.symbol, bar.close, bar.end])
         for event in events:
             self._events.put(event)
         return made
@@ -207,6 +211,15 @@ class SimBroker(Broker):
                 self._insert(con, leg, parent=state.client_order_id, at=at)
                 events.append(OrderUpdate(OrderEvent.NEW, _order(con, leg.client_order_id), at))
         return events
+
+    def _shrink_sibling(self, con, leg: BrokerOrder) -> None:
+        """A bracket leg filled in part: its sibling covers only the shares still held."""
+        (parent,) = con.execute("SELECT parent FROM sim_orders WHERE client_order_id = ?", [leg.client_order_id]).fetchone()
+        if parent is not None:
+            (bought,) = con.execute("SELECT filled_qty FROM sim_orders WHERE client_order_id = ?", [parent]).fetchone()
+            con.execute("UPDATE sim_orders SET qty = greatest(filled_qty, ? - ?) WHERE parent = ? AND "
+                        "client_order_id <> ? AND status IN ('new', 'partially_filled')",
+                        [bought, leg.filled_qty, parent, leg.client_order_id])
 
     def _close(self, con, state: BrokerOrder, status: str, reason: str) -> OrderUpdate:
         now = self.now()

@@ -261,11 +261,10 @@ class TradingSession:
         if not report.clean:
             self.alert("position_drift", "critical", report.describe())
         account = self.broker.account()
-        fills = [f for f in self.ledger.fills() if f.ts >= session.pre_open]
         mine = self._my_orders()
-        fills = [f for f in fills if f.client_order_id in mine]
-        self.report.fills = len(fills)
-        self.report.realized_pnl = _realized(fills)
+        fills = [f for f in self.ledger.fills() if f.client_order_id in mine]  # every day's: costs carry over
+        self.report.fills = sum(1 for f in fills if f.ts >= session.pre_open)
+        self.report.realized_pnl = _realized(fills, since=session.pre_open)
         self.report.equity_end = account.equity
         self.report.reconciled = report.clean
         self.report.status = "finished" if self.report.status == "running" else self.report.status
@@ -531,20 +530,21 @@ class TradingSession:
             log.info("%s: %s", self.id, exc)
 
 
-def _realized(fills) -> float:
-    """Realised P&L of the day's fills: sells less buys, commissions out, for closed shares."""
-    by_symbol: dict[str, list] = {}
-    for f in fills:
-        by_symbol.setdefault(f.symbol, []).append(f)
+def _realized(fills, since: datetime) -> float:
+    """Realised P&L of the sales since `since`, each against the average cost of the shares it
+    sold (bought on any day), less every commission paid since then."""
+    held: dict[str, float] = {}
+    cost: dict[str, float] = {}
     total = 0.0
-    for rows in by_symbol.values():
-        bought = sum(f.qty for f in rows if f.side is Side.BUY)
-        sold = sum(f.qty for f in rows if f.side is Side.SELL)
-        closed = min(bought, sold)
-        if closed <= 0:
-            total -= sum(f.commission for f in rows)
-            continue
-        avg_buy = sum(f.qty * f.price for f in rows if f.side is Side.BUY) / bought
-        avg_sell = sum(f.qty * f.price for f in rows if f.side is Side.SELL) / sold
-        total += closed * (avg_sell - avg_buy) - sum(f.commission for f in rows)
+    for f in sorted(fills, key=lambda f: (f.ts, f.fill_id)):
+        shares, paid = held.get(f.symbol, 0.0), cost.get(f.symbol, 0.0)
+        if f.side is Side.BUY:
+            held[f.symbol], cost[f.symbol] = shares + f.qty, paid + f.qty * f.price
+        else:
+            average = paid / shares if shares else 0.0
+            held[f.symbol], cost[f.symbol] = shares - f.qty, paid - average * f.qty
+            if f.ts >= since:
+                total += (f.price - average) * f.qty
+        if f.ts >= since:
+            total -= f.commission
     return total
