@@ -4,13 +4,12 @@ the wire, and the event stream — through the real ib_async client against the 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tapeflow.brokers.base import (BrokerError, BrokerOrder, Disconnected, DuplicateOrderId, Halted,
+from tapeflow.brokers.base import (BrokerError, Disconnected, DuplicateOrderId, Halted,
                                    InsufficientBuyingPower, InvalidOrder, NotShortable, OrderEvent, QueryFailed,
                                    RateLimited, Replacement)
 from tapeflow.brokers.ibkr import LIVE_PORT, PAPER_PORT, IbBroker, IbPolicy
@@ -19,6 +18,7 @@ from tapeflow.config import Settings
 from tapeflow.model import Mode, Order, OrderStatus, OrderType, Side, TimeInForce
 from tests.fakes.ib_broker import CLIENT_ID, TEST_POLICY, IbVenue
 from tests.fakes.ib_gateway import FakeIBGateway
+from tests.test_broker_contract import wait_for
 
 UTC = timezone.utc
 ACCOUNT = "DU1234567"
@@ -51,16 +51,6 @@ def order(decision: str, *, side: Side = Side.BUY, qty: float = 10, order_type: 
                  created_at=datetime.now(UTC), limit_price=limit, stop_price=stop, take_profit_price=take_profit,
                  stop_loss_price=stop_loss)
 
-
-def wait_for(check: Callable[[], BrokerOrder | None], until: Callable[[BrokerOrder], bool]) -> BrokerOrder:
-    deadline = time.monotonic() + 5
-    while True:
-        got = check()
-        if got is not None and until(got):
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"order never reached the wanted state; last seen {got}")
-        time.sleep(0.02)
 
 
 # ---------------------------------------------------------------- typed rejections

@@ -21,26 +21,20 @@ def bars_between(
     con: duckdb.DuckDBPyConnection, timeframe: str, start: datetime, end: datetime, symbols: list[str] | None = None
 ) -> pl.DataFrame:
     """Bars of one timeframe whose start lies in [start, end), optionally for some symbols."""
-    query = (
-        "SELECT symbol, ts, end_ts, open, high, low, close, volume FROM bars "
-        "WHERE timeframe = $tf AND ts >= $start AND ts < $end"
-    )
-    params: dict[str, object] = {"tf": timeframe, "start": start, "end": end}
-    if symbols:
-        query += " AND list_contains($symbols, symbol)"
-        params["symbols"] = symbols
-    return con.sql(query + " ORDER BY symbol, ts", params=params).pl()
+    return _bars(con, timeframe, "ts >= $lo AND ts < $hi", start, end, symbols)
 
 
 def bars_ended(
     con: duckdb.DuckDBPyConnection, timeframe: str, after: datetime, until: datetime, symbols: list[str] | None = None
 ) -> pl.DataFrame:
     """Bars of one timeframe that ended in (after, until]: what was knowable by `until`."""
-    query = (
-        "SELECT symbol, ts, end_ts, open, high, low, close, volume FROM bars "
-        "WHERE timeframe = $tf AND end_ts > $after AND end_ts <= $until"
-    )
-    params: dict[str, object] = {"tf": timeframe, "after": after, "until": until}
+    return _bars(con, timeframe, "end_ts > $lo AND end_ts <= $hi", after, until, symbols)
+
+
+def _bars(con: duckdb.DuckDBPyConnection, timeframe: str, window: str, lo: datetime, hi: datetime,
+          symbols: list[str] | None) -> pl.DataFrame:
+    query = f"SELECT symbol, ts, end_ts, open, high, low, close, volume FROM bars WHERE timeframe = $tf AND {window}"
+    params: dict[str, object] = {"tf": timeframe, "lo": lo, "hi": hi}
     if symbols:
         query += " AND list_contains($symbols, symbol)"
         params["symbols"] = symbols

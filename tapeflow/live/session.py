@@ -35,7 +35,7 @@ from tapeflow.brokers.reconcile import reconcile
 from tapeflow.calendar import NEW_YORK, Session, get_calendar
 from tapeflow.live.feed import WarehouseFeed
 from tapeflow.live.identity import decision_order_id, params_hash, session_id
-from tapeflow.model import Bar, Order, OrderStatus, OrderType, Side, TimeInForce, Timeframe
+from tapeflow.model import Bar, Order, OrderType, Side, TimeInForce, Timeframe
 from tapeflow.risk.limits import DailyLossBreaker
 from tapeflow.risk.sizing import Sizing
 from tapeflow.risk.state import day_lock, kill_switch, lock_day
