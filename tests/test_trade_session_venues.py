@@ -82,6 +82,10 @@ def test_entries_at_the_open_a_stop_and_the_time_exit(market, warehouse):
     commissions = sum(f.commission for f in m.broker.fills(ny(0)))  # IB's fake charges $1 a fill
     assert report.realized_pnl == pytest.approx(100 * (fills[("ACME", "sell")] - 10.0) + 100.0 - commissions, abs=0.01)
     assert [p for p in m.broker.positions() if p.qty] == []
+    with warehouse.write() as con:
+        beats = con.execute("SELECT count(*) FROM heartbeats WHERE component = 'trade_session:scripted'").fetchone()[0]
+        row = con.execute("SELECT status, reconciled FROM trading_sessions").fetchone()
+    assert beats == report.cycles > 100 and row == ("finished", True)  # a heartbeat every cycle, 09:25 to 13:00
 
 
 def test_breaker_kill_switch_stale_data_and_an_outage(market, warehouse):
