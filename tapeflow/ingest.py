@@ -45,6 +45,13 @@ WATCHLIST = Target(
     "watchlist", "watchlist_snapshots", ("source", "session", "as_of", "ticker"), ("fetched_at", "payload_hash"), "as_of"
 )
 
+# An item fetched again keeps the moment it was first seen; a vendor's edit of its text or
+# tickers replaces it (the earlier version goes to news_revisions) and is knowable from then.
+NEWS = Target(
+    "news", "news", ("source", "id"), ("fetched_at", "payload", "payload_hash"), "published_at",
+    history="news_revisions",
+)
+
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)

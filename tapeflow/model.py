@@ -215,6 +215,10 @@ class WatchlistRow:
             raise InvalidRecord("fetched_at is before as_of: a snapshot cannot be seen before it exists")
 
 
+NEWS_CLOCK_SKEW = timedelta(minutes=5)
+"""How far a vendor's publish stamp may run ahead of our clock; `knowable_at` takes the later."""
+
+
 @dataclass(frozen=True, slots=True)
 class NewsItem:
     """A headline as published and as first seen by tapeflow."""
@@ -228,14 +232,22 @@ class NewsItem:
     url: str = ""
     tickers: tuple[str, ...] = ()
     category: str | None = None
+    author: str = ""
 
     def __post_init__(self) -> None:
+        if not self.source:
+            raise InvalidRecord("source must be named")
         if not self.id:
             raise InvalidRecord("news id must be non-empty")
-        if not self.headline.strip():
+        if not isinstance(self.headline, str) or not self.headline.strip():
             raise InvalidRecord("headline must be non-empty")
         _set(self, "published_at", check_aware("published_at", self.published_at))
         _set(self, "fetched_at", check_aware("fetched_at", self.fetched_at))
+        if self.published_at - self.fetched_at > NEWS_CLOCK_SKEW:
+            raise InvalidRecord(
+                f"published_at {self.published_at.isoformat()} is after fetched_at {self.fetched_at.isoformat()} "
+                f"by more than {NEWS_CLOCK_SKEW}: an item cannot be seen before it exists"
+            )
         _set(self, "tickers", tuple(_symbol("ticker", t) for t in self.tickers))
 
     @property
