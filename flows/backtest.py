@@ -47,7 +47,8 @@ def backtest(
                           risk_per_trade)
     run_id = str(flow_run.id or uuid4())
 
-    history, snapshot = load_history(chosen.timeframe, symbols, start, end, watchlist_source if chosen.uses_watchlist else None)
+    history, snapshot = load_history(chosen.timeframe, symbols, start, end,
+                                     watchlist_source if chosen.uses_watchlist else None, news=chosen.uses_news)
     run = simulate_run(chosen, history, config)
     report = write_report(run, run_id, f"{chosen.name} {dict(chosen.p)}, {start}..{end}")
     record(run, run_id, kind="backtest", timeframe=chosen.timeframe, start=start, end=end, snapshot=snapshot, report_path=report)

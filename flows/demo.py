@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
 
 from prefect import flow
 
@@ -10,12 +10,21 @@ from flows.hooks import alert_on_failure
 from flows.backfill import backfill_watchlist
 from flows.backtest import backtest
 from flows.ingest import ingest_bars
+from flows.news import ingest_news
+from flows.nlp import train_sentiment
 from flows.research import walk_forward
 from flows.trade import trade_session
+from tapeflow.config import load_settings
 from tapeflow.model import Timeframe
+from tapeflow.news.model_registry import has_model
+from warehouse import open_warehouse
 
 
 DEMO_DAY = date(2011, 3, 3)  # SPY breaks out of its opening range and is sold by the time exit
+NEWS_WINDOW = (datetime(2010, 8, 16, tzinfo=timezone.utc), datetime(2010, 8, 21, tzinfo=timezone.utc))
+# Without a trained model the demo tunes a quick one: 1,500 sentences, one epoch (about a
+# minute on 2 cores). `tapeflow nlp train` trains the full model (see README, News).
+QUICK_MODEL = {"subset": 1500, "epochs": 1, "held_out_limit": 600}
 
 
 @flow(name="demo", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
@@ -24,7 +33,8 @@ def demo(replay_session: bool = True) -> dict[str, dict[str, object]]:
     scanner's pre-market watchlist for every session that has 20 days of history before it,
     a backtest of the watchlist momentum strategy on those snapshots, and a walk-forward of
     the SMA crossover over the whole panel; last, a paper session of the opening-range
-    strategy replayed on 2011-03-03 against the simulated broker."""
+    strategy replayed on 2011-03-03 against the simulated broker; and the bundled sample
+    headlines, tagged and scored (training a quick sentiment model when none exists)."""
     daily = ingest_bars(source="replay", timeframe=Timeframe.DAY, start=date(2009, 8, 21), end=date(2010, 8, 20))
     minute = ingest_bars(
         source="replay", symbols=["SPY"], timeframe=Timeframe.MINUTE, start=date(2011, 1, 3), end=date(2011, 3, 31)
@@ -35,5 +45,7 @@ def demo(replay_session: bool = True) -> dict[str, dict[str, object]]:
     grid = {"fast": [8, 10, 12], "slow": [24, 30, 36], "qty": [0]}
     folds = walk_forward(strategy="sma_cross", grid=grid, start=date(2009, 8, 21), end=date(2010, 8, 20), costs="retail")
     session = trade_session(strategy="opening_range", replay_day=DEMO_DAY, stop_loss_pct=0.005) if replay_session else {}
+    model = {} if has_model(load_settings(), open_warehouse(load_settings())) else train_sentiment(**QUICK_MODEL)
+    news = ingest_news(source="replay", start=NEWS_WINDOW[0], end=NEWS_WINDOW[1])
     return {"daily": daily, "minute": minute, "watchlist": watchlist, "backtest": momentum, "walk_forward": folds,
-            "session": session}
+            "session": session, "news": news, "sentiment_model": model}

@@ -42,7 +42,7 @@ def walk_forward(
     strategy_cls = get_strategy(strategy)
     config = build_config(cash, costs, 0.10, 10, None, None)
     run_id = str(flow_run.id or uuid4())
-    history, snapshot = load_history(strategy_cls.timeframe, symbols, start, end, None)
+    history, snapshot = load_history(strategy_cls.timeframe, symbols, start, end, None, news=strategy_cls.uses_news)
     plan = folds(sessions_of(history), train_sessions, test_sessions, anchored=anchored)
     if not plan:
         raise ValueError(f"{start}..{end} is too short for a {train_sessions}+{test_sessions} session fold")
@@ -81,7 +81,7 @@ def perturbation(
     """Move every numeric parameter by ±pct (and a small grid): plateau or spike?"""
     strategy_cls = get_strategy(strategy)
     config = build_config(cash, costs, 0.10, 10, None, None)
-    history, snapshot = load_history(strategy_cls.timeframe, symbols, start, end, None)
+    history, snapshot = load_history(strategy_cls.timeframe, symbols, start, end, None, news=strategy_cls.uses_news)
     result = sweep(strategy_cls, history, params or {}, config, pct, objective)
     run_id = str(flow_run.id or uuid4())
     point = simulate_run(strategy_cls(**result.params), history, config)

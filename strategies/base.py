@@ -78,6 +78,7 @@ class Strategy(ABC):
     timeframe: ClassVar[Timeframe]
     params: ClassVar[tuple[Param, ...]]
     uses_watchlist: ClassVar[bool] = False
+    uses_news: ClassVar[bool] = False  # gets scored headlines in History.news (tapeflow/news/features.py)
 
     def __init__(self, **overrides: Any) -> None:
         known = {p.name: p for p in self.params}

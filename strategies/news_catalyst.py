@@ -1,25 +1,80 @@
-"""News catalyst (stub until the news layer lands): buy names with a fresh, strongly
-positive scored headline, sell at the close.
+"""News catalyst: buy a name on a fresh, clearly positive headline of a tradable catalyst
+class; sell it after a holding period or before the close.
 
-Intended rules: a headline scored positive with score >= `min_sentiment`, published and
-fetched before the decision, about a name on today's watchlist, triggers a market entry;
-the position is sold at the session's close. Until news scores reach the History this
-strategy takes no decisions, so it is safe to schedule and passes every check.
+Rules, per symbol and session:
+- a headline counts when its catalyst class is one of earnings, fda, contract, m&a or
+  partnership (dilution and other never), its sentiment is positive with probability at least
+  `min_sentiment`;
+- the entry is decided at the end of the first regular-session bar that ends once the
+  headline is knowable (published, fetched and scored; see tapeflow/news/features.py), and
+  only while the headline is at most `max_age_minutes` old then: a stale catalyst never fires;
+- one entry per symbol and session, market order; the quantity comes from the risk rules;
+- the exit is decided at the end of the first bar that ends `hold_minutes` after the entry,
+  or `exit_minutes_before_close` before the close, whichever comes first.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import polars as pl
 
 from strategies.base import Param, Strategy, signal_frame
+from strategies.sessions import regular_session_bars
 from tapeflow.model import Timeframe
 from tapeflow.sim.history import History
+
+TRADED_CATALYSTS = ("earnings", "fda", "contract", "m&a", "partnership")
 
 
 class NewsCatalyst(Strategy):
     name = "news_catalyst"
     timeframe = Timeframe.MINUTE
-    params = (Param("min_sentiment", float, 0.8, 0.0, 1.0, "lowest positive sentiment score taken"),)
+    uses_news = True
+    params = (
+        Param("min_sentiment", float, 0.7, 0.34, 1.0, "lowest probability of the positive label taken"),
+        Param("max_age_minutes", int, 30, 1, 1440, "a headline older than this at the decision is ignored"),
+        Param("hold_minutes", int, 60, 1, 390, "minutes held before the exit"),
+        Param("exit_minutes_before_close", int, 5, 1, 60, "exit at the latest this long before the close"),
+    )
 
     def signals(self, history: History) -> pl.DataFrame:
-        return signal_frame([])
+        news = history.news.filter(
+            pl.col("catalyst").is_in(TRADED_CATALYSTS) & (pl.col("sentiment") == "positive")
+            & (pl.col("sentiment_score") >= self.p["min_sentiment"])
+        )
+        if news.is_empty() or history.bars.is_empty():
+            return signal_frame([])
+        bars = regular_session_bars(history.bars).select("symbol", "end_ts", "_open", "_close").sort("end_ts")
+        latest_exit = pl.col("_close") - pl.duration(minutes=int(self.p["exit_minutes_before_close"]))
+        entries = (
+            news.sort("knowable_at")
+            .join_asof(bars, left_on="knowable_at", right_on="end_ts", by="symbol", strategy="forward",
+                       check_sortedness=False)
+            .filter(pl.col("end_ts").is_not_null())
+            .with_columns(pl.col("end_ts").alias("at"))
+            .filter(
+                (pl.col("at") - pl.col("published_at") <= timedelta(minutes=int(self.p["max_age_minutes"])))
+                & (pl.col("at") < latest_exit)
+            )
+            .sort("at")
+            .group_by("symbol", "_open", maintain_order=True).first()
+        )
+        if entries.is_empty():
+            return signal_frame([])
+        exit_target = pl.min_horizontal(pl.col("at") + timedelta(minutes=int(self.p["hold_minutes"])), latest_exit)
+        exits = (
+            entries.with_columns(exit_target.alias("_target")).sort("_target")
+            .join_asof(bars.rename({"end_ts": "exit_at", "_open": "_exit_open"}).drop("_close"),
+                       left_on="_target", right_on="exit_at", by="symbol", strategy="forward", check_sortedness=False)
+            .filter(pl.col("exit_at").is_not_null() & (pl.col("_exit_open") == pl.col("_open")))
+        )
+        rows = [
+            {"symbol": r["symbol"], "at": r["at"], "action": "enter",
+             "reason": f"{r['catalyst']} headline, {r['sentiment']} {r['sentiment_score']:.2f}: {r['headline'][:80]}"}
+            for r in entries.iter_rows(named=True)
+        ] + [
+            {"symbol": r["symbol"], "at": r["exit_at"], "action": "exit", "reason": "holding period over"}
+            for r in exits.iter_rows(named=True)
+        ]
+        return signal_frame(rows)

@@ -17,7 +17,7 @@ from datetime import timedelta
 import polars as pl
 
 from strategies.base import Param, Strategy, signal_frame
-from tapeflow.calendar import get_calendar
+from strategies.sessions import regular_session_bars
 from tapeflow.model import Timeframe
 from tapeflow.sim.history import History
 
@@ -34,17 +34,7 @@ class OpeningRangeBreakout(Strategy):
         bars = history.bars
         if bars.is_empty():
             return signal_frame([])
-        calendar = get_calendar()
-        days = bars["ts"].dt.convert_time_zone("America/New_York").dt.date().unique().to_list()
-        sessions = [calendar.session(d) for d in days if calendar.is_session(d)]
-        bounds = pl.DataFrame(
-            {"_open": [s.open for s in sessions], "_close": [s.close for s in sessions]},
-            schema={"_open": pl.Datetime("us", "UTC"), "_close": pl.Datetime("us", "UTC")},
-        )
-        regular = (
-            bars.join_asof(bounds.sort("_open"), left_on="ts", right_on="_open", strategy="backward")
-            .filter((pl.col("ts") >= pl.col("_open")) & (pl.col("end_ts") <= pl.col("_close")))
-        )
+        regular = regular_session_bars(bars)
         range_end = pl.col("_open") + pl.duration(minutes=int(self.p["range_minutes"]))
         exit_at = pl.col("_close") - pl.duration(minutes=int(self.p["exit_minutes_before_close"]))
         marked = regular.with_columns(

@@ -147,23 +147,19 @@ def _params(pairs: list[str] | None) -> dict[str, float]:
 
 
 def _history_from(bars_file: str | None, timeframe: str, symbols: list[str] | None, start: datetime, end: datetime,
-                  watchlist: bool):
+                  watchlist: bool, news: bool = False):
     """History from a bars file, or from the warehouse for New York days start..end."""
     from tapeflow.calendar import NEW_YORK
     from tapeflow.sim.history import History
+    from tapeflow.sim.loading import history_between
 
     if bars_file:
         history = History.from_file(bars_file)
         return History(bars=history.bars.filter(pl.col("symbol").is_in(symbols))) if symbols else history
-    from warehouse import open_warehouse
-    from warehouse.reads import bars_between, watchlist_between
-
     first = start.replace(tzinfo=NEW_YORK)
     last = (end + timedelta(days=1)).replace(tzinfo=NEW_YORK)
-    with open_warehouse(load_settings()).read() as con:
-        bars = bars_between(con, timeframe, first, last, symbols)
-        snapshots = watchlist_between(con, first, last) if watchlist else None
-    return History(bars=bars) if snapshots is None else History(bars=bars, watchlist=snapshots)
+    history, _ = history_between(load_settings(), timeframe, symbols, first, last, watchlist=watchlist, news=news)
+    return history
 
 
 @app.command()
@@ -232,7 +228,8 @@ def check_lookahead_command(
 
     try:
         chosen = get_strategy(strategy)(**_params(param))
-        history = _history_from(bars, chosen.timeframe, symbol, start, end, watchlist=chosen.uses_watchlist)
+        history = _history_from(bars, chosen.timeframe, symbol, start, end, watchlist=chosen.uses_watchlist,
+                                news=chosen.uses_news)
     except (ValueError, OSError) as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
@@ -304,7 +301,8 @@ def demo() -> None:
               "on Prefect's local API ...")
     counts = demo_flow()
     columns = ("fetched", "inserted", "updated", "unchanged", "quarantined", "stored")
-    ingests = {name: c for name, c in counts.items() if name not in ("backtest", "walk_forward", "session")}
+    ingests = {name: c for name, c in counts.items()
+               if name not in ("backtest", "walk_forward", "session", "sentiment_model")}
     print_frame(pl.DataFrame([{"batch": name, **{k: c[k] for k in columns}} for name, c in ingests.items()]),
                 title="rows fetched, stored (new + changed), unchanged, quarantined")
     result = counts["backtest"]
@@ -319,6 +317,7 @@ def demo() -> None:
     out.print(f"report: {folds['report']}", soft_wrap=True)
     _print_session(counts["session"])
     warehouse = open_warehouse(settings)
+    _print_catalysts(warehouse, counts["sentiment_model"])
     for example in DEMO_EXAMPLES:
         out.print(f"\n[bold]{example.title}[/bold]")
         out.print(f"[dim]{example.sql}[/dim]")
@@ -330,6 +329,8 @@ Query it:   tapeflow sql "SELECT symbol, count(*) AS bars FROM bars GROUP BY sym
             tapeflow sql "SELECT * FROM quarantine LIMIT 3" --format json
 Ingest:     tapeflow ingest --timeframe 1m --symbol SPY --start 2011-03-01 --end 2011-03-31
 Watchlist:  tapeflow snapshot --source scanner --as-of 2010-05-07T09:00:00-04:00
+News:       tapeflow news catalysts; tapeflow news ingest --source replay --start 2010-08-16T00:00:00Z
+            tapeflow nlp train (the full sentiment model, ~20 min on 2 cores); tapeflow nlp eval; tapeflow nlp models
 Backtest:   tapeflow backtest sma_cross -p fast=10 -p slow=30 --costs retail
             tapeflow check-lookahead watchlist_momentum
             tapeflow report RUN_ID --open     (run ids: tapeflow sql "SELECT run_id, strategy, metrics->>'sharpe' FROM backtest_runs")
@@ -339,6 +340,29 @@ Trade:      tapeflow promote opening_range --to paper; tapeflow trade opening_ra
             tapeflow kill-switch on --reason "..."; tapeflow monitor; tapeflow sessions
 UI:         make serve   (Prefect UI on http://127.0.0.1:4200 with the deployments of prefect.yaml)
 Run again:  make demo    (idempotent: a second run stores nothing new)""", soft_wrap=True)
+
+
+def _print_catalysts(warehouse, trained: dict[str, object]) -> None:
+    """The bundled headlines as a strategy sees them: tickers, catalyst class, sentiment."""
+    from tapeflow.news_cli import recent_catalysts
+
+    models = _sentiment_models(warehouse)
+    out.print("\n[bold]Catalysts[/bold] in the bundled sample headlines (text written for the demo, data/NOTICE)")
+    if trained:
+        out.print(f"No sentiment model was recorded, so the demo tuned a quick one ({trained['train_rows']} sentences, "
+                  f"one epoch, {trained['train_seconds']} s): held-out macro-F1 {trained['macro_f1']:.3f} on "
+                  f"{trained['held_out_rows']} sentences. `tapeflow nlp train` trains the full model.", soft_wrap=True)
+    elif models.height:
+        first = models.row(0, named=True)
+        out.print(f"sentiment model {first['version']}: held-out accuracy {first['accuracy']:.3f}, macro-F1 "
+                  f"{first['macro_f1']:.3f}", soft_wrap=True)
+    frame = recent_catalysts(warehouse, since=datetime(2010, 8, 1, tzinfo=timezone.utc), limit=20)
+    print_frame(frame.with_columns(pl.col("headline").str.slice(0, 64)), max_rows=20)
+
+
+def _sentiment_models(warehouse) -> pl.DataFrame:
+    with warehouse.read() as con:
+        return con.sql("SELECT version, accuracy, macro_f1 FROM sentiment_models ORDER BY trained_at DESC").pl()
 
 
 def _print_session(session: dict[str, object]) -> None:
@@ -379,6 +403,7 @@ def serve(
 def _register_subcommands() -> None:
     from tapeflow.broker_cli import broker_app
     from tapeflow.monitor_cli import alerts_command, monitor_command
+    from tapeflow.news_cli import register as register_news
     from tapeflow.promotion_cli import register as register_promotion
     from tapeflow.session_cli import register as register_session
 
@@ -387,6 +412,7 @@ def _register_subcommands() -> None:
     app.command("alerts")(alerts_command)
     register_promotion(app)  # promote, promotions, paper-gap
     register_session(app)  # trade, sessions, kill-switch
+    register_news(app)  # news ingest|catalysts, nlp train|eval|score|models
 
 
 _register_subcommands()

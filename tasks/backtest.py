@@ -13,11 +13,11 @@ from tapeflow.config import load_settings
 from tapeflow.sim.backtest import Backtest, run_backtest
 from tapeflow.sim.engine import BacktestConfig
 from tapeflow.sim.history import History
+from tapeflow.sim.loading import history_between
 from tapeflow.sim.report import render_report
 from tapeflow.sim.runs import store_run
 from tapeflow.sim.summaries import backtest_markdown
 from warehouse import open_warehouse
-from warehouse.reads import bars_between, data_snapshot, watchlist_between
 
 
 def window(start: date, end: date) -> tuple[datetime, datetime]:
@@ -26,17 +26,13 @@ def window(start: date, end: date) -> tuple[datetime, datetime]:
 
 
 @task(cache_policy=NO_CACHE)
-def load_history(timeframe: str, symbols: list[str] | None, start: date, end: date, watchlist_source: str | None) -> tuple[History, dict]:
-    """Bars (and watchlist snapshots when asked) for the window, plus a note of what the data was."""
+def load_history(timeframe: str, symbols: list[str] | None, start: date, end: date, watchlist_source: str | None,
+                 news: bool = False) -> tuple[History, dict]:
+    """Bars (and watchlist snapshots, scored headlines when asked) for the window, plus a note
+    of what the data was."""
     first, last = window(start, end)
-    with open_warehouse(load_settings()).read() as con:
-        bars = bars_between(con, timeframe, first, last, symbols)
-        snapshots = watchlist_between(con, first, last, watchlist_source) if watchlist_source else None
-        snapshot = data_snapshot(con, timeframe)
-    if bars.is_empty():
-        raise ValueError(f"no {timeframe} bars in the warehouse for {start}..{end}: ingest them first")
-    history = History(bars=bars) if snapshots is None else History(bars=bars, watchlist=snapshots)
-    return history, snapshot
+    return history_between(load_settings(), timeframe, symbols, first, last, watchlist=watchlist_source is not None,
+                           watchlist_source=watchlist_source, news=news)
 
 
 @task(cache_policy=NO_CACHE)

@@ -43,6 +43,33 @@ def with_watchlist(daily) -> History:
     return History(bars=panel.filter(pl.col("symbol").is_in(snaps["ticker"].unique().to_list())), watchlist=snaps)
 
 
+def scored_news(rows: list[tuple[str, datetime, timedelta, str, str, float]]) -> pl.DataFrame:
+    """History.news rows from (symbol, published_at, delay to knowable, catalyst, sentiment, score)."""
+    return pl.DataFrame(
+        [{"symbol": sym, "source": "test", "id": f"n{i}", "headline": f"{catalyst} news about {sym}",
+          "catalyst": catalyst, "sentiment": label, "sentiment_score": score,
+          "polarity": score if label == "positive" else -score if label == "negative" else 0.0,
+          "published_at": published, "knowable_at": published + delay}
+         for i, (sym, published, delay, catalyst, label, score) in enumerate(rows)],
+        schema_overrides={"published_at": pl.Datetime("us", "UTC"), "knowable_at": pl.Datetime("us", "UTC")},
+    )
+
+
+@pytest.fixture(scope="module")
+def with_news(minute) -> History:
+    """SPY minute bars of January 2011 with a headline every session at a different minute."""
+    days = sorted(minute.filter(pl.col("ts").dt.month() == 1)["ts"].dt.convert_time_zone("America/New_York")
+                  .dt.date().unique().to_list())
+    kinds = [("earnings", "positive", 0.9), ("fda", "positive", 0.8), ("dilution", "negative", 0.9),
+             ("contract", "positive", 0.6), ("other", "positive", 0.95)]
+    rows = []
+    for i, day in enumerate(days):
+        published = datetime(day.year, day.month, day.day, 14, 40, 20, tzinfo=timezone.utc) + timedelta(minutes=17 * i % 300)
+        catalyst, label, score = kinds[i % len(kinds)]
+        rows.append(("SPY", published, timedelta(seconds=35), catalyst, label, score))
+    return History(bars=minute, news=scored_news(rows))
+
+
 class Leaky(Strategy):
     """Buys when tomorrow's close is higher: a look-ahead bug on purpose."""
 
@@ -57,9 +84,10 @@ class Leaky(Strategy):
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
-def test_every_built_in_strategy_passes_the_lookahead_check(name, daily, minute, with_watchlist):
+def test_every_built_in_strategy_passes_the_lookahead_check(name, daily, minute, with_watchlist, with_news):
     strategy = get_strategy(name)()
-    history = with_watchlist if strategy.uses_watchlist else History(bars=minute if strategy.timeframe == "1m" else daily)
+    history = (with_watchlist if strategy.uses_watchlist else with_news if strategy.uses_news
+               else History(bars=minute if strategy.timeframe == "1m" else daily))
     report = check_lookahead(strategy, history, n=12, seed=7)
     assert report.passed, report.summary()
 

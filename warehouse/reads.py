@@ -70,3 +70,23 @@ def data_snapshot(con: duckdb.DuckDBPyConnection, timeframe: str) -> dict[str, o
     ).fetchone()
     (snapshots,) = con.execute("SELECT count(*) FROM watchlist_snapshots").fetchone()
     return {"bars": bars, "newest_ingest": newest.isoformat() if newest else None, "watchlist_rows": snapshots}
+
+
+def scored_news_between(
+    con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, model: str, tagger: str
+) -> pl.DataFrame:
+    """One row per (headline, ticker) published in [start, end), with its catalyst class and
+    its sentiment under `model`; items not yet tagged or scored are not in it."""
+    return con.sql(
+        """
+        SELECT unnest(t.tickers) AS symbol, n.source, n.id, n.headline, t.catalyst,
+               s.label AS sentiment, s.score AS sentiment_score, s.polarity, s.model,
+               n.published_at, n.fetched_at, greatest(t.tagged_at, s.scored_at) AS scored_at
+        FROM news n
+        JOIN news_tags t ON t.source = n.source AND t.id = n.id AND t.tagger = $tagger
+        JOIN news_scores s ON s.source = n.source AND s.id = n.id AND s.model = $model
+        WHERE n.published_at >= $start AND n.published_at < $end
+        ORDER BY n.published_at, symbol
+        """,
+        params={"start": start, "end": end, "model": model, "tagger": tagger},
+    ).pl()

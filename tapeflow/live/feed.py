@@ -1,22 +1,26 @@
-"""What a session may know at an instant: bars that have ended and watchlist snapshots
-fetched by then, read from the warehouse (where the ingest flows put them)."""
+"""What a session may know at an instant: bars that have ended, watchlist snapshots fetched
+by then and scored headlines knowable by then, read from the warehouse (where the ingest
+flows put them)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
 from tapeflow.model import Bar, Timeframe
+from tapeflow.news.features import LOOKBACK as NEWS_LOOKBACK
+from tapeflow.news.features import NewsReading, news_view
 from tapeflow.sim.history import History
 from warehouse.connection import Warehouse
-from warehouse.reads import bars_ended, watchlist_fetched_by
+from warehouse.reads import bars_ended, scored_news_between, watchlist_fetched_by
 
 
 class WarehouseFeed:
     """Bars of one timeframe (and watchlist snapshots) from the warehouse, cut at `at`."""
 
     def __init__(self, warehouse: Warehouse, timeframe: Timeframe, symbols: list[str] | None = None,
-                 lookback: timedelta | None = None) -> None:
+                 lookback: timedelta | None = None, news: NewsReading | None = None) -> None:
         self.warehouse = warehouse
+        self.news = news
         self.timeframe = Timeframe(timeframe)
         self.symbols = symbols
         # Enough for the built-in strategies: a week of minute bars, two years of daily ones
@@ -24,11 +28,15 @@ class WarehouseFeed:
         self.lookback = lookback or (timedelta(days=7) if self.timeframe is Timeframe.MINUTE else timedelta(days=750))
 
     def history(self, at: datetime) -> History:
-        """Everything knowable at `at`: bars ended by then, snapshots fetched by then."""
+        """Everything knowable at `at`: bars ended by then, snapshots fetched by then, headlines
+        published, fetched and scored by then."""
         with self.warehouse.write() as con:  # the session's own process may hold the file
             bars = bars_ended(con, self.timeframe.value, at - self.lookback, at, self.symbols)
             watchlist = watchlist_fetched_by(con, at - self.lookback, at)
-        return History(bars, watchlist)
+            if self.news is None:
+                return History(bars, watchlist)
+            scored = scored_news_between(con, at - NEWS_LOOKBACK, at, self.news.model, self.news.tagger)
+        return History(bars, watchlist, news_view(scored, self.news.scoring_latency)).until(at)
 
     def bars_ended(self, after: datetime, until: datetime) -> list[Bar]:
         """Bars that ended in (after, until], in time order: what the market did meanwhile."""

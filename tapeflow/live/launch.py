@@ -1,8 +1,8 @@
 """Putting a session together: the configured broker on the wall clock for paper or live,
 or the simulated broker on a simulated clock for a replay of a stored day.
 
-A replay runs in a warehouse file of its own (seeded with the bars and watchlist snapshots
-of its window from the main warehouse), so a simulated day never touches the paper
+A replay runs in a warehouse file of its own (seeded with the bars, watchlist snapshots and
+scored headlines of its window from the main warehouse), so a simulated day never touches the paper
 account's book, its ledger or the count of paper sessions that promotion relies on.
 """
 
@@ -28,6 +28,9 @@ from tapeflow.live.feed import WarehouseFeed
 from tapeflow.live.promotion import promoted_params, require_promotion
 from tapeflow.live.session import AlertHook, SessionRules, TradingSession
 from tapeflow.model import Mode
+from tapeflow.news.features import SCORING_LATENCY, NewsReading
+from tapeflow.news.model_registry import current_model
+from tapeflow.news.tickers import TAGGER
 from tapeflow.risk.alert_log import AlertBook, book_from_settings
 from tapeflow.risk.alerts import Alert, LogChannel
 from tapeflow.sim.costs import cost_preset
@@ -36,6 +39,7 @@ from warehouse.upsert import upsert
 
 START = time(9, 25)  # New York: a replay starts before the open, as the deployment does
 LOOKBACK = timedelta(days=60)
+NEWS_TABLES = {"news": ("source", "id"), "news_tags": ("source", "id", "tagger"), "news_scores": ("source", "id", "model")}
 
 
 @dataclass
@@ -77,7 +81,7 @@ def live_session(settings: Settings, warehouse: Warehouse, name: str, params: di
     broker = open_broker(settings, warehouse)
     market = broker.on_bar if isinstance(broker, SimBroker) else None  # the simulator trades the stored bars
     execution = Execution(broker, Ledger(warehouse, broker.name, settings.mode))
-    feed = WarehouseFeed(warehouse, strategy.timeframe)
+    feed = WarehouseFeed(warehouse, strategy.timeframe, news=news_reading(settings, warehouse, strategy, replay=False))
     session = TradingSession(strategy, execution, feed, WallClock(), warehouse, rules=rules, market=market,
                              external_kill=external_kill, alert=alert)
     return Launched(session, warehouse)
@@ -97,15 +101,25 @@ def replay_session(settings: Settings, main: Warehouse, name: str, day: date, pa
     clock = SimulatedClock(datetime.combine(day, START, NEW_YORK))
     broker = SimBroker(warehouse, cash=settings.sim_cash, costs=cost_preset(settings.sim_costs), now=clock)
     execution = Execution(broker, Ledger(warehouse, broker.name, Mode.PAPER))
-    feed = WarehouseFeed(warehouse, strategy.timeframe)
+    feed = WarehouseFeed(warehouse, strategy.timeframe, news=news_reading(settings, main, strategy, replay=True))
     session = TradingSession(strategy, execution, feed, clock, warehouse, rules=rules, day=day, market=broker.on_bar,
                              alert=alert, hold_warehouse=True)
     return Launched(session, warehouse)
 
 
+def news_reading(settings: Settings, warehouse: Warehouse, strategy: Strategy, *, replay: bool) -> NewsReading | None:
+    """The headlines' reading a news strategy trades on: the current sentiment model, live
+    scoring times in a session, the assumed scoring latency in a replay."""
+    if not strategy.uses_news:
+        return None
+    model, _ = current_model(settings, warehouse)
+    return NewsReading(model, TAGGER, SCORING_LATENCY if replay else None)
+
+
 def seeded_warehouse(main: Warehouse, path: Path, day: date, strategy: Strategy) -> Warehouse:
-    """A new warehouse at `path` holding the main one's bars (of the strategy's timeframe)
-    and watchlist snapshots from LOOKBACK before `day` to its end."""
+    """A new warehouse at `path` holding the main one's bars (of the strategy's timeframe),
+    watchlist snapshots and headlines with their tags and scores from LOOKBACK before `day`
+    to its end."""
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in (path, path.with_suffix(".duckdb.wal")):
         stale.unlink(missing_ok=True)
@@ -116,6 +130,10 @@ def seeded_warehouse(main: Warehouse, path: Path, day: date, strategy: Strategy)
                        params={"tf": strategy.timeframe.value, "start": start, "end": end}).pl()
         watchlist = con.sql("SELECT * FROM watchlist_snapshots WHERE as_of >= $start AND as_of < $end",
                             params={"start": start, "end": end}).pl()
+        news = {table: con.sql(f"SELECT x.* FROM {table} x JOIN news n USING (source, id) "
+                               "WHERE n.published_at >= $start AND n.published_at < $end",
+                               params={"start": start, "end": end}).pl()
+                for table in NEWS_TABLES}
     if bars.is_empty():
         raise ValueError(f"the warehouse has no {strategy.timeframe} bars around {day}: ingest them first")
     replay = Warehouse(path)
@@ -123,4 +141,7 @@ def seeded_warehouse(main: Warehouse, path: Path, day: date, strategy: Strategy)
         upsert(con, "bars", bars, ("symbol", "timeframe", "ts"))
         if watchlist.height:
             upsert(con, "watchlist_snapshots", watchlist, ("source", "session", "as_of", "ticker"))
+        for table, rows in news.items():
+            if rows.height:
+                upsert(con, table, rows, NEWS_TABLES[table])
     return replay

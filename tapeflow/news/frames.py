@@ -126,7 +126,7 @@ def check_news(raw: pl.DataFrame) -> CheckedNews:
         if reason is not None:
             rejected.append({"source": row["source"] or "unknown", "reason": reason, "payload": row["payload"] or ""})
     return CheckedNews(
-        good=pl.DataFrame(good, schema=NEWS_SCHEMA).select(NEWS_SCHEMA),
+        good=pl.DataFrame(good, schema=NEWS_SCHEMA).select(list(NEWS_SCHEMA)),
         rejected=pl.DataFrame(rejected, schema={"source": pl.String, "reason": pl.String, "payload": pl.String}),
     )
 

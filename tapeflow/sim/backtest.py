@@ -63,6 +63,10 @@ def assumptions(config: BacktestConfig, history: History, universe: str = "") ->
             if config.buying_power_multiple is not None else "not checked"
         ),
         "universe": universe or ", ".join(history.symbols[:20]) + (" ..." if len(history.symbols) > 20 else ""),
+        **({"news": (
+            f"{history.news.height} scored headline-ticker rows; each knowable at the later of its publication "
+            "and fetch plus an assumed 5 s of scoring, scored after the fact by the current sentiment model"
+        )} if not history.news.is_empty() else {}),
         "survivorship": (
             "the universe is the symbols present in the data; names delisted before the window are "
             "absent unless the data includes them (the bundled S&P 500 panel is a 2010 membership "

@@ -1,7 +1,8 @@
-"""What a strategy may look at: bars and watchlist snapshots, cut at a decision time.
+"""What a strategy may look at: bars, watchlist snapshots and scored news, cut at a decision time.
 
-`History.until(t)` keeps only what was knowable at t: bars that had ended, and snapshot rows
-both published (`as_of`) and seen (`fetched_at`) by then. Backtest, look-ahead check, paper
+`History.until(t)` keeps only what was knowable at t: bars that had ended, snapshot rows
+both published (`as_of`) and seen (`fetched_at`) by then, and headlines whose `knowable_at`
+(published, fetched and scored; see tapeflow/news/features.py) had passed. Backtest, look-ahead check, paper
 and live all hand strategies a History; only where it comes from differs.
 """
 
@@ -27,6 +28,19 @@ WATCHLIST_COLUMNS = {
     "score": pl.Float64(),
 }
 
+NEWS_COLUMNS = {
+    "symbol": pl.String(),
+    "source": pl.String(),
+    "id": pl.String(),
+    "headline": pl.String(),
+    "catalyst": pl.String(),
+    "sentiment": pl.String(),
+    "sentiment_score": pl.Float64(),
+    "polarity": pl.Float64(),
+    "published_at": UTC_TS,
+    "knowable_at": UTC_TS,
+}
+
 
 def _empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:
     return pl.DataFrame(schema=schema)
@@ -38,6 +52,7 @@ class History:
 
     bars: pl.DataFrame
     watchlist: pl.DataFrame = field(default_factory=lambda: _empty(WATCHLIST_COLUMNS))
+    news: pl.DataFrame = field(default_factory=lambda: _empty(NEWS_COLUMNS))
 
     def __post_init__(self) -> None:
         missing = [c for c in BAR_COLUMNS if c not in self.bars.columns]
@@ -54,6 +69,14 @@ class History:
                 for c, t in WATCHLIST_COLUMNS.items()
             ).sort("as_of", "rank")
             object.__setattr__(self, "watchlist", wl)
+        missing = [c for c in NEWS_COLUMNS if c not in self.news.columns]
+        if missing:
+            raise ValueError(f"news lacks columns {missing}")
+        news = self.news.select(
+            pl.col(c).dt.convert_time_zone("UTC").cast(t) if isinstance(t, pl.Datetime) else pl.col(c).cast(t)
+            for c, t in NEWS_COLUMNS.items()
+        )
+        object.__setattr__(self, "news", news.sort("knowable_at", "symbol"))
 
     @property
     def symbols(self) -> list[str]:
@@ -65,6 +88,7 @@ class History:
         return History(
             bars=self.bars.filter(pl.col("end_ts") <= at),
             watchlist=self.watchlist.filter((pl.col("as_of") <= at) & (pl.col("fetched_at") <= at)),
+            news=self.news.filter(pl.col("knowable_at") <= at),
         )
 
     @classmethod

@@ -1,0 +1,52 @@
+"""Headlines into the warehouse: fetch from a news source, store the good ones, quarantine the
+rest, then tag (tickers, catalyst class) and score (sentiment) everything new."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from uuid import uuid4
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from flows.hooks import alert_on_failure
+from tapeflow.config import load_settings
+from tapeflow.news import require_news_source
+from tapeflow.sources import Window
+from tasks.news import check, fetch_news, read_new, store
+
+
+@flow(name="ingest-news", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
+def ingest_news(
+    source: str | None = None,
+    symbols: list[str] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    lookback_minutes: int = 30,
+) -> dict[str, object]:
+    """Fetch headlines published in [start, end) (default: the last `lookback_minutes`), store,
+    tag and score them. Re-running a window changes nothing already stored."""
+    source = require_news_source(source or load_settings().news_source)
+    started_at = datetime.now(timezone.utc)
+    end = end or started_at
+    start = start or end - timedelta(minutes=lookback_minutes)
+    params = {"source": source, "symbols": symbols, "start": start, "end": end}
+
+    raw = fetch_news(source, symbols, Window(start, end))
+    checked = check(raw)
+    counts = store(checked, flow_run.id or str(uuid4()), source, "news", params, started_at)
+    read = read_new()
+
+    get_run_logger().info(
+        "%s news: fetched %d, stored %d (new %d, changed %d), unchanged %d, quarantined %d; tagged %d, scored %d with %s",
+        source, counts.fetched, counts.stored, counts.inserted, counts.updated, counts.unchanged,
+        counts.quarantined, read["tagged"], read["scored"], read["model"],
+    )
+    return {**counts.as_dict(), **read}
+
+
+@flow(name="score-news", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
+def score_news() -> dict[str, object]:
+    """Tag and score every stored headline the current tagger and model have not read (after
+    training a new model, this scores the history again beside the old scores)."""
+    return read_new()

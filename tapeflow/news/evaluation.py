@@ -1,0 +1,84 @@
+"""`tapeflow nlp eval`: every layer-2 reader measured on data it was not built from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from tapeflow.config import Settings
+from tapeflow.news.catalysts import Catalyst, classify
+from tapeflow.news.labelled import catalyst_examples, ticker_examples
+from tapeflow.news.lexicon import VERSION as LEXICON, lexicon_label
+from tapeflow.news.metrics import Report, classification_report, set_scores
+from tapeflow.news.model_registry import current_model
+from tapeflow.news.sentiment_data import HELD_OUT, LABELS, SPLITS, load_split, stratified_subset
+from tapeflow.news.tickers import TAGGER, TickerTable, extract_tickers
+from warehouse import open_warehouse
+
+
+ROW_SCHEMA = {"component": pl.String, "version": pl.String, "data": pl.String, "n": pl.Int64,
+              "accuracy": pl.Float64, "f1": pl.Float64, "precision": pl.Float64, "recall": pl.Float64}
+"""`f1` is macro-F1 for the classifiers (sentiment, catalyst) and the micro F1 over tickers for the extractor."""
+
+
+@dataclass
+class Evaluation:
+    rows: list[dict[str, object]] = field(default_factory=list)
+    reports: dict[str, Report] = field(default_factory=dict)
+
+    def add(self, component: str, version: str, data: str, report: Report) -> None:
+        self.rows.append({"component": component, "version": version, "data": data, "n": report.n,
+                          "accuracy": report.accuracy, "f1": report.macro_f1})
+        self.reports[f"{component} {version} on {data}"] = report
+
+    def table(self) -> pl.DataFrame:
+        return pl.DataFrame(self.rows, schema=ROW_SCHEMA).with_columns(pl.col(pl.Float64).round(3))
+
+
+def resolve_model(settings: Settings, model: str | None) -> tuple[str, str]:
+    """(version, path) of a recorded version, a Hugging Face id or path, or the current model."""
+    warehouse = open_warehouse(settings)
+    if model is None:
+        return current_model(settings, warehouse)
+    with warehouse.write() as con:
+        row = con.execute("SELECT path FROM sentiment_models WHERE version = ?", [model]).fetchone()
+    return (model, row[0]) if row else (model, model)
+
+
+def evaluate_sentiment(settings: Settings, model: str | None, limit: int | None, into: Evaluation) -> None:
+    from tapeflow.news.sentiment import SentimentModel
+
+    held_out = stratified_subset(load_split(HELD_OUT, settings.data_dir), limit)
+    data = f"{SPLITS[HELD_OUT].removesuffix('.csv')} (held out)"
+    version, path = resolve_model(settings, model)
+    into.add("sentiment", version, data, SentimentModel(path, version).evaluate(held_out))
+    truth = [e.label for e in held_out]
+    into.add("sentiment baseline", LEXICON, data,
+             classification_report(truth, [lexicon_label(e.text) for e in held_out], LABELS))
+
+
+def evaluate_catalysts(into: Evaluation) -> None:
+    labels = [c.value for c in Catalyst]
+    for split in ("dev", "test"):
+        examples = catalyst_examples(split)
+        report = classification_report([c.value for _, c in examples], [classify(t).value for t, _ in examples], labels)
+        into.add("catalyst", TAGGER, f"catalysts {split}", report)
+
+
+def evaluate_tickers(into: Evaluation) -> None:
+    table = TickerTable.load()
+    examples = ticker_examples()
+    predicted = [frozenset(extract_tickers(text, table=table)) for text, _ in examples]
+    precision, recall, f1 = set_scores([truth for _, truth in examples], predicted)
+    into.rows.append({"component": "tickers", "version": TAGGER, "data": "tickers", "n": len(examples),
+                      "f1": f1, "precision": precision, "recall": recall})
+
+
+def evaluate_all(settings: Settings, model: str | None = None, limit: int | None = None) -> Evaluation:
+    """Sentiment (model and lexicon baseline), catalyst classes and ticker extraction."""
+    result = Evaluation()
+    evaluate_sentiment(settings, model, limit, result)
+    evaluate_catalysts(result)
+    evaluate_tickers(result)
+    return result

@@ -1,0 +1,69 @@
+"""Which sentiment models exist: each trained (or configured) model's row in `sentiment_models`,
+and the one scoring uses now."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from tapeflow.config import Settings
+from tapeflow.news.metrics import Report
+from warehouse import Warehouse
+
+
+class NoSentimentModel(LookupError):
+    """Nothing to score with: no model was trained and none is configured."""
+
+
+def record_model(
+    warehouse: Warehouse, *, version: str, base_model: str, path: Path | str, training_data: dict[str, Any],
+    params: dict[str, Any], held_out: str, report: Report | None, train_seconds: float | None,
+) -> None:
+    """Upsert one model's row: a retrained version replaces its own row, never another's."""
+    row = [
+        version, base_model, str(path), json.dumps(training_data, sort_keys=True), json.dumps(params, sort_keys=True),
+        held_out, report.accuracy if report else None, report.macro_f1 if report else None,
+        json.dumps(asdict(report), default=str) if report else None, datetime.now(timezone.utc), train_seconds,
+    ]
+    with warehouse.write() as con:
+        con.execute("INSERT OR REPLACE INTO sentiment_models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+
+
+def latest_trained(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:
+    """(version, path) of the most recently trained model whose weights are still on disk."""
+    rows = con.execute(
+        "SELECT version, path FROM sentiment_models WHERE base_model <> 'configured' ORDER BY trained_at DESC"
+    ).fetchall()
+    return next(((v, p) for v, p in rows if Path(p).exists()), None)
+
+
+def current_model(settings: Settings, warehouse: Warehouse) -> tuple[str, str]:
+    """(version, path) to score with: TAPEFLOW_SENTIMENT_MODEL when set, else the latest trained."""
+    if settings.sentiment_model:
+        name = settings.sentiment_model.rstrip("/")
+        return name, name
+    try:
+        with warehouse.read() as con:
+            found = latest_trained(con)
+    except FileNotFoundError:
+        found = None
+    if found is None:
+        raise NoSentimentModel(
+            "no sentiment model: train one with `tapeflow nlp train` (or `--subset 1500` for a quick one), "
+            "or set TAPEFLOW_SENTIMENT_MODEL to a Hugging Face id or local path"
+        )
+    return found
+
+
+def has_model(settings: Settings, warehouse: Warehouse) -> bool:
+    """Whether headlines can be scored now without training first."""
+    try:
+        current_model(settings, warehouse)
+    except NoSentimentModel:
+        return False
+    return True

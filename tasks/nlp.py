@@ -1,0 +1,42 @@
+"""Tasks for the sentiment model: load labelled data, fine-tune, record the model."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from tapeflow.config import load_settings
+from tapeflow.news.model_registry import record_model
+from tapeflow.news.sentiment import BASE_NAME, TrainedModel, TrainParams, fine_tune, model_version
+from tapeflow.news.sentiment_data import HELD_OUT, SPLITS, Example, describe, load_split, stratified_subset
+from warehouse import open_warehouse
+
+
+@task(cache_policy=NO_CACHE)
+def labelled_sentences(subset: int | None, held_out_limit: int | None, seed: int) -> tuple[list[Example], list[Example], dict]:
+    """Training examples (all, or a stratified subset) and the held-out split, with what they are."""
+    data_dir = load_settings().data_dir
+    train = stratified_subset(load_split("train", data_dir), subset, seed)
+    held_out = stratified_subset(load_split(HELD_OUT, data_dir), held_out_limit, seed)
+    data = {"train": describe(train, data_dir / "sentiment" / SPLITS["train"]),
+            "held_out": describe(held_out, data_dir / "sentiment" / SPLITS[HELD_OUT]),
+            "subset": subset, "held_out_limit": held_out_limit}
+    return train, held_out, data
+
+
+@task(cache_policy=NO_CACHE)
+def train_model(train: list[Example], held_out: list[Example], data: dict, params: TrainParams) -> TrainedModel:
+    version = model_version(BASE_NAME, data, params)
+    out_dir = load_settings().home.resolve() / "models" / version
+    logger = get_run_logger()
+    logger.info("fine-tuning %s on %d sentences (%d epochs) into %s", BASE_NAME, len(train), params.epochs, out_dir)
+    return fine_tune(train, held_out, out_dir, version, params, progress=logger.info)
+
+
+@task(cache_policy=NO_CACHE, tags=["duckdb-writer"])
+def record_trained(model: TrainedModel, data: dict) -> None:
+    record_model(open_warehouse(load_settings()), version=model.version, base_model=BASE_NAME, path=model.path,
+                 training_data=data, params=asdict(model.params), held_out=f"{SPLITS[HELD_OUT]} ({HELD_OUT} split)",
+                 report=model.held_out, train_seconds=model.train_seconds)
