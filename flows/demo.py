@@ -28,7 +28,7 @@ QUICK_MODEL = {"subset": 1500, "epochs": 1, "held_out_limit": 600}
 
 
 @flow(name="demo", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
-def demo(replay_session: bool = True) -> dict[str, dict[str, object]]:
+def demo(replay_session: bool = True, train_if_missing: bool = True) -> dict[str, dict[str, object]]:
     """Daily S&P 500 panel (2009-08 .. 2010-08), SPY minute bars (Jan and Mar 2011), then the
     scanner's pre-market watchlist for every session that has 20 days of history before it,
     a backtest of the watchlist momentum strategy on those snapshots, and a walk-forward of
@@ -45,7 +45,8 @@ def demo(replay_session: bool = True) -> dict[str, dict[str, object]]:
     grid = {"fast": [8, 10, 12], "slow": [24, 30, 36], "qty": [0]}
     folds = walk_forward(strategy="sma_cross", grid=grid, start=date(2009, 8, 21), end=date(2010, 8, 20), costs="retail")
     session = trade_session(strategy="opening_range", replay_day=DEMO_DAY, stop_loss_pct=0.005) if replay_session else {}
-    model = {} if has_model(load_settings(), open_warehouse(load_settings())) else train_sentiment(**QUICK_MODEL)
+    missing = train_if_missing and not has_model(load_settings(), open_warehouse(load_settings()))
+    model = train_sentiment(**QUICK_MODEL) if missing else {}
     news = ingest_news(source="replay", start=NEWS_WINDOW[0], end=NEWS_WINDOW[1])
     return {"daily": daily, "minute": minute, "watchlist": watchlist, "backtest": momentum, "walk_forward": folds,
             "session": session, "news": news, "sentiment_model": model}

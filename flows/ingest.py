@@ -13,7 +13,8 @@ from tapeflow.config import load_settings
 from tapeflow.model import Timeframe
 from tapeflow.session_windows import Skip, bars_due
 from tapeflow.sources import Window, require_source
-from tasks.bars import check, fetch_bars, note_fetch_failure, store
+from tasks.bars import check, fetch_bars, store
+from tasks.freshness import note_fetch_failure
 
 
 @flow(name="ingest-bars", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])

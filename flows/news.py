@@ -13,6 +13,7 @@ from flows.hooks import alert_on_failure
 from tapeflow.config import load_settings
 from tapeflow.news import require_news_source
 from tapeflow.sources import Window
+from tasks.freshness import note_fetch_failure
 from tasks.news import check, fetch_news, read_new, store
 
 
@@ -32,8 +33,10 @@ def ingest_news(
     start = start or end - timedelta(minutes=lookback_minutes)
     params = {"source": source, "symbols": symbols, "start": start, "end": end}
 
-    raw = fetch_news(source, symbols, Window(start, end))
-    checked = check(raw)
+    fetched = fetch_news(source, symbols, Window(start, end), return_state=True)
+    if fetched.is_failed():
+        note_fetch_failure(source, "news", fetched.message or "fetch failed")
+    checked = check(fetched.result())  # re-raises the fetch error: the run fails with its message
     counts = store(checked, flow_run.id or str(uuid4()), source, "news", params, started_at)
     read = read_new()
 

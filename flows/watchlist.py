@@ -13,7 +13,8 @@ from tapeflow.config import load_settings
 from tapeflow.scanner import ScannerParams
 from tapeflow.session_windows import Skip, watchlist_session
 from tapeflow.sources import require_watchlist_source
-from tasks.watchlist import check, fetch_bullalert, note_fetch_failure, scan_warehouse, store
+from tasks.freshness import note_fetch_failure
+from tasks.watchlist import check, fetch_bullalert, scan_warehouse, store
 
 
 @flow(name="snapshot-watchlist", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
@@ -35,7 +36,7 @@ def snapshot_watchlist(
     if source == "bullalert":
         fetched = fetch_bullalert(session, as_of, limit, return_state=True)
         if fetched.is_failed():
-            note_fetch_failure(source, fetched.message or "fetch failed")
+            note_fetch_failure(source, "watchlist", fetched.message or "fetch failed")
         raw = fetched.result()  # re-raises the fetch error: the run fails with its message
     else:
         raw = scan_warehouse([(at, session)], ScannerParams(limit=limit))

@@ -9,8 +9,8 @@ Rules, per symbol and session:
   headline is knowable (published, fetched and scored; see tapeflow/news/features.py), and
   only while the headline is at most `max_age_minutes` old then: a stale catalyst never fires;
 - one entry per symbol and session, market order; the quantity comes from the risk rules;
-- the exit is decided at the end of the first bar that ends `hold_minutes` after the entry,
-  or `exit_minutes_before_close` before the close, whichever comes first.
+- the exit is decided `hold_minutes` after the entry or `exit_minutes_before_close` before
+  the close, whichever comes first, whether or not the name traded in that minute.
 """
 
 from __future__ import annotations
@@ -62,13 +62,9 @@ class NewsCatalyst(Strategy):
         )
         if entries.is_empty():
             return signal_frame([])
-        exit_target = pl.min_horizontal(pl.col("at") + timedelta(minutes=int(self.p["hold_minutes"])), latest_exit)
-        exits = (
-            entries.with_columns(exit_target.alias("_target")).sort("_target")
-            .join_asof(bars.rename({"end_ts": "exit_at", "_open": "_exit_open"}).drop("_close"),
-                       left_on="_target", right_on="exit_at", by="symbol", strategy="forward", check_sortedness=False)
-            .filter(pl.col("exit_at").is_not_null() & (pl.col("_exit_open") == pl.col("_open")))
-        )
+        # The exit is a clock decision: a thin name may have no bar then, and it must still be sold.
+        exits = entries.with_columns(
+            pl.min_horizontal(pl.col("at") + timedelta(minutes=int(self.p["hold_minutes"])), latest_exit).alias("exit_at"))
         rows = [
             {"symbol": r["symbol"], "at": r["at"], "action": "enter",
              "reason": f"{r['catalyst']} headline, {r['sentiment']} {r['sentiment_score']:.2f}: {r['headline'][:80]}"}

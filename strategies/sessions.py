@@ -18,6 +18,6 @@ def regular_session_bars(bars: pl.DataFrame) -> pl.DataFrame:
         schema={"_open": pl.Datetime("us", "UTC"), "_close": pl.Datetime("us", "UTC")},
     )
     return (
-        bars.join_asof(bounds.sort("_open"), left_on="ts", right_on="_open", strategy="backward")
+        bars.sort("ts").join_asof(bounds.sort("_open"), left_on="ts", right_on="_open", strategy="backward")
         .filter((pl.col("ts") >= pl.col("_open")) & (pl.col("end_ts") <= pl.col("_close")))
     )

@@ -198,7 +198,7 @@ def backtest(
         chosen = get_strategy(strategy)(**params)
         history = _history_from(bars, chosen.timeframe, symbol, start, end, watchlist=False)
         run = run_backtest(chosen, history, BacktestConfig(cash=cash, costs=cost_preset(costs)), universe=bars)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, LookupError) as exc:  # LookupError: no sentiment model for a news strategy
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
     for path, frame in ((fills_out, run.result.fills), (equity_out, run.result.equity)):
@@ -230,7 +230,7 @@ def check_lookahead_command(
         chosen = get_strategy(strategy)(**_params(param))
         history = _history_from(bars, chosen.timeframe, symbol, start, end, watchlist=chosen.uses_watchlist,
                                 news=chosen.uses_news)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, LookupError) as exc:  # LookupError: no sentiment model for a news strategy
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
     report = check_lookahead(chosen, history, n=cuts, seed=seed)

@@ -83,8 +83,8 @@ class Settings(BaseSettings):
     monitor_ibkr_client_id: int = Field(19, description="the monitor's own IB client id (the session keeps its own)")
 
     # News (layer 2): which vendor `ingest-news` uses when none is given, each vendor's endpoint
-    # and key (Alpaca and Polygon news use the keys above), the sentiment model, and how old a
-    # headline may be for a strategy to act on it.
+    # and key (Alpaca and Polygon news use the keys above), and the sentiment model. How old a
+    # headline may be to act on is a strategy parameter (news_catalyst's max_age_minutes).
     news_source: str = Field("replay", description="replay | alpaca | polygon | benzinga | marketaux | tiingo")
     alpaca_news_stream_url: str = Field("wss://stream.data.alpaca.markets/v1beta1/news", description="news websocket")
     benzinga_api_key: SecretStr | None = None
@@ -96,7 +96,6 @@ class Settings(BaseSettings):
     sentiment_model: str | None = Field(
         None, description="a Hugging Face id or local path of a sequence classifier; default: the latest "
         "model `tapeflow nlp train` recorded in the warehouse")
-    news_max_age_minutes: float = Field(30.0, gt=0, description="a headline older than this never fires a trade")
 
     bullalert_api_key: SecretStr | None = None
     bullalert_url: str = "https://api.bullalert.com"

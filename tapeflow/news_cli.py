@@ -56,7 +56,7 @@ def catalysts_command(
     from warehouse import open_warehouse
 
     try:
-        frame = recent_catalysts(open_warehouse(load_settings()), symbol=symbol,
+        frame = recent_catalysts(open_warehouse(load_settings()), symbol=symbol.upper() if symbol else None,
                                  since=_aware(since, "since") or datetime(1970, 1, 1, tzinfo=timezone.utc), limit=limit)
     except NoSentimentModel as exc:
         err.print(f"[red]{exc}[/red]")

@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tapeflow.bar_frames import CheckedBars, check_bars
 from tapeflow.config import load_settings
-from tapeflow.ingest import BARS, IngestCounts, record_failure, store_batch
+from tapeflow.ingest import BARS, IngestCounts, store_batch
 from tapeflow.model import Timeframe
 from tapeflow.sources import Window, market_data
 from tasks.retries import transient_only
@@ -56,9 +56,3 @@ def store(
     )
     logger.info("stored %s in %s", counts.as_dict(), warehouse.path)
     return counts
-
-
-@task(cache_policy=NO_CACHE, tags=["duckdb-writer"])
-def note_fetch_failure(source: str, feed: str, error: str) -> None:
-    """Keep the failure in the freshness record, where monitoring looks."""
-    record_failure(open_warehouse(load_settings()), source=source, feed=feed, error=error)

@@ -28,7 +28,7 @@ def labelled_sentences(subset: int | None, held_out_limit: int | None, seed: int
 
 @task(cache_policy=NO_CACHE)
 def train_model(train: list[Example], held_out: list[Example], data: dict, params: TrainParams) -> TrainedModel:
-    version = model_version(BASE_NAME, data, params)
+    version = model_version(BASE_NAME, data["train"], params)  # how it is measured does not change the model
     out_dir = load_settings().home.resolve() / "models" / version
     logger = get_run_logger()
     logger.info("fine-tuning %s on %d sentences (%d epochs) into %s", BASE_NAME, len(train), params.epochs, out_dir)
@@ -38,5 +38,7 @@ def train_model(train: list[Example], held_out: list[Example], data: dict, param
 @task(cache_policy=NO_CACHE, tags=["duckdb-writer"])
 def record_trained(model: TrainedModel, data: dict) -> None:
     record_model(open_warehouse(load_settings()), version=model.version, base_model=BASE_NAME, path=model.path,
-                 training_data=data, params=asdict(model.params), held_out=f"{SPLITS[HELD_OUT]} ({HELD_OUT} split)",
+                 training_data=data, params=asdict(model.params),
+                 held_out=f"{SPLITS[HELD_OUT]}: {model.held_out.n} of its sentences"
+                 + (" (a stratified subset)" if data["held_out_limit"] else ""),
                  report=model.held_out, train_seconds=model.train_seconds)

@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tapeflow.calendar import get_calendar
 from tapeflow.config import load_settings
-from tapeflow.ingest import WATCHLIST, IngestCounts, record_failure, store_batch
+from tapeflow.ingest import WATCHLIST, IngestCounts, store_batch
 from tapeflow.scanner import ScannerParams, scan
 from tapeflow.sources.bullalert import BullAlertSource
 from tapeflow.watchlist_frames import CheckedWatchlist, check_watchlist, empty_raw_watchlist
@@ -69,9 +69,3 @@ def store(checked: CheckedWatchlist, run_id: str, source: str, params: dict, sta
         warehouse, WATCHLIST, checked.good, checked.rejected,
         run_id=run_id, source=source, feed="watchlist", params=params, started_at=started_at,
     )
-
-
-@task(cache_policy=NO_CACHE, tags=["duckdb-writer"])
-def note_fetch_failure(source: str, error: str) -> None:
-    """Keep the failure in the freshness record, where monitoring looks."""
-    record_failure(open_warehouse(load_settings()), source=source, feed="watchlist", error=error)

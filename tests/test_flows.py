@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 def table_counts(warehouse) -> dict[str, int]:
     with warehouse.read() as con:
-        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("bars", "quarantine")}
+        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("bars", "quarantine", "news", "news_tags")}
 
 
 def test_ingest_is_idempotent_and_recorded(warehouse):
@@ -39,15 +39,17 @@ def test_ingest_is_idempotent_and_recorded(warehouse):
 
 
 def test_demo_twice_leaves_the_same_rows(warehouse):
-    # The replayed session at its end keeps to a file of its own: tests/test_trade_flow.py runs it.
-    first = demo(replay_session=False)
+    # The replayed session at its end keeps to a file of its own: tests/test_trade_flow.py runs it;
+    # training the quick sentiment model is tests/test_sentiment.py's (headlines are tagged here, not scored).
+    first = demo(replay_session=False, train_if_missing=False)
     assert first["daily"]["fetched"] == 122_574 and first["daily"]["quarantined"] == 79
     assert first["minute"]["fetched"] == 14_180 + 17_577
+    assert (first["news"]["fetched"], first["news"]["quarantined"], first["news"]["scored"]) == (14, 1, 0)
     counts = table_counts(warehouse)
-    assert counts == {"bars": 122_574 - 79 + 31_757, "quarantine": 79}
+    assert counts == {"bars": 122_574 - 79 + 31_757, "quarantine": 79 + 1, "news": 13, "news_tags": 13}
 
-    second = demo(replay_session=False)
-    assert second["daily"]["stored"] == 0 and second["minute"]["stored"] == 0
+    second = demo(replay_session=False, train_if_missing=False)
+    assert second["daily"]["stored"] == 0 and second["minute"]["stored"] == 0 and second["news"]["stored"] == 0
     assert table_counts(warehouse) == counts
 
 

@@ -516,3 +516,23 @@ def test_stream_needs_both_keys_and_some_symbols(streamer):
         streamer(alpaca_secret_key=None)
     with pytest.raises(ValueError, match="no symbols to stream"):
         streamer().run([], Collector(1), seconds=1)
+
+
+def test_a_batch_the_callback_could_not_take_stays_pending():
+    from tapeflow.news.alpaca_stream import _Batches
+    from tapeflow.news.frames import news_row
+
+    calls = []
+
+    def store(frame):
+        calls.append(frame.height)
+        if len(calls) == 1:
+            raise RuntimeError("warehouse busy")
+
+    batches = _Batches(store, size=10)
+    batches.take([news_row("alpaca", id=str(i)) for i in range(3)])
+    with pytest.raises(RuntimeError):
+        batches.flush()
+    assert len(batches.pending) == 3 and batches.rows == 0
+    batches.flush()
+    assert calls == [3, 3] and batches.pending == [] and batches.rows == 3

@@ -96,3 +96,31 @@ def test_fresh_catalysts_gives_each_symbols_latest_fresh_headline_and_its_age():
     ])
     features = fresh_catalysts(news, at(30), timedelta(minutes=60))
     assert features.select("symbol", "catalyst", "age_minutes").rows() == [("ABCD", "dilution", 10.0)]
+
+
+def test_several_symbols_and_a_thin_name_that_stops_trading():
+    from tapeflow.sim.lookahead import check_lookahead
+
+    busy = minute_bars("ABCD")
+    thin = minute_bars("WXYZ").filter(pl.col("ts") < at(300))  # no bars after 14:30 New York
+    rows = [("ABCD", at(100), timedelta(seconds=5), "earnings", "positive", 0.9),
+            ("WXYZ", at(290), timedelta(seconds=5), "fda", "positive", 0.9)]
+    history = History(bars=pl.concat([busy, thin]), news=scored_news(rows))
+    frame = NewsCatalyst(hold_minutes=60).signals(history)
+    assert frame.select("symbol", "action", "at").rows() == [
+        ("ABCD", "enter", at(101)), ("ABCD", "exit", at(161)),
+        ("WXYZ", "enter", at(291)),
+        ("WXYZ", "exit", at(351)),  # decided on the clock: the name has no bar then, it is still sold
+    ]
+    assert check_lookahead(NewsCatalyst(hold_minutes=60), history, n=25, seed=3).passed
+
+
+def test_opening_range_on_several_symbols():
+    from strategies.opening_range import OpeningRangeBreakout
+
+    up = minute_bars("ABCD").with_columns(
+        pl.when(pl.col("ts") >= at(20)).then(5.5).otherwise(pl.col("close")).alias("close"),
+        pl.when(pl.col("ts") >= at(20)).then(5.6).otherwise(pl.col("high")).alias("high"))
+    flat = minute_bars("WXYZ")
+    frame = OpeningRangeBreakout().signals(History(bars=pl.concat([flat, up])))
+    assert frame.select("symbol", "action").rows() == [("ABCD", "enter"), ("ABCD", "exit")]

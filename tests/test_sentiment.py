@@ -107,7 +107,7 @@ def test_train_sentiment_records_the_model_its_data_and_held_out_figures(trained
     assert data["train"]["rows"] == 48 and sum(data["train"]["labels"].values()) == 48
     assert data["train"]["sha256"] and data["held_out"]["file"] == "sent_valid.csv"
     assert params["epochs"] == 1 and params["seed"] == 0
-    assert held_out.startswith("sent_valid.csv")
+    assert held_out == "sent_valid.csv: 30 of its sentences (a stratified subset)"
     assert accuracy == pytest.approx(first["accuracy"]) and 0 <= macro_f1 <= 1
     assert sum(map(sum, report["confusion"])) == 30
 
@@ -125,13 +125,35 @@ def test_scores_are_kept_per_model_version(trained, monkeypatch):
     assert (counts["inserted"], counts["quarantined"], counts["scored"], counts["model"]) == (13, 1, 13, second["version"])
     assert ingest_news(source="replay", **window)["inserted"] == 0  # idempotent: nothing new, nothing rescored
 
-    monkeypatch.setenv("TAPEFLOW_SENTIMENT_MODEL", first["path"])
+    monkeypatch.setenv("TAPEFLOW_SENTIMENT_MODEL", first["path"])  # a recorded model's folder: its version
     assert score_news()["scored"] == 13  # the first model reads them too, beside the second's scores
     with open_warehouse(Settings(home=home)).read() as con:
         per_model = dict(con.execute("SELECT model, count(*) FROM news_scores GROUP BY model").fetchall())
         tags = con.execute("SELECT count(*) FROM news_tags").fetchone()[0]
-    assert per_model == {second["version"]: 13, first["path"]: 13}
+    assert per_model == {second["version"]: 13, first["version"]: 13}
     assert tags == 13
+
+
+def test_a_configured_model_folder_is_recorded_under_its_weights_digest(trained, tmp_path, monkeypatch):
+    import shutil
+
+    from tapeflow.config import Settings
+    from tapeflow.news.model_registry import current_model
+    from warehouse import open_warehouse
+
+    home, first, _ = trained
+    mine = tmp_path / "my-finbert"
+    shutil.copytree(first["path"], mine)
+    warehouse = open_warehouse(Settings(home=tmp_path / "home"))
+    version, path = current_model(Settings(home=tmp_path / "home", sentiment_model=str(mine)), warehouse)
+    assert version.startswith("my-finbert-") and path == str(mine)
+    assert current_model(Settings(home=tmp_path / "home", sentiment_model=version), warehouse) == (version, path)
+    (mine / "model.safetensors").write_bytes(b"other weights")  # new weights in the same folder: a new version
+    newer, _ = current_model(Settings(home=tmp_path / "home", sentiment_model=str(mine)), warehouse)
+    assert newer.startswith("my-finbert-") and newer != version
+    with warehouse.read() as con:
+        assert con.execute("SELECT base_model, held_out FROM sentiment_models").fetchall() == [
+            ("configured", "not evaluated (tapeflow nlp eval --model VERSION)")] * 2
 
 
 def test_nlp_eval_prints_every_reader_against_its_labelled_data(trained, monkeypatch):

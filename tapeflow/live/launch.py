@@ -108,12 +108,15 @@ def replay_session(settings: Settings, main: Warehouse, name: str, day: date, pa
 
 
 def news_reading(settings: Settings, warehouse: Warehouse, strategy: Strategy, *, replay: bool) -> NewsReading | None:
-    """The headlines' reading a news strategy trades on: the current sentiment model, live
-    scoring times in a session, the assumed scoring latency in a replay."""
+    """The headlines' reading a news strategy trades on: in a session, the configured model or
+    else the latest trained one at each cycle, with the real scoring times; in a replay, the
+    current model and the assumed scoring latency."""
     if not strategy.uses_news:
         return None
-    model, _ = current_model(settings, warehouse)
-    return NewsReading(model, TAGGER, SCORING_LATENCY if replay else None)
+    model, _ = current_model(settings, warehouse)  # no model at all: refuse to start
+    if replay:
+        return NewsReading(model, TAGGER, SCORING_LATENCY)
+    return NewsReading(model if settings.sentiment_model else None, TAGGER)
 
 
 def seeded_warehouse(main: Warehouse, path: Path, day: date, strategy: Strategy) -> Warehouse:

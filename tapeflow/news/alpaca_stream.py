@@ -194,8 +194,9 @@ class _Batches:
     def flush(self, *, full_only: bool = False) -> None:
         """Hand pending rows over in batches of at most `size` (with `full_only`, only full ones)."""
         while len(self.pending) >= (self._size if full_only else 1):
-            rows, self.pending = self.pending[: self._size], self.pending[self._size :]
-            self._on_batch(raw_news(rows))
+            rows = self.pending[: self._size]
+            self._on_batch(raw_news(rows))  # rows leave `pending` only once handed over
+            self.pending = self.pending[self._size :]
             self.rows += len(rows)
             self.count += 1
         if not self.pending:

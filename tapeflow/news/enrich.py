@@ -1,6 +1,7 @@
 """Reading stored headlines: which tickers each is about, its catalyst class (`news_tags`),
 and its sentiment under one model version (`news_scores`). Each item is read once per tagger
-or model version; a new version adds rows beside the old ones."""
+or model version; a new version adds rows beside the old ones. A vendor's edit of an item
+(a new payload hash on its news row) is read again, replacing the reading of the old text."""
 
 from __future__ import annotations
 
@@ -19,17 +20,17 @@ from warehouse import Warehouse
 from warehouse.upsert import upsert
 
 TAG_SCHEMA = {"source": pl.String, "id": pl.String, "tagger": pl.String, "tickers": pl.List(pl.String),
-              "evidence": pl.String, "catalyst": pl.String, "tagged_at": UTC_TS}
+              "evidence": pl.String, "catalyst": pl.String, "news_hash": pl.String, "tagged_at": UTC_TS}
 SCORE_SCHEMA = {"source": pl.String, "id": pl.String, "model": pl.String, "label": pl.String,
-                "score": pl.Float64, "polarity": pl.Float64, "scored_at": UTC_TS}
+                "score": pl.Float64, "polarity": pl.Float64, "news_hash": pl.String, "scored_at": UTC_TS}
 
 
 def untagged(warehouse: Warehouse, tagger: str = TAGGER) -> pl.DataFrame:
     with warehouse.read() as con:
         return con.sql(
-            "SELECT n.source, n.id, n.headline, n.summary, n.tickers FROM news n "
-            "ANTI JOIN news_tags t ON t.source = n.source AND t.id = n.id AND t.tagger = $tagger "
-            "ORDER BY n.published_at",
+            "SELECT n.source, n.id, n.headline, n.summary, n.tickers, n.payload_hash FROM news n "
+            "LEFT JOIN news_tags t ON t.source = n.source AND t.id = n.id AND t.tagger = $tagger "
+            "WHERE t.id IS NULL OR t.news_hash IS DISTINCT FROM n.payload_hash ORDER BY n.published_at",
             params={"tagger": tagger},
         ).pl()
 
@@ -37,9 +38,9 @@ def untagged(warehouse: Warehouse, tagger: str = TAGGER) -> pl.DataFrame:
 def unscored(warehouse: Warehouse, model: str) -> pl.DataFrame:
     with warehouse.read() as con:
         return con.sql(
-            "SELECT n.source, n.id, n.headline FROM news n "
-            "ANTI JOIN news_scores s ON s.source = n.source AND s.id = n.id AND s.model = $model "
-            "ORDER BY n.published_at",
+            "SELECT n.source, n.id, n.headline, n.payload_hash FROM news n "
+            "LEFT JOIN news_scores s ON s.source = n.source AND s.id = n.id AND s.model = $model "
+            "WHERE s.id IS NULL OR s.news_hash IS DISTINCT FROM n.payload_hash ORDER BY n.published_at",
             params={"model": model},
         ).pl()
 
@@ -53,7 +54,8 @@ def tag(items: pl.DataFrame, table: TickerTable) -> pl.DataFrame:
         rows.append({
             "source": item["source"], "id": item["id"], "tagger": TAGGER, "tickers": sorted(found),
             "evidence": json.dumps({t: list(how) for t, how in sorted(found.items())}),
-            "catalyst": classify(item["headline"], item["summary"] or "").value, "tagged_at": now,
+            "catalyst": classify(item["headline"], item["summary"] or "").value, "news_hash": item["payload_hash"],
+            "tagged_at": now,
         })
     return pl.DataFrame(rows, schema=TAG_SCHEMA)
 
@@ -64,19 +66,20 @@ def score(items: pl.DataFrame, model: SentimentModel) -> pl.DataFrame:
     now = datetime.now(timezone.utc)
     return pl.DataFrame(
         [{"source": s, "id": i, "model": model.version, "label": r.label, "score": r.score, "polarity": r.polarity,
-          "scored_at": now} for (s, i), r in zip(items.select("source", "id").iter_rows(), sentiments)],
+          "news_hash": h, "scored_at": now}
+         for (s, i, h), r in zip(items.select("source", "id", "payload_hash").iter_rows(), sentiments)],
         schema=SCORE_SCHEMA,
     )
 
 
 def store_tags(warehouse: Warehouse, tags: pl.DataFrame) -> int:
     with warehouse.write() as con:
-        return upsert(con, "news_tags", tags, ("source", "id", "tagger"), bookkeeping=("tagged_at",)).stored
+        return upsert(con, "news_tags", tags, ("source", "id", "tagger")).stored
 
 
 def store_scores(warehouse: Warehouse, scores: pl.DataFrame) -> int:
     with warehouse.write() as con:
-        return upsert(con, "news_scores", scores, ("source", "id", "model"), bookkeeping=("scored_at",)).stored
+        return upsert(con, "news_scores", scores, ("source", "id", "model")).stored
 
 
 class NewsReader:

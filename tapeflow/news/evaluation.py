@@ -11,7 +11,7 @@ from tapeflow.news.catalysts import Catalyst, classify
 from tapeflow.news.labelled import catalyst_examples, ticker_examples
 from tapeflow.news.lexicon import VERSION as LEXICON, lexicon_label
 from tapeflow.news.metrics import Report, classification_report, set_scores
-from tapeflow.news.model_registry import current_model
+from tapeflow.news.model_registry import configured_model, current_model
 from tapeflow.news.sentiment_data import HELD_OUT, LABELS, SPLITS, load_split, stratified_subset
 from tapeflow.news.tickers import TAGGER, TickerTable, extract_tickers
 from warehouse import open_warehouse
@@ -39,11 +39,7 @@ class Evaluation:
 def resolve_model(settings: Settings, model: str | None) -> tuple[str, str]:
     """(version, path) of a recorded version, a Hugging Face id or path, or the current model."""
     warehouse = open_warehouse(settings)
-    if model is None:
-        return current_model(settings, warehouse)
-    with warehouse.write() as con:
-        row = con.execute("SELECT path FROM sentiment_models WHERE version = ?", [model]).fetchone()
-    return (model, row[0]) if row else (model, model)
+    return current_model(settings, warehouse) if model is None else configured_model(model, warehouse)
 
 
 def evaluate_sentiment(settings: Settings, model: str | None, limit: int | None, into: Evaluation) -> None:

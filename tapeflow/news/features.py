@@ -30,10 +30,11 @@ LOOKBACK = timedelta(days=2)
 
 @dataclass(frozen=True)
 class NewsReading:
-    """Which reading of the headlines a strategy gets: the sentiment model version, the
-    tagger, and the scoring latency to assume (None: live, use the real scoring times)."""
+    """Which reading of the headlines a strategy gets: the sentiment model version (None: the
+    latest trained one at each read, so a live session follows a model trained during the
+    day), the tagger, and the scoring latency to assume (None: live, the real scoring times)."""
 
-    model: str
+    model: str | None
     tagger: str
     scoring_latency: timedelta | None = None
 

@@ -116,8 +116,10 @@ def check_news(raw: pl.DataFrame) -> CheckedNews:
         reason = row["problem"] or _invalid(row)
         if reason is None:
             key = (row["source"], row["id"])
-            if key in seen:  # a vendor page repeated an item: keep the first, say so for the second
-                reason = f"duplicate of item {row['id']!r} in the same batch"
+            if key in seen and good[seen[key]]["payload"] == row["payload"]:
+                continue  # the same item twice (asked for under two of its tickers): one item
+            if key in seen:  # two different items under one id: keep the first, say so for the second
+                reason = f"duplicate of item {row['id']!r} in the same batch, with a different payload"
             else:
                 seen[key] = len(good)
                 good.append({**{k: row[k] for k in NEWS_SCHEMA if k != "payload_hash"},

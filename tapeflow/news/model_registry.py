@@ -3,6 +3,7 @@ and the one scoring uses now."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -45,8 +46,7 @@ def latest_trained(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:
 def current_model(settings: Settings, warehouse: Warehouse) -> tuple[str, str]:
     """(version, path) to score with: TAPEFLOW_SENTIMENT_MODEL when set, else the latest trained."""
     if settings.sentiment_model:
-        name = settings.sentiment_model.rstrip("/")
-        return name, name
+        return configured_model(settings.sentiment_model, warehouse)
     try:
         with warehouse.read() as con:
             found = latest_trained(con)
@@ -58,6 +58,38 @@ def current_model(settings: Settings, warehouse: Warehouse) -> tuple[str, str]:
             "or set TAPEFLOW_SENTIMENT_MODEL to a Hugging Face id or local path"
         )
     return found
+
+
+def configured_model(name: str, warehouse: Warehouse) -> tuple[str, str]:
+    """A recorded version, the folder of a recorded model, or another model, which is recorded
+    under a version of its own: a local folder's name and its weights' digest (new weights in
+    the same folder are a new version), or a Hugging Face id as it is."""
+    name = name.rstrip("/")
+    folder = Path(name).expanduser()
+    with warehouse.write() as con:
+        row = con.execute("SELECT version, path FROM sentiment_models WHERE version = ? OR "
+                          "(path = ? AND base_model <> 'configured')",
+                          [name, str(folder.resolve()) if folder.is_dir() else name]).fetchone()
+        if row:
+            return row[0], row[1]
+        if folder.is_dir():
+            version, path = f"{folder.resolve().name}-{_weights_digest(folder)}", str(folder.resolve())
+        else:
+            version, path = name, name
+        known = con.execute("SELECT 1 FROM sentiment_models WHERE version = ?", [version]).fetchone()
+    if not known:
+        record_model(warehouse, version=version, base_model="configured", path=path, training_data={}, params={},
+                     held_out="not evaluated (tapeflow nlp eval --model VERSION)", report=None, train_seconds=None)
+    return version, path
+
+
+def _weights_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        with weights.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:10]
 
 
 def has_model(settings: Settings, warehouse: Warehouse) -> bool:

@@ -14,7 +14,7 @@ another host. An item is `{"id","publisher":{"name","homepage_url","logo_url","f
 
 Rows: headline = title, summary = description, url = article_url, author = author, tickers =
 tickers (upper-case), category = keywords joined. Several symbols are asked one after another,
-so an item about two of them comes twice and check_news reports the second.
+so an item about two of them comes twice; check_news keeps identical copies as one item.
 """
 
 from __future__ import annotations

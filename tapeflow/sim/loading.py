@@ -3,7 +3,7 @@ headlines a strategy asks for, over one window."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from tapeflow.config import Settings
 from tapeflow.sim.history import History
@@ -25,7 +25,8 @@ def history_between(settings: Settings, timeframe: str, symbols: list[str] | Non
     with warehouse.read() as con:
         bars = bars_between(con, timeframe, first, last, symbols)
         if bars.is_empty():
-            raise ValueError(f"no {timeframe} bars in the warehouse for {first:%Y-%m-%d}..{last:%Y-%m-%d}: ingest them first")
+            final = last - timedelta(microseconds=1)  # `last` is exclusive
+            raise ValueError(f"no {timeframe} bars in the warehouse for {first:%Y-%m-%d}..{final:%Y-%m-%d}: ingest them first")
         parts = {}
         if watchlist:
             parts["watchlist"] = watchlist_between(con, first, last, watchlist_source)

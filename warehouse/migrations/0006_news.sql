@@ -17,6 +17,7 @@ CREATE TABLE news_tags (
     tickers       VARCHAR[]   NOT NULL,
     evidence      JSON        NOT NULL,                   -- {ticker: [vendor | cashtag | exchange | name]}
     catalyst      VARCHAR     NOT NULL,                   -- earnings | fda | contract | m&a | partnership | dilution | other
+    news_hash     VARCHAR     NOT NULL,                   -- news.payload_hash of the version read: an edit is read again
     tagged_at     TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (source, id, tagger)
 );
@@ -30,6 +31,7 @@ CREATE TABLE news_scores (
     label         VARCHAR     NOT NULL,                   -- negative | neutral | positive
     score         DOUBLE      NOT NULL,
     polarity      DOUBLE      NOT NULL,
+    news_hash     VARCHAR     NOT NULL,                   -- news.payload_hash of the version scored
     scored_at     TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (source, id, model)
 );
