@@ -20,9 +20,9 @@ item into alpaca-py's `News` model, where one item that breaks the model (a miss
 odd type) fails the whole call, and it merges all pages, losing each page's arrival time and
 looping forever on a repeated cursor. Fetched raw, each item becomes one raw row (`problem`
 saying what could not be read), each page keeps its own `fetched_at`, and a repeated cursor
-ends the paging with a problem row. The HTTP side is the bars adapter's
-(`tapeflow.sources.alpaca`): alpaca-py's retry loop with tapeflow's `HttpPolicy` waits and a
-timeout, its errors mapped to VendorError / VendorAuthError without keys.
+ends the paging with a problem row. The HTTP side is shared with the bars adapter
+(`tapeflow.sources.alpaca_http`): alpaca-py's retry loop with tapeflow's `HttpPolicy` waits and
+a timeout, its errors mapped to VendorError / VendorAuthError without keys.
 
 Each item becomes `news_row(source="alpaca", id, published_at=created_at, headline, summary,
 url, tickers=symbols, category=the item's "source" (e.g. benzinga), author, payload=item)`.
@@ -37,102 +37,32 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgpack
 import polars as pl
-import requests
-from alpaca.common.exceptions import APIError, RetryException
+from alpaca.common.exceptions import APIError
 from alpaca.data.historical.news import NewsClient
 from alpaca.data.requests import NewsRequest
 
 from tapeflow.config import Settings
 from tapeflow.news.frames import empty_raw_news, news_row, raw_news
 from tapeflow.redact import redact_text, redact_url
-from tapeflow.sources.alpaca import (
-    KEY_SETTING,
-    PAGE_TEXT_LIMIT,
-    RETRY_STATUSES,
-    SECRET_SETTING,
-    MalformedPage,
-    _message,
-)
+from tapeflow.sources.alpaca import CREDENTIALS, KEY_SETTING, PAGE_TEXT_LIMIT, SECRET_SETTING
+from tapeflow.sources.alpaca_http import HttpPolicyMixin, MalformedPage, vendor_error
 from tapeflow.sources.base import Window
-from tapeflow.sources.http import HttpPolicy, VendorAuthError, VendorError, require_key
+from tapeflow.sources.http import HttpPolicy, require_key
 
 SOURCE = "alpaca"
 PATH = "/news"  # under the client's /v1beta1
 PAGE_LIMIT = 50  # the vendor's maximum
-CREDENTIALS = f"{KEY_SETTING} and {SECRET_SETTING}"
 
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class _NewsClient(NewsClient):
-    """alpaca-py's news client with tapeflow's HTTP policy (as `sources.alpaca._DataClient`)."""
-
-    def __init__(
-        self,
-        api_key: str,
-        secret_key: str,
-        url: str,
-        policy: HttpPolicy,
-        sleep: Callable[[float], None],
-        clock: Callable[[], datetime],
-    ) -> None:
-        super().__init__(api_key, secret_key, raw_data=True, url_override=url)
-        # NewsClient does not pass RESTClient's retry arguments through (and 0 is ignored there).
-        self._retry = policy.attempts - 1
-        self._retry_wait = 0  # the wait happens in _one_request, by the policy
-        self._retry_codes = list(RETRY_STATUSES)
-        self.policy = policy
-        self._pause, self._clock = sleep, clock
-        self._response: requests.Response | None = None
-        self._session.hooks["response"].append(self._remember)
-
-    def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        self._response = response
-
-    def _one_request(self, method: str, url: str, opts: dict, retry: int) -> dict:
-        """One attempt of the SDK's retry loop (`retry` = retries left), with a timeout."""
-        attempt = self._retry - retry + 1
-        path = urlsplit(url).path
-        self._response = None
-        try:
-            return super()._one_request(method, url, {**opts, "timeout": self.policy.timeout_s}, retry)
-        except RetryException:
-            self._pause(self.policy.delay(attempt, self._retry_after()))
-            raise
-        except requests.JSONDecodeError as exc:
-            raise MalformedPage(path, self.text(), f"malformed JSON from {SOURCE}: {exc}") from None
-        except requests.Timeout:
-            failure = f"timed out after {self.policy.timeout_s:g} s"
-        except requests.ConnectionError:
-            failure = "connection failed"
-        except requests.RequestException as exc:
-            # requests' own messages carry the URL; only the exception's name is kept.
-            raise VendorError(f"{SOURCE} {path}: request failed ({type(exc).__name__})", vendor=SOURCE) from None
-        if retry > 0:
-            self._pause(self.policy.delay(attempt, None))
-            raise RetryException() from None
-        raise VendorError(f"{SOURCE} {path}: gave up after {attempt} attempts ({failure})", vendor=SOURCE)
-
-    def text(self) -> str:
-        """The body of the last answer."""
-        return self._response.text if self._response is not None else ""
-
-    def _retry_after(self) -> float | None:
-        """Seconds the vendor asked us to wait: Retry-After, else until X-RateLimit-Reset."""
-        headers = self._response.headers if self._response is not None else {}
-        for name, relative in (("Retry-After", True), ("X-RateLimit-Reset", False)):
-            try:
-                value = float(headers[name])
-            except (KeyError, ValueError):
-                continue
-            return max(0.0, value if relative else value - self._clock().timestamp())
-        return None
+class _NewsClient(HttpPolicyMixin, NewsClient):
+    """alpaca-py's news client with tapeflow's HTTP policy (as the bars client has)."""
 
 
 class AlpacaNews:
@@ -213,24 +143,8 @@ class AlpacaNews:
         try:
             return fetch()
         except APIError as exc:
-            error = self._vendor_error(exc)
+            error = vendor_error(exc, attempts=self.policy.attempts, check=CREDENTIALS, scrub=self._scrub)
         raise error  # outside the except block: the SDK's exception does not ride along
-
-    def _vendor_error(self, exc: APIError) -> VendorError:
-        status = exc.status_code
-        message = self._scrub(_message(str(exc)))
-        if status in (401, 403):
-            return VendorAuthError(
-                f"{SOURCE} refused the credentials (HTTP {status}: {message}): check {CREDENTIALS}",
-                vendor=SOURCE, status=status,
-            )
-        path = urlsplit(exc.request.url).path if exc.request is not None else "request"
-        if status in RETRY_STATUSES:
-            return VendorError(
-                f"{SOURCE} {path}: gave up after {self.policy.attempts} attempts (HTTP {status}: {message})",
-                vendor=SOURCE, status=status,
-            )
-        return VendorError(f"{SOURCE} {path}: HTTP {status}: {message}", vendor=SOURCE, status=status)
 
     def _scrub(self, text: str) -> str:
         return redact_text(text, self._secrets)

@@ -22,20 +22,18 @@ tickers = stocks' names (upper-case), category = channels' names joined (tags st
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import polars as pl
+from pydantic import SecretStr
 
 from tapeflow.config import Settings
 from tapeflow.news.frames import news_row
-from tapeflow.news.rest import Ask, Fields, PageRead, covering_dates, fetch_rows, in_window, joined, not_an_object
-from tapeflow.news.rest import rfc2822_instant, utc_now
-from tapeflow.redact import redact_url
+from tapeflow.news.rest import Ask, Fields, PageRead, RestNewsSource, covering_dates, fetch_rows, in_window, joined
+from tapeflow.news.rest import not_an_object, rfc2822_instant
 from tapeflow.sources.base import Window
-from tapeflow.sources.http import HttpPolicy, VendorHttp, require_key
 
 NAME = "benzinga"
 KEY_SETTING = "TAPEFLOW_BENZINGA_API_KEY"
@@ -44,38 +42,18 @@ PAGE_LIMIT = 100  # Benzinga's maximum pageSize
 TICKERS_PER_ASK = 50  # Benzinga's maximum tickers per request
 
 
-class BenzingaNews:
+class BenzingaNews(RestNewsSource):
     """NewsSource from Benzinga's newsfeed."""
 
     name = NAME
+    key_setting = KEY_SETTING
+    page_limit = PAGE_LIMIT
+    key_param = "token"
+    headers = {"Accept": "application/json"}
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        policy: HttpPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        now: Callable[[], datetime] = utc_now,
-        page_size: int = PAGE_LIMIT,
-    ) -> None:
-        self._key = require_key(settings.benzinga_api_key, vendor=NAME, setting=KEY_SETTING)
-        self._now = now
-        self.page_size = max(1, min(page_size, PAGE_LIMIT))
-        self._http = VendorHttp(
-            NAME,
-            settings.benzinga_url,
-            key_setting=KEY_SETTING,
-            headers={"Accept": "application/json"},
-            params={"token": self._key},
-            policy=policy or HttpPolicy.from_settings(settings),
-            sleep=sleep,
-        )
-
-    def __repr__(self) -> str:
-        return f"BenzingaNews({redact_url(self._http.base_url)!r})"
-
-    def close(self) -> None:
-        self._http.close()
+    @staticmethod
+    def _account(settings: Settings) -> tuple[SecretStr | None, str]:
+        return settings.benzinga_api_key, settings.benzinga_url
 
     def news(self, symbols: Sequence[str] | None, window: Window) -> pl.DataFrame:
         """Every item Benzinga sends about `symbols` (None: all news), kept when published in `window`."""

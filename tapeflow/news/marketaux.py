@@ -24,20 +24,18 @@ kept in payload).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import polars as pl
+from pydantic import SecretStr
 
 from tapeflow.config import Settings
 from tapeflow.news.frames import news_row
-from tapeflow.news.rest import ONE_SECOND, Ask, Fields, PageRead, fetch_rows, in_window, iso_instant, not_an_object
-from tapeflow.news.rest import stamp, utc_now, whole_seconds
-from tapeflow.redact import redact_url
+from tapeflow.news.rest import ONE_SECOND, Ask, Fields, PageRead, RestNewsSource, fetch_rows, in_window, iso_instant
+from tapeflow.news.rest import not_an_object, stamp, whole_seconds
 from tapeflow.sources.base import Window
-from tapeflow.sources.http import HttpPolicy, VendorHttp, require_key
 from tapeflow.sources.rows import json_int
 
 NAME = "marketaux"
@@ -46,37 +44,17 @@ PATH = "/v1/news/all"
 PAGE_LIMIT = 100  # asked for; the plan may grant fewer (the answer's meta.limit says)
 
 
-class MarketauxNews:
+class MarketauxNews(RestNewsSource):
     """NewsSource from Marketaux's news endpoint."""
 
     name = NAME
+    key_setting = KEY_SETTING
+    page_limit = PAGE_LIMIT
+    key_param = "api_token"
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        policy: HttpPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        now: Callable[[], datetime] = utc_now,
-        page_size: int = PAGE_LIMIT,
-    ) -> None:
-        self._key = require_key(settings.marketaux_api_key, vendor=NAME, setting=KEY_SETTING)
-        self._now = now
-        self.page_size = max(1, min(page_size, PAGE_LIMIT))
-        self._http = VendorHttp(
-            NAME,
-            settings.marketaux_url,
-            key_setting=KEY_SETTING,
-            params={"api_token": self._key},
-            policy=policy or HttpPolicy.from_settings(settings),
-            sleep=sleep,
-        )
-
-    def __repr__(self) -> str:
-        return f"MarketauxNews({redact_url(self._http.base_url)!r})"
-
-    def close(self) -> None:
-        self._http.close()
+    @staticmethod
+    def _account(settings: Settings) -> tuple[SecretStr | None, str]:
+        return settings.marketaux_api_key, settings.marketaux_url
 
     def news(self, symbols: Sequence[str] | None, window: Window) -> pl.DataFrame:
         """Every item Marketaux sends about `symbols` (None: all news), kept when published in `window`."""

@@ -19,21 +19,19 @@ so an item about two of them comes twice; check_news keeps identical copies as o
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import polars as pl
+from pydantic import SecretStr
 
 from tapeflow.config import Settings
 from tapeflow.news.frames import news_row
-from tapeflow.news.rest import Ask, Fields, PageRead, fetch_rows, in_window, iso_instant, joined, not_an_object
-from tapeflow.news.rest import utc_now, whole_seconds
-from tapeflow.redact import redact_url
+from tapeflow.news.rest import Ask, Fields, PageRead, RestNewsSource, fetch_rows, in_window, iso_instant, joined
+from tapeflow.news.rest import not_an_object, whole_seconds
 from tapeflow.sources.base import Window
-from tapeflow.sources.http import HttpPolicy, VendorHttp, require_key
 
 NAME = "polygon"
 KEY_SETTING = "TAPEFLOW_POLYGON_API_KEY"
@@ -42,37 +40,17 @@ PAGE_LIMIT = 1000  # Polygon's maximum for reference endpoints
 GOOD_STATUSES = ("OK", "DELAYED")
 
 
-class PolygonNews:
+class PolygonNews(RestNewsSource):
     """NewsSource from Polygon's ticker news endpoint."""
 
     name = NAME
+    key_setting = KEY_SETTING
+    page_limit = PAGE_LIMIT
+    key_header = ("Authorization", "Bearer {key}")
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        policy: HttpPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        now: Callable[[], datetime] = utc_now,
-        page_size: int = PAGE_LIMIT,
-    ) -> None:
-        self._key = require_key(settings.polygon_api_key, vendor=NAME, setting=KEY_SETTING)
-        self._now = now
-        self.page_size = max(1, min(page_size, PAGE_LIMIT))
-        self._http = VendorHttp(
-            NAME,
-            settings.polygon_url,
-            key_setting=KEY_SETTING,
-            headers={"Authorization": f"Bearer {self._key}"},
-            policy=policy or HttpPolicy.from_settings(settings),
-            sleep=sleep,
-        )
-
-    def __repr__(self) -> str:
-        return f"PolygonNews({redact_url(self._http.base_url)!r})"
-
-    def close(self) -> None:
-        self._http.close()
+    @staticmethod
+    def _account(settings: Settings) -> tuple[SecretStr | None, str]:
+        return settings.polygon_api_key, settings.polygon_url
 
     def news(self, symbols: Sequence[str] | None, window: Window) -> pl.DataFrame:
         """Every item Polygon sends about `symbols` (None: all news), kept when published in `window`."""

@@ -1,23 +1,27 @@
-"""What the REST news adapters share: the paging loop (a repeated cursor or a page served
-twice stops it with a problem row), vendor stamps read as aware UTC, item fields read without
-guessing, the window cut, and the query key scrubbed from what is stored.
+"""What the REST news adapters share: their construction (`RestNewsSource`), the paging loop
+(a repeated cursor or a page served twice stops it with a problem row), vendor stamps read as
+aware UTC, item fields read without guessing, the window cut, and the query key scrubbed from
+what is stored.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import polars as pl
+from pydantic import SecretStr
 
+from tapeflow.config import Settings
 from tapeflow.news.frames import news_row, raw_news
-from tapeflow.redact import redact_text
+from tapeflow.redact import redact_text, redact_url
 from tapeflow.sources.base import Window
-from tapeflow.sources.http import Page, VendorHttp
+from tapeflow.sources.http import HttpPolicy, Page, VendorHttp, require_key
 
 UTC = timezone.utc
 ONE_SECOND = timedelta(seconds=1)
@@ -48,6 +52,57 @@ class PageRead:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class RestNewsSource:
+    """A NewsSource over one vendor's REST API: its key, clock, page size and `VendorHttp`."""
+
+    name: ClassVar[str]
+    key_setting: ClassVar[str]  # named in errors about the key
+    page_limit: ClassVar[int]  # the most items a page may be asked for
+    # Where the key goes: a query parameter, or a header whose value is the template with {key}.
+    key_param: ClassVar[str | None] = None
+    key_header: ClassVar[tuple[str, str] | None] = None
+    headers: ClassVar[Mapping[str, str]] = {}  # sent besides the key
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        policy: HttpPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], datetime] = utc_now,
+        page_size: int | None = None,
+    ) -> None:
+        """`page_size` None asks for the vendor's maximum, and no more is ever asked."""
+        secret, url = self._account(settings)
+        self._key = require_key(secret, vendor=self.name, setting=self.key_setting)
+        self._now = now
+        self.page_size = max(1, min(self.page_limit if page_size is None else page_size, self.page_limit))
+        headers = dict(self.headers)
+        if self.key_header is not None:
+            header, template = self.key_header
+            headers[header] = template.format(key=self._key)
+        self._http = VendorHttp(
+            self.name,
+            url,
+            key_setting=self.key_setting,
+            headers=headers,
+            params={self.key_param: self._key} if self.key_param is not None else None,
+            policy=policy or HttpPolicy.from_settings(settings),
+            sleep=sleep,
+        )
+
+    @staticmethod
+    def _account(settings: Settings) -> tuple[SecretStr | None, str]:
+        """The vendor's key and base URL from settings."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({redact_url(self._http.base_url)!r})"
+
+    def close(self) -> None:
+        self._http.close()
 
 
 def fetch_rows(

@@ -19,20 +19,18 @@ publisher's domain, kept in payload).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import polars as pl
+from pydantic import SecretStr
 
 from tapeflow.config import Settings
 from tapeflow.news.frames import news_row
-from tapeflow.news.rest import Ask, Fields, PageRead, covering_dates, fetch_rows, in_window, iso_instant, joined
-from tapeflow.news.rest import not_an_object, utc_now
-from tapeflow.redact import redact_url
+from tapeflow.news.rest import Ask, Fields, PageRead, RestNewsSource, covering_dates, fetch_rows, in_window
+from tapeflow.news.rest import iso_instant, joined, not_an_object
 from tapeflow.sources.base import Window
-from tapeflow.sources.http import HttpPolicy, VendorHttp, require_key
 
 NAME = "tiingo"
 KEY_SETTING = "TAPEFLOW_TIINGO_API_KEY"
@@ -40,37 +38,17 @@ PATH = "/tiingo/news"
 PAGE_LIMIT = 1000  # Tiingo's maximum limit
 
 
-class TiingoNews:
+class TiingoNews(RestNewsSource):
     """NewsSource from Tiingo's news endpoint."""
 
     name = NAME
+    key_setting = KEY_SETTING
+    page_limit = PAGE_LIMIT
+    key_header = ("Authorization", "Token {key}")
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        policy: HttpPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        now: Callable[[], datetime] = utc_now,
-        page_size: int = PAGE_LIMIT,
-    ) -> None:
-        self._key = require_key(settings.tiingo_api_key, vendor=NAME, setting=KEY_SETTING)
-        self._now = now
-        self.page_size = max(1, min(page_size, PAGE_LIMIT))
-        self._http = VendorHttp(
-            NAME,
-            settings.tiingo_url,
-            key_setting=KEY_SETTING,
-            headers={"Authorization": f"Token {self._key}"},
-            policy=policy or HttpPolicy.from_settings(settings),
-            sleep=sleep,
-        )
-
-    def __repr__(self) -> str:
-        return f"TiingoNews({redact_url(self._http.base_url)!r})"
-
-    def close(self) -> None:
-        self._http.close()
+    @staticmethod
+    def _account(settings: Settings) -> tuple[SecretStr | None, str]:
+        return settings.tiingo_api_key, settings.tiingo_url
 
     def news(self, symbols: Sequence[str] | None, window: Window) -> pl.DataFrame:
         """Every item Tiingo sends about `symbols` (None: all news), kept when published in `window`."""

@@ -1,10 +1,11 @@
 """Alpaca market data through alpaca-py's `StockHistoricalDataClient` (the real SDK).
 
 The SDK builds the requests, sends the keys, follows `next_page_token` and runs its own retry
-loop. tapeflow adds, by subclassing the client's documented request hook `_one_request`: a
-timeout on every request (alpaca-py sets none), the shared `HttpPolicy` waits between the
-SDK's retries (Retry-After, else X-RateLimit-Reset, else backoff with jitter), timeouts and
-connection failures retried like 429/5xx, and a check of every page before the SDK merges it.
+loop. tapeflow adds, through the client's documented request hook `_one_request`: a timeout on
+every request (alpaca-py sets none), the shared `HttpPolicy` waits between the SDK's retries
+(Retry-After, else X-RateLimit-Reset, else backoff with jitter), timeouts and connection
+failures retried like 429/5xx (all as for news, in `tapeflow.sources.alpaca_http`), and a
+check of every page before the SDK merges it.
 
 The client runs with `raw_data=True`, so it hands back Alpaca's own bar objects
 ({"t","o","h","l","c","v","n","vw"} per symbol); each becomes one raw row whose payload is
@@ -20,11 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from datetime import time as clock_time
 from typing import Any
-from urllib.parse import urlsplit
 
 import polars as pl
-import requests
-from alpaca.common.exceptions import APIError, RetryException
+from alpaca.common.exceptions import APIError
 from alpaca.data.enums import Adjustment as AlpacaAdjustment
 from alpaca.data.enums import DataFeed
 from alpaca.data.historical.stock import StockHistoricalDataClient
@@ -37,6 +36,7 @@ from tapeflow.calendar import NEW_YORK, ExchangeCalendar, get_calendar
 from tapeflow.config import Settings
 from tapeflow.model import Adjustment, Timeframe
 from tapeflow.redact import redact_url
+from tapeflow.sources.alpaca_http import HttpPolicyMixin, MalformedPage, vendor_error
 from tapeflow.sources.base import Window, daily_bounds, empty_raw_bars
 from tapeflow.sources.base import latest_bars as latest_completed_bars
 from tapeflow.sources.http import HttpPolicy, VendorAuthError, VendorError
@@ -45,10 +45,8 @@ SOURCE = "alpaca"
 KEY_SETTING = "TAPEFLOW_ALPACA_API_KEY"
 SECRET_SETTING = "TAPEFLOW_ALPACA_SECRET_KEY"
 FEED_SETTING = "TAPEFLOW_ALPACA_FEED"
+CREDENTIALS = f"{KEY_SETTING} and {SECRET_SETTING}"
 PAGE_TEXT_LIMIT = 20_000
-MESSAGE_LIMIT = 300
-# 429 and 504 are alpaca-py's defaults; other 5xx are just as transient.
-RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 FEEDS = {"sip": DataFeed.SIP, "iex": DataFeed.IEX}
 TIMEFRAMES = {Timeframe.MINUTE: TimeFrame.Minute, Timeframe.DAY: TimeFrame.Day}
@@ -71,84 +69,17 @@ def _present(secret: SecretStr | None) -> bool:
     return secret is not None and bool(secret.get_secret_value())
 
 
-class MalformedPage(Exception):
-    """A 200 answer alpaca-py could not use: not JSON, or not the expected structure."""
-
-    def __init__(self, path: str, text: str, detail: str) -> None:
-        super().__init__(detail)
-        self.path, self.text, self.detail = path, text, detail
-
-
-class _DataClient(StockHistoricalDataClient):
+class _DataClient(HttpPolicyMixin, StockHistoricalDataClient):
     """alpaca-py's data client with tapeflow's HTTP policy and a check of every page."""
 
-    def __init__(
-        self,
-        api_key: str,
-        secret_key: str,
-        url: str,
-        policy: HttpPolicy,
-        sleep: Callable[[float], None],
-        clock: Callable[[], datetime],
-    ) -> None:
-        super().__init__(api_key, secret_key, raw_data=True, url_override=url)
-        # StockHistoricalDataClient does not pass RESTClient's retry arguments through, and
-        # RESTClient ignores 0 for both; so the attributes they would set are set here.
-        self._retry = policy.attempts - 1
-        self._retry_wait = 0  # the wait happens in _one_request, by the policy
-        self._retry_codes = list(RETRY_STATUSES)
-        self.policy = policy
-        self._pause, self._clock = sleep, clock
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
         self.pages: list[dict[str, Any]] = []  # pages taken since the caller last cleared it
-        self._response: requests.Response | None = None
-        self._session.hooks["response"].append(self._remember)
 
-    def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        self._response = response
-
-    def _one_request(self, method: str, url: str, opts: dict, retry: int) -> dict:
-        """One attempt of the SDK's retry loop (`retry` = retries left), with a timeout."""
-        attempt = self._retry - retry + 1
-        path = urlsplit(url).path
-        self._response = None
-        try:
-            data = super()._one_request(method, url, {**opts, "timeout": self.policy.timeout_s}, retry)
-        except RetryException:
-            # The SDK saw a status in _retry_codes and will call again after time.sleep(0).
-            self._pause(self.policy.delay(attempt, self._retry_after()))
-            raise
-        except requests.JSONDecodeError as exc:
-            raise MalformedPage(path, self._text(), f"malformed JSON from {SOURCE}: {exc}") from None
-        except requests.Timeout:
-            failure = f"timed out after {self.policy.timeout_s:g} s"
-        except requests.ConnectionError:
-            failure = "connection failed"
-        except requests.RequestException as exc:
-            # requests' own messages carry the URL; only the exception's name is kept.
-            raise VendorError(f"{SOURCE} {path}: request failed ({type(exc).__name__})", vendor=SOURCE) from None
-        else:
-            self._check_page(path, data)
-            self.pages.append(data)
-            return data
-        if retry > 0:
-            self._pause(self.policy.delay(attempt, None))
-            raise RetryException() from None
-        raise VendorError(f"{SOURCE} {path}: gave up after {attempt} attempts ({failure})", vendor=SOURCE)
-
-    def _text(self) -> str:
-        return self._response.text if self._response is not None else ""
-
-    def _retry_after(self) -> float | None:
-        """Seconds the vendor asked us to wait: Retry-After, else until X-RateLimit-Reset."""
-        headers = self._response.headers if self._response is not None else {}
-        for name, relative in (("Retry-After", True), ("X-RateLimit-Reset", False)):
-            try:
-                value = float(headers[name])
-            except (KeyError, ValueError):
-                continue
-            seconds = value if relative else value - self._clock().timestamp()
-            return max(0.0, seconds)
-        return None
+    def _take_page(self, path: str, data: Any) -> Any:
+        self._check_page(path, data)
+        self.pages.append(data)
+        return data
 
     def _check_page(self, path: str, data: Any) -> None:
         """Only the structure the SDK and the adapter rely on gets through."""
@@ -163,7 +94,7 @@ class _DataClient(StockHistoricalDataClient):
         elif not isinstance(data.get("next_page_token"), str | None):
             problem = '"next_page_token" is neither text nor null'
         if problem:
-            raise MalformedPage(path, self._text(), f"unexpected response from {SOURCE}: {problem}")
+            raise MalformedPage(path, self.text(), f"unexpected response from {SOURCE}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -292,23 +223,10 @@ class AlpacaSource:
             raise self._vendor_error(exc) from None
 
     def _vendor_error(self, exc: APIError) -> VendorError:
-        status = exc.status_code
-        message = self._scrub(_message(str(exc)))
-        if status in (401, 403):
-            settings = f"{KEY_SETTING} and {SECRET_SETTING}"
-            if status == 403:
-                settings += f" (a 403 can also mean the plan lacks the {self.feed.value} feed: {FEED_SETTING})"
-            return VendorAuthError(
-                f"{SOURCE} refused the credentials (HTTP {status}: {message}): check {settings}",
-                vendor=SOURCE, status=status,
-            )
-        path = urlsplit(exc.request.url).path if exc.request is not None else "request"
-        if status in RETRY_STATUSES:
-            return VendorError(
-                f"{SOURCE} {path}: gave up after {self.policy.attempts} attempts (HTTP {status}: {message})",
-                vendor=SOURCE, status=status,
-            )
-        return VendorError(f"{SOURCE} {path}: HTTP {status}: {message}", vendor=SOURCE, status=status)
+        check = CREDENTIALS
+        if exc.status_code == 403:
+            check += f" (a 403 can also mean the plan lacks the {self.feed.value} feed: {FEED_SETTING})"
+        return vendor_error(exc, attempts=self.policy.attempts, check=check, scrub=self._scrub)
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:
@@ -396,17 +314,6 @@ def _start(t: Any) -> tuple[datetime | None, str | None]:
 def _number(value: Any) -> float | None:
     # JSON numbers only: a string or a bool here is a vendor fault for check_bars to name.
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _message(body: str) -> str:
-    """The `message` of an Alpaca error body, else the body's text, shortened."""
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        parsed = None
-    text = parsed["message"] if isinstance(parsed, dict) and isinstance(parsed.get("message"), str) else body
-    text = " ".join(text.split())
-    return text if len(text) <= MESSAGE_LIMIT else text[:MESSAGE_LIMIT] + "…"
 
 
 __all__ = ["AlpacaSource", "MalformedPage"]
