@@ -330,7 +330,7 @@ Query it:   tapeflow sql "SELECT symbol, count(*) AS bars FROM bars GROUP BY sym
 Ingest:     tapeflow ingest --timeframe 1m --symbol SPY --start 2011-03-01 --end 2011-03-31
 Watchlist:  tapeflow snapshot --source scanner --as-of 2010-05-07T09:00:00-04:00
 News:       tapeflow news catalysts; tapeflow news ingest --source replay --start 2010-08-16T00:00:00Z
-            tapeflow nlp train (the full sentiment model, ~20 min on 2 cores); tapeflow nlp eval; tapeflow nlp models
+            tapeflow nlp train (the full sentiment model, ~14 min on 2 cores); tapeflow nlp eval; tapeflow nlp models
 Backtest:   tapeflow backtest sma_cross -p fast=10 -p slow=30 --costs retail
             tapeflow check-lookahead watchlist_momentum
             tapeflow report RUN_ID --open     (run ids: tapeflow sql "SELECT run_id, strategy, metrics->>'sharpe' FROM backtest_runs")
@@ -347,7 +347,7 @@ def _print_catalysts(warehouse, trained: dict[str, object]) -> None:
     from tapeflow.news_cli import recent_catalysts
 
     models = _sentiment_models(warehouse)
-    out.print("\n[bold]Catalysts[/bold] in the bundled sample headlines (text written for the demo, data/NOTICE)")
+    out.print("\n[bold]Catalysts[/bold] in the sample headlines (written for the demo, data/NOTICE)")
     if trained:
         out.print(f"No sentiment model was recorded, so the demo tuned a quick one ({trained['train_rows']} sentences, "
                   f"one epoch, {trained['train_seconds']} s): held-out macro-F1 {trained['macro_f1']:.3f} on "
@@ -357,7 +357,19 @@ def _print_catalysts(warehouse, trained: dict[str, object]) -> None:
         out.print(f"sentiment model {first['version']}: held-out accuracy {first['accuracy']:.3f}, macro-F1 "
                   f"{first['macro_f1']:.3f}", soft_wrap=True)
     frame = recent_catalysts(warehouse, since=datetime(2010, 8, 1, tzinfo=timezone.utc), limit=20)
-    print_frame(frame.with_columns(pl.col("headline").str.slice(0, 64)), max_rows=20)
+    frame = frame.with_columns(pl.col("published").str.slice(5).alias("2010, NY"))  # the year is the same for all
+    frame = frame.select("2010, NY", *(c for c in frame.columns if c not in ("published", "2010, NY")))
+    # One line a headline, cut to the terminal: the headline is the column that gives way.
+    widths = {c: max([len(c), *(len(_cell(v)) for v in frame[c])]) for c in frame.columns if c != "headline"}
+    room = max(20, out.width - sum(widths.values()) - 3 * len(frame.columns) - 1)
+    frame = frame.with_columns(pl.when(pl.col("headline").str.len_chars() > room)
+                               .then(pl.col("headline").str.slice(0, room - 1) + "…").otherwise(pl.col("headline")))
+    table = Table()
+    for name in frame.columns:
+        table.add_column(name, no_wrap=True)
+    for row in frame.iter_rows():
+        table.add_row(*(_cell(v) for v in row))
+    out.print(table)
 
 
 def _sentiment_models(warehouse) -> pl.DataFrame:

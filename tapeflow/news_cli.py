@@ -89,6 +89,7 @@ def recent_catalysts(warehouse, *, symbol: str | None = None, since: datetime, l
 def train_command(
     subset: Annotated[int | None, typer.Option(help="train on this many sentences (stratified); default all 9,543")] = None,
     epochs: Annotated[int, typer.Option(help="passes over the training sentences")] = 3,
+    learning_rate: Annotated[float, typer.Option(help="peak AdamW learning rate")] = 8e-5,
     held_out_limit: Annotated[int | None, typer.Option(help="evaluate on this many held-out sentences; default all")] = None,
 ) -> None:
     """Run the train-sentiment flow: fine-tune the model, record it and its held-out figures."""
@@ -97,7 +98,8 @@ def train_command(
     prefect_environment(load_settings())
     from flows.nlp import train_sentiment
 
-    _print_metrics(train_sentiment(subset=subset, epochs=epochs, held_out_limit=held_out_limit), "train-sentiment")
+    _print_metrics(train_sentiment(subset=subset, epochs=epochs, learning_rate=learning_rate,
+                                   held_out_limit=held_out_limit), "train-sentiment")
 
 
 @nlp_app.command("score")

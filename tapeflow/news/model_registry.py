@@ -54,7 +54,7 @@ def current_model(settings: Settings, warehouse: Warehouse) -> tuple[str, str]:
         found = None
     if found is None:
         raise NoSentimentModel(
-            "no sentiment model: train one with `tapeflow nlp train` (or `--subset 1500` for a quick one), "
+            "no sentiment model: train one with `tapeflow nlp train` (or `--subset 2500 --epochs 1 --learning-rate 1.5e-4` for a quick one), "
             "or set TAPEFLOW_SENTIMENT_MODEL to a Hugging Face id or local path"
         )
     return found
