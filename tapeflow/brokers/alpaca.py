@@ -20,7 +20,6 @@ exception or log line made here carries them, and websockets' frame log is kept 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import queue
@@ -53,6 +52,7 @@ from tapeflow.config import Settings
 from tapeflow.model import (Account, Fill, InvalidRecord, Mode, Order, OrderStatus, OrderType, Position, Side,
                             TimeInForce)
 from tapeflow.redact import guard_http_debug_logs, redact_text, redact_url
+from tapeflow.sources.alpaca_ws import PromptStop, websocket_params
 
 NAME = "alpaca"
 KEY_SETTING = "TAPEFLOW_ALPACA_API_KEY"
@@ -116,55 +116,18 @@ _WS_LOG = logging.getLogger(f"{__name__}.websocket")
 _WS_LOG.addFilter(_FrameLogFilter())
 
 
-class _Stream(TradingStream):
+class _Stream(PromptStop, TradingStream):
     """TradingStream that says when it listens and stops at once instead of within 5 s."""
 
     def __init__(self, key: str, secret: str, url: str, backoff_s: float) -> None:
-        params = {"ping_interval": 10, "ping_timeout": 180, "max_queue": 1024, "close_timeout": 1.0,
-                  "logger": _WS_LOG}
-        super().__init__(key, secret, url_override=url, websocket_params=params)
+        super().__init__(key, secret, url_override=url, websocket_params=websocket_params(_WS_LOG))
         self._reconnect_min_backoff = backoff_s
         self.listening = threading.Event()
-        self._main: asyncio.Task | None = None  # the task running the stream, for halt()
 
     async def _dispatch(self, msg: dict) -> None:
         if msg.get("stream") == "listening":
             self.listening.set()
         await super()._dispatch(msg)
-
-    async def _run_forever(self) -> None:
-        self._main = asyncio.current_task()
-        try:
-            await super()._run_forever()
-        except asyncio.CancelledError:
-            pass  # halt() ended it
-        finally:
-            if self._ws is not None:  # say goodbye properly, but briefly (close_timeout)
-                try:
-                    await self._ws.close()
-                except Exception:  # noqa: BLE001 - the socket may be gone already
-                    pass
-                self._ws = None
-
-    def halt(self, timeout: float = 2.0) -> None:
-        """Stop from another thread at once. TradingStream.stop only flags the stop, which its
-        receive loop notices after up to 5 s; here the loop's task is cancelled instead."""
-        deadline = time.monotonic() + timeout
-        while self._loop is None and time.monotonic() < deadline:
-            time.sleep(0.01)  # the thread is starting: its loop appears within milliseconds
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-
-        def cancel() -> None:
-            self._should_run = False
-            if self._main is not None:
-                self._main.cancel()
-
-        try:
-            loop.call_soon_threadsafe(cancel)
-        except RuntimeError:
-            pass  # the loop closed meanwhile: the stream has stopped
 
 
 # -- mapping Alpaca's records ------------------------------------------------------------

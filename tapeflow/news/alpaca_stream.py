@@ -28,7 +28,6 @@ Batches are handed to the caller's `on_batch` in the caller's thread, so it may 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
@@ -49,6 +48,7 @@ from tapeflow.news.alpaca import CREDENTIALS, SOURCE, plain, item_row
 from tapeflow.news.frames import news_row, raw_news
 from tapeflow.redact import redact_text, redact_url
 from tapeflow.sources.alpaca import KEY_SETTING, PAGE_TEXT_LIMIT, SECRET_SETTING
+from tapeflow.sources.alpaca_ws import PromptStop, websocket_params
 from tapeflow.sources.http import VendorAuthError, VendorError, require_key
 
 log = logging.getLogger(__name__)
@@ -213,7 +213,7 @@ def _drain(inbox: queue.Queue[dict[str, Any]], limit: int | None = None) -> list
     return rows
 
 
-class _NewsStream(NewsDataStream):
+class _NewsStream(PromptStop, NewsDataStream):
     """NewsDataStream with raw rows, checked frames, refusals that end it, and `halt`."""
 
     def __init__(
@@ -228,15 +228,13 @@ class _NewsStream(NewsDataStream):
         connect_attempts: int,
         backoff_s: float,
     ) -> None:
-        params = {"ping_interval": 10, "ping_timeout": 180, "max_queue": 1024, "close_timeout": 1.0, "logger": _WS_LOG}
-        super().__init__(key, secret, raw_data=True, websocket_params=params, url_override=url)
+        super().__init__(key, secret, raw_data=True, websocket_params=websocket_params(_WS_LOG), url_override=url)
         self._reconnect_min_backoff = backoff_s
         self._deliver, self._clock, self._scrub = deliver, now, scrub
         self._attempts, self._failed_in_a_row = connect_attempts, 0
         self.connections = 0
         self.subscribed: tuple[str, ...] = ()
         self.failure: VendorError | None = None
-        self._main: asyncio.Task | None = None
 
     # -- connection ----------------------------------------------------------------------
 
@@ -302,41 +300,6 @@ class _NewsStream(NewsDataStream):
             SOURCE, fetched_at=self._clock(), payload=self._scrub(_frame_text(frame)[:PAGE_TEXT_LIMIT]),
             problem=self._scrub(f"unreadable frame from the {SOURCE} news stream: {problem}"),
         ))
-
-    # -- stopping ------------------------------------------------------------------------
-
-    async def _run_forever(self) -> None:
-        self._main = asyncio.current_task()
-        try:
-            await super()._run_forever()
-        except asyncio.CancelledError:
-            pass  # halt() ended it
-        finally:
-            if self._ws is not None:  # say goodbye properly, but briefly (close_timeout)
-                try:
-                    await self._ws.close()
-                except Exception:  # noqa: BLE001 - the socket may be gone already
-                    pass
-                self._ws = None
-
-    def halt(self, timeout: float = 2.0) -> None:
-        """Stop from another thread at once, by cancelling the loop's task."""
-        deadline = time.monotonic() + timeout
-        while self._loop is None and time.monotonic() < deadline:
-            time.sleep(0.01)  # the thread is starting: its loop appears within milliseconds
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-
-        def cancel() -> None:
-            self._should_run = False
-            if self._main is not None:
-                self._main.cancel()
-
-        try:
-            loop.call_soon_threadsafe(cancel)
-        except RuntimeError:
-            pass  # the loop closed meanwhile: the stream has stopped
 
 
 class _CheckedSocket:
