@@ -75,8 +75,9 @@ def recent_catalysts(warehouse, *, symbol: str | None = None, since: datetime, l
                array_to_string(t.tickers, ' ') AS tickers, t.catalyst,
                s.label || ' ' || printf('%.2f', s.score) AS sentiment, n.headline
         FROM news n
-        JOIN news_tags t ON t.source = n.source AND t.id = n.id AND t.tagger = $tagger
+        JOIN news_tags t ON t.source = n.source AND t.id = n.id AND t.tagger = $tagger AND t.news_hash = n.payload_hash
         LEFT JOIN news_scores s ON s.source = n.source AND s.id = n.id AND s.model = $model
+                               AND s.news_hash = n.payload_hash
         WHERE n.published_at >= $since AND ($symbol IS NULL OR list_contains(t.tickers, $symbol))
         ORDER BY n.published_at DESC LIMIT $limit
     """

@@ -23,7 +23,7 @@ def store(warehouse, headline: str, fetched: datetime, run: str) -> None:
 
 def tags(warehouse) -> list[tuple]:
     with warehouse.read() as con:
-        return con.execute("SELECT tickers, catalyst, evidence FROM news_tags").fetchall()
+        return con.execute("SELECT tickers, catalyst, evidence FROM news_tags ORDER BY tagged_at").fetchall()
 
 
 def test_an_item_is_read_once_and_an_edit_is_read_again(settings, warehouse):
@@ -39,7 +39,39 @@ def test_an_item_is_read_once_and_an_edit_is_read_again(settings, warehouse):
     assert reader.read_new()["tagged"] == 0
     store(warehouse, "Intel prices $2 billion stock offering", T + timedelta(minutes=9), "r3")  # the vendor's edit
     assert reader.read_new()["tagged"] == 1
-    assert [(t, c) for t, c, _ in tags(warehouse)] == [(["INTC"], "dilution")]
+    # The edit is read as a new version; the first version's reading stays, for replays.
+    assert [(t, c) for t, c, _ in tags(warehouse)] == [(["INTC"], "m&a"), (["INTC"], "dilution")]
     assert reader.read_new()["tagged"] == 0
     with warehouse.read() as con:
         assert con.execute("SELECT headline FROM news_revisions").fetchall() == [("Intel to acquire McAfee for $7.7 billion",)]
+
+
+def test_a_replay_sees_each_version_of_an_edited_headline_while_it_was_current(settings, warehouse):
+    from tapeflow.news.enrich import SCORE_SCHEMA
+    from tapeflow.news.features import news_view
+    from tapeflow.sim.history import History
+    from warehouse.reads import scored_news_between
+    from warehouse.upsert import upsert
+    import polars as pl
+
+    store(warehouse, "Intel to acquire McAfee for $7.7 billion", T + timedelta(seconds=10), "r1")
+    NewsReader(settings, warehouse).read_new()
+    store(warehouse, "Intel prices $2 billion stock offering", T + timedelta(minutes=9), "r3")
+    NewsReader(settings, warehouse).read_new()
+    with warehouse.write() as con:  # what a model would say of each version
+        versions = con.execute("SELECT news_hash, catalyst FROM news_tags").fetchall()
+        upsert(con, "news_scores", pl.DataFrame(
+            [{"source": "vendor", "id": "7", "model": "m", "label": "positive" if c == "m&a" else "negative",
+              "score": 0.9, "polarity": 0.8 if c == "m&a" else -0.8, "news_hash": h, "scored_at": T} for h, c in versions],
+            schema=SCORE_SCHEMA), ("source", "id", "model", "news_hash"))
+        rows = scored_news_between(con, T - timedelta(days=1), T + timedelta(days=1), "m", "rules-v1")
+    history = History(bars=pl.DataFrame(schema={"symbol": pl.String, "ts": pl.Datetime("us", "UTC"),
+                                                "end_ts": pl.Datetime("us", "UTC"), "open": pl.Float64,
+                                                "high": pl.Float64, "low": pl.Float64, "close": pl.Float64,
+                                                "volume": pl.Float64}),
+                      news=news_view(rows, timedelta(seconds=5)))
+    assert history.until(T).news.is_empty()  # fetched 10 s after publication, scored 5 s later
+    before_edit = history.until(T + timedelta(minutes=9) - timedelta(microseconds=1)).news
+    after_edit = history.until(T + timedelta(minutes=9, seconds=5)).news  # the edit, fetched at 9 min, scored
+    assert before_edit.select("catalyst", "sentiment").rows() == [("m&a", "positive")]
+    assert after_edit.select("catalyst", "sentiment").rows() == [("dilution", "negative")]

@@ -81,8 +81,8 @@ def test_news_view_live_uses_the_scoring_time_and_replays_assume_the_latency():
         "symbol": ["ABCD"], "source": ["s"], "id": ["1"], "headline": ["h"], "catalyst": ["fda"],
         "sentiment": ["positive"], "sentiment_score": [0.9], "polarity": [0.8], "model": ["m"],
         "published_at": [published], "fetched_at": [published + timedelta(seconds=10)],
-        "scored_at": [published + timedelta(hours=3)],
-    })
+        "scored_at": [published + timedelta(hours=3)], "superseded_at": [None],
+    }, schema_overrides={"superseded_at": pl.Datetime("us", "UTC")})
     assert news_view(stored, None)["knowable_at"].to_list() == [published + timedelta(hours=3)]
     assert news_view(stored, SCORING_LATENCY)["knowable_at"].to_list() == [published + timedelta(seconds=10) + SCORING_LATENCY]
 
@@ -94,7 +94,7 @@ def test_fresh_catalysts_gives_each_symbols_latest_fresh_headline_and_its_age():
         ("WXYZ", at(-100), timedelta(seconds=5), "earnings", "positive", 0.9),
         ("QRST", at(29), timedelta(minutes=5), "contract", "positive", 0.9),  # not knowable yet at 30
     ])
-    features = fresh_catalysts(news, at(30), timedelta(minutes=60))
+    features = fresh_catalysts(History(bars=minute_bars(), news=news), at(30), timedelta(minutes=60))
     assert features.select("symbol", "catalyst", "age_minutes").rows() == [("ABCD", "dilution", 10.0)]
 
 

@@ -27,16 +27,16 @@ def store_headline(id: str, published: datetime, fetched: datetime, catalyst: st
     with open_warehouse(load_settings()).write() as con:
         upsert(con, "news", pl.DataFrame({
             "source": ["test"], "id": [id], "published_at": [published], "fetched_at": [fetched],
-            "headline": [f"{catalyst} headline {id}"], "tickers": [["SPY"]],
+            "headline": [f"{catalyst} headline {id}"], "tickers": [["SPY"]], "payload_hash": ["h"],
         }), ("source", "id"))
         upsert(con, "news_tags", pl.DataFrame({
             "source": ["test"], "id": [id], "tagger": [TAGGER], "tickers": [["SPY"]], "evidence": ['{"SPY": ["vendor"]}'],
             "catalyst": [catalyst], "news_hash": ["h"], "tagged_at": [fetched],
-        }), ("source", "id", "tagger"))
+        }), ("source", "id", "tagger", "news_hash"))
         upsert(con, "news_scores", pl.DataFrame({
             "source": ["test"], "id": [id], "model": [MODEL], "label": [label], "score": [score],
             "polarity": [score if label == "positive" else -score], "news_hash": ["h"], "scored_at": [datetime.now(UTC)],
-        }), ("source", "id", "model"))
+        }), ("source", "id", "model", "news_hash"))
 
 
 @pytest.fixture
@@ -48,6 +48,9 @@ def spy_day_with_news(tapeflow_home, prefect_harness, monkeypatch):
     # Published at 11:00 but first fetched at 12:00: stale when it could first be acted on.
     store_headline("stale", ten + timedelta(hours=1), ten + timedelta(hours=2), "fda", "positive", 0.95)
     store_headline("weak", ten + timedelta(hours=3), ten + timedelta(hours=3, seconds=5), "earnings", "positive", 0.5)
+    with open_warehouse(load_settings()).write() as con:  # an earlier version of "weak", replaced by a vendor's edit
+        con.execute("INSERT INTO news_revisions SELECT * REPLACE ('old' AS payload_hash, fetched_at - INTERVAL 1 MINUTE AS fetched_at), "
+                    "fetched_at FROM news WHERE id = 'weak'")
 
 
 def test_backtest_and_replayed_session_act_on_the_fresh_headline_only(spy_day_with_news):
@@ -61,6 +64,7 @@ def test_backtest_and_replayed_session_act_on_the_fresh_headline_only(spy_day_wi
     session = trade_session(strategy="news_catalyst", params=params, replay_day=DAY)
     assert session["status"] == "finished" and session["reconciled"]
     with Warehouse(session["warehouse"]).read() as con:
+        assert con.execute("SELECT id, payload_hash FROM news_revisions").fetchall() == [("weak", "old")]  # seeded
         decisions = con.execute("SELECT action, decided_at, reason FROM session_decisions ORDER BY decided_at").fetchall()
     # Knowable at 10:00:35 (fetched 10:00:30 + 5 s of scoring): decided at the end of the 10:00 bar.
     assert [(a, t.astimezone(UTC)) for a, t, _ in decisions] == [
@@ -86,13 +90,14 @@ def test_a_live_feed_follows_the_latest_trained_model_and_the_real_scoring_time(
                      held_out="-", report=None, train_seconds=None)
         with warehouse.write() as con:
             upsert(con, "news", pl.DataFrame({"source": ["t"], "id": [id], "published_at": [published],
-                                              "fetched_at": [published], "headline": ["h"], "tickers": [["SPY"]]}), ("source", "id"))
+                                              "fetched_at": [published], "headline": ["h"], "tickers": [["SPY"]],
+                                              "payload_hash": ["h"]}), ("source", "id"))
             upsert(con, "news_tags", pl.DataFrame({"source": ["t"], "id": [id], "tagger": [TAGGER], "tickers": [["SPY"]],
                                                    "evidence": ["{}"], "catalyst": ["fda"], "news_hash": ["h"],
-                                                   "tagged_at": [published]}), ("source", "id", "tagger"))
+                                                   "tagged_at": [published]}), ("source", "id", "tagger", "news_hash"))
             upsert(con, "news_scores", pl.DataFrame({"source": ["t"], "id": [id], "model": [model], "label": ["positive"],
                                                      "score": [0.9], "polarity": [0.8], "news_hash": ["h"],
-                                                     "scored_at": [scored_at]}), ("source", "id", "model"))
+                                                     "scored_at": [scored_at]}), ("source", "id", "model", "news_hash"))
 
     feed = WarehouseFeed(warehouse, Timeframe.MINUTE, news=NewsReading(None, TAGGER))
     at = published + timedelta(minutes=1)

@@ -75,18 +75,28 @@ def data_snapshot(con: duckdb.DuckDBPyConnection, timeframe: str) -> dict[str, o
 def scored_news_between(
     con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, model: str, tagger: str
 ) -> pl.DataFrame:
-    """One row per (headline, ticker) published in [start, end), with its catalyst class and
-    its sentiment under `model`; items not yet tagged or scored are not in it."""
+    """One row per (headline version, ticker) published in [start, end), with its catalyst class
+    and its sentiment under `model`: the current version of each item and the versions a
+    vendor's edit replaced (until `superseded_at`, when the next version was fetched);
+    versions not yet tagged or scored are not in it."""
     return con.sql(
         """
-        SELECT unnest(t.tickers) AS symbol, n.source, n.id, n.headline, t.catalyst,
+        WITH stored AS (
+            SELECT source, id, headline, published_at, fetched_at, payload_hash
+            FROM news WHERE published_at >= $start AND published_at < $end
+            UNION ALL
+            SELECT source, id, headline, published_at, fetched_at, payload_hash
+            FROM news_revisions WHERE published_at >= $start AND published_at < $end),
+        -- A version stops being current when the next one was fetched.
+        versions AS (
+            SELECT *, lead(fetched_at) OVER (PARTITION BY source, id ORDER BY fetched_at) AS superseded_at FROM stored)
+        SELECT unnest(t.tickers) AS symbol, v.source, v.id, v.headline, t.catalyst,
                s.label AS sentiment, s.score AS sentiment_score, s.polarity, s.model,
-               n.published_at, n.fetched_at, greatest(t.tagged_at, s.scored_at) AS scored_at
-        FROM news n
-        JOIN news_tags t ON t.source = n.source AND t.id = n.id AND t.tagger = $tagger
-        JOIN news_scores s ON s.source = n.source AND s.id = n.id AND s.model = $model
-        WHERE n.published_at >= $start AND n.published_at < $end
-        ORDER BY n.published_at, symbol
+               v.published_at, v.fetched_at, greatest(t.tagged_at, s.scored_at) AS scored_at, v.superseded_at
+        FROM versions v
+        JOIN news_tags t ON t.source = v.source AND t.id = v.id AND t.tagger = $tagger AND t.news_hash = v.payload_hash
+        JOIN news_scores s ON s.source = v.source AND s.id = v.id AND s.model = $model AND s.news_hash = v.payload_hash
+        ORDER BY v.published_at, symbol
         """,
         params={"start": start, "end": end, "model": model, "tagger": tagger},
     ).pl()

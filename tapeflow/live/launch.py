@@ -39,7 +39,8 @@ from warehouse.upsert import upsert
 
 START = time(9, 25)  # New York: a replay starts before the open, as the deployment does
 LOOKBACK = timedelta(days=60)
-NEWS_TABLES = {"news": ("source", "id"), "news_tags": ("source", "id", "tagger"), "news_scores": ("source", "id", "model")}
+NEWS_TABLES = {"news": ("source", "id"), "news_revisions": (),
+               "news_tags": ("source", "id", "tagger", "news_hash"), "news_scores": ("source", "id", "model", "news_hash")}
 
 
 @dataclass
@@ -145,6 +146,10 @@ def seeded_warehouse(main: Warehouse, path: Path, day: date, strategy: Strategy)
         if watchlist.height:
             upsert(con, "watchlist_snapshots", watchlist, ("source", "session", "as_of", "ticker"))
         for table, rows in news.items():
-            if rows.height:
+            if rows.height and table == "news_revisions":  # a history, with no key to upsert on
+                con.register("_revisions", rows.to_arrow())
+                con.execute("INSERT INTO news_revisions SELECT * FROM _revisions")
+                con.unregister("_revisions")
+            elif rows.height:
                 upsert(con, table, rows, NEWS_TABLES[table])
     return replay

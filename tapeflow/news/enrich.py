@@ -1,7 +1,7 @@
 """Reading stored headlines: which tickers each is about, its catalyst class (`news_tags`),
 and its sentiment under one model version (`news_scores`). Each item is read once per tagger
 or model version; a new version adds rows beside the old ones. A vendor's edit of an item
-(a new payload hash on its news row) is read again, replacing the reading of the old text."""
+(a new payload hash on its news row) is read as a new version, beside the old version's reading."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ def untagged(warehouse: Warehouse, tagger: str = TAGGER) -> pl.DataFrame:
     with warehouse.read() as con:
         return con.sql(
             "SELECT n.source, n.id, n.headline, n.summary, n.tickers, n.payload_hash FROM news n "
-            "LEFT JOIN news_tags t ON t.source = n.source AND t.id = n.id AND t.tagger = $tagger "
-            "WHERE t.id IS NULL OR t.news_hash IS DISTINCT FROM n.payload_hash ORDER BY n.published_at",
+            "ANTI JOIN news_tags t ON t.source = n.source AND t.id = n.id AND t.tagger = $tagger "
+            "AND t.news_hash = n.payload_hash ORDER BY n.published_at",
             params={"tagger": tagger},
         ).pl()
 
@@ -39,8 +39,8 @@ def unscored(warehouse: Warehouse, model: str) -> pl.DataFrame:
     with warehouse.read() as con:
         return con.sql(
             "SELECT n.source, n.id, n.headline, n.payload_hash FROM news n "
-            "LEFT JOIN news_scores s ON s.source = n.source AND s.id = n.id AND s.model = $model "
-            "WHERE s.id IS NULL OR s.news_hash IS DISTINCT FROM n.payload_hash ORDER BY n.published_at",
+            "ANTI JOIN news_scores s ON s.source = n.source AND s.id = n.id AND s.model = $model "
+            "AND s.news_hash = n.payload_hash ORDER BY n.published_at",
             params={"model": model},
         ).pl()
 
@@ -74,12 +74,12 @@ def score(items: pl.DataFrame, model: SentimentModel) -> pl.DataFrame:
 
 def store_tags(warehouse: Warehouse, tags: pl.DataFrame) -> int:
     with warehouse.write() as con:
-        return upsert(con, "news_tags", tags, ("source", "id", "tagger")).stored
+        return upsert(con, "news_tags", tags, ("source", "id", "tagger", "news_hash")).stored
 
 
 def store_scores(warehouse: Warehouse, scores: pl.DataFrame) -> int:
     with warehouse.write() as con:
-        return upsert(con, "news_scores", scores, ("source", "id", "model")).stored
+        return upsert(con, "news_scores", scores, ("source", "id", "model", "news_hash")).stored
 
 
 class NewsReader:

@@ -18,7 +18,7 @@ import polars as pl
 
 from tapeflow.model import check_aware
 from tapeflow.news.tickers import TAGGER
-from tapeflow.sim.history import NEWS_COLUMNS
+from tapeflow.sim.history import NEWS_COLUMNS, History
 from warehouse.reads import scored_news_between
 
 SCORING_LATENCY = timedelta(seconds=5)
@@ -57,10 +57,10 @@ def news_view(scored: pl.DataFrame, scoring_latency: timedelta | None) -> pl.Dat
     return scored.with_columns(knowable.alias("knowable_at")).select(list(NEWS_COLUMNS))
 
 
-def fresh_catalysts(news: pl.DataFrame, at: datetime, max_age: timedelta) -> pl.DataFrame:
+def fresh_catalysts(history: History, at: datetime, max_age: timedelta) -> pl.DataFrame:
     """Per symbol, the latest headline knowable at `at` and published at most `max_age` before it."""
     at = check_aware("at", at)
-    fresh = news.filter((pl.col("knowable_at") <= at) & (pl.col("published_at") >= at - max_age))
+    fresh = history.until(at).news.filter(pl.col("published_at") >= at - max_age)
     latest = fresh.sort("published_at").group_by("symbol", maintain_order=True).last()
     age = (pl.lit(at) - pl.col("published_at")).dt.total_microseconds() / 60e6
     return latest.with_columns(age.alias("age_minutes")).select(list(FEATURE_SCHEMA)).sort("symbol")

@@ -1,8 +1,9 @@
 """What a strategy may look at: bars, watchlist snapshots and scored news, cut at a decision time.
 
 `History.until(t)` keeps only what was knowable at t: bars that had ended, snapshot rows
-both published (`as_of`) and seen (`fetched_at`) by then, and headlines whose `knowable_at`
-(published, fetched and scored; see tapeflow/news/features.py) had passed. Backtest, look-ahead check, paper
+both published (`as_of`) and seen (`fetched_at`) by then, and the versions of headlines whose `knowable_at`
+(published, fetched and scored; see tapeflow/news/features.py) had passed and that no
+vendor's edit had replaced by then. Backtest, look-ahead check, paper
 and live all hand strategies a History; only where it comes from differs.
 """
 
@@ -39,6 +40,7 @@ NEWS_COLUMNS = {
     "polarity": pl.Float64(),
     "published_at": UTC_TS,
     "knowable_at": UTC_TS,
+    "superseded_at": UTC_TS,  # when a vendor's edit replaced this version; null: current
 }
 
 
@@ -69,10 +71,12 @@ class History:
                 for c, t in WATCHLIST_COLUMNS.items()
             ).sort("as_of", "rank")
             object.__setattr__(self, "watchlist", wl)
-        missing = [c for c in NEWS_COLUMNS if c not in self.news.columns]
+        news = self.news if "superseded_at" in self.news.columns else self.news.with_columns(
+            pl.lit(None, dtype=UTC_TS).alias("superseded_at"))
+        missing = [c for c in NEWS_COLUMNS if c not in news.columns]
         if missing:
             raise ValueError(f"news lacks columns {missing}")
-        news = self.news.select(
+        news = news.select(
             pl.col(c).dt.convert_time_zone("UTC").cast(t) if isinstance(t, pl.Datetime) else pl.col(c).cast(t)
             for c, t in NEWS_COLUMNS.items()
         )
@@ -88,7 +92,8 @@ class History:
         return History(
             bars=self.bars.filter(pl.col("end_ts") <= at),
             watchlist=self.watchlist.filter((pl.col("as_of") <= at) & (pl.col("fetched_at") <= at)),
-            news=self.news.filter(pl.col("knowable_at") <= at),
+            news=self.news.filter((pl.col("knowable_at") <= at)
+                                  & (pl.col("superseded_at").is_null() | (pl.col("superseded_at") > at))),
         )
 
     @classmethod

@@ -8,8 +8,10 @@ ALTER TABLE news ADD COLUMN payload VARCHAR;               -- the vendor's item 
 -- A vendor's edit replaces an item; the version it replaced is kept with when it stopped being current.
 CREATE TABLE news_revisions AS SELECT *, NULL::TIMESTAMPTZ AS superseded_at FROM news WITH NO DATA;
 
--- Our reading of each item: the tickers it is about (vendor tags plus extraction, and how
--- each was found) and its catalyst class, per tagger version.
+-- Our reading of each version of an item (news_hash: the news row's payload_hash when read):
+-- the tickers it is about (vendor tags plus extraction, and how each was found) and its
+-- catalyst class, per tagger version. A vendor's edit is read as a new version; the reading
+-- of the version it replaced stays, for replays of what was known before the edit.
 CREATE TABLE news_tags (
     source        VARCHAR     NOT NULL,
     id            VARCHAR     NOT NULL,
@@ -17,12 +19,12 @@ CREATE TABLE news_tags (
     tickers       VARCHAR[]   NOT NULL,
     evidence      JSON        NOT NULL,                   -- {ticker: [vendor | cashtag | exchange | name]}
     catalyst      VARCHAR     NOT NULL,                   -- earnings | fda | contract | m&a | partnership | dilution | other
-    news_hash     VARCHAR     NOT NULL,                   -- news.payload_hash of the version read: an edit is read again
+    news_hash     VARCHAR     NOT NULL,
     tagged_at     TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (source, id, tagger)
+    PRIMARY KEY (source, id, tagger, news_hash)
 );
 
--- Sentiment per item and model version. `score` is the probability of `label`;
+-- Sentiment per item version and model version. `score` is the probability of `label`;
 -- `polarity` = P(positive) - P(negative), in [-1, 1].
 CREATE TABLE news_scores (
     source        VARCHAR     NOT NULL,
@@ -31,9 +33,9 @@ CREATE TABLE news_scores (
     label         VARCHAR     NOT NULL,                   -- negative | neutral | positive
     score         DOUBLE      NOT NULL,
     polarity      DOUBLE      NOT NULL,
-    news_hash     VARCHAR     NOT NULL,                   -- news.payload_hash of the version scored
+    news_hash     VARCHAR     NOT NULL,
     scored_at     TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (source, id, model)
+    PRIMARY KEY (source, id, model, news_hash)
 );
 
 -- Every sentiment model tapeflow trained or was pointed at: what it is, what it learnt
