@@ -44,6 +44,20 @@ def ingest_command(
     print_frame(pl.DataFrame([counts]), title="ingest-news")
 
 
+@news_app.command("stream")
+def stream_command(
+    symbol: Annotated[list[str] | None, typer.Option("--symbol", "-s", help="repeat for several; default all news")] = None,
+    minutes: Annotated[float, typer.Option(help="how long to listen")] = 390,
+) -> None:
+    """Run the stream-news flow: Alpaca's news websocket, each batch stored, tagged and scored."""
+    from tapeflow.cli import prefect_environment, print_frame
+
+    prefect_environment(load_settings())
+    from flows.news_stream import stream_news
+
+    print_frame(pl.DataFrame([stream_news(symbols=symbol or None, minutes=minutes)]), title="stream-news")
+
+
 @news_app.command("catalysts")
 def catalysts_command(
     symbol: Annotated[str | None, typer.Option("--symbol", "-s", help="only this ticker")] = None,

@@ -39,6 +39,7 @@ def test_streamed_items_are_stored_and_bad_ones_quarantined(alpaca_stream, wareh
     result = stream_news(symbols=["SOUN"], minutes=0.03)
     assert (result["batches"], result["fetched"], result["inserted"], result["quarantined"]) == (1, 2, 1, 1)
     assert (result["connections"], result["stopped_by"]) == (1, "time")
+    assert (result["tagged"], result["scored"]) == (1, 0)  # read at once; no sentiment model here to score with
     with warehouse.read() as con:
         stored = con.execute("SELECT source, id, headline, tickers, category FROM news").fetchall()
         reasons = con.execute("SELECT source, kind, reason FROM quarantine").fetchall()
@@ -60,3 +61,15 @@ def test_refused_keys_fail_the_run_and_are_recorded(alpaca_stream, warehouse, mo
         [(error,)] = con.execute("SELECT last_error FROM source_freshness WHERE kind = 'news:stream'").fetchall()
     assert error == "alpaca news stream refused the credentials (auth failed): check TAPEFLOW_ALPACA_API_KEY and TAPEFLOW_ALPACA_SECRET_KEY"
     assert alpaca_stream.connections == 1
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_stream_command_runs_the_flow(alpaca_stream, warehouse, monkeypatch):
+    from typer.testing import CliRunner
+
+    from tapeflow.cli import app
+
+    monkeypatch.setenv("COLUMNS", "200")
+    result = CliRunner().invoke(app, ["news", "stream", "-s", "SOUN", "--minutes", "0.02"])
+    assert result.exit_code == 0, result.output
+    assert "stream-news" in result.stdout and "│ time " in result.stdout
