@@ -4,7 +4,7 @@ class; sell it after a holding period or before the close.
 Rules, per symbol and session:
 - a headline counts when its catalyst class is one of earnings, fda, contract, m&a or
   partnership (dilution and other never), its sentiment is positive with probability at least
-  `min_sentiment`;
+  `min_sentiment`, and no vendor's edit had replaced it by the decision;
 - the entry is decided at the end of the first regular-session bar that ends once the
   headline is knowable (published, fetched and scored; see tapeflow/news/features.py), and
   only while the headline is at most `max_age_minutes` old then: a stale catalyst never fires;
@@ -56,6 +56,8 @@ class NewsCatalyst(Strategy):
             .filter(
                 (pl.col("at") - pl.col("published_at") <= timedelta(minutes=int(self.p["max_age_minutes"])))
                 & (pl.col("at") < latest_exit)
+                # a version a vendor's edit had replaced by the decision is no longer the news
+                & (pl.col("superseded_at").is_null() | (pl.col("superseded_at") > pl.col("at")))
             )
             .sort("at")
             .group_by("symbol", "_open", maintain_order=True).first()

@@ -346,16 +346,13 @@ def _print_catalysts(warehouse, trained: dict[str, object]) -> None:
     """The bundled headlines as a strategy sees them: tickers, catalyst class, sentiment."""
     from tapeflow.news_cli import recent_catalysts
 
-    models = _sentiment_models(warehouse)
     out.print("\n[bold]Catalysts[/bold] in the sample headlines (written for the demo, data/NOTICE)")
     if trained:
         out.print(f"No sentiment model was recorded, so the demo tuned a quick one ({trained['train_rows']} sentences, "
                   f"one epoch, {trained['train_seconds']} s): held-out macro-F1 {trained['macro_f1']:.3f} on "
                   f"{trained['held_out_rows']} sentences. `tapeflow nlp train` trains the full model.", soft_wrap=True)
-    elif models.height:
-        first = models.row(0, named=True)
-        out.print(f"sentiment model {first['version']}: held-out accuracy {first['accuracy']:.3f}, macro-F1 "
-                  f"{first['macro_f1']:.3f}", soft_wrap=True)
+    else:
+        out.print(_model_line(warehouse), soft_wrap=True)
     frame = recent_catalysts(warehouse, since=datetime(2010, 8, 1, tzinfo=timezone.utc), limit=20)
     frame = frame.with_columns(pl.col("published").str.slice(5).alias("2010, NY"))  # the year is the same for all
     frame = frame.select("2010, NY", *(c for c in frame.columns if c not in ("published", "2010, NY")))
@@ -372,9 +369,17 @@ def _print_catalysts(warehouse, trained: dict[str, object]) -> None:
     out.print(table)
 
 
-def _sentiment_models(warehouse) -> pl.DataFrame:
+def _model_line(warehouse) -> str:
+    """The sentiment model in use and its held-out figures, when it has them."""
+    from tapeflow.news.model_registry import current_model
+
+    version, _ = current_model(load_settings(), warehouse)
     with warehouse.read() as con:
-        return con.sql("SELECT version, accuracy, macro_f1 FROM sentiment_models ORDER BY trained_at DESC").pl()
+        accuracy, macro_f1 = con.execute("SELECT accuracy, macro_f1 FROM sentiment_models WHERE version = ?",
+                                         [version]).fetchone() or (None, None)
+    if accuracy is None:
+        return f"sentiment model {version} (not evaluated: tapeflow nlp eval --model {version})"
+    return f"sentiment model {version}: held-out accuracy {accuracy:.3f}, macro-F1 {macro_f1:.3f}"
 
 
 def _print_session(session: dict[str, object]) -> None:

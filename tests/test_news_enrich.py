@@ -29,7 +29,7 @@ def tags(warehouse) -> list[tuple]:
 def test_an_item_is_read_once_and_an_edit_is_read_again(settings, warehouse):
     store(warehouse, "Intel to acquire McAfee for $7.7 billion", T + timedelta(seconds=10), "r1")
     reader = NewsReader(settings, warehouse)
-    assert reader.model is None and "no sentiment model" in reader.missing
+    assert reader.models == [] and "no sentiment model" in reader.missing
     assert reader.read_new() == {"tagged": 1, "scored": 0, "model": None}
     [(tickers, catalyst, evidence)] = tags(warehouse)
     assert (tickers, catalyst) == (["INTC"], "m&a") and json.loads(evidence) == {"INTC": ["vendor", "name"]}
@@ -73,5 +73,8 @@ def test_a_replay_sees_each_version_of_an_edited_headline_while_it_was_current(s
     assert history.until(T).news.is_empty()  # fetched 10 s after publication, scored 5 s later
     before_edit = history.until(T + timedelta(minutes=9) - timedelta(microseconds=1)).news
     after_edit = history.until(T + timedelta(minutes=9, seconds=5)).news  # the edit, fetched at 9 min, scored
-    assert before_edit.select("catalyst", "sentiment").rows() == [("m&a", "positive")]
-    assert after_edit.select("catalyst", "sentiment").rows() == [("dilution", "negative")]
+    assert before_edit.select("catalyst", "sentiment", "superseded_at").rows() == [("m&a", "positive", None)]
+    # After the edit both versions are known: the first with when it was replaced (a decision
+    # taken on it stands), the edit as the current one.
+    assert after_edit.sort("knowable_at").select("catalyst", "sentiment", "superseded_at").rows() == [
+        ("m&a", "positive", T + timedelta(minutes=9)), ("dilution", "negative", None)]

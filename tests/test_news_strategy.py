@@ -124,3 +124,28 @@ def test_opening_range_on_several_symbols():
     flat = minute_bars("WXYZ")
     frame = OpeningRangeBreakout().signals(History(bars=pl.concat([flat, up])))
     assert frame.select("symbol", "action").rows() == [("ABCD", "enter"), ("ABCD", "exit")]
+
+
+def edited(first: tuple, edit_at: datetime, catalyst: str, label: str) -> pl.DataFrame:
+    """A headline and the vendor's edit of it: the first version replaced when the edit was fetched."""
+    symbol, published, delay, *_ = first
+    versions = scored_news([first, (symbol, published, edit_at - published, catalyst, label, 0.9)])
+    return versions.with_columns(id=pl.lit("n0"), superseded_at=pl.Series([edit_at, None], dtype=pl.Datetime("us", "UTC")))
+
+
+@pytest.mark.parametrize("catalyst, label", [("fda", "positive"), ("dilution", "negative")])
+def test_an_edit_after_the_entry_leaves_the_entry_and_its_exit_standing(catalyst, label):
+    from tapeflow.sim.lookahead import check_lookahead
+
+    news = edited(("ABCD", at(10), timedelta(seconds=30), "fda", "positive", 0.9), at(20), catalyst, label)
+    history = History(bars=minute_bars(), news=news)
+    strategy = NewsCatalyst(hold_minutes=60)
+    assert strategy.signals(history).select("action", "at").rows() == [("enter", at(11)), ("exit", at(71))]
+    assert [s.action.value for s in strategy.decide(history, at(71))] == ["exit"]  # as a live session sees it then
+    assert check_lookahead(strategy, history, n=30, seed=5).passed
+
+
+def test_a_version_replaced_before_the_decision_is_not_acted_on():
+    # First version knowable at 10 min 30 s; the edit (to dilution) fetched at 10 min 45 s, before the 11-minute bar ends.
+    news = edited(("ABCD", at(10), timedelta(seconds=30), "fda", "positive", 0.9), at(10.75), "dilution", "negative")
+    assert NewsCatalyst().signals(History(bars=minute_bars(), news=news)).is_empty()

@@ -72,10 +72,10 @@ def test_backtest_and_replayed_session_act_on_the_fresh_headline_only(spy_day_wi
     assert "contract headline" in decisions[0][2]
 
 
-def test_a_live_feed_follows_the_latest_trained_model_and_the_real_scoring_time(warehouse, tmp_path, tapeflow_home):
+def test_a_session_reads_the_days_model_at_the_real_scoring_time(warehouse, tmp_path, tapeflow_home):
     from tapeflow.live.feed import WarehouseFeed
     from tapeflow.news.features import NewsReading
-    from tapeflow.news.model_registry import record_model
+    from tapeflow.news.model_registry import day_model, record_model
 
     published = datetime(2011, 3, 3, 15, 0, tzinfo=UTC)
     with warehouse.write() as con:
@@ -84,26 +84,28 @@ def test_a_live_feed_follows_the_latest_trained_model_and_the_real_scoring_time(
             "open": [1.0], "high": [1.0], "low": [1.0], "close": [1.0], "volume": [1.0], "adjustment": ["raw"],
             "source": ["test"], "ingested_at": [published]}), ("symbol", "timeframe", "ts"))
 
-    def scored_by(model: str, id: str, scored_at: datetime) -> None:
+    def scored_by(model: str, trained_at: datetime, scored_at: datetime) -> None:
         (tmp_path / model).mkdir()
         record_model(warehouse, version=model, base_model="test", path=tmp_path / model, training_data={}, params={},
                      held_out="-", report=None, train_seconds=None)
         with warehouse.write() as con:
-            upsert(con, "news", pl.DataFrame({"source": ["t"], "id": [id], "published_at": [published],
+            con.execute("UPDATE sentiment_models SET trained_at = ? WHERE version = ?", [trained_at, model])
+            upsert(con, "news", pl.DataFrame({"source": ["t"], "id": ["a"], "published_at": [published],
                                               "fetched_at": [published], "headline": ["h"], "tickers": [["SPY"]],
                                               "payload_hash": ["h"]}), ("source", "id"))
-            upsert(con, "news_tags", pl.DataFrame({"source": ["t"], "id": [id], "tagger": [TAGGER], "tickers": [["SPY"]],
+            upsert(con, "news_tags", pl.DataFrame({"source": ["t"], "id": ["a"], "tagger": [TAGGER], "tickers": [["SPY"]],
                                                    "evidence": ["{}"], "catalyst": ["fda"], "news_hash": ["h"],
                                                    "tagged_at": [published]}), ("source", "id", "tagger", "news_hash"))
-            upsert(con, "news_scores", pl.DataFrame({"source": ["t"], "id": [id], "model": [model], "label": ["positive"],
+            upsert(con, "news_scores", pl.DataFrame({"source": ["t"], "id": ["a"], "model": [model], "label": ["positive"],
                                                      "score": [0.9], "polarity": [0.8], "news_hash": ["h"],
                                                      "scored_at": [scored_at]}), ("source", "id", "model", "news_hash"))
 
-    feed = WarehouseFeed(warehouse, Timeframe.MINUTE, news=NewsReading(None, TAGGER))
-    at = published + timedelta(minutes=1)
-    assert feed.history(at).news.is_empty()  # no model yet: no reading
-    scored_by("m1", "a", published + timedelta(seconds=30))
-    assert feed.history(at).news["id"].to_list() == ["a"]
-    scored_by("m2", "b", published + timedelta(minutes=2))  # a model trained during the day, scored late
-    assert feed.history(at).news.is_empty()  # m2 is current, and its score came after `at`
-    assert feed.history(at + timedelta(minutes=1)).news["id"].to_list() == ["b"]
+    settings = load_settings()
+    scored_by("m1", datetime(2011, 3, 2, 20, 0, tzinfo=UTC), published + timedelta(seconds=30))  # trained the day before
+    scored_by("m2", published + timedelta(minutes=30), published + timedelta(minutes=31))  # trained during the day
+    # The day's model is the one current when the New York day began; m2 takes over the next day.
+    assert day_model(settings, warehouse, DAY)[0] == "m1"
+    assert day_model(settings, warehouse, DAY + timedelta(days=1))[0] == "m2"
+    feed = WarehouseFeed(warehouse, Timeframe.MINUTE, news=NewsReading(day_model(settings, warehouse, DAY)[0], TAGGER))
+    assert feed.history(published + timedelta(seconds=29)).news.is_empty()  # not yet scored
+    assert feed.history(published + timedelta(minutes=1)).news["sentiment"].to_list() == ["positive"]

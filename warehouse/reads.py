@@ -82,14 +82,17 @@ def scored_news_between(
     return con.sql(
         """
         WITH stored AS (
-            SELECT source, id, headline, published_at, fetched_at, payload_hash
+            SELECT source, id, headline, published_at, fetched_at, payload_hash, NULL::TIMESTAMPTZ AS replaced
             FROM news WHERE published_at >= $start AND published_at < $end
             UNION ALL
-            SELECT source, id, headline, published_at, fetched_at, payload_hash
+            SELECT source, id, headline, published_at, fetched_at, payload_hash, superseded_at AS replaced
             FROM news_revisions WHERE published_at >= $start AND published_at < $end),
-        -- A version stops being current when the next one was fetched.
+        -- A version stops being current when the next one was fetched (the stored order breaks
+        -- ties: revisions by when they were replaced, the current row last).
         versions AS (
-            SELECT *, lead(fetched_at) OVER (PARTITION BY source, id ORDER BY fetched_at) AS superseded_at FROM stored)
+            SELECT *, lead(fetched_at) OVER (PARTITION BY source, id ORDER BY fetched_at, replaced NULLS LAST)
+                      AS superseded_at
+            FROM stored)
         SELECT unnest(t.tickers) AS symbol, v.source, v.id, v.headline, t.catalyst,
                s.label AS sentiment, s.score AS sentiment_score, s.polarity, s.model,
                v.published_at, v.fetched_at, greatest(t.tagged_at, s.scored_at) AS scored_at, v.superseded_at

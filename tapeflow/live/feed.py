@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from tapeflow.model import Bar, Timeframe
 from tapeflow.news.features import LOOKBACK as NEWS_LOOKBACK
 from tapeflow.news.features import NewsReading, news_view
-from tapeflow.news.model_registry import latest_trained
 from tapeflow.sim.history import History
 from warehouse.connection import Warehouse
 from warehouse.reads import bars_ended, scored_news_between, watchlist_fetched_by
@@ -36,10 +35,7 @@ class WarehouseFeed:
             watchlist = watchlist_fetched_by(con, at - self.lookback, at)
             if self.news is None:
                 return History(bars, watchlist)
-            model = self.news.model or (latest_trained(con) or (None,))[0]
-            if model is None:
-                return History(bars, watchlist)
-            scored = scored_news_between(con, at - NEWS_LOOKBACK, at, model, self.news.tagger)
+            scored = scored_news_between(con, at - NEWS_LOOKBACK, at, self.news.model, self.news.tagger)
         return History(bars, watchlist, news_view(scored, self.news.scoring_latency)).until(at)
 
     def bars_ended(self, after: datetime, until: datetime) -> list[Bar]:

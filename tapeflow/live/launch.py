@@ -29,7 +29,7 @@ from tapeflow.live.promotion import promoted_params, require_promotion
 from tapeflow.live.session import AlertHook, SessionRules, TradingSession
 from tapeflow.model import Mode
 from tapeflow.news.features import SCORING_LATENCY, NewsReading
-from tapeflow.news.model_registry import current_model
+from tapeflow.news.model_registry import current_model, day_model
 from tapeflow.news.tickers import TAGGER
 from tapeflow.risk.alert_log import AlertBook, book_from_settings
 from tapeflow.risk.alerts import Alert, LogChannel
@@ -82,7 +82,8 @@ def live_session(settings: Settings, warehouse: Warehouse, name: str, params: di
     broker = open_broker(settings, warehouse)
     market = broker.on_bar if isinstance(broker, SimBroker) else None  # the simulator trades the stored bars
     execution = Execution(broker, Ledger(warehouse, broker.name, settings.mode))
-    feed = WarehouseFeed(warehouse, strategy.timeframe, news=news_reading(settings, warehouse, strategy, replay=False))
+    feed = WarehouseFeed(warehouse, strategy.timeframe,
+                         news=news_reading(settings, warehouse, strategy, replay=False, day=today))
     session = TradingSession(strategy, execution, feed, WallClock(), warehouse, rules=rules, market=market,
                              external_kill=external_kill, alert=alert)
     return Launched(session, warehouse)
@@ -102,22 +103,24 @@ def replay_session(settings: Settings, main: Warehouse, name: str, day: date, pa
     clock = SimulatedClock(datetime.combine(day, START, NEW_YORK))
     broker = SimBroker(warehouse, cash=settings.sim_cash, costs=cost_preset(settings.sim_costs), now=clock)
     execution = Execution(broker, Ledger(warehouse, broker.name, Mode.PAPER))
-    feed = WarehouseFeed(warehouse, strategy.timeframe, news=news_reading(settings, main, strategy, replay=True))
+    feed = WarehouseFeed(warehouse, strategy.timeframe, news=news_reading(settings, main, strategy, replay=True, day=day))
     session = TradingSession(strategy, execution, feed, clock, warehouse, rules=rules, day=day, market=broker.on_bar,
                              alert=alert, hold_warehouse=True)
     return Launched(session, warehouse)
 
 
-def news_reading(settings: Settings, warehouse: Warehouse, strategy: Strategy, *, replay: bool) -> NewsReading | None:
-    """The headlines' reading a news strategy trades on: in a session, the configured model or
-    else the latest trained one at each cycle, with the real scoring times; in a replay, the
-    current model and the assumed scoring latency."""
+def news_reading(settings: Settings, warehouse: Warehouse, strategy: Strategy, *, replay: bool,
+                 day: date) -> NewsReading | None:
+    """The headlines' reading a news strategy trades on: in a session, the day's model (the one
+    current when the day began; the ingest flows score with it too) with the real scoring
+    times; in a replay, the current model and the assumed scoring latency."""
     if not strategy.uses_news:
         return None
-    model, _ = current_model(settings, warehouse)  # no model at all: refuse to start
     if replay:
+        model, _ = current_model(settings, warehouse)
         return NewsReading(model, TAGGER, SCORING_LATENCY)
-    return NewsReading(model if settings.sentiment_model else None, TAGGER)
+    model, _ = day_model(settings, warehouse, day)  # no model at all: refuse to start
+    return NewsReading(model, TAGGER)
 
 
 def seeded_warehouse(main: Warehouse, path: Path, day: date, strategy: Strategy) -> Warehouse:

@@ -1,7 +1,8 @@
 """Reading stored headlines: which tickers each is about, its catalyst class (`news_tags`),
 and its sentiment under one model version (`news_scores`). Each item is read once per tagger
 or model version; a new version adds rows beside the old ones. A vendor's edit of an item
-(a new payload hash on its news row) is read as a new version, beside the old version's reading."""
+(a new payload hash on its news row) is read as a new version, beside the old version's reading,
+and a new model or tagger reads the replaced versions too, so replays have them."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import polars as pl
 from tapeflow.bar_frames import UTC_TS
 from tapeflow.config import Settings
 from tapeflow.news.catalysts import classify
-from tapeflow.news.model_registry import NoSentimentModel, current_model
+from tapeflow.calendar import NEW_YORK
+from tapeflow.news.model_registry import NoSentimentModel, current_model, day_model
 from tapeflow.news.sentiment import SentimentModel
 from tapeflow.news.tickers import TAGGER, TickerTable, extract_tickers
 from warehouse import Warehouse
@@ -25,12 +27,20 @@ SCORE_SCHEMA = {"source": pl.String, "id": pl.String, "model": pl.String, "label
                 "score": pl.Float64, "polarity": pl.Float64, "news_hash": pl.String, "scored_at": UTC_TS}
 
 
+# Every version of every item: the current ones and those a vendor's edit replaced.
+VERSIONS = """
+    WITH versions AS (
+        SELECT source, id, headline, summary, tickers, payload_hash, published_at FROM news
+        UNION
+        SELECT source, id, headline, summary, tickers, payload_hash, published_at FROM news_revisions)
+"""
+
+
 def untagged(warehouse: Warehouse, tagger: str = TAGGER) -> pl.DataFrame:
     with warehouse.read() as con:
         return con.sql(
-            "SELECT n.source, n.id, n.headline, n.summary, n.tickers, n.payload_hash FROM news n "
-            "ANTI JOIN news_tags t ON t.source = n.source AND t.id = n.id AND t.tagger = $tagger "
-            "AND t.news_hash = n.payload_hash ORDER BY n.published_at",
+            VERSIONS + "SELECT v.* FROM versions v ANTI JOIN news_tags t ON t.source = v.source AND t.id = v.id "
+            "AND t.tagger = $tagger AND t.news_hash = v.payload_hash ORDER BY v.published_at, v.source, v.id",
             params={"tagger": tagger},
         ).pl()
 
@@ -38,9 +48,8 @@ def untagged(warehouse: Warehouse, tagger: str = TAGGER) -> pl.DataFrame:
 def unscored(warehouse: Warehouse, model: str) -> pl.DataFrame:
     with warehouse.read() as con:
         return con.sql(
-            "SELECT n.source, n.id, n.headline, n.payload_hash FROM news n "
-            "ANTI JOIN news_scores s ON s.source = n.source AND s.id = n.id AND s.model = $model "
-            "AND s.news_hash = n.payload_hash ORDER BY n.published_at",
+            VERSIONS + "SELECT v.* FROM versions v ANTI JOIN news_scores s ON s.source = v.source AND s.id = v.id "
+            "AND s.model = $model AND s.news_hash = v.payload_hash ORDER BY v.published_at, v.source, v.id",
             params={"model": model},
         ).pl()
 
@@ -74,35 +83,39 @@ def score(items: pl.DataFrame, model: SentimentModel) -> pl.DataFrame:
 
 def store_tags(warehouse: Warehouse, tags: pl.DataFrame) -> int:
     with warehouse.write() as con:
-        return upsert(con, "news_tags", tags, ("source", "id", "tagger", "news_hash")).stored
+        # A second reader of the same version (the stream's and a poll's) leaves the first reading's time.
+        return upsert(con, "news_tags", tags, ("source", "id", "tagger", "news_hash"), bookkeeping=("tagged_at",)).stored
 
 
 def store_scores(warehouse: Warehouse, scores: pl.DataFrame) -> int:
     with warehouse.write() as con:
-        return upsert(con, "news_scores", scores, ("source", "id", "model", "news_hash")).stored
+        return upsert(con, "news_scores", scores, ("source", "id", "model", "news_hash"), bookkeeping=("scored_at",)).stored
 
 
 class NewsReader:
-    """Tags and scores the headlines not yet read; the ticker table and the current sentiment
-    model load once, so a stream can call it after every batch."""
+    """Tags and scores the headlines not yet read; the ticker table and the sentiment models load
+    once, so a stream can call it after every batch. It scores with the current model and with
+    today's sessions' model when that is another (a model trained during the day)."""
 
     def __init__(self, settings: Settings, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
         self.table = TickerTable.load()
-        self.model: SentimentModel | None = None
+        self.models: list[SentimentModel] = []
         self.missing: str | None = None
+        today = datetime.now(NEW_YORK).date()
         try:
-            version, path = current_model(settings, warehouse)
-            self.model = SentimentModel(path, version)
+            chosen = dict([current_model(settings, warehouse), day_model(settings, warehouse, today)])
         except NoSentimentModel as exc:
             self.missing = str(exc)  # tags still help a user; scores wait for a model
+            return
+        self.models = [SentimentModel(path, version) for version, path in chosen.items()]
 
     def read_new(self) -> dict[str, object]:
-        """Tag, then score, every headline the tagger / model has not read: counts and model."""
+        """Tag, then score, every headline version the tagger / models have not read: counts and the current model."""
         items = untagged(self.warehouse)
         tagged = store_tags(self.warehouse, tag(items, self.table)) if items.height else 0
-        if self.model is None:
-            return {"tagged": tagged, "scored": 0, "model": None}
-        items = unscored(self.warehouse, self.model.version)
-        scored = store_scores(self.warehouse, score(items, self.model)) if items.height else 0
-        return {"tagged": tagged, "scored": scored, "model": self.model.version}
+        scored = 0
+        for model in self.models:
+            items = unscored(self.warehouse, model.version)
+            scored += store_scores(self.warehouse, score(items, model)) if items.height else 0
+        return {"tagged": tagged, "scored": scored, "model": self.models[0].version if self.models else None}

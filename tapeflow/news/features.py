@@ -30,11 +30,10 @@ LOOKBACK = timedelta(days=2)
 
 @dataclass(frozen=True)
 class NewsReading:
-    """Which reading of the headlines a strategy gets: the sentiment model version (None: the
-    latest trained one at each read, so a live session follows a model trained during the
-    day), the tagger, and the scoring latency to assume (None: live, the real scoring times)."""
+    """Which reading of the headlines a strategy gets: the sentiment model version, the tagger,
+    and the scoring latency to assume (None: live, the real scoring times)."""
 
-    model: str | None
+    model: str
     tagger: str
     scoring_latency: timedelta | None = None
 
@@ -60,7 +59,8 @@ def news_view(scored: pl.DataFrame, scoring_latency: timedelta | None) -> pl.Dat
 def fresh_catalysts(history: History, at: datetime, max_age: timedelta) -> pl.DataFrame:
     """Per symbol, the latest headline knowable at `at` and published at most `max_age` before it."""
     at = check_aware("at", at)
-    fresh = history.until(at).news.filter(pl.col("published_at") >= at - max_age)
+    news = history.until(at).news.filter(pl.col("superseded_at").is_null())  # the versions current at `at`
+    fresh = news.filter(pl.col("published_at") >= at - max_age)
     latest = fresh.sort("published_at").group_by("symbol", maintain_order=True).last()
     age = (pl.lit(at) - pl.col("published_at")).dt.total_microseconds() / 60e6
     return latest.with_columns(age.alias("age_minutes")).select(list(FEATURE_SCHEMA)).sort("symbol")

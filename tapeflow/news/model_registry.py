@@ -6,12 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timezone
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from tapeflow.calendar import NEW_YORK
 from tapeflow.config import Settings
 from tapeflow.news.metrics import Report
 from warehouse import Warehouse
@@ -35,29 +36,38 @@ def record_model(
         con.execute("INSERT OR REPLACE INTO sentiment_models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
 
 
-def latest_trained(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:
-    """(version, path) of the most recently trained model whose weights are still on disk."""
+def latest_trained(con: duckdb.DuckDBPyConnection, before: datetime | None = None) -> tuple[str, str] | None:
+    """(version, path) of the most recently trained model (before `before`, when given) whose
+    weights are still on disk."""
     rows = con.execute(
-        "SELECT version, path FROM sentiment_models WHERE base_model <> 'configured' ORDER BY trained_at DESC"
+        "SELECT version, path FROM sentiment_models WHERE base_model <> 'configured' "
+        "AND ($before IS NULL OR trained_at < $before) ORDER BY trained_at DESC", {"before": before}
     ).fetchall()
     return next(((v, p) for v, p in rows if Path(p).exists()), None)
 
 
-def current_model(settings: Settings, warehouse: Warehouse) -> tuple[str, str]:
-    """(version, path) to score with: TAPEFLOW_SENTIMENT_MODEL when set, else the latest trained."""
+def current_model(settings: Settings, warehouse: Warehouse, *, trained_before: datetime | None = None) -> tuple[str, str]:
+    """(version, path) to score with: TAPEFLOW_SENTIMENT_MODEL when set, else the latest trained
+    (before `trained_before`, when given and one was; else the latest of all)."""
     if settings.sentiment_model:
         return configured_model(settings.sentiment_model, warehouse)
     try:
         with warehouse.read() as con:
-            found = latest_trained(con)
+            found = (latest_trained(con, trained_before) if trained_before else None) or latest_trained(con)
     except FileNotFoundError:
         found = None
     if found is None:
         raise NoSentimentModel(
-            "no sentiment model: train one with `tapeflow nlp train` (or `--subset 2500 --epochs 1 --learning-rate 1.5e-4` for a quick one), "
-            "or set TAPEFLOW_SENTIMENT_MODEL to a Hugging Face id or local path"
+            "no sentiment model: train one with `tapeflow nlp train` (or `--subset 2500 --epochs 1 "
+            "--learning-rate 1.5e-4` for a quick one), or set TAPEFLOW_SENTIMENT_MODEL to a Hugging Face id or local path"
         )
     return found
+
+
+def day_model(settings: Settings, warehouse: Warehouse, day: date) -> tuple[str, str]:
+    """The model a trading day's sessions read headlines with: the one current when the New
+    York day began, so a model trained during the day takes over the next day, not mid-session."""
+    return current_model(settings, warehouse, trained_before=datetime.combine(day, time(0), NEW_YORK))
 
 
 def configured_model(name: str, warehouse: Warehouse) -> tuple[str, str]:

@@ -2,8 +2,8 @@
 
 `History.until(t)` keeps only what was knowable at t: bars that had ended, snapshot rows
 both published (`as_of`) and seen (`fetched_at`) by then, and the versions of headlines whose `knowable_at`
-(published, fetched and scored; see tapeflow/news/features.py) had passed and that no
-vendor's edit had replaced by then. Backtest, look-ahead check, paper
+(published, fetched and scored; see tapeflow/news/features.py) had passed, with the time a
+vendor's edit replaced them only if that edit was known by then. Backtest, look-ahead check, paper
 and live all hand strategies a History; only where it comes from differs.
 """
 
@@ -40,7 +40,7 @@ NEWS_COLUMNS = {
     "polarity": pl.Float64(),
     "published_at": UTC_TS,
     "knowable_at": UTC_TS,
-    "superseded_at": UTC_TS,  # when a vendor's edit replaced this version; null: current
+    "superseded_at": UTC_TS,  # when a vendor's edit replaced this version; null: current (as far as known)
 }
 
 
@@ -92,8 +92,9 @@ class History:
         return History(
             bars=self.bars.filter(pl.col("end_ts") <= at),
             watchlist=self.watchlist.filter((pl.col("as_of") <= at) & (pl.col("fetched_at") <= at)),
-            news=self.news.filter((pl.col("knowable_at") <= at)
-                                  & (pl.col("superseded_at").is_null() | (pl.col("superseded_at") > at))),
+            # A replaced version stays (a decision taken on it stands); an edit still to come is unknown.
+            news=self.news.filter(pl.col("knowable_at") <= at).with_columns(
+                pl.when(pl.col("superseded_at") <= at).then(pl.col("superseded_at")).alias("superseded_at")),
         )
 
     @classmethod
