@@ -56,3 +56,13 @@ def settings(tapeflow_home: Path) -> Settings:
 @pytest.fixture
 def warehouse(settings: Settings) -> Warehouse:
     return Warehouse(settings.warehouse_path, lock_timeout_s=5)
+
+
+@pytest.fixture(scope="session")
+def news_servers():
+    """The fake REST news vendors (tests/news_venues.py), one server each for the whole session,
+    shared by the news contract suite and the vendor files: each stop costs up to 0.5 s."""
+    from tests.news_venues import NewsServers
+
+    with NewsServers() as servers:
+        yield servers
