@@ -38,6 +38,14 @@ def prefect_environment(settings: Settings) -> None:
     os.makedirs(os.environ["PREFECT_HOME"], exist_ok=True)
 
 
+def require_offset(value: datetime | None, option: str, example: str) -> datetime | None:
+    """An aware instant from the command line, or exit 1 saying the option needs an offset."""
+    if value is not None and value.tzinfo is None:
+        err.print(f"[red]{option} needs a UTC offset, e.g. {example}[/red]")
+        raise typer.Exit(1)
+    return value
+
+
 def print_frame(frame: pl.DataFrame, fmt: OutputFormat = OutputFormat.TABLE, *, title: str | None = None,
                 max_rows: int = 50) -> None:
     """Print a query result as a table, CSV or JSON (rows as objects)."""
@@ -121,9 +129,7 @@ def snapshot(
     limit: Annotated[int, typer.Option(help="names to keep")] = 20,
 ) -> None:
     """Run the snapshot-watchlist flow once and print what it stored (or why it skipped)."""
-    if as_of is not None and as_of.tzinfo is None:
-        err.print("[red]--as-of needs a UTC offset, e.g. 2010-05-07T09:00:00-04:00[/red]")
-        raise typer.Exit(1)
+    as_of = require_offset(as_of, "--as-of", "2010-05-07T09:00:00-04:00")
     prefect_environment(load_settings())
     from flows.watchlist import snapshot_watchlist
 
@@ -275,10 +281,7 @@ def clock(
     """Show the market phase at an instant and the next regular open (XNYS)."""
     from tapeflow.calendar import NEW_YORK, get_calendar
 
-    t = at or datetime.now(timezone.utc)
-    if t.tzinfo is None:
-        err.print("[red]--at needs a UTC offset, e.g. 2026-11-27T12:00:00-05:00[/red]")
-        raise typer.Exit(1)
+    t = require_offset(at, "--at", "2026-11-27T12:00:00-05:00") or datetime.now(timezone.utc)
     calendar = get_calendar()
     nxt = calendar.next_open(t)
     out.print(f"{t.astimezone(NEW_YORK):%Y-%m-%d %H:%M %Z}: {calendar.phase_at(t).value}")

@@ -11,6 +11,7 @@ import duckdb
 import polars as pl
 
 from tapeflow.bar_frames import BAR_KEY, UTC_TS
+from tapeflow.news.frames import NEWS_KEY
 from warehouse import Warehouse
 from warehouse.quarantine import quarantine
 from warehouse.upsert import UpsertCounts, upsert
@@ -48,7 +49,7 @@ WATCHLIST = Target(
 # An item fetched again keeps the moment it was first seen; a vendor's edit of its text or
 # tickers replaces it (the earlier version goes to news_revisions) and is knowable from then.
 NEWS = Target(
-    "news", "news", ("source", "id"), ("fetched_at", "payload", "payload_hash"), "published_at",
+    "news", "news", NEWS_KEY, ("fetched_at", "payload", "payload_hash"), "published_at",
     history="news_revisions",
 )
 

@@ -15,15 +15,6 @@ news_app = typer.Typer(no_args_is_help=True, help="Headlines: ingest them, see t
 nlp_app = typer.Typer(no_args_is_help=True, help="The sentiment model, the catalyst classifier, the ticker extractor.")
 
 
-def _aware(value: datetime | None, name: str) -> datetime | None:
-    from tapeflow.cli import err
-
-    if value is not None and value.tzinfo is None:
-        err.print(f"[red]--{name} needs a UTC offset, e.g. 2010-08-20T09:30:00-04:00[/red]")
-        raise typer.Exit(1)
-    return value
-
-
 @news_app.command("ingest")
 def ingest_command(
     source: Annotated[str | None, typer.Option(help="replay, alpaca, polygon, benzinga, marketaux or tiingo; "
@@ -34,12 +25,14 @@ def ingest_command(
     lookback_minutes: Annotated[int, typer.Option(help="window length when --start is not given")] = 30,
 ) -> None:
     """Run the ingest-news flow once: fetch, store, quarantine, tag and score; print the counts."""
-    from tapeflow.cli import prefect_environment, print_frame
+    from tapeflow.cli import prefect_environment, print_frame, require_offset
 
+    start = require_offset(start, "--start", "2010-08-16T09:30:00-04:00")
+    end = require_offset(end, "--end", "2010-08-20T16:00:00-04:00")
     prefect_environment(load_settings())
     from flows.news import ingest_news
 
-    counts = ingest_news(source=source, symbols=symbol or None, start=_aware(start, "start"), end=_aware(end, "end"),
+    counts = ingest_news(source=source, symbols=symbol or None, start=start, end=end,
                          lookback_minutes=lookback_minutes)
     print_frame(pl.DataFrame([counts]), title="ingest-news")
 
@@ -65,13 +58,14 @@ def catalysts_command(
     limit: Annotated[int, typer.Option(help="rows shown")] = 20,
 ) -> None:
     """The latest headlines with their tickers, catalyst class and sentiment (current model)."""
-    from tapeflow.cli import err, print_frame
+    from tapeflow.cli import err, print_frame, require_offset
     from tapeflow.news.model_registry import NoSentimentModel
     from warehouse import open_warehouse
 
+    since = require_offset(since, "--since", "2010-08-18T00:00:00-04:00") or datetime(1970, 1, 1, tzinfo=timezone.utc)
     try:
         frame = recent_catalysts(open_warehouse(load_settings()), symbol=symbol.upper() if symbol else None,
-                                 since=_aware(since, "since") or datetime(1970, 1, 1, tzinfo=timezone.utc), limit=limit)
+                                 since=since, limit=limit)
     except NoSentimentModel as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None

@@ -10,20 +10,14 @@ from prefect.cache_policies import NO_CACHE
 from tapeflow.config import load_settings
 from tapeflow.news.model_registry import record_model
 from tapeflow.news.sentiment import BASE_NAME, TrainedModel, TrainParams, fine_tune, model_version
-from tapeflow.news.sentiment_data import HELD_OUT, SPLITS, Example, describe, load_split, stratified_subset
+from tapeflow.news.sentiment_data import HELD_OUT, SPLITS, Example, training_sets
 from warehouse import open_warehouse
 
 
 @task(cache_policy=NO_CACHE)
 def labelled_sentences(subset: int | None, held_out_limit: int | None, seed: int) -> tuple[list[Example], list[Example], dict]:
     """Training examples (all, or a stratified subset) and the held-out split, with what they are."""
-    data_dir = load_settings().data_dir
-    train = stratified_subset(load_split("train", data_dir), subset, seed)
-    held_out = stratified_subset(load_split(HELD_OUT, data_dir), held_out_limit, seed)
-    data = {"train": describe(train, data_dir / "sentiment" / SPLITS["train"]),
-            "held_out": describe(held_out, data_dir / "sentiment" / SPLITS[HELD_OUT]),
-            "subset": subset, "held_out_limit": held_out_limit}
-    return train, held_out, data
+    return training_sets(load_settings().data_dir, subset, held_out_limit, seed)
 
 
 @task(cache_policy=NO_CACHE)

@@ -17,6 +17,7 @@ import polars as pl
 
 from tapeflow.bar_frames import UTC_TS
 from tapeflow.model import InvalidRecord, NewsItem
+from tapeflow.sources.rows import PAYLOAD_CHARS
 
 NEWS_SCHEMA: dict[str, pl.DataType] = {
     "source": pl.String(),
@@ -43,7 +44,6 @@ RAW_NEWS_SCHEMA: dict[str, pl.DataType] = {
 left null, the vendor's item as JSON text in `payload`, and `problem` saying what was wrong
 (null when the adapter found nothing wrong). Sources never drop or repair items."""
 
-PAYLOAD_CHARS = 20_000
 
 
 @dataclass(frozen=True)

@@ -101,15 +101,6 @@ def confusion_table(report: Report) -> str:
     return "\n".join([header, rule, *rows])
 
 
-def scores_table(report: Report) -> str:
-    """Per-class precision, recall, F1 and support as a markdown table."""
-    rows = [
-        f"| {name} | {s.precision:.3f} | {s.recall:.3f} | {s.f1:.3f} | {s.support} |"
-        for name, s in report.per_class.items()
-    ]
-    return "\n".join(["| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|", *rows])
-
-
 def set_scores(true_sets: Iterable[Iterable[str]], pred_sets: Iterable[Iterable[str]]) -> tuple[float, float, float]:
     """Micro-averaged (precision, recall, F1) over all (item, ticker) pairs."""
     hit = predicted = actual = 0

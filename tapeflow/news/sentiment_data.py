@@ -73,3 +73,15 @@ def describe(examples: list[Example], path: Path) -> dict[str, object]:
     digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
     counts = Counter(e.label for e in examples)
     return {"file": path.name, "sha256": digest, "rows": len(examples), "labels": {k: counts.get(k, 0) for k in LABELS}}
+
+
+def training_sets(data_dir: Path, subset: int | None, held_out_limit: int | None,
+                  seed: int) -> tuple[list[Example], list[Example], dict[str, object]]:
+    """Training examples (all, or a stratified subset), the held-out ones (all, or a stratified
+    subset), and what they are, as sentiment_models records it."""
+    train = stratified_subset(load_split("train", data_dir), subset, seed)
+    held_out = stratified_subset(load_split(HELD_OUT, data_dir), held_out_limit, seed)
+    data = {"train": describe(train, data_dir / "sentiment" / SPLITS["train"]),
+            "held_out": describe(held_out, data_dir / "sentiment" / SPLITS[HELD_OUT]),
+            "subset": subset, "held_out_limit": held_out_limit}
+    return train, held_out, data

@@ -29,6 +29,7 @@ import polars as pl
 from tapeflow.bar_frames import parse_instant
 from tapeflow.config import Settings
 from tapeflow.model import check_aware
+from tapeflow.sources.rows import PAYLOAD_CHARS
 from tapeflow.redact import redact_url
 from tapeflow.sources.http import HttpPolicy, Page, VendorHttp, require_key
 from tapeflow.watchlist_frames import SESSIONS, WATCHLIST_SCHEMA, empty_raw_watchlist
@@ -39,7 +40,6 @@ KEY_HEADER = "x-ba-api-key"
 PATH = "/v1/watchlist"
 REQUEST_SESSIONS = (*SESSIONS, "all", "current")
 MAX_LIMIT = 100
-PAYLOAD_CHARS = 20_000  # a malformed body is kept for the quarantine, but not without bound
 INT64_MAX = 2**63 - 1
 
 RAW_SCHEMA: dict[str, pl.DataType] = {**WATCHLIST_SCHEMA, "payload": pl.String(), "problem": pl.String()}
