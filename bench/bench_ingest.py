@@ -14,16 +14,18 @@ import platform
 import statistics
 import tempfile
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from tapeflow.bar_frames import BAR_KEY, BAR_SCHEMA, check_bars
 from tapeflow.config import PROJECT_DATA
+from tapeflow.ingest.bars import check_bars
 from tapeflow.model import Bar, InvalidRecord
-from tapeflow.sources import ReplaySource, Window
+from tapeflow.schemas import BAR_KEY, BAR_SCHEMA
+from tapeflow.sources import Window
+from tapeflow.sources.replay import ReplaySource
 from warehouse.migrate import apply_migrations
 from warehouse.upsert import upsert
 
@@ -32,7 +34,7 @@ WINDOW = Window.days(date(2009, 8, 21), date(2010, 8, 20))
 
 def tapeflow_way(raw: pl.DataFrame, path: Path) -> int:
     checked = check_bars(raw)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     con = duckdb.connect(str(path))
     apply_migrations(con)
     stored = upsert(con, "bars", checked.good.with_columns(pl.lit(now).alias("ingested_at")), BAR_KEY,
@@ -59,7 +61,7 @@ def validated_rows(raw: pl.DataFrame, now: datetime) -> list[tuple]:
 
 
 def records_then_bulk(raw: pl.DataFrame, path: Path) -> int:
-    rows = validated_rows(raw, datetime.now(timezone.utc))
+    rows = validated_rows(raw, datetime.now(UTC))
     frame = pl.DataFrame(rows, schema=[*BAR_SCHEMA, "ingested_at"], orient="row")
     con = duckdb.connect(str(path))
     apply_migrations(con)
@@ -69,7 +71,7 @@ def records_then_bulk(raw: pl.DataFrame, path: Path) -> int:
 
 
 def row_at_a_time(raw: pl.DataFrame, path: Path) -> int:
-    rows = validated_rows(raw, datetime.now(timezone.utc))
+    rows = validated_rows(raw, datetime.now(UTC))
     con = duckdb.connect(str(path))
     apply_migrations(con)
     con.executemany(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from uuid import uuid4
 
 from prefect import flow, get_run_logger
@@ -10,10 +10,10 @@ from prefect.runtime import flow_run
 
 from flows.hooks import alert_on_failure
 from flows.ingest import ingest_bars
+from tapeflow.calendar.windows import month_chunks, pre_market_times
 from tapeflow.model import Timeframe
-from tapeflow.scanner import ScannerParams
-from tapeflow.session_windows import month_chunks, pre_market_times
 from tapeflow.sources import require_watchlist_source
+from tapeflow.sources.scanner import ScannerParams
 from tasks.watchlist import check, fetch_bullalert_history, scan_warehouse, store
 
 
@@ -46,7 +46,7 @@ def backfill_watchlist(
     """Pre-market snapshots for every session start..end: the scanner over stored bars, or
     BullAlert's own history through `as_of` (every `every_minutes` through each day)."""
     source = require_watchlist_source(source)
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     params = {"source": source, "start": start, "end": end, "limit": limit}
     if source == "scanner":
         raw = scan_warehouse([(at, "pre_market") for at in pre_market_times(start, end)], ScannerParams(limit=limit))

@@ -9,11 +9,17 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from flows.hooks import alert_on_failure
-from strategies import get_strategy
+from tapeflow.backtest.costs import cost_preset
+from tapeflow.backtest.engine import BacktestConfig
 from tapeflow.risk.sizing import Sizing
-from tapeflow.sim.costs import cost_preset
-from tapeflow.sim.engine import BacktestConfig
-from tasks.backtest import load_history, publish_summary, record, simulate_run, write_report
+from tapeflow.strategy.registry import get_strategy
+from tasks.backtest import (
+    load_history,
+    publish_summary,
+    record,
+    simulate_run,
+    write_report,
+)
 
 
 def build_config(cash: float, costs: str, position_fraction: float, max_positions: int,

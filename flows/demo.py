@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from prefect import flow
 
-from flows.hooks import alert_on_failure
 from flows.backfill import backfill_watchlist
 from flows.backtest import backtest
+from flows.hooks import alert_on_failure
 from flows.ingest import ingest_bars
 from flows.news import ingest_news
 from flows.nlp import train_sentiment
@@ -19,9 +19,8 @@ from tapeflow.model import Timeframe
 from tapeflow.news.model_registry import has_model
 from warehouse import open_warehouse
 
-
 DEMO_DAY = date(2011, 3, 3)  # SPY breaks out of its opening range and is sold by the time exit
-NEWS_WINDOW = (datetime(2010, 8, 16, tzinfo=timezone.utc), datetime(2010, 8, 21, tzinfo=timezone.utc))
+NEWS_WINDOW = (datetime(2010, 8, 16, tzinfo=UTC), datetime(2010, 8, 21, tzinfo=UTC))
 # Without a trained model the demo tunes a quick one: 2,500 sentences, one epoch at a higher
 # learning rate (about a minute on 2 cores, held-out macro-F1 about 0.73). `tapeflow nlp
 # train` trains the full model (see README, News and catalysts).

@@ -6,9 +6,9 @@ import json
 import logging
 
 from tapeflow.config import load_settings
+from tapeflow.ops.alert_book import book_from_settings
+from tapeflow.ops.alerts import Alert
 from tapeflow.redact import redact_text
-from tapeflow.risk.alert_log import book_from_settings
-from tapeflow.risk.alerts import Alert
 from warehouse import Warehouse
 
 log = logging.getLogger("tapeflow.alerts")
@@ -39,5 +39,5 @@ def alert_on_failure(flow, flow_run, state) -> None:
         # One key per flow and outcome: a flow failing every few minutes alerts once per window.
         book_from_settings(settings, warehouse).raise_alert(alert, f"flow_failed:{flow.name}:{outcome}",
                                                             kind="flow_failed")
-    except Exception as exc:  # noqa: BLE001 - an alert that cannot be raised must not mask the failure it reports
+    except Exception as exc:
         log.error("could not deliver alert for flow run %s: %s", getattr(flow_run, "name", "?"), type(exc).__name__)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from uuid import uuid4
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.hooks import alert_on_failure
+from tapeflow.calendar.windows import Skip, bars_due
 from tapeflow.config import load_settings
 from tapeflow.model import Timeframe
-from tapeflow.session_windows import Skip, bars_due
 from tapeflow.sources import Window, require_source
 from tasks.bars import check, fetch_bars, store
 from tasks.freshness import note_fetch_failure
@@ -32,12 +32,12 @@ def ingest_bars(
     source = require_source(source or load_settings().market_data_source)
     if start is None or end is None:
         try:
-            due = bars_due(timeframe, datetime.now(timezone.utc))
+            due = bars_due(timeframe, datetime.now(UTC))
         except Skip as skip:
             get_run_logger().info("skipped: %s", skip)
             return {"skipped": str(skip)}
         start, end = start or due.first, end or due.last
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     params = {"source": source, "symbols": symbols, "timeframe": timeframe, "start": start, "end": end}
 
     fetched = fetch_bars(source, symbols, timeframe, Window.days(start, end), return_state=True)

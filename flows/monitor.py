@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger
 
 from flows.hooks import alert_on_failure
-from tapeflow.calendar import NEW_YORK
-from tapeflow.risk.monitor import in_session
+from tapeflow.calendar.exchange import NEW_YORK
+from tapeflow.ops.checks import in_session
 from tasks.monitor import alert, look
 
 
@@ -16,7 +16,7 @@ from tasks.monitor import alert, look
 def monitor(at: datetime | None = None, broker: bool = True) -> dict[str, object]:
     """Check heartbeats, data freshness, the broker, positions, rejections, the breaker and the
     kill switch at `at` (default now) while the regular session is open; raise alerts."""
-    now = at or datetime.now(timezone.utc)
+    now = at or datetime.now(UTC)
     if not in_session(now):
         reason = f"{now.astimezone(NEW_YORK):%Y-%m-%d %H:%M %Z} is outside the regular session: nothing to watch"
         get_run_logger().info("skipped: %s", reason)

@@ -3,7 +3,7 @@ rest, then tag (tickers, catalyst class) and score (sentiment) everything new.""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 from prefect import flow, get_run_logger
@@ -28,7 +28,7 @@ def ingest_news(
     """Fetch headlines published in [start, end) (default: the last `lookback_minutes`), store,
     tag and score them. Re-running a window changes nothing already stored."""
     source = require_news_source(source or load_settings().news_source)
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     end = end or started_at
     start = start or end - timedelta(minutes=lookback_minutes)
     params = {"source": source, "symbols": symbols, "start": start, "end": end}

@@ -10,10 +10,10 @@ from prefect.runtime import flow_run
 
 from flows.hooks import alert_on_failure
 from tapeflow.config import load_settings
-from tapeflow.ingest import record_failure
-from tapeflow.news.alpaca_stream import AlpacaNewsStream
-from tapeflow.news.stream_store import StreamStore
+from tapeflow.ingest.news_stream import StreamStore
+from tapeflow.ingest.store import record_failure
 from tapeflow.sources.http import VendorError
+from tapeflow.venues.alpaca.news_stream import AlpacaNewsStream
 from warehouse import open_warehouse
 
 SOURCE = "alpaca"

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from prefect import flow
 
 from flows.hooks import alert_on_failure
-from tapeflow.calendar import NEW_YORK
+from tapeflow.calendar.exchange import NEW_YORK
 from tasks.paper_gap import measure_and_store, publish_gap, sessions_to_compare
 
 

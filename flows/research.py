@@ -14,10 +14,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.backtest import build_config
 from flows.hooks import alert_on_failure
-from strategies import get_strategy
-from tapeflow.sim.backtest import Backtest, assumptions
-from tapeflow.sim.summaries import perturbation_markdown, walk_forward_markdown
-from tapeflow.sim.walkforward import folds, sessions_of
+from tapeflow.backtest.run import Backtest, assumptions
+from tapeflow.research.summaries import perturbation_markdown, walk_forward_markdown
+from tapeflow.research.walkforward import folds, sessions_of
+from tapeflow.strategy.registry import get_strategy
 from tasks.backtest import load_history, record, simulate_run, write_report
 from tasks.research import fit_fold, stitch_folds, sweep
 

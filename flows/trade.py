@@ -4,14 +4,14 @@ day on a simulated clock against the simulated broker."""
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.variables import Variable
 
 from flows.hooks import alert_on_failure
-from tapeflow.calendar import NEW_YORK, get_calendar
+from tapeflow.calendar.exchange import NEW_YORK, get_calendar
 from tapeflow.config import load_settings
 from tapeflow.live.launch import live_session, replay_session
 from tapeflow.live.session import SessionReport, SessionRules
@@ -29,7 +29,7 @@ def prefect_kill_switch(strategy: str):
     def engaged() -> str | None:
         try:
             value = Variable.get(KILL_VARIABLE, default="") or ""
-        except Exception as exc:  # noqa: BLE001 - the warehouse switch and the breaker still hold
+        except Exception as exc:
             log.warning("could not read the Prefect variable %s: %s", KILL_VARIABLE, type(exc).__name__)
             return None
         names = {v.strip() for v in str(value).split(",") if v.strip()}
@@ -65,7 +65,7 @@ def trade_session(
     if replay_day is not None:
         launched = replay_session(settings, warehouse, strategy, replay_day, params, rules=rules)
     else:
-        today = datetime.now(timezone.utc).astimezone(NEW_YORK).date()
+        today = datetime.now(UTC).astimezone(NEW_YORK).date()
         if not get_calendar().is_session(today):
             logger.info("%s is not a trading day: no session", today)
             return {"status": "no session", "day": today.isoformat()}

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from uuid import uuid4
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.hooks import alert_on_failure
+from tapeflow.calendar.windows import Skip, watchlist_session
 from tapeflow.config import load_settings
-from tapeflow.scanner import ScannerParams
-from tapeflow.session_windows import Skip, watchlist_session
 from tapeflow.sources import require_watchlist_source
+from tapeflow.sources.scanner import ScannerParams
 from tasks.freshness import note_fetch_failure
 from tasks.watchlist import check, fetch_bullalert, scan_warehouse, store
 
@@ -24,13 +24,13 @@ def snapshot_watchlist(
     """Take one snapshot (BullAlert or the scanner) if the market is in pre-market or
     regular hours at `as_of` (default now); otherwise do nothing and say why."""
     source = require_watchlist_source(source or load_settings().watchlist_source)
-    at = as_of or datetime.now(timezone.utc)
+    at = as_of or datetime.now(UTC)
     try:
         session = watchlist_session(at)
     except Skip as skip:
         get_run_logger().info("skipped: %s", skip)
         return {"skipped": str(skip)}
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     params = {"source": source, "as_of": as_of, "limit": limit}
 
     if source == "bullalert":

@@ -19,10 +19,10 @@ from datetime import timedelta
 
 import polars as pl
 
-from strategies.base import Param, Strategy, signal_frame
-from strategies.sessions import regular_session_bars
 from tapeflow.model import Timeframe
-from tapeflow.sim.history import History
+from tapeflow.strategy.base import Param, Strategy, signal_frame
+from tapeflow.strategy.history import History
+from tapeflow.strategy.regular_hours import regular_session_bars
 
 TRADED_CATALYSTS = ("earnings", "fda", "contract", "m&a", "partnership")
 

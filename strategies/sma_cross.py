@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from strategies.base import Param, Strategy, signal_frame
 from tapeflow.model import Timeframe
-from tapeflow.sim.history import History
+from tapeflow.strategy.base import Param, Strategy, signal_frame
+from tapeflow.strategy.history import History
 
 _GRIDS = (100, 128, 10_000, 2**16, 1_000_000)
 

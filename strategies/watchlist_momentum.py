@@ -18,10 +18,10 @@ from datetime import timedelta
 
 import polars as pl
 
-from strategies.base import Param, Strategy, signal_frame
-from tapeflow.calendar import get_calendar
+from tapeflow.calendar.exchange import get_calendar
 from tapeflow.model import Timeframe
-from tapeflow.sim.history import History
+from tapeflow.strategy.base import Param, Strategy, signal_frame
+from tapeflow.strategy.history import History
 
 
 class WatchlistMomentum(Strategy):

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     lock_timeout_s: float = Field(30.0, gt=0, description="how long to retry when the warehouse is locked")
     alert_webhook_url: SecretStr | None = Field(None, description="alerts are POSTed here as JSON")
 
+    strategy_path: str | None = Field(
+        None, description="your own strategy files or folders, separated like PATH; found by name "
+        "beside the built-ins (tapeflow strategies lists them)")
+
     # Market data: which vendor `ingest-bars` uses when no source is given, and each vendor's
     # endpoint and keys. Base URLs are settings so that a proxy or a test server can stand in.
     market_data_source: str = Field("replay", description="replay | alpaca | polygon | finnhub | ibkr")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 
@@ -82,7 +82,20 @@ def check_aware(name: str, value: datetime) -> datetime:
         raise InvalidRecord(f"{name} must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         raise InvalidRecord(f"{name} is a naive timestamp ({value.isoformat()}): a time zone is required")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
+
+
+def parse_instant(name: str, text: str | None) -> tuple[datetime | None, str | None]:
+    """An aware instant parsed from ISO-8601 text, or None and the reason it is not one."""
+    if text is None or not text.strip():
+        return None, f"{name} is missing"
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None, f"{name} is not an ISO-8601 timestamp ({text!r})"
+    if value.tzinfo is None:
+        return None, f"{name} is a naive timestamp ({text}): a time zone is required"
+    return value, None
 
 
 def _finite(name: str, value: float) -> float:

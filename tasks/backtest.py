@@ -8,15 +8,15 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tapeflow.calendar import NEW_YORK
+from tapeflow.backtest.engine import BacktestConfig
+from tapeflow.backtest.loading import history_between
+from tapeflow.backtest.report import render_report
+from tapeflow.backtest.run import Backtest, run_backtest
+from tapeflow.backtest.runs import store_run
+from tapeflow.calendar.exchange import NEW_YORK
 from tapeflow.config import load_settings
-from tapeflow.sim.backtest import Backtest, run_backtest
-from tapeflow.sim.engine import BacktestConfig
-from tapeflow.sim.history import History
-from tapeflow.sim.loading import history_between
-from tapeflow.sim.report import render_report
-from tapeflow.sim.runs import store_run
-from tapeflow.sim.summaries import backtest_markdown
+from tapeflow.research.summaries import backtest_markdown
+from tapeflow.strategy.history import History
 from warehouse import open_warehouse
 
 

@@ -9,11 +9,12 @@ import polars as pl
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tapeflow.bar_frames import CheckedBars, check_bars
 from tapeflow.config import load_settings
-from tapeflow.ingest import BARS, IngestCounts, store_batch
+from tapeflow.ingest.bars import CheckedBars, check_bars
+from tapeflow.ingest.store import BARS, IngestCounts, store_batch
 from tapeflow.model import Timeframe
-from tapeflow.sources import Window, market_data
+from tapeflow.sources import Window
+from tapeflow.venues.configured import market_data
 from tasks.retries import transient_only
 from warehouse import open_warehouse
 

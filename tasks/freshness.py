@@ -6,7 +6,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tapeflow.config import load_settings
-from tapeflow.ingest import record_failure
+from tapeflow.ingest.store import record_failure
 from warehouse import open_warehouse
 
 

@@ -8,9 +8,9 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tapeflow.config import load_settings
-from tapeflow.risk.alert_log import book_from_settings
-from tapeflow.risk.monitor import Finding
-from tapeflow.risk.monitor_run import MonitorCounts, collect, raise_findings, record_pass
+from tapeflow.ops.alert_book import book_from_settings
+from tapeflow.ops.checks import Finding
+from tapeflow.ops.monitor import MonitorCounts, collect, raise_findings, record_pass
 from warehouse import open_warehouse
 
 

@@ -10,11 +10,11 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tapeflow.config import load_settings
-from tapeflow.ingest import NEWS, IngestCounts, store_batch
-from tapeflow.news import news_source
+from tapeflow.ingest.news import CheckedNews, check_news
+from tapeflow.ingest.store import NEWS, IngestCounts, store_batch
 from tapeflow.news.enrich import NewsReader
-from tapeflow.news.frames import CheckedNews, check_news
 from tapeflow.sources import Window
+from tapeflow.venues.configured import news_source
 from tasks.retries import transient_only
 from warehouse import open_warehouse
 

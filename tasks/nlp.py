@@ -9,7 +9,13 @@ from prefect.cache_policies import NO_CACHE
 
 from tapeflow.config import load_settings
 from tapeflow.news.model_registry import record_model
-from tapeflow.news.sentiment import BASE_NAME, TrainedModel, TrainParams, fine_tune, model_version
+from tapeflow.news.sentiment import (
+    BASE_NAME,
+    TrainedModel,
+    TrainParams,
+    fine_tune,
+    model_version,
+)
 from tapeflow.news.sentiment_data import HELD_OUT, SPLITS, Example, training_sets
 from warehouse import open_warehouse
 

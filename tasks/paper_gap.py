@@ -8,9 +8,9 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from tapeflow.backtest.costs import cost_preset
 from tapeflow.config import load_settings
 from tapeflow.live.paper_gap import GapReport, measure_gap, paper_sessions, store_gap
-from tapeflow.sim.costs import cost_preset
 from warehouse import open_warehouse
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tapeflow.sim.backtest import Backtest, assumptions
-from tapeflow.sim.engine import BacktestConfig
-from tapeflow.sim.history import History
-from tapeflow.sim.metrics import compute_metrics
-from tapeflow.sim.perturb import Perturbation, perturb
-from tapeflow.sim.walkforward import Fold, FoldResult, stitch, walk_forward
+from tapeflow.backtest.engine import BacktestConfig
+from tapeflow.backtest.metrics import compute_metrics
+from tapeflow.backtest.run import Backtest, assumptions
+from tapeflow.research.perturb import Perturbation, perturb
+from tapeflow.research.walkforward import Fold, FoldResult, stitch, walk_forward
+from tapeflow.strategy.history import History
 
 
 @task(cache_policy=NO_CACHE)

@@ -8,12 +8,13 @@ import polars as pl
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tapeflow.calendar import get_calendar
+from tapeflow.calendar.exchange import get_calendar
 from tapeflow.config import load_settings
-from tapeflow.ingest import WATCHLIST, IngestCounts, store_batch
-from tapeflow.scanner import ScannerParams, scan
-from tapeflow.sources.bullalert import BullAlertSource
-from tapeflow.watchlist_frames import CheckedWatchlist, check_watchlist, empty_raw_watchlist
+from tapeflow.ingest.store import WATCHLIST, IngestCounts, store_batch
+from tapeflow.ingest.watchlist import CheckedWatchlist, check_watchlist
+from tapeflow.schemas import empty_raw_watchlist
+from tapeflow.sources.scanner import ScannerParams, scan
+from tapeflow.venues.bullalert import BullAlertSource
 from tasks.retries import transient_only
 from warehouse import open_warehouse
 from warehouse.reads import daily_bars_until

@@ -21,7 +21,6 @@ import pytest  # noqa: E402
 from tapeflow.config import PROJECT_DATA, Settings  # noqa: E402
 from warehouse import Warehouse  # noqa: E402
 
-
 # Prefect's log handlers outlive pytest's captured streams; their "I/O operation on closed
 # file" complaints at shutdown are noise, not failures.
 logging.raiseExceptions = False

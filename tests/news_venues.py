@@ -11,22 +11,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tapeflow.config import Settings
-from tapeflow.news.benzinga import BenzingaNews
-from tapeflow.news.marketaux import MarketauxNews
-from tapeflow.news.polygon import PolygonNews
 from tapeflow.news.rest import RestNewsSource
-from tapeflow.news.tiingo import TiingoNews
 from tapeflow.sources.base import Window
 from tapeflow.sources.http import HttpPolicy
+from tapeflow.venues.benzinga import BenzingaNews
+from tapeflow.venues.marketaux import MarketauxNews
+from tapeflow.venues.polygon.news import PolygonNews
+from tapeflow.venues.tiingo import TiingoNews
 from tests.fakes import benzinga, marketaux, polygon_news, tiingo
 from tests.fakes.news_vendor import FakeNewsVendor
 from tests.fakes.vendor_http import Request
 
-UTC = timezone.utc
+UTC = UTC
 FAST = HttpPolicy(timeout_s=2.0, attempts=3, backoff_s=0.01, jitter=0.0)
 T0 = datetime(2026, 3, 9, 13, 30, tzinfo=UTC)  # 09:30 New York (EDT)
 WINDOW = Window(T0, T0 + timedelta(hours=2))

@@ -1,7 +1,7 @@
-"""A plain, bar-by-bar reference backtest that `tapeflow.sim.engine.simulate` must agree with.
+"""A plain, bar-by-bar reference backtest that `tapeflow.backtest.engine.simulate` must agree with.
 
-Written from the documented rules (the module docstrings of `tapeflow.sim.fills` and
-`tapeflow.sim.engine`), not from the engine's code: it shares only the cost, sizing and
+Written from the documented rules (the module docstrings of `tapeflow.backtest.fills` and
+`tapeflow.backtest.engine`), not from the engine's code: it shares only the cost, sizing and
 risk *models* (`Commission`, `Slippage`, `tick_round`, `Sizing`, `DailyLossBreaker`) and the
 exchange calendar. Clarity over speed: it is meant for small data.
 
@@ -58,18 +58,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from tapeflow.calendar import get_calendar
-from tapeflow.risk.limits import DailyLossBreaker
-from tapeflow.sim.costs import tick_round
+from tapeflow.backtest.costs import tick_round
+from tapeflow.calendar.exchange import get_calendar
 from tapeflow.model import Side
+from tapeflow.risk.limits import DailyLossBreaker
 
 NEW_YORK = ZoneInfo("America/New_York")
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ADV_SESSIONS = 20
 DONE_QTY = 1e-9
 
@@ -81,7 +81,7 @@ def micros(t: datetime) -> int:
 
 
 def new_york_day(t_us: int) -> date:
-    return datetime.fromtimestamp(t_us // 1_000_000, timezone.utc).astimezone(NEW_YORK).date()
+    return datetime.fromtimestamp(t_us // 1_000_000, UTC).astimezone(NEW_YORK).date()
 
 
 def new_york_midnight(day: date) -> int:

@@ -3,25 +3,25 @@ scripted strategy, and a session wired to a venue on a simulated clock."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import ClassVar
 
 import polars as pl
 
-from strategies.base import Param, Strategy, signal_frame
 from tapeflow.brokers.execution import Execution
 from tapeflow.brokers.ledger import Ledger
 from tapeflow.brokers.submit import PlacePolicy
-from tapeflow.calendar import NEW_YORK, get_calendar
+from tapeflow.calendar.exchange import NEW_YORK, get_calendar
 from tapeflow.live.clock import SimulatedClock
 from tapeflow.live.feed import WarehouseFeed
 from tapeflow.live.session import SessionRules, TradingSession
 from tapeflow.model import Mode, Timeframe
-from tapeflow.sim.history import History
+from tapeflow.strategy.base import Param, Strategy, signal_frame
+from tapeflow.strategy.history import History
 from warehouse.connection import Warehouse
 from warehouse.upsert import upsert
 
-UTC = timezone.utc
+UTC = UTC
 DAY = date(2023, 11, 24)  # the day after Thanksgiving: a half day, closing at 13:00 New York (18:00 UTC)
 FAST = PlacePolicy(wait_s=0.01)
 

@@ -1,16 +1,16 @@
-"""Tests for tapeflow.risk.alerts against a real local HTTP receiver."""
+"""Tests for tapeflow.ops.alerts against a real local HTTP receiver."""
 
 from __future__ import annotations
 
 import logging
 import socket
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from tapeflow.risk import alerts
-from tapeflow.risk.alerts import (
+from tapeflow.ops import alerts
+from tapeflow.ops.alerts import (
     Alert,
     AlertChannel,
     AlertDeliveryError,
@@ -65,10 +65,10 @@ def test_payload_content_and_iso_utc_time() -> None:
 
 
 def test_default_time_is_aware_utc_now() -> None:
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     alert = Alert(component="c", severity="info", title="t", message="m")
-    assert alert.at.tzinfo is timezone.utc
-    assert before <= alert.at <= datetime.now(timezone.utc)
+    assert alert.at.tzinfo is UTC
+    assert before <= alert.at <= datetime.now(UTC)
     assert alert.to_payload()["context"] == {}
 
 

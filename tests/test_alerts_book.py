@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from uuid import uuid4
 
@@ -14,12 +14,18 @@ from pydantic import ValidationError
 
 from flows.hooks import alert_on_failure
 from tapeflow.config import Settings
-from tapeflow.risk.alert_log import AlertBook, book_from_settings
-from tapeflow.risk.alerts import Alert, LogChannel, WebhookChannel, channel_from_settings, format_payload
+from tapeflow.ops.alert_book import AlertBook, book_from_settings
+from tapeflow.ops.alerts import (
+    Alert,
+    LogChannel,
+    WebhookChannel,
+    channel_from_settings,
+    format_payload,
+)
 from tests.fakes.webhook_receiver import WebhookReceiver
 from warehouse import Warehouse
 
-T0 = datetime(2024, 3, 4, 15, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 4, 15, 0, tzinfo=UTC)
 SECRET = "s3cr3t-T0KEN-77"
 
 

@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 
 from flows.backtest import backtest
 from flows.ingest import ingest_bars
-from tapeflow.cli import app
+from tapeflow.cli.main import app
 from tapeflow.config import PROJECT_DATA
-from tapeflow.sources import ReplaySource, Window
+from tapeflow.sources import Window
+from tapeflow.sources.replay import ReplaySource
 
 runner = CliRunner()
 SYMBOLS = ["AAPL", "MSFT", "C", "F", "XRX", "INTC"]

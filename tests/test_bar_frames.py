@@ -1,11 +1,11 @@
-"""Tests for tapeflow.bar_frames: the vectorised split of a bar batch into good and rejected
+"""Tests for tapeflow.ingest.bars: the vectorised split of a bar batch into good and rejected
 rows, and its agreement with `model.Bar`."""
 
 from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -13,10 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tapeflow.bar_frames import BAR_SCHEMA, RAW_COLUMNS, UTC_TS, CheckedBars, check_bars
+from tapeflow.ingest.bars import CheckedBars, check_bars
 from tapeflow.model import Bar, InvalidRecord
+from tapeflow.schemas import BAR_SCHEMA, RAW_COLUMNS, UTC_TS
 
-UTC = timezone.utc
+UTC = UTC
 NY = ZoneInfo("America/New_York")
 T0 = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)

@@ -6,21 +6,37 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-import tapeflow.brokers.alpaca as alpaca
-from tapeflow.brokers.alpaca import AlpacaBroker, AlpacaTuning, order_status, replacement_id
-from tapeflow.brokers.base import (BrokerError, Disconnected, DuplicateOrderId, Halted, InsufficientBuyingPower,
-                                   InvalidOrder, NotShortable, OrderEvent, OrderRejected, QueryFailed, RateLimited,
-                                   Replacement)
+import tapeflow.venues.alpaca.broker as alpaca
+from tapeflow.brokers.base import (
+    BrokerError,
+    Disconnected,
+    DuplicateOrderId,
+    Halted,
+    InsufficientBuyingPower,
+    InvalidOrder,
+    NotShortable,
+    OrderEvent,
+    OrderRejected,
+    QueryFailed,
+    RateLimited,
+    Replacement,
+)
 from tapeflow.brokers.submit import PlacePolicy, place
 from tapeflow.config import Settings
 from tapeflow.model import Mode, Order, OrderStatus, OrderType, Side, TimeInForce
+from tapeflow.venues.alpaca.broker import (
+    AlpacaBroker,
+    AlpacaTuning,
+    order_status,
+    replacement_id,
+)
 from tests.fakes.alpaca_trading import AlpacaTradingFake
 
-UTC = timezone.utc
+UTC = UTC
 KEY = "PKTAPEFLOWKEY7Q2W9E4R"
 SECRET = "tapeflow-secret-Zx81-do-not-leak-4f0c"
 FAST = AlpacaTuning(timeout_s=2.0, sdk_wait_s=0.0, read_wait_s=0.0, stream_backoff_s=0.05)

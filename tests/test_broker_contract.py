@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -21,7 +21,7 @@ from tapeflow.model import Fill, Mode, Order, OrderStatus, OrderType, Side, Time
 from tests.broker_venues import VENUES, Venue, open_venue
 from warehouse.connection import Warehouse
 
-UTC = timezone.utc
+UTC = UTC
 FAST = PlacePolicy(wait_s=0.05)
 
 

@@ -5,22 +5,32 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tapeflow.brokers.base import (BrokerError, Disconnected, DuplicateOrderId, Halted,
-                                   InsufficientBuyingPower, InvalidOrder, NotShortable, OrderEvent, QueryFailed,
-                                   RateLimited, Replacement)
-from tapeflow.brokers.ibkr import LIVE_PORT, PAPER_PORT, IbBroker, IbPolicy
+from tapeflow.brokers.base import (
+    BrokerError,
+    Disconnected,
+    DuplicateOrderId,
+    Halted,
+    InsufficientBuyingPower,
+    InvalidOrder,
+    NotShortable,
+    OrderEvent,
+    QueryFailed,
+    RateLimited,
+    Replacement,
+)
 from tapeflow.brokers.ids import client_order_id
 from tapeflow.config import Settings
 from tapeflow.model import Mode, Order, OrderStatus, OrderType, Side, TimeInForce
+from tapeflow.venues.ibkr.broker import LIVE_PORT, PAPER_PORT, IbBroker, IbPolicy
 from tests.fakes.ib_broker import CLIENT_ID, TEST_POLICY, IbVenue
 from tests.fakes.ib_gateway import FakeIBGateway
 from tests.test_broker_contract import wait_for
 
-UTC = timezone.utc
+UTC = UTC
 ACCOUNT = "DU1234567"
 
 

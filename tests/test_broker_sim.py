@@ -4,28 +4,43 @@ expiry, brackets, partial fills, restarts; idempotent placing and reconciliation
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from strategies.base import signal_frame
-from tapeflow.brokers.base import Disconnected, DuplicateOrderId, InvalidOrder, NotShortable, Replacement
+from tapeflow.backtest.costs import Commission, Costs, Slippage
+from tapeflow.backtest.engine import BacktestConfig, simulate
+from tapeflow.brokers.base import (
+    Disconnected,
+    DuplicateOrderId,
+    InvalidOrder,
+    NotShortable,
+    Replacement,
+)
 from tapeflow.brokers.execution import Execution
 from tapeflow.brokers.ids import client_order_id
 from tapeflow.brokers.ledger import Ledger
 from tapeflow.brokers.reconcile import reconcile
-from tapeflow.brokers.sim import SimBroker
 from tapeflow.brokers.submit import PlacePolicy, place
-from tapeflow.calendar import NEW_YORK
-from tapeflow.cli import app
-from tapeflow.model import Bar, Mode, Order, OrderStatus, OrderType, Side, TimeInForce, Timeframe
-from tapeflow.sim.costs import Commission, Costs, Slippage
-from tapeflow.sim.engine import BacktestConfig, simulate
+from tapeflow.calendar.exchange import NEW_YORK
+from tapeflow.cli.main import app
+from tapeflow.model import (
+    Bar,
+    Mode,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    Timeframe,
+    TimeInForce,
+)
+from tapeflow.strategy.base import signal_frame
+from tapeflow.venues.simulator import SimBroker
 from tests.fakes.sim_venue import FaultyLink
 
-UTC = timezone.utc
+UTC = UTC
 DAY1, DAY2 = date(2024, 3, 4), date(2024, 3, 5)
 COSTS = Costs(commission=Commission(per_share=0.005, minimum=1.0), slippage=Slippage(bps=10))
 

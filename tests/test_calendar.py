@@ -1,17 +1,23 @@
-"""Tests for tapeflow.calendar: exact UTC instants around DST, holidays and half days."""
+"""Tests for tapeflow.calendar.exchange: exact UTC instants around DST, holidays and half days."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tapeflow.calendar import NEW_YORK, ExchangeCalendar, Phase, Session, get_calendar
+from tapeflow.calendar.exchange import (
+    NEW_YORK,
+    ExchangeCalendar,
+    Phase,
+    Session,
+    get_calendar,
+)
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def utc(*args: int) -> datetime:

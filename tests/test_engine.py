@@ -7,23 +7,28 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import replace
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import polars as pl
 import pytest
-from polars.testing import assert_frame_equal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
-from strategies.base import signal_frame
-from tapeflow.calendar import NEW_YORK, get_calendar
+from tapeflow.backtest.costs import Commission, Costs, Slippage
+from tapeflow.backtest.engine import (
+    BacktestConfig,
+    BacktestResult,
+    _walk_signals,
+    simulate,
+)
+from tapeflow.backtest.fast import market_only
+from tapeflow.calendar.exchange import NEW_YORK, get_calendar
 from tapeflow.risk.sizing import Sizing
-from tapeflow.sim.costs import Commission, Costs, Slippage
-from tapeflow.sim.engine import BacktestConfig, BacktestResult, _walk_signals, simulate
-from tapeflow.sim.fast import market_only
+from tapeflow.strategy.base import signal_frame
 from tests.reference_engine import ReferenceResult, micros, reference_backtest
 
-UTC = timezone.utc
+UTC = UTC
 BAR_SCHEMA = {"symbol": pl.String, "ts": pl.Datetime("us", "UTC"), "end_ts": pl.Datetime("us", "UTC"),
               "open": pl.Float64, "high": pl.Float64, "low": pl.Float64, "close": pl.Float64, "volume": pl.Float64}
 CAL = get_calendar()

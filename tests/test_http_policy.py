@@ -11,7 +11,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tapeflow.sources.http import HttpPolicy, VendorAuthError, VendorError, VendorHttp, is_transient
+from tapeflow.sources.http import (
+    HttpPolicy,
+    VendorAuthError,
+    VendorError,
+    VendorHttp,
+    is_transient,
+)
 from tests.fakes.vendor_http import FakeVendor
 
 KEY = "SEKRET-http-5e0c7b12"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import fields
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import empyrical as ep
 import numpy as np
@@ -15,16 +15,22 @@ import polars as pl
 import pytest
 
 from strategies.sma_cross import SmaCross
-from tapeflow.calendar import NEW_YORK
+from tapeflow.backtest import metrics as metrics_module
+from tapeflow.backtest.costs import retail_costs
+from tapeflow.backtest.engine import UTC_US, BacktestConfig, BacktestResult, simulate
+from tapeflow.backtest.metrics import (
+    Metrics,
+    compute_metrics,
+    daily_equity,
+    daily_returns,
+)
+from tapeflow.calendar.exchange import NEW_YORK
 from tapeflow.config import PROJECT_DATA
-from tapeflow.sim import metrics as metrics_module
-from tapeflow.sim.costs import retail_costs
-from tapeflow.sim.engine import UTC_US, BacktestConfig, BacktestResult, simulate
-from tapeflow.sim.history import History
-from tapeflow.sim.metrics import Metrics, compute_metrics, daily_equity, daily_returns
-from tapeflow.sources import ReplaySource, Window
+from tapeflow.sources import Window
+from tapeflow.sources.replay import ReplaySource
+from tapeflow.strategy.history import History
 
-UTC = timezone.utc
+UTC = UTC
 RTOL = 1e-9
 START = 100_000.0
 ALL = Window(datetime(2009, 1, 1, tzinfo=UTC), datetime(2012, 1, 1, tzinfo=UTC))

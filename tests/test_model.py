@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -24,12 +24,12 @@ from tapeflow.model import (
     Position,
     Side,
     Signal,
-    TimeInForce,
     Timeframe,
+    TimeInForce,
     WatchlistRow,
 )
 
-UTC = timezone.utc
+UTC = UTC
 T0 = datetime(2024, 3, 5, 14, 30, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=1)
 

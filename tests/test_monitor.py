@@ -6,24 +6,30 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from typer.testing import CliRunner
 
+from tapeflow.backtest.costs import Costs
 from tapeflow.brokers.base import Disconnected
 from tapeflow.brokers.ledger import Ledger
-from tapeflow.brokers.sim import SimBroker
-from tapeflow.calendar import NEW_YORK
+from tapeflow.calendar.exchange import NEW_YORK
 from tapeflow.live.identity import decision_order_id
-from tapeflow.model import Bar, Mode, Order, OrderType, Side, TimeInForce, Timeframe
-from tapeflow.risk.monitor import (MonitorConfig, broker_findings, check_broker, in_session, warehouse_findings,
-                                   worst)
-from tapeflow.sim.costs import Costs
+from tapeflow.model import Bar, Mode, Order, OrderType, Side, Timeframe, TimeInForce
+from tapeflow.ops.checks import (
+    MonitorConfig,
+    broker_findings,
+    check_broker,
+    in_session,
+    warehouse_findings,
+    worst,
+)
+from tapeflow.venues.simulator import SimBroker
 from tests.fakes.sim_venue import FaultyLink
 from tests.fakes.webhook_receiver import WebhookReceiver
 
-UTC = timezone.utc
+UTC = UTC
 DAY = date(2024, 3, 4)  # a Monday; New York is on EST (UTC-5)
 NOW = datetime(2024, 3, 4, 15, 0, tzinfo=UTC)  # 10:00 New York, regular session
 AFTER_CLOSE = datetime(2024, 3, 4, 22, 0, tzinfo=UTC)  # 17:00 New York
@@ -219,8 +225,8 @@ def test_disconnected_sim_broker(warehouse):
 
 
 def test_recovery_after_a_raised_disconnect_is_noted_once(warehouse):
-    from tapeflow.risk.alert_log import AlertBook
-    from tapeflow.risk.alerts import LogChannel
+    from tapeflow.ops.alert_book import AlertBook
+    from tapeflow.ops.alerts import LogChannel
 
     book = AlertBook(warehouse, LogChannel())
     sim = SimBroker(warehouse)
@@ -283,7 +289,7 @@ def test_monitor_flow_alerts_once_and_skips_outside_the_session(state, monkeypat
 
 
 def test_cli_monitor_exits_non_zero_on_critical_and_alerts_lists_them(state, monkeypatch):
-    from tapeflow.cli import app
+    from tapeflow.cli.main import app
 
     runner = CliRunner()
     clear = runner.invoke(app, ["monitor", "--no-broker"])

@@ -10,25 +10,31 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import msgpack
 import polars as pl
 import pytest
 
 from tapeflow.config import Settings
-from tapeflow.news import news_source
-from tapeflow.news.alpaca import AlpacaNews
-from tapeflow.news.alpaca_stream import AlpacaNewsStream
+from tapeflow.ingest.news import check_news
 from tapeflow.news.base import NewsSource
-from tapeflow.news.frames import RAW_NEWS_SCHEMA, check_news
+from tapeflow.schemas import RAW_NEWS_SCHEMA
 from tapeflow.sources.base import Window
 from tapeflow.sources.http import HttpPolicy, VendorAuthError, VendorError
-from tests.fakes.alpaca_news import MALFORMED_NEWS_PAGE, AlpacaNewsFake, AlpacaNewsStreamFake, news_item
+from tapeflow.venues.alpaca.news import AlpacaNews
+from tapeflow.venues.alpaca.news_stream import AlpacaNewsStream
+from tapeflow.venues.configured import news_source
+from tests.fakes.alpaca_news import (
+    MALFORMED_NEWS_PAGE,
+    AlpacaNewsFake,
+    AlpacaNewsStreamFake,
+    news_item,
+)
 
 KEY = "SEKRET-KEY-n3ws-5a1f"
 SECRET = "SEKRET-SECRET-n3ws-77c0"
-UTC = timezone.utc
+UTC = UTC
 OPEN = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 SESSION = Window(OPEN, datetime(2026, 3, 2, 21, 0, tzinfo=UTC))
 AFTER_CLOSE = datetime(2026, 3, 2, 22, 0, tzinfo=UTC)
@@ -519,8 +525,8 @@ def test_stream_needs_both_keys_and_some_symbols(streamer):
 
 
 def test_a_batch_the_callback_could_not_take_stays_pending():
-    from tapeflow.news.alpaca_stream import _Batches
     from tapeflow.news.frames import news_row
+    from tapeflow.venues.alpaca.news_stream import _Batches
 
     calls = []
 

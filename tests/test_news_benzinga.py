@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tapeflow.news.frames import check_news
+from tapeflow.ingest.news import check_news
 from tests.fakes.benzinga import FakeBenzinga, story
 from tests.news_venues import NEWS_VENUES, NOW, T0, UTC, WINDOW, NewsServers
 

@@ -14,8 +14,9 @@ from datetime import timedelta
 import pytest
 
 from tapeflow.config import Settings
+from tapeflow.ingest.news import check_news
 from tapeflow.news.base import NewsSource
-from tapeflow.news.frames import check_news, empty_raw_news
+from tapeflow.news.frames import empty_raw_news
 from tapeflow.sources.http import VendorAuthError, VendorError
 from tests.fakes.news_vendor import FakeNewsVendor
 from tests.news_venues import NEWS_VENUES, NOW, T0, WINDOW, NewsServers, NewsVenue

@@ -4,13 +4,14 @@ read again."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from tapeflow.ingest import NEWS, store_batch
+from tapeflow.ingest.news import check_news
+from tapeflow.ingest.store import NEWS, store_batch
 from tapeflow.news.enrich import NewsReader
-from tapeflow.news.frames import check_news, news_row, raw_news
+from tapeflow.news.frames import news_row, raw_news
 
-UTC = timezone.utc
+UTC = UTC
 T = datetime(2024, 3, 5, 14, 0, tzinfo=UTC)
 
 
@@ -47,12 +48,13 @@ def test_an_item_is_read_once_and_an_edit_is_read_again(settings, warehouse):
 
 
 def test_a_replay_sees_each_version_of_an_edited_headline_while_it_was_current(settings, warehouse):
+    import polars as pl
+
     from tapeflow.news.enrich import SCORE_SCHEMA
     from tapeflow.news.features import news_view
-    from tapeflow.sim.history import History
+    from tapeflow.strategy.history import History
     from warehouse.reads import scored_news_between
     from warehouse.upsert import upsert
-    import polars as pl
 
     store(warehouse, "Intel to acquire McAfee for $7.7 billion", T + timedelta(seconds=10), "r1")
     NewsReader(settings, warehouse).read_new()

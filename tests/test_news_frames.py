@@ -4,17 +4,19 @@ and the replay source that reads captured headlines."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
 
 from tapeflow.config import PROJECT_DATA
-from tapeflow.news.frames import NEWS_SCHEMA, check_news, news_row, raw_news
+from tapeflow.ingest.news import check_news
+from tapeflow.news.frames import news_row, raw_news
 from tapeflow.news.replay import ReplayNews
+from tapeflow.schemas import NEWS_SCHEMA
 from tapeflow.sources.base import Window
 
-UTC = timezone.utc
+UTC = UTC
 T = datetime(2024, 3, 5, 14, 0, tzinfo=UTC)
 
 

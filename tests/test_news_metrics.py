@@ -8,7 +8,12 @@ from dataclasses import asdict
 import pytest
 
 from tapeflow.news.catalysts import Catalyst
-from tapeflow.news.metrics import Report, classification_report, confusion_table, set_scores
+from tapeflow.news.metrics import (
+    Report,
+    classification_report,
+    confusion_table,
+    set_scores,
+)
 
 
 def test_classification_report_by_hand():

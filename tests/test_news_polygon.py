@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from tapeflow.news.frames import check_news
+from tapeflow.ingest.news import check_news
 from tapeflow.sources.base import Window
 from tests.fakes.polygon_news import FakePolygonNews, article
 from tests.news_venues import NEWS_VENUES, NOW, T0, WINDOW, NewsServers

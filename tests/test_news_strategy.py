@@ -3,17 +3,17 @@ published, fetched and scored, and a stale one never fires a trade."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
 
 from strategies.news_catalyst import NewsCatalyst
 from tapeflow.news.features import SCORING_LATENCY, fresh_catalysts, news_view
-from tapeflow.sim.history import History
+from tapeflow.strategy.history import History
 from tests.test_strategies import scored_news
 
-UTC = timezone.utc
+UTC = UTC
 OPEN = datetime(2024, 3, 5, 14, 30, tzinfo=UTC)  # 09:30 New York, a Tuesday (EST)
 
 
@@ -99,7 +99,7 @@ def test_fresh_catalysts_gives_each_symbols_latest_fresh_headline_and_its_age():
 
 
 def test_several_symbols_and_a_thin_name_that_stops_trading():
-    from tapeflow.sim.lookahead import check_lookahead
+    from tapeflow.research.lookahead import check_lookahead
 
     busy = minute_bars("ABCD")
     thin = minute_bars("WXYZ").filter(pl.col("ts") < at(300))  # no bars after 14:30 New York
@@ -135,7 +135,7 @@ def edited(first: tuple, edit_at: datetime, catalyst: str, label: str) -> pl.Dat
 
 @pytest.mark.parametrize("catalyst, label", [("fda", "positive"), ("dilution", "negative")])
 def test_an_edit_after_the_entry_leaves_the_entry_and_its_exit_standing(catalyst, label):
-    from tapeflow.sim.lookahead import check_lookahead
+    from tapeflow.research.lookahead import check_lookahead
 
     news = edited(("ABCD", at(10), timedelta(seconds=30), "fda", "positive", 0.9), at(20), catalyst, label)
     history = History(bars=minute_bars(), news=news)

@@ -5,7 +5,7 @@ leave the error in the feed's freshness record."""
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -27,7 +27,7 @@ def alpaca_stream(settings, monkeypatch):
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_streamed_items_are_stored_and_bad_ones_quarantined(alpaca_stream, warehouse):
-    now = datetime.now(timezone.utc) - timedelta(seconds=2)
+    now = datetime.now(UTC) - timedelta(seconds=2)
     good = news_item(7001, "SOUN wins a contract", now, symbols=["SOUN"])
     bad = {**news_item(7002, "No stamp", now, symbols=["SOUN"]), "created_at": "yesterday"}
 
@@ -67,7 +67,7 @@ def test_refused_keys_fail_the_run_and_are_recorded(alpaca_stream, warehouse, mo
 def test_the_stream_command_runs_the_flow(alpaca_stream, warehouse, monkeypatch):
     from typer.testing import CliRunner
 
-    from tapeflow.cli import app
+    from tapeflow.cli.main import app
 
     monkeypatch.setenv("COLUMNS", "200")
     result = CliRunner().invoke(app, ["news", "stream", "-s", "SOUN", "--minutes", "0.02"])

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from tapeflow.news.frames import check_news
+from tapeflow.ingest.news import check_news
 from tests.fakes.tiingo import FakeTiingo, article
 from tests.news_venues import NEWS_VENUES, NOW, T0, WINDOW, NewsServers
 

@@ -3,7 +3,7 @@ flow and in a replayed paper session, and only once knowable and fresh."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -17,7 +17,7 @@ from tapeflow.news.tickers import TAGGER
 from warehouse import Warehouse, open_warehouse
 from warehouse.upsert import upsert
 
-UTC = timezone.utc
+UTC = UTC
 DAY = date(2011, 3, 3)
 MODEL = "test-model"
 

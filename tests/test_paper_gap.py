@@ -7,24 +7,24 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from typer.testing import CliRunner
 
+from tapeflow.backtest.costs import Commission, Costs, Slippage, cost_preset
 from tapeflow.brokers.base import OrderRejected
 from tapeflow.brokers.execution import Execution
 from tapeflow.brokers.ledger import Ledger
-from tapeflow.brokers.sim import SimBroker
-from tapeflow.calendar import NEW_YORK
-from tapeflow.cli import app
+from tapeflow.calendar.exchange import NEW_YORK
+from tapeflow.cli.main import app
 from tapeflow.live.identity import decision_order_id, params_hash, session_id
 from tapeflow.live.paper_gap import CAUSES, GapError, measure_gap, store_gap
 from tapeflow.live.promotion import resolve_params
-from tapeflow.model import Bar, Mode, Order, OrderType, Side, TimeInForce, Timeframe
-from tapeflow.sim.costs import Commission, Costs, Slippage, cost_preset
+from tapeflow.model import Bar, Mode, Order, OrderType, Side, Timeframe, TimeInForce
+from tapeflow.venues.simulator import SimBroker
 
-UTC = timezone.utc
+UTC = UTC
 DAY = date(2024, 3, 4)  # a Monday, a full session
 STRATEGY = "opening_range"  # a 1m strategy: the replay loads the day's minute bars
 FLAT = cost_preset("flat-commission")  # $0.005 a share, $1 minimum, no slippage

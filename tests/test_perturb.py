@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 
 from strategies.sma_cross import SmaCross
-from tapeflow.sim.engine import BacktestConfig
-from tapeflow.sim.history import History
-from tapeflow.sim.perturb import perturb
+from tapeflow.backtest.engine import BacktestConfig
+from tapeflow.research.perturb import perturb
+from tapeflow.strategy.history import History
 from tests.test_walkforward import ALL_IN, EveryN, panel, path_bars, spike_steps  # noqa: F401  (panel: fixture)
 
 

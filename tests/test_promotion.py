@@ -4,20 +4,27 @@ same parameters (or a recorded override), live mode only with both switches; the
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from typer.testing import CliRunner
 
-from tapeflow.brokers.factory import LiveNotConfirmed
-from tapeflow.cli import app
+from tapeflow.brokers.live_gate import LiveNotConfirmed
+from tapeflow.cli.main import app
 from tapeflow.config import Settings
 from tapeflow.live.identity import params_hash, session_id
-from tapeflow.live.promotion import (InvalidPromotion, NotPromoted, PromotionRefused, list_promotions, promote,
-                                     require_promotion, resolve_params)
+from tapeflow.live.promotion import (
+    InvalidPromotion,
+    NotPromoted,
+    PromotionRefused,
+    list_promotions,
+    promote,
+    require_promotion,
+    resolve_params,
+)
 from tapeflow.model import Mode
 
-UTC = timezone.utc
+UTC = UTC
 FIRST = date(2024, 1, 2)
 runner = CliRunner()
 
@@ -80,7 +87,7 @@ def test_a_smaller_minimum_is_a_setting(warehouse):
 
 
 @pytest.mark.parametrize(("strategy", "params", "to", "message"), [
-    ("no_such", {}, "paper", "unknown strategy 'no_such'; known: sma_cross"),
+    ("no_such", {}, "paper", "unknown strategy 'no_such'; known: .*sma_cross"),
     ("sma_cross", {"fats": 5}, "paper", "sma_cross has no parameter fats"),
     ("sma_cross", {"fast": 2.5}, "paper", "fast must be a whole number"),
     ("sma_cross", {"fast": 40, "slow": 20}, "paper", "fast .40. must be shorter than slow"),

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import gzip
 import shutil
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 import pytest
 
-from tapeflow.bar_frames import check_bars
-from tapeflow.calendar import NEW_YORK
+from tapeflow.calendar.exchange import NEW_YORK
 from tapeflow.config import PROJECT_DATA
+from tapeflow.ingest.bars import check_bars
 from tapeflow.model import Timeframe
-from tapeflow.sources import MarketData, ReplaySource, Window, market_data
-from tapeflow.sources.replay import DAILY_FILE, MINUTE_FILES
+from tapeflow.sources import MarketData, Window
+from tapeflow.sources.replay import DAILY_FILE, MINUTE_FILES, ReplaySource
+from tapeflow.venues.configured import market_data
 
 ALL = Window.days(date(2000, 1, 1), date(2030, 1, 1))
 
@@ -52,18 +53,18 @@ def test_daily_panel_is_complete(daily):
 
 def test_daily_bar_spans_the_regular_session(daily):
     a = daily.filter((pl.col("symbol") == "A") & (ny(daily).dt.date() == date(2009, 8, 21))).row(0, named=True)
-    assert a["ts"] == datetime(2009, 8, 21, 13, 30, tzinfo=timezone.utc)  # 09:30 EDT
-    assert a["end_ts"] == datetime(2009, 8, 21, 20, 0, tzinfo=timezone.utc)  # 16:00 EDT: knowable at the close
+    assert a["ts"] == datetime(2009, 8, 21, 13, 30, tzinfo=UTC)  # 09:30 EDT
+    assert a["end_ts"] == datetime(2009, 8, 21, 20, 0, tzinfo=UTC)  # 16:00 EDT: knowable at the close
     assert (a["open"], a["high"], a["low"], a["close"]) == (25.6, 25.61, 25.22, 25.55)
     assert a["volume"] == 3_475_800  # the file stores hundreds of shares
     winter = daily.filter(ny(daily).dt.date() == date(2010, 1, 4)).row(0, named=True)
-    assert winter["ts"] == datetime(2010, 1, 4, 14, 30, tzinfo=timezone.utc)  # 09:30 EST
+    assert winter["ts"] == datetime(2010, 1, 4, 14, 30, tzinfo=UTC)  # 09:30 EST
 
 
 def test_half_day_bar_ends_at_the_early_close(daily):
     friday = daily.filter(ny(daily).dt.date() == date(2009, 11, 27))
     assert friday.height > 400
-    assert friday["end_ts"].unique().to_list() == [datetime(2009, 11, 27, 18, 0, tzinfo=timezone.utc)]  # 13:00 EST
+    assert friday["end_ts"].unique().to_list() == [datetime(2009, 11, 27, 18, 0, tzinfo=UTC)]  # 13:00 EST
 
 
 def test_minute_bars_are_end_stamped_and_cover_extended_hours(minute):
@@ -71,7 +72,7 @@ def test_minute_bars_are_end_stamped_and_cover_extended_hours(minute):
     jan3 = minute.filter(ny(minute).dt.date() == date(2011, 1, 3)).sort("ts")
     first = jan3.row(0, named=True)
     # The file's first line, "20110103 090100", is the bar [04:00, 04:01) New York.
-    assert first["end_ts"] == datetime(2011, 1, 3, 9, 1, tzinfo=timezone.utc)
+    assert first["end_ts"] == datetime(2011, 1, 3, 9, 1, tzinfo=UTC)
     assert first["ts"].astimezone(NEW_YORK).strftime("%H:%M") == "04:00"
     assert (minute["end_ts"] - minute["ts"]).unique().to_list() == [timedelta(minutes=1)]
     regular = jan3.filter(ny(jan3).dt.time().is_between(datetime(2000, 1, 1, 9, 30).time(), datetime(2000, 1, 1, 15, 59).time()))
@@ -84,8 +85,8 @@ def test_minute_bars_follow_the_dst_switch(source):
     assert firsts["day"].to_list() == [date(2011, 3, 11), date(2011, 3, 14)]
     # 04:00 New York is 09:00 UTC before the switch (EST) and 08:00 UTC after it (EDT).
     assert firsts["ts"].to_list() == [
-        datetime(2011, 3, 11, 9, 0, tzinfo=timezone.utc),
-        datetime(2011, 3, 14, 8, 0, tzinfo=timezone.utc),
+        datetime(2011, 3, 11, 9, 0, tzinfo=UTC),
+        datetime(2011, 3, 14, 8, 0, tzinfo=UTC),
     ]
 
 
@@ -147,7 +148,7 @@ def test_unknown_source_is_named(settings):
 
 def test_window_rejects_naive_and_reversed_bounds():
     with pytest.raises(ValueError, match="naive"):
-        Window(datetime(2011, 1, 1), datetime(2011, 1, 2, tzinfo=timezone.utc))
+        Window(datetime(2011, 1, 1), datetime(2011, 1, 2, tzinfo=UTC))
     with pytest.raises(ValueError, match="before first day"):
         Window.days(date(2011, 1, 2), date(2011, 1, 1))
     days = Window.days(date(2011, 3, 13), date(2011, 3, 13))  # the spring-forward day is 23 hours long

@@ -8,22 +8,29 @@ import hashlib
 import html
 import math
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import matplotlib.image as mpimg
 import polars as pl
 import pytest
 
-from strategies.base import SIGNAL_SCHEMA
 from strategies.sma_cross import SmaCross
+from tapeflow.backtest.costs import Commission, Costs, Slippage
+from tapeflow.backtest.engine import BacktestConfig, BacktestResult, simulate
+from tapeflow.backtest.report import (
+    MAX_TRADES,
+    format_metric,
+    metric_kind,
+    monthly_returns,
+    png_size,
+    render_report,
+)
 from tapeflow.config import PROJECT_DATA
-from tapeflow.sim.costs import Commission, Costs, Slippage
-from tapeflow.sim.engine import BacktestConfig, BacktestResult, simulate
-from tapeflow.sim.history import BAR_COLUMNS, History
-from tapeflow.sim.report import MAX_TRADES, format_metric, metric_kind, monthly_returns, png_size, render_report
+from tapeflow.schemas import SIGNAL_SCHEMA
 from tapeflow.sources.base import Window
 from tapeflow.sources.replay import ReplaySource
+from tapeflow.strategy.history import BAR_COLUMNS, History
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHARTS = ("equity.png", "drawdown.png")
@@ -45,7 +52,7 @@ ASSUMPTIONS = {
 def history() -> History:
     source = ReplaySource(PROJECT_DATA)
     symbols = source.symbols("1d")[:20]
-    window = Window(datetime(2009, 1, 1, tzinfo=timezone.utc), datetime(2011, 1, 1, tzinfo=timezone.utc))
+    window = Window(datetime(2009, 1, 1, tzinfo=UTC), datetime(2011, 1, 1, tzinfo=UTC))
     raw = source.bars(symbols, "1d", window)
     return History(bars=raw.filter(pl.col("problem").is_null()).select(*BAR_COLUMNS))
 

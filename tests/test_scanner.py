@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -11,11 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tapeflow.config import PROJECT_DATA
-from tapeflow.scanner import ScannerParams, scan
-from tapeflow.sources import ReplaySource, Window
-from tapeflow.watchlist_frames import check_watchlist
+from tapeflow.ingest.watchlist import check_watchlist
+from tapeflow.sources import Window
+from tapeflow.sources.replay import ReplaySource
+from tapeflow.sources.scanner import ScannerParams, scan
 
-DAY0 = datetime(2024, 1, 2, 14, 30, tzinfo=timezone.utc)
+DAY0 = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
 
 
 def history(symbol: str, n: int, *, close: float = 10.0, volume: float = 1_000.0, rng: float = 0.2) -> list[dict]:
@@ -83,7 +84,7 @@ def test_output_passes_the_watchlist_checks():
 
 @pytest.fixture(scope="module")
 def panel() -> pl.DataFrame:
-    raw = ReplaySource(PROJECT_DATA).bars(None, "1d", Window(datetime(2009, 1, 1, tzinfo=timezone.utc), datetime(2011, 1, 1, tzinfo=timezone.utc)))
+    raw = ReplaySource(PROJECT_DATA).bars(None, "1d", Window(datetime(2009, 1, 1, tzinfo=UTC), datetime(2011, 1, 1, tzinfo=UTC)))
     return raw.filter(pl.col("problem").is_null()).select("symbol", "ts", "end_ts", "open", "high", "low", "close", "volume")
 
 

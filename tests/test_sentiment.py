@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -14,7 +14,7 @@ from tapeflow.news.lexicon import lexicon_label
 from tapeflow.news.sentiment import TrainParams, _label_order, model_version
 from tapeflow.news.sentiment_data import clean, load_split, stratified_subset
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def test_the_bundled_splits_are_read_with_their_labels():
@@ -159,7 +159,7 @@ def test_a_configured_model_folder_is_recorded_under_its_weights_digest(trained,
 def test_nlp_eval_prints_every_reader_against_its_labelled_data(trained, monkeypatch):
     from typer.testing import CliRunner
 
-    from tapeflow.cli import app
+    from tapeflow.cli.main import app
 
     home, first, _ = trained
     monkeypatch.setenv("TAPEFLOW_HOME", str(home))
@@ -178,7 +178,7 @@ def test_nlp_eval_prints_every_reader_against_its_labelled_data(trained, monkeyp
 def test_without_a_model_scoring_says_how_to_get_one(tapeflow_home):
     from typer.testing import CliRunner
 
-    from tapeflow.cli import app
+    from tapeflow.cli.main import app
 
     result = CliRunner().invoke(app, ["nlp", "eval"])
     assert result.exit_code == 1

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -68,7 +68,7 @@ def expected_minute_bars(day: date) -> int:
     n = 0
     with MINUTE_FILE.open(newline="") as f:
         for row in csv.reader(f, delimiter=";"):
-            end = datetime.strptime(row[0], "%Y%m%d %H%M%S").replace(tzinfo=timezone.utc)
+            end = datetime.strptime(row[0], "%Y%m%d %H%M%S").replace(tzinfo=UTC)
             if (end - timedelta(minutes=1)).astimezone(new_york).date() == day:
                 n += 1
     return n

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from tapeflow.session_windows import Days, Skip, bars_due, month_chunks, pre_market_times, watchlist_session
+from tapeflow.calendar.windows import (
+    Days,
+    Skip,
+    bars_due,
+    month_chunks,
+    pre_market_times,
+    watchlist_session,
+)
 
 NY = ZoneInfo("America/New_York")
 
@@ -50,7 +57,7 @@ def test_bars_due():
 
 def test_pre_market_times_follow_dst():
     times = pre_market_times(date(2011, 3, 11), date(2011, 3, 14))
-    assert times == [datetime(2011, 3, 11, 14, 0, tzinfo=timezone.utc), datetime(2011, 3, 14, 13, 0, tzinfo=timezone.utc)]
+    assert times == [datetime(2011, 3, 11, 14, 0, tzinfo=UTC), datetime(2011, 3, 14, 13, 0, tzinfo=UTC)]
 
 
 def test_month_chunks():

@@ -5,7 +5,7 @@ fill for fill (bench/sma_cross/; the full-size run is bench/sma_cross/driver.py)
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
@@ -28,7 +28,7 @@ def _agree(bars: pl.DataFrame, length: str, bps: int) -> tuple[dict, pl.DataFram
 
 
 def _daily(closes: list[float], opens: list[float] | None = None) -> pl.DataFrame:
-    start = datetime(2020, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2020, 1, 1, tzinfo=UTC)
     opens = opens or [c + 0.5 for c in closes]
     return pl.DataFrame({
         "symbol": "X", "ts": [start + timedelta(days=i) for i in range(len(closes))],

@@ -6,23 +6,24 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 import pytest
 import requests
 from alpaca.data.enums import Adjustment as AlpacaAdjustment
 
-from tapeflow.bar_frames import RAW_COLUMNS, check_bars
 from tapeflow.config import Settings
-from tapeflow.sources.alpaca import AlpacaSource
+from tapeflow.ingest.bars import check_bars
+from tapeflow.schemas import RAW_COLUMNS
 from tapeflow.sources.base import MarketData, Window, empty_raw_bars
 from tapeflow.sources.http import HttpPolicy, VendorAuthError, VendorError
+from tapeflow.venues.alpaca.bars import AlpacaSource
 from tests.fakes.alpaca_data import MALFORMED_PAGE, AlpacaDataFake
 
 KEY = "SEKRET-KEY-7f3a9e"
 SECRET = "SEKRET-SECRET-c41d2b"
-UTC = timezone.utc
+UTC = UTC
 MARCH_2 = Window(datetime(2026, 3, 2, 14, 30, tzinfo=UTC), datetime(2026, 3, 2, 21, 0, tzinfo=UTC))
 FAST = HttpPolicy(timeout_s=2.0, attempts=3, backoff_s=0.5, jitter=0.25)
 

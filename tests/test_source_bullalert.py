@@ -7,7 +7,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -16,13 +16,14 @@ import requests
 from pydantic import SecretStr
 
 from tapeflow.config import Settings
-from tapeflow.sources.bullalert import BullAlertSource
+from tapeflow.ingest.watchlist import check_watchlist
+from tapeflow.schemas import WATCHLIST_SCHEMA
 from tapeflow.sources.http import HttpPolicy, VendorAuthError, VendorError
-from tapeflow.watchlist_frames import WATCHLIST_SCHEMA, check_watchlist
+from tapeflow.venues.bullalert import BullAlertSource
 from tests.fakes.bullalert import FakeBullAlert
 
 KEY = "SEKRET-BA-7f3c9e1d"
-UTC = timezone.utc
+UTC = UTC
 T0 = datetime(2026, 3, 5, 13, 45, tzinfo=UTC)  # 08:45 New York, pre-market
 T1 = T0 + timedelta(minutes=5)
 NOW = datetime(2026, 3, 5, 14, 0, 2, tzinfo=UTC)

@@ -6,23 +6,23 @@ import json
 import logging
 import traceback
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import polars as pl
 import pytest
 import requests
 
-from tapeflow.bar_frames import CheckedBars, check_bars
-from tapeflow.calendar import NEW_YORK
+from tapeflow.calendar.exchange import NEW_YORK
 from tapeflow.config import Settings
+from tapeflow.ingest.bars import CheckedBars, check_bars
 from tapeflow.model import Timeframe
 from tapeflow.sources.base import MarketData, Window, empty_raw_bars
-from tapeflow.sources.finnhub import FinnhubSource
 from tapeflow.sources.http import HttpPolicy, VendorAuthError, VendorError
+from tapeflow.venues.finnhub import FinnhubSource
 from tests.fakes.finnhub import FakeFinnhub, candle, day_candle, minute_candle
 
 KEY = "SEKRET-finnhub-4c1d8e07"
-UTC = timezone.utc
+UTC = UTC
 FAST = HttpPolicy(timeout_s=2.0, attempts=3, backoff_s=0.01, jitter=0.0)
 T0 = datetime(2026, 3, 9, 13, 30, tzinfo=UTC)  # 09:30 New York (EDT since 2026-03-08)
 S0 = int(T0.timestamp())

@@ -4,27 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import logging
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 import pytest
 from ib_async import IB
 
-from tapeflow.bar_frames import check_bars
 from tapeflow.config import Settings
+from tapeflow.ingest.bars import check_bars
 from tapeflow.model import Timeframe
 from tapeflow.sources.base import MarketData, Window, empty_raw_bars
 from tapeflow.sources.http import VendorError
-from tapeflow.sources.ibkr import IbkrSource, pieces
-from tests.fakes.ib_gateway import ACCOUNT, PACING, FakeIBGateway, daily_bar, minute_bars
+from tapeflow.venues.ibkr.bars import IbkrSource, pieces
+from tests.fakes.ib_gateway import (
+    ACCOUNT,
+    PACING,
+    FakeIBGateway,
+    daily_bar,
+    minute_bars,
+)
 
-UTC = timezone.utc
+UTC = UTC
 PACING_WAIT = 0.25
 RECEIVED = datetime(2026, 12, 1, tzinfo=UTC)  # the batches below were "received" after every bar ended
 

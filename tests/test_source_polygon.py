@@ -6,22 +6,22 @@ import json
 import logging
 import traceback
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 import pytest
 import requests
 
-from tapeflow.bar_frames import CheckedBars, check_bars
 from tapeflow.config import Settings
+from tapeflow.ingest.bars import CheckedBars, check_bars
 from tapeflow.model import Timeframe
 from tapeflow.sources.base import MarketData, Window, empty_raw_bars
 from tapeflow.sources.http import HttpPolicy, VendorAuthError, VendorError
-from tapeflow.sources.polygon import PolygonSource
+from tapeflow.venues.polygon.bars import PolygonSource
 from tests.fakes.polygon import FakePolygon, agg, day_agg, minute_agg, ms
 
 KEY = "SEKRET-polygon-7f3a9c51"
-UTC = timezone.utc
+UTC = UTC
 FAST = HttpPolicy(timeout_s=2.0, attempts=3, backoff_s=0.01, jitter=0.0)
 T0 = datetime(2026, 3, 9, 13, 30, tzinfo=UTC)  # 09:30 New York (EDT since 2026-03-08)
 DAY_1M = Window(T0, T0 + timedelta(hours=2))

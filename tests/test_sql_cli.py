@@ -9,7 +9,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from tapeflow.cli import EXIT_BUSY, EXIT_REFUSED, app
+from tapeflow.cli.main import EXIT_BUSY, EXIT_REFUSED, app
 from tests.test_warehouse import T0, bars, stamped
 from tests.warehouse_lock import lock_held
 from warehouse.upsert import upsert

@@ -3,24 +3,25 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 import pytest
 
-from strategies import STRATEGIES, Strategy, get_strategy
-from strategies.base import Param, signal_frame
 from strategies.sma_cross import SmaCross, price_grid
 from strategies.watchlist_momentum import WatchlistMomentum
+from tapeflow.calendar.windows import pre_market_times
 from tapeflow.config import PROJECT_DATA
 from tapeflow.model import Timeframe
-from tapeflow.scanner import scan
-from tapeflow.session_windows import pre_market_times
-from tapeflow.sim.history import History
-from tapeflow.sim.lookahead import check_lookahead
-from tapeflow.sources import ReplaySource, Window
+from tapeflow.research.lookahead import check_lookahead
+from tapeflow.sources import Window
+from tapeflow.sources.replay import ReplaySource
+from tapeflow.sources.scanner import scan
+from tapeflow.strategy.base import Param, Strategy, signal_frame
+from tapeflow.strategy.history import History
+from tapeflow.strategy.registry import available, get_strategy
 
-ALL = Window(datetime(2009, 1, 1, tzinfo=timezone.utc), datetime(2012, 1, 1, tzinfo=timezone.utc))
+ALL = Window(datetime(2009, 1, 1, tzinfo=UTC), datetime(2012, 1, 1, tzinfo=UTC))
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def with_news(minute) -> History:
              ("contract", "positive", 0.6), ("other", "positive", 0.95)]
     rows = []
     for i, day in enumerate(days):
-        published = datetime(day.year, day.month, day.day, 14, 40, 20, tzinfo=timezone.utc) + timedelta(minutes=17 * i % 300)
+        published = datetime(day.year, day.month, day.day, 14, 40, 20, tzinfo=UTC) + timedelta(minutes=17 * i % 300)
         catalyst, label, score = kinds[i % len(kinds)]
         rows.append(("SPY", published, timedelta(seconds=35), catalyst, label, score))
     return History(bars=minute, news=scored_news(rows))
@@ -83,7 +84,7 @@ class Leaky(Strategy):
                                                              pl.lit("enter").alias("action"), pl.lit("peek").alias("reason")))
 
 
-@pytest.mark.parametrize("name", sorted(STRATEGIES))
+@pytest.mark.parametrize("name", sorted(available()))
 def test_every_built_in_strategy_passes_the_lookahead_check(name, daily, minute, with_watchlist, with_news):
     strategy = get_strategy(name)()
     history = (with_watchlist if strategy.uses_watchlist else with_news if strategy.uses_news
@@ -100,7 +101,7 @@ def test_a_leaky_strategy_is_caught(daily):
 
 def test_sma_cross_rules_on_a_hand_made_series():
     closes = [10.0] * 30 + [11.0] * 3 + [9.0] * 12
-    start = datetime(2024, 1, 2, 14, 30, tzinfo=timezone.utc)
+    start = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
     bars = pl.DataFrame({
         "symbol": "X", "ts": [start + timedelta(days=i) for i in range(len(closes))],
         "end_ts": [start + timedelta(days=i, hours=6, minutes=30) for i in range(len(closes))],
@@ -140,7 +141,7 @@ def test_watchlist_momentum_buys_the_open_and_sells_the_close(with_watchlist):
     assert entries["time_in_force"].to_list() == ["opg"]
     exits = day.filter(pl.col("action") == "exit")
     assert exits["time_in_force"].to_list() == ["cls"]
-    assert exits["at"].to_list() == [datetime(2010, 5, 7, 13, 30, 1, tzinfo=timezone.utc)]
+    assert exits["at"].to_list() == [datetime(2010, 5, 7, 13, 30, 1, tzinfo=UTC)]
 
 
 def test_decide_is_the_step_path_of_signals(daily):

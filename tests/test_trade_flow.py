@@ -11,19 +11,19 @@ from typer.testing import CliRunner
 
 from flows.ingest import ingest_bars
 from flows.trade import KILL_VARIABLE, prefect_kill_switch, trade_session
-from strategies import get_strategy
-from tapeflow.brokers.sim import SimBroker
-from tapeflow.calendar import NEW_YORK
-from tapeflow.cli import app
+from tapeflow.backtest.costs import cost_preset
+from tapeflow.backtest.engine import BacktestConfig, simulate
+from tapeflow.calendar.exchange import NEW_YORK
+from tapeflow.cli.main import app
 from tapeflow.config import load_settings
 from tapeflow.live.launch import live_session
 from tapeflow.live.promotion import NotPromoted, promote
 from tapeflow.model import Timeframe
 from tapeflow.risk.sizing import Sizing
 from tapeflow.risk.state import kill_switch
-from tapeflow.sim.costs import cost_preset
-from tapeflow.sim.engine import BacktestConfig, simulate
-from tapeflow.sim.history import History
+from tapeflow.strategy.history import History
+from tapeflow.strategy.registry import get_strategy
+from tapeflow.venues.simulator import SimBroker
 from warehouse import Warehouse, open_warehouse
 from warehouse.reads import bars_between
 

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import pytest
 
+from tapeflow.backtest.costs import Costs
 from tapeflow.brokers.base import Disconnected
 from tapeflow.brokers.reconcile import reconcile
-from tapeflow.brokers.sim import SimBroker
+from tapeflow.calendar.exchange import NEW_YORK, get_calendar
 from tapeflow.live.clock import SimulatedClock
 from tapeflow.live.session import SessionAlreadyRunning, SessionRules
-from tapeflow.calendar import NEW_YORK, get_calendar
 from tapeflow.model import Mode, OrderStatus
 from tapeflow.risk.sizing import Sizing
 from tapeflow.risk.state import set_kill_switch
-from tapeflow.sim.costs import Costs
+from tapeflow.venues.simulator import SimBroker
 from tests.fakes.sim_venue import FaultyLink
 from tests.session_kit import DAY, ny, scripted, session, store_day
 

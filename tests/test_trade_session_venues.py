@@ -10,13 +10,13 @@ from datetime import date
 
 import pytest
 
-from tapeflow.brokers.sim import SimBroker
+from tapeflow.backtest.costs import Costs
 from tapeflow.live.clock import SimulatedClock
 from tapeflow.live.session import SessionRules
 from tapeflow.model import Bar
 from tapeflow.risk.sizing import Sizing
 from tapeflow.risk.state import set_kill_switch
-from tapeflow.sim.costs import Costs
+from tapeflow.venues.simulator import SimBroker
 from tests.broker_venues import open_venue
 from tests.session_kit import ny, scripted, session, store_day
 from tests.test_trade_session import Flaky

@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from flows.ingest import ingest_bars
-from tapeflow.sources import ReplaySource, latest_bars
 from tapeflow.config import PROJECT_DATA
+from tapeflow.sources import latest_bars
+from tapeflow.sources.replay import ReplaySource
 from tests.fakes.polygon import FakePolygon, minute_agg
 from tests.fakes.webhook_receiver import WebhookReceiver
 

@@ -4,24 +4,31 @@ test), stitching, and known answers on a synthetic path; then the bundled S&P 50
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 import pytest
 
-from strategies.base import Param, Strategy, signal_frame
 from strategies.sma_cross import SmaCross
-from tapeflow.calendar import NEW_YORK, get_calendar
+from tapeflow.backtest.engine import BacktestConfig
+from tapeflow.backtest.metrics import compute_metrics
+from tapeflow.calendar.exchange import NEW_YORK, get_calendar
 from tapeflow.config import PROJECT_DATA
 from tapeflow.model import Timeframe
+from tapeflow.research.walkforward import (
+    default_grid,
+    folds,
+    run_window,
+    sessions_of,
+    walk_forward,
+)
 from tapeflow.risk.sizing import Sizing
-from tapeflow.sim.engine import BacktestConfig
-from tapeflow.sim.history import History
-from tapeflow.sim.metrics import compute_metrics
-from tapeflow.sim.walkforward import default_grid, folds, run_window, sessions_of, walk_forward
-from tapeflow.sources import ReplaySource, Window
+from tapeflow.sources import Window
+from tapeflow.sources.replay import ReplaySource
+from tapeflow.strategy.base import Param, Strategy, signal_frame
+from tapeflow.strategy.history import History
 
-ALL = Window(datetime(2009, 1, 1, tzinfo=timezone.utc), datetime(2011, 1, 1, tzinfo=timezone.utc))
+ALL = Window(datetime(2009, 1, 1, tzinfo=UTC), datetime(2011, 1, 1, tzinfo=UTC))
 ALL_IN = BacktestConfig(sizing=Sizing(fraction=0.9, max_positions=1))
 
 
@@ -118,7 +125,7 @@ def test_anchored_folds_train_from_the_start_and_the_last_window_ends_after_its_
 
 
 def test_folds_on_bar_instants_and_with_a_step():
-    starts = [datetime(2024, 1, 2, 14, 30, tzinfo=timezone.utc) + timedelta(minutes=i) for i in range(50)]
+    starts = [datetime(2024, 1, 2, 14, 30, tzinfo=UTC) + timedelta(minutes=i) for i in range(50)]
     fs = folds(starts, train=20, test=10, step=5)
     assert len(fs) == 5  # first points 0, 5, 10, 15, 20
     assert fs[1].train_start == starts[5] and fs[1].test_start == starts[25]
@@ -134,7 +141,7 @@ def test_folds_refuse_nonsense():
     with pytest.raises(ValueError, match="timezone-aware"):
         folds([datetime(2024, 1, 2)], train=1, test=1)
     with pytest.raises(ValueError, match="all dates"):
-        folds([date(2024, 1, 2), datetime(2024, 1, 3, tzinfo=timezone.utc)], train=1, test=1)
+        folds([date(2024, 1, 2), datetime(2024, 1, 3, tzinfo=UTC)], train=1, test=1)
 
 
 def test_each_bar_falls_in_exactly_one_window(panel):
@@ -284,4 +291,4 @@ def test_walk_forward_on_the_bundled_panel(panel):
 
 
 def _midnight(d: date) -> datetime:
-    return datetime.combine(d, datetime.min.time(), NEW_YORK).astimezone(timezone.utc)
+    return datetime.combine(d, datetime.min.time(), NEW_YORK).astimezone(UTC)

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import polars as pl
 import pytest
 
-from tapeflow.bar_frames import BAR_SCHEMA, CheckedBars
-from tapeflow.ingest import BARS, record_failure, store_batch
+from tapeflow.ingest.bars import CheckedBars
+from tapeflow.ingest.store import BARS, record_failure, store_batch
+from tapeflow.schemas import BAR_SCHEMA
 from tests.warehouse_lock import lock_held
 from warehouse import Warehouse, WarehouseBusy, WarehouseMissing
-from warehouse.migrate import Migration, MigrationError, apply_migrations, bundled_migrations
+from warehouse.migrate import (
+    Migration,
+    MigrationError,
+    apply_migrations,
+    bundled_migrations,
+)
 from warehouse.quarantine import quarantine
 from warehouse.upsert import upsert
 
-T0 = datetime(2011, 3, 1, 14, 30, tzinfo=timezone.utc)
+T0 = datetime(2011, 3, 1, 14, 30, tzinfo=UTC)
 
 
 def bars(n: int, close: float = 10.0, symbol: str = "SPY") -> pl.DataFrame:

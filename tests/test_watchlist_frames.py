@@ -1,11 +1,11 @@
-"""Tests for tapeflow.watchlist_frames: the split of a watchlist batch into good and rejected
+"""Tests for tapeflow.ingest.watchlist: the split of a watchlist batch into good and rejected
 rows, and its agreement with `model.WatchlistRow` (plus the warehouse's own rules)."""
 
 from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -13,20 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tapeflow.bar_frames import UTC_TS
+from tapeflow.ingest.watchlist import RANK_MAX, CheckedWatchlist, check_watchlist
 from tapeflow.model import SYMBOL_PATTERN, WatchlistRow
-from tapeflow.watchlist_frames import (
-    RANK_MAX,
-    SESSIONS,
-    WATCHLIST_KEY,
-    WATCHLIST_RAW_COLUMNS,
-    WATCHLIST_SCHEMA,
-    CheckedWatchlist,
-    check_watchlist,
-    empty_raw_watchlist,
-)
+from tapeflow.schemas import SESSIONS, UTC_TS, WATCHLIST_KEY, WATCHLIST_RAW_COLUMNS, WATCHLIST_SCHEMA, empty_raw_watchlist
 
-UTC = timezone.utc
+UTC = UTC
 NY = ZoneInfo("America/New_York")
 T0 = datetime(2026, 3, 5, 13, 45, tzinfo=UTC)  # 08:45 New York: pre-market
 SEEN = T0 + timedelta(seconds=3)

@@ -34,7 +34,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-
 from common import DATA, DATASETS, data_path
 
 TICKS = 128  # ticks per dollar

@@ -40,9 +40,8 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
-import polars as pl
-
 import datagen
+import polars as pl
 import reference
 from common import BENCH, DATASETS, RESULTS, TIMED, VARIANTS, Outcome, compare, load
 

@@ -21,8 +21,18 @@ from fractions import Fraction
 
 import numpy as np
 import polars as pl
-
-from common import CASH_PER_SYMBOL, DATASETS, FAST, MINIMUM, PER_SHARE, QTY, SLOW, VARIANTS, fill_frame, load
+from common import (
+    CASH_PER_SYMBOL,
+    DATASETS,
+    FAST,
+    MINIMUM,
+    PER_SHARE,
+    QTY,
+    SLOW,
+    VARIANTS,
+    fill_frame,
+    load,
+)
 
 GRID = 3_200  # lcm(128, 100): 1/128-dollar and cent prices are integers on it
 _COMMISSION = max(Fraction(str(PER_SHARE)) * QTY, Fraction(str(MINIMUM)))  # max(0.005 x 100, 1.00) = $1

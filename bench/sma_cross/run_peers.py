@@ -33,10 +33,20 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
-
-from common import (CASH_PER_SYMBOL, FAST, MINIMUM, PER_SHARE, QTY, SLOW, VARIANTS, Outcome,  # noqa: E402
-                    bar_length, fill_frame, load, peak_rss_mb)
-
+from common import (  # noqa: E402
+    CASH_PER_SYMBOL,
+    FAST,
+    MINIMUM,
+    PER_SHARE,
+    QTY,
+    SLOW,
+    VARIANTS,
+    Outcome,
+    bar_length,
+    fill_frame,
+    load,
+    peak_rss_mb,
+)
 
 # ---------------------------------------------------------------- vectorbt
 

@@ -1,5 +1,5 @@
 """tapeflow's side of the SMA-crossover benchmark: `strategies.sma_cross.SmaCross` signals
-through `tapeflow.sim.engine.simulate`, configured per SMA_CROSS_RULES.md.
+through `tapeflow.backtest.engine.simulate`, configured per SMA_CROSS_RULES.md.
 
 The backtest (what "warm" times) starts from the bars in memory as a polars frame and ends
 with the fill list and final equity in hand: History (cast + sort), signals, simulate.
@@ -26,21 +26,32 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import polars as pl  # noqa: E402
-
-from common import (CASH_PER_SYMBOL, FAST, MINIMUM, PER_SHARE, QTY, SLOW, VARIANTS, Outcome,  # noqa: E402
-                    bar_length, fill_frame, load, peak_rss_mb)
+from common import (  # noqa: E402
+    CASH_PER_SYMBOL,
+    FAST,
+    MINIMUM,
+    PER_SHARE,
+    QTY,
+    SLOW,
+    VARIANTS,
+    Outcome,
+    bar_length,
+    fill_frame,
+    load,
+    peak_rss_mb,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for a plain checkout
 
 from strategies.sma_cross import SmaCross  # noqa: E402
-from tapeflow.sim.costs import Commission, Costs, Slippage  # noqa: E402
-from tapeflow.sim.engine import BacktestConfig, simulate  # noqa: E402
-from tapeflow.sim.history import History  # noqa: E402
+from tapeflow.backtest.costs import Commission, Costs, Slippage  # noqa: E402
+from tapeflow.backtest.engine import BacktestConfig, simulate  # noqa: E402
+from tapeflow.strategy.history import History  # noqa: E402
 
 _T_IMPORTED = time.perf_counter()
 ROOT = Path(__file__).resolve().parents[2]
-ENGINE_FILES = ["tapeflow/sim/engine.py", "tapeflow/sim/fast.py", "tapeflow/sim/fills.py", "tapeflow/sim/costs.py", "tapeflow/sim/history.py",
-                "strategies/sma_cross.py", "strategies/base.py"]
+ENGINE_FILES = ["tapeflow/backtest/engine.py", "tapeflow/backtest/fast.py", "tapeflow/backtest/fills.py", "tapeflow/backtest/costs.py", "tapeflow/strategy/history.py",
+                "strategies/sma_cross.py", "tapeflow/strategy/base.py"]
 
 
 def engine_sha256() -> str:

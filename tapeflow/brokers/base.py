@@ -13,8 +13,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from tapeflow.model import (Account, Fill, InvalidRecord, Mode, Order, OrderStatus, OrderType, Position, Side,
-                            TimeInForce, check_aware)
+from tapeflow.model import (
+    Account,
+    Fill,
+    InvalidRecord,
+    Mode,
+    Order,
+    OrderStatus,
+    OrderType,
+    Position,
+    Side,
+    TimeInForce,
+    check_aware,
+)
 
 OPEN_STATUSES = frozenset({OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED})
 

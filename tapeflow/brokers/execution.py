@@ -8,7 +8,7 @@ refused while the last reconciliation left an unexplained difference; exits stay
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from tapeflow.brokers.base import Broker, BrokerOrder, OrderRejected, OrderUpdate
 from tapeflow.brokers.ledger import Ledger
@@ -84,7 +84,7 @@ class Execution:
         """Fetch the executions of `cid` the ledger lacks when the broker reports more filled."""
         if filled_qty <= sum(f.qty for f in self.ledger.fills(cid)) + 1e-9:
             return
-        created = self.ledger.order_created(cid) or datetime.now(timezone.utc)
+        created = self.ledger.order_created(cid) or datetime.now(UTC)
         for fill in self.broker.fills(since=created - timedelta(minutes=1)):
             if fill.client_order_id == cid:
                 self.ledger.record_fill(fill)

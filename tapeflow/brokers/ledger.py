@@ -5,7 +5,7 @@ the DuckDB file, and every write is keyed so that replaying it changes nothing."
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from tapeflow.brokers.base import BrokerOrder, OrderRejected, OrderUpdate
 from tapeflow.model import Account, Fill, Mode, Order, OrderStatus, Position, Side
@@ -15,7 +15,7 @@ FINAL = (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderSt
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Ledger:

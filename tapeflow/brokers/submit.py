@@ -14,7 +14,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tapeflow.brokers.base import Broker, BrokerOrder, Disconnected, DuplicateOrderId, QueryFailed
+from tapeflow.brokers.base import (
+    Broker,
+    BrokerOrder,
+    Disconnected,
+    DuplicateOrderId,
+    QueryFailed,
+)
 from tapeflow.model import Order
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from tapeflow.model import Bar, Timeframe
 from tapeflow.news.features import LOOKBACK as NEWS_LOOKBACK
 from tapeflow.news.features import NewsReading, news_view
-from tapeflow.sim.history import History
+from tapeflow.strategy.history import History
 from warehouse.connection import Warehouse
 from warehouse.reads import bars_ended, scored_news_between, watchlist_fetched_by
 

@@ -8,20 +8,16 @@ account's book, its ledger or the count of paper sessions that promotion relies 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
-import hashlib
-
-from strategies import get_strategy
-from strategies.base import Strategy
+from tapeflow.backtest.costs import cost_preset
 from tapeflow.brokers.execution import Execution
-from tapeflow.brokers.factory import open_broker
 from tapeflow.brokers.ledger import Ledger
-from tapeflow.brokers.sim import SimBroker
-from tapeflow.calendar import NEW_YORK, get_calendar
+from tapeflow.calendar.exchange import NEW_YORK, get_calendar
 from tapeflow.config import Settings
 from tapeflow.live.clock import SimulatedClock, WallClock
 from tapeflow.live.feed import WarehouseFeed
@@ -31,9 +27,12 @@ from tapeflow.model import Mode
 from tapeflow.news.features import SCORING_LATENCY, NewsReading
 from tapeflow.news.model_registry import current_model, day_model
 from tapeflow.news.tickers import TAGGER
-from tapeflow.risk.alert_log import AlertBook, book_from_settings
-from tapeflow.risk.alerts import Alert, LogChannel
-from tapeflow.sim.costs import cost_preset
+from tapeflow.ops.alert_book import AlertBook, book_from_settings
+from tapeflow.ops.alerts import Alert, LogChannel
+from tapeflow.strategy.base import Strategy
+from tapeflow.strategy.registry import get_strategy
+from tapeflow.venues.configured import open_broker
+from tapeflow.venues.simulator import SimBroker
 from warehouse.connection import Warehouse
 from warehouse.upsert import upsert
 

@@ -23,16 +23,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import polars as pl
 
-from strategies import get_strategy
-from strategies.base import signal_frame
-from tapeflow.calendar import NEW_YORK
-from tapeflow.sim.costs import Costs
-from tapeflow.sim.engine import BacktestConfig, simulate
-from tapeflow.sim.fills import to_us
+from tapeflow.backtest.costs import Costs
+from tapeflow.backtest.engine import BacktestConfig, simulate
+from tapeflow.backtest.fills import to_us
+from tapeflow.calendar.exchange import NEW_YORK
+from tapeflow.strategy.base import signal_frame
+from tapeflow.strategy.registry import get_strategy
 from warehouse.connection import Warehouse
 from warehouse.reads import bars_between
 
@@ -190,7 +190,7 @@ _ROW_SCHEMA = {
     "paper_time": pl.Datetime("us", "UTC"), "backtest_time": pl.Datetime("us", "UTC"),
     "paper_commission": pl.Float64, "backtest_commission": pl.Float64, "mark": pl.Float64,
     "paper_pnl": pl.Float64, "backtest_pnl": pl.Float64, "gap": pl.Float64, "cause": pl.String,
-    **{cause: pl.Float64 for cause in CAUSES},
+    **dict.fromkeys(CAUSES, pl.Float64),
 }
 
 
@@ -265,6 +265,6 @@ def store_gap(warehouse: Warehouse, report: GapReport, *, now: datetime | None =
         con.execute(
             "INSERT OR REPLACE INTO paper_gaps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [report.session.session_id, report.session.strategy, report.session.params_hash,
-             report.session.session_date, json.dumps(asdict(report.costs)), now or datetime.now(timezone.utc),
+             report.session.session_date, json.dumps(asdict(report.costs)), now or datetime.now(UTC),
              report.decisions.height, report.trades.height, report.paper_pnl, report.backtest_pnl, report.gap,
              *[totals[c] for c in CAUSES], json.dumps(detail, default=str)])

@@ -17,15 +17,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import polars as pl
 
-from strategies import get_strategy
-from tapeflow.brokers.factory import LiveNotConfirmed, check_live
+from tapeflow.brokers.live_gate import LiveNotConfirmed, check_live
 from tapeflow.config import Settings
 from tapeflow.live.identity import params_hash
 from tapeflow.model import Mode
+from tapeflow.strategy.registry import get_strategy
 from warehouse.connection import Warehouse
 
 STAGES = (Mode.PAPER, Mode.LIVE)
@@ -120,7 +120,7 @@ def promote(warehouse: Warehouse, strategy: str, params: Mapping[str, object] | 
                     f"{min_paper_sessions}: keep paper trading, or pass --override-reason to record why not")
         else:
             reason = None  # paper needs no minimum, so there is nothing to override
-        promotion = Promotion(strategy, resolved, hashed, stage, now or datetime.now(timezone.utc), sessions,
+        promotion = Promotion(strategy, resolved, hashed, stage, now or datetime.now(UTC), sessions,
                               reason if stage is Mode.LIVE and sessions < min_paper_sessions else None)
         con.execute("INSERT INTO promotions VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [strategy, hashed, json.dumps(resolved, sort_keys=True), stage.value, promotion.promoted_at,

@@ -27,18 +27,18 @@ from typing import Protocol
 
 import polars as pl
 
-from strategies.base import Strategy
 from tapeflow.brokers.base import BrokerError, Disconnected, OrderRejected, QueryFailed
 from tapeflow.brokers.execution import EntriesBlocked, Execution
 from tapeflow.brokers.ids import client_order_id
 from tapeflow.brokers.reconcile import reconcile
-from tapeflow.calendar import NEW_YORK, Session, get_calendar
+from tapeflow.calendar.exchange import NEW_YORK, Session, get_calendar
 from tapeflow.live.feed import WarehouseFeed
 from tapeflow.live.identity import decision_order_id, params_hash, session_id
-from tapeflow.model import Bar, Order, OrderType, Side, TimeInForce, Timeframe
+from tapeflow.model import Bar, Order, OrderType, Side, Timeframe, TimeInForce
 from tapeflow.risk.limits import DailyLossBreaker
 from tapeflow.risk.sizing import Sizing
 from tapeflow.risk.state import day_lock, kill_switch, lock_day
+from tapeflow.strategy.base import Strategy
 from warehouse.connection import Warehouse
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ class TradingSession:
             with self.warehouse.write() as con:
                 con.execute("UPDATE trading_sessions SET status = 'failed', summary = ? WHERE session_id = ?",
                             [json.dumps(self.report.as_dict(), default=str), self.id])
-        except Exception:  # noqa: BLE001 - the original error is the one to report
+        except Exception:
             log.exception("could not record the failure of %s", self.id)
 
     def _to_next_cycle(self, now: datetime) -> float:

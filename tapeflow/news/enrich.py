@@ -7,17 +7,17 @@ and a new model or tagger reads the replaced versions too, so replays have them.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import polars as pl
 
-from tapeflow.bar_frames import UTC_TS
+from tapeflow.calendar.exchange import NEW_YORK
 from tapeflow.config import Settings
 from tapeflow.news.catalysts import classify
-from tapeflow.calendar import NEW_YORK
 from tapeflow.news.model_registry import NoSentimentModel, current_model, day_model
 from tapeflow.news.sentiment import SentimentModel
 from tapeflow.news.tickers import TAGGER, TickerTable, extract_tickers
+from tapeflow.schemas import UTC_TS
 from warehouse import Warehouse
 from warehouse.upsert import upsert
 
@@ -56,7 +56,7 @@ def unscored(warehouse: Warehouse, model: str) -> pl.DataFrame:
 
 def tag(items: pl.DataFrame, table: TickerTable) -> pl.DataFrame:
     """Tickers (with how each was found) and the catalyst class of each item."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows = []
     for item in items.iter_rows(named=True):
         found = extract_tickers(item["headline"], item["summary"] or "", item["tickers"] or (), table)
@@ -72,7 +72,7 @@ def tag(items: pl.DataFrame, table: TickerTable) -> pl.DataFrame:
 def score(items: pl.DataFrame, model: SentimentModel) -> pl.DataFrame:
     """Sentiment of each item's headline under `model`."""
     sentiments = model.score(items["headline"].to_list())
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return pl.DataFrame(
         [{"source": s, "id": i, "model": model.version, "label": r.label, "score": r.score, "polarity": r.polarity,
           "news_hash": h, "scored_at": now}

@@ -9,13 +9,19 @@ import polars as pl
 from tapeflow.config import Settings
 from tapeflow.news.catalysts import Catalyst, classify
 from tapeflow.news.labelled import catalyst_examples, ticker_examples
-from tapeflow.news.lexicon import VERSION as LEXICON, lexicon_label
+from tapeflow.news.lexicon import VERSION as LEXICON
+from tapeflow.news.lexicon import lexicon_label
 from tapeflow.news.metrics import Report, classification_report, set_scores
 from tapeflow.news.model_registry import configured_model, current_model
-from tapeflow.news.sentiment_data import HELD_OUT, LABELS, SPLITS, load_split, stratified_subset
+from tapeflow.news.sentiment_data import (
+    HELD_OUT,
+    LABELS,
+    SPLITS,
+    load_split,
+    stratified_subset,
+)
 from tapeflow.news.tickers import TAGGER, TickerTable, extract_tickers
 from warehouse import open_warehouse
-
 
 ROW_SCHEMA = {"component": pl.String, "version": pl.String, "data": pl.String, "n": pl.Int64,
               "accuracy": pl.Float64, "f1": pl.Float64, "precision": pl.Float64, "recall": pl.Float64}

@@ -18,7 +18,7 @@ import polars as pl
 
 from tapeflow.model import check_aware
 from tapeflow.news.tickers import TAGGER
-from tapeflow.sim.history import NEWS_COLUMNS, History
+from tapeflow.strategy.history import NEWS_COLUMNS, History
 from warehouse.reads import scored_news_between
 
 SCORING_LATENCY = timedelta(seconds=5)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from tapeflow.calendar import NEW_YORK
+from tapeflow.calendar.exchange import NEW_YORK
 from tapeflow.config import Settings
 from tapeflow.news.metrics import Report
 from warehouse import Warehouse
@@ -30,7 +30,7 @@ def record_model(
     row = [
         version, base_model, str(path), json.dumps(training_data, sort_keys=True), json.dumps(params, sort_keys=True),
         held_out, report.accuracy if report else None, report.macro_f1 if report else None,
-        json.dumps(asdict(report), default=str) if report else None, datetime.now(timezone.utc), train_seconds,
+        json.dumps(asdict(report), default=str) if report else None, datetime.now(UTC), train_seconds,
     ]
     with warehouse.write() as con:
         con.execute("INSERT OR REPLACE INTO sentiment_models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)

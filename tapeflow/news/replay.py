@@ -13,7 +13,7 @@ from typing import Any
 
 import polars as pl
 
-from tapeflow.bar_frames import parse_instant
+from tapeflow.model import parse_instant
 from tapeflow.news.frames import empty_raw_news, news_row, raw_news
 from tapeflow.sources.base import Window
 

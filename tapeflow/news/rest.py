@@ -10,7 +10,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
@@ -23,7 +23,7 @@ from tapeflow.redact import redact_text, redact_url
 from tapeflow.sources.base import Window
 from tapeflow.sources.http import HttpPolicy, Page, VendorHttp, require_key
 
-UTC = timezone.utc
+UTC = UTC
 ONE_SECOND = timedelta(seconds=1)
 ONE_DAY = timedelta(days=1)
 

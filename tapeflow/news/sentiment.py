@@ -146,7 +146,11 @@ def fine_tune(
 ) -> TrainedModel:
     """Train a three-way head and the encoder under it on `train`; measure on `held_out`."""
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        get_linear_schedule_with_warmup,
+    )
 
     _quiet_transformers()
     if not train or not held_out:

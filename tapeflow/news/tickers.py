@@ -58,20 +58,16 @@ TAGGER = "rules-v1"
 EVIDENCE_ORDER = ("vendor", "cashtag", "exchange", "name")
 
 NAME_SUFFIXES = frozenset(
-    """inc incorporated corp corporation co company companies ltd limited plc holdings holding
-    group sa ag nv se spa lp llc lllp adr ads de cv sab bhd tbk asa ab oyj kk com the new trust
-    reit pbc na""".split()
+    ["inc", "incorporated", "corp", "corporation", "co", "company", "companies", "ltd", "limited", "plc", "holdings", "holding", "group", "sa", "ag", "nv", "se", "spa", "lp", "llc", "lllp", "adr", "ads", "de", "cv", "sab", "bhd", "tbk", "asa", "ab", "oyj", "kk", "com", "the", "new", "trust", "reit", "pbc", "na"]
 )
 CONNECTORS = frozenset({"of", "&", "the", "de", "for"})
 COMPANY_WORDS_AFTER = frozenset(
-    """stock stocks shares share inc corp corporation co ltd plc eps ceo cfo q1 q2 q3 q4 fy
-    earnings""".split()
+    ["stock", "stocks", "shares", "share", "inc", "corp", "corporation", "co", "ltd", "plc", "eps", "ceo", "cfo", "q1", "q2", "q3", "q4", "fy", "earnings"]
 )
 CONTRACTED = frozenset({"here", "there", "what", "that", "it", "let", "he", "she", "who", "where", "how"})
 PERIODS = frozenset({"q1", "q2", "q3", "q4", "1q", "2q", "3q", "4q", "h1", "h2", "1h", "2h", "fy"})
 OPENERS = frozenset(
-    "how why what when where who is are was will can could should does did do at in on as after before "
-    "for from with by the a an and but if while despite inside behind".split()
+    ["how", "why", "what", "when", "where", "who", "is", "are", "was", "will", "can", "could", "should", "does", "did", "do", "at", "in", "on", "as", "after", "before", "for", "from", "with", "by", "the", "a", "an", "and", "but", "if", "while", "despite", "inside", "behind"]
 )
 MIN_ALIAS_LETTERS = 4
 SHORT_NAMES_FOR = 1500  # only the largest companies (the table's first) are known by a short name
@@ -150,9 +146,7 @@ def _join_letters(words: list[str]) -> list[str]:
     # SEC spells out initials: "V F CORP" is VF, "O REILLY AUTOMOTIVE" is O'Reilly.
     out: list[str] = []
     for w in words:
-        if out and len(w) == 1 and w.isalpha() and len(out[-1]) == 1 and out[-1].isalpha():
-            out[-1] += w
-        elif out and out[-1] == "o" and w.isalpha() and len(w) > 1:
+        if out and len(w) == 1 and w.isalpha() and len(out[-1]) == 1 and out[-1].isalpha() or out and out[-1] == "o" and w.isalpha() and len(w) > 1:
             out[-1] += w
         else:
             out.append(w)

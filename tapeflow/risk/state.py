@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from warehouse.connection import Warehouse
 
@@ -18,7 +18,7 @@ def set_kill_switch(warehouse: Warehouse, scope: str, engaged: bool, reason: str
         con.execute("INSERT INTO kill_switch VALUES (?, ?, ?, ?, ?) ON CONFLICT (scope) DO UPDATE SET "
                     "engaged = excluded.engaged, reason = excluded.reason, changed_at = excluded.changed_at, "
                     "changed_by = excluded.changed_by",
-                    [scope, engaged, reason, datetime.now(timezone.utc), by])
+                    [scope, engaged, reason, datetime.now(UTC), by])
 
 
 def kill_switch(warehouse: Warehouse, strategy: str) -> str | None:
@@ -33,7 +33,7 @@ def lock_day(warehouse: Warehouse, scope: str, day: date, kind: str, reason: str
     """Lock `scope` out of new entries for the rest of `day` (idempotent)."""
     with warehouse.write() as con:
         con.execute("INSERT INTO risk_locks VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    [scope, day, kind, reason, datetime.now(timezone.utc)])
+                    [scope, day, kind, reason, datetime.now(UTC)])
 
 
 def day_lock(warehouse: Warehouse, scope: str, day: date) -> str | None:

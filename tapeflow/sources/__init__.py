@@ -1,10 +1,9 @@
-"""Layer 1: market data and watchlist sources behind one interface each."""
+"""Market data and watchlist sources: the interfaces, the window they are asked for, the
+built-in replay and scanner, and the names of every source (vendors live in `tapeflow.venues`)."""
 
 from __future__ import annotations
 
-from tapeflow.config import Settings
 from tapeflow.sources.base import MarketData, Window, latest_bars
-from tapeflow.sources.replay import ReplaySource
 
 SOURCE_NAMES = ("replay", "alpaca", "polygon", "finnhub", "ibkr")
 WATCHLIST_SOURCE_NAMES = ("scanner", "bullalert")
@@ -24,27 +23,4 @@ def require_watchlist_source(name: str) -> str:
     return name
 
 
-def market_data(name: str, settings: Settings) -> MarketData:
-    """The market-data source called `name`, configured from settings."""
-    # Vendor modules load on demand: a replay run need not import alpaca-py or ib_async.
-    name = require_source(name)
-    if name == "replay":
-        return ReplaySource(settings.data_dir)
-    if name == "alpaca":
-        from tapeflow.sources.alpaca import AlpacaSource
-
-        return AlpacaSource(settings)
-    if name == "polygon":
-        from tapeflow.sources.polygon import PolygonSource
-
-        return PolygonSource(settings)
-    if name == "finnhub":
-        from tapeflow.sources.finnhub import FinnhubSource
-
-        return FinnhubSource(settings)
-    from tapeflow.sources.ibkr import IbkrSource
-
-    return IbkrSource(settings)
-
-
-__all__ = ["latest_bars", "MarketData", "ReplaySource", "SOURCE_NAMES", "Window", "WATCHLIST_SOURCE_NAMES", "market_data", "require_source", "require_watchlist_source"]
+__all__ = ["latest_bars", "MarketData", "SOURCE_NAMES", "Window", "WATCHLIST_SOURCE_NAMES", "require_source", "require_watchlist_source"]

@@ -9,9 +9,9 @@ from typing import Protocol, runtime_checkable
 
 import polars as pl
 
-from tapeflow.bar_frames import BAR_SCHEMA, RAW_COLUMNS, UTC_TS
-from tapeflow.calendar import NEW_YORK, ExchangeCalendar, get_calendar
+from tapeflow.calendar.exchange import NEW_YORK, ExchangeCalendar, get_calendar
 from tapeflow.model import Timeframe, check_aware
+from tapeflow.schemas import BAR_SCHEMA, RAW_COLUMNS, UTC_TS
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Window:
 
 @runtime_checkable
 class MarketData(Protocol):
-    """Historical bars from one vendor, as a raw batch (see `tapeflow.bar_frames.RAW_COLUMNS`).
+    """Historical bars from one vendor, as a raw batch (see `tapeflow.ingest.bars.RAW_COLUMNS`).
 
     Adapters never validate or drop rows: every row the vendor sent comes back, with its
     original text in `payload`, and anything the adapter could not parse (a malformed page,

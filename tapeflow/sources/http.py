@@ -65,7 +65,7 @@ class HttpPolicy:
     jitter: float = 0.25  # +/- this fraction of each delay, so many clients do not retry in step
 
     @classmethod
-    def from_settings(cls, settings: "Settings") -> HttpPolicy:
+    def from_settings(cls, settings: Settings) -> HttpPolicy:
         """The policy TAPEFLOW_HTTP_TIMEOUT_S and TAPEFLOW_HTTP_ATTEMPTS ask for."""
         return cls(timeout_s=settings.http_timeout_s, attempts=settings.http_attempts)
 

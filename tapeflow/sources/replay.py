@@ -12,9 +12,9 @@ from pathlib import Path
 
 import polars as pl
 
-from tapeflow.bar_frames import RAW_COLUMNS, UTC_TS
-from tapeflow.calendar import ExchangeCalendar, get_calendar
+from tapeflow.calendar.exchange import ExchangeCalendar, get_calendar
 from tapeflow.model import Adjustment, Timeframe
+from tapeflow.schemas import RAW_COLUMNS, UTC_TS
 from tapeflow.sources.base import Window, daily_bounds
 
 DAILY_FILE = Path("daily/SP500_ind.csv.gz")

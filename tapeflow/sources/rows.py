@@ -5,7 +5,7 @@ batch frame with daily bars placed on their session."""
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -17,7 +17,7 @@ PAYLOAD_CHARS = 20_000
 """How much of an unreadable answer the quarantine keeps."""
 DAY = "_day"
 """Working column: the session date of a daily bar, replaced by its open and close."""
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def json_float(value: Any) -> float | None:

@@ -27,7 +27,7 @@ import json
 import re
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -281,7 +281,7 @@ def _instant(text: str) -> datetime | None:
         value = datetime.fromisoformat(text)
     except ValueError:
         return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _bound(q: dict[str, str], name: str) -> datetime | None:
@@ -303,7 +303,7 @@ def _within(bar: dict[str, Any], start: datetime | None, end: datetime | None) -
 def _time_order(bar: dict[str, Any]) -> tuple[bool, datetime]:
     """Sort key: by `t`; bars without a usable `t` last, in the order they were added."""
     t = _instant(str(bar.get("t", "")))
-    return t is None, t or datetime.min.replace(tzinfo=timezone.utc)
+    return t is None, t or datetime.min.replace(tzinfo=UTC)
 
 
 def _token(offset: int) -> str:

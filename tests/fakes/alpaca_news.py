@@ -41,7 +41,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import msgpack
@@ -82,7 +82,7 @@ def news_item(
 
 def _rfc3339(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return value
 
 
@@ -371,12 +371,12 @@ class AlpacaNewsStreamFake:
                 timeout = None if session.authenticated else self.auth_timeout_s
                 try:
                     raw = await asyncio.wait_for(ws.recv(), timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     await self._send(session, [{"T": "error", "code": 404, "msg": "auth timeout"}])
                     return
                 if not await self._handle(session, raw):
                     return
-        except Exception:  # noqa: BLE001 - a client gone ends its session, nothing more
+        except Exception:
             pass
         finally:
             with self._changed:
@@ -389,7 +389,7 @@ class AlpacaNewsStreamFake:
         try:
             message = msgpack.unpackb(raw) if isinstance(raw, bytes) else json.loads(raw)
             action = message.get("action")
-        except Exception:  # noqa: BLE001 - whatever the client sent, it was not a message
+        except Exception:
             await self._send(session, [{"T": "error", "code": 400, "msg": "invalid syntax"}])
             return True
         with self._lock:

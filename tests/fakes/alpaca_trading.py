@@ -43,7 +43,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -69,7 +69,7 @@ def _s(x: Decimal | float | None) -> str | None:
 
 
 def _stamp(t: datetime) -> str:
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Refusal(Exception):
@@ -422,7 +422,7 @@ class AlpacaTradingFake:
         qty = _dec(req["qty"])
         if role == "entry":
             self._check_funds(symbol, side, qty, req.get("limit_price"), ignore=replaces)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         ts = _stamp(now)
         o = _Order(json={
             "id": str(uuid.uuid4()), "client_order_id": cid, "created_at": ts, "updated_at": ts, "submitted_at": ts,
@@ -495,7 +495,7 @@ class AlpacaTradingFake:
         self._work(o, resting=resting)
 
     def _touch(self, o: _Order, **changes: Any) -> None:
-        o.json.update(changes, updated_at=_stamp(datetime.now(timezone.utc)))
+        o.json.update(changes, updated_at=_stamp(datetime.now(UTC)))
 
     def _work(self, o: _Order, *, resting: bool, auction: bool = False) -> None:
         """Fill `o` if the market reaches it. A limit that was resting fills at its limit;
@@ -529,7 +529,7 @@ class AlpacaTradingFake:
             return
         done = before + qty
         avg = (before * _dec(o["filled_avg_price"] or 0) + qty * price) / done
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         full = done >= _dec(o["qty"])
         self._touch(o, filled_qty=_s(done), filled_avg_price=_s(avg), status="filled" if full else "partially_filled",
                     filled_at=_stamp(now) if full else None)
@@ -565,7 +565,7 @@ class AlpacaTradingFake:
     def _end(self, o: _Order, status: str, stamp: str) -> None:
         if o["status"] not in WORKING:
             return
-        self._touch(o, status=status, **{stamp: _stamp(datetime.now(timezone.utc))})
+        self._touch(o, status=status, **{stamp: _stamp(datetime.now(UTC))})
         self._emit(status, o)
 
     def _find(self, order_id: str) -> _Order:
@@ -628,7 +628,7 @@ class AlpacaTradingFake:
         req = {k: old[k] for k in ("symbol", "side", "type", "time_in_force", "qty", "limit_price", "stop_price")}
         req.update({k: v for k, v in (b or {}).items() if v is not None})
         new = self._new_order(req, replaces=old["id"])
-        self._touch(old, status="replaced", replaced_at=_stamp(datetime.now(timezone.utc)), replaced_by=new["id"])
+        self._touch(old, status="replaced", replaced_at=_stamp(datetime.now(UTC)), replaced_by=new["id"])
         self._emit("replaced", old)
         self._open(new)
         return 200, self._public(new)
@@ -678,7 +678,7 @@ class AlpacaTradingFake:
                 for ws in list(self._ws_clients):
                     try:
                         await ws.send(frame)  # bytes: a binary frame, as paper sends
-                    except Exception:  # noqa: BLE001 - a client gone mid-send is simply dropped
+                    except Exception:
                         self._ws_clients.discard(ws)
 
         async def session(ws: Any) -> None:
@@ -697,7 +697,7 @@ class AlpacaTradingFake:
                         streams = [s for s in (message.get("data") or {}).get("streams", []) if s == "trade_updates"]
                         (self._ws_clients.add if streams else self._ws_clients.discard)(ws)
                         await ws.send(json.dumps({"stream": "listening", "data": {"streams": streams}}).encode())
-            except Exception:  # noqa: BLE001 - a dropped client ends its session, nothing more
+            except Exception:
                 pass
             finally:
                 self._ws_clients.discard(ws)
@@ -717,7 +717,7 @@ class _Handler(BaseHTTPRequestHandler):
     fake: AlpacaTradingFake
     protocol_version = "HTTP/1.1"  # keep-alive, as alpaca-py's session expects
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def setup(self) -> None:
@@ -801,7 +801,7 @@ class AlpacaVenue:
         self.broker = self._connect()
 
     def _connect(self) -> Any:
-        from tapeflow.brokers.alpaca import AlpacaBroker, AlpacaTuning
+        from tapeflow.venues.alpaca.broker import AlpacaBroker, AlpacaTuning
 
         tuning = AlpacaTuning(timeout_s=5.0, sdk_wait_s=0.0, read_wait_s=0.01, stream_backoff_s=0.05)
         return AlpacaBroker(FAKE_KEY, FAKE_SECRET, url=self.fake.url, stream_url=self.fake.stream_url, tuning=tuning)

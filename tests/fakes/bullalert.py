@@ -1,5 +1,5 @@
 """A fake BullAlert watchlist API on 127.0.0.1, speaking the wire format documented in
-`tapeflow.sources.bullalert`.
+`tapeflow.venues.bullalert`.
 
 Snapshots are stored per (session, as_of minute). A request with `as_of` gets the latest
 snapshot at or before that minute; a live request (no `as_of`) gets the latest one. The
@@ -11,7 +11,7 @@ malformed_next); `duplicate_ticker` and `set_score` corrupt a stored snapshot on
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from tests.fakes.vendor_http import FakeVendor, Request
@@ -25,11 +25,11 @@ Entry = dict[str, Any]
 
 def minute(instant: datetime) -> datetime:
     """The UTC minute an instant falls in: the fake's snapshot clock."""
-    return instant.astimezone(timezone.utc).replace(second=0, microsecond=0)
+    return instant.astimezone(UTC).replace(second=0, microsecond=0)
 
 
 def iso_z(instant: datetime) -> str:
-    return instant.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class FakeBullAlert(FakeVendor):

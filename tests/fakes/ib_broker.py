@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tapeflow.brokers.ibkr import IbBroker, IbPolicy
+from tapeflow.venues.ibkr.broker import IbBroker, IbPolicy
 from tests.fakes.ib_gateway import FakeIBGateway
 from tests.fakes.ib_trading import TradingDesk
 

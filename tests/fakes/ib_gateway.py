@@ -36,7 +36,7 @@ import struct
 import threading
 from collections import deque
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 SERVER_VERSION = 178
@@ -102,7 +102,7 @@ def minute_bars(first: datetime, n: int, price: float = 100.0) -> list[FakeBar]:
 
 def daily_bar(day: date, open_: float, volume: float = 1_000_000.0) -> FakeBar:
     """A daily bar for New York session date `day` (stored at its 09:30 open)."""
-    start = datetime.combine(day, time(9, 30), NEW_YORK).astimezone(timezone.utc)
+    start = datetime.combine(day, time(9, 30), NEW_YORK).astimezone(UTC)
     return FakeBar(start, open_, open_ + 2, open_ - 1, open_ + 1, volume, open_ + 0.5, 5_000)
 
 
@@ -152,7 +152,9 @@ class FakeIBGateway:
         self.port = 0
         self.trading = None
         if trading:
-            from tests.fakes.ib_trading import TradingDesk  # trading imports this module's encoders
+            from tests.fakes.ib_trading import (
+                TradingDesk,  # trading imports this module's encoders
+            )
 
             self.trading = TradingDesk(self, cash=cash)
 
@@ -271,7 +273,7 @@ class FakeIBGateway:
             return conn.send(error_frame(req.req_id, *problem))
         assert start is not None and end is not None
         if self.answer_beyond_duration:
-            start = datetime.min.replace(tzinfo=timezone.utc)
+            start = datetime.min.replace(tzinfo=UTC)
         bars = [b for b in self.bars.get((req.symbol, req.bar_size), []) if start <= b.start < end]
         if req.use_rth == "1" and req.bar_size != "1 day":
             bars = [b for b in bars if time(9, 30) <= b.start.astimezone(NEW_YORK).time() < time(16)]
@@ -394,7 +396,7 @@ class _Conn:
         self.send(frame(15, 1, self.gw.account))
 
     def m49(self, f: list[str]) -> None:  # reqCurrentTime
-        self.send(frame(49, 1, int(datetime.now(timezone.utc).timestamp())))
+        self.send(frame(49, 1, int(datetime.now(UTC).timestamp())))
 
     def m59(self, f: list[str]) -> None:  # reqMarketDataType
         pass
@@ -427,13 +429,13 @@ def _parse_end(text: str) -> datetime | None:
     """endDateTime forms IB accepts: "" (now), "yyyymmdd HH:MM:SS UTC", "yyyymmdd-HH:MM:SS" (UTC),
     "yyyymmdd HH:MM:SS <IANA zone>"."""
     if not text:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     try:
         if "-" in text[:9]:
-            return datetime.strptime(text, "%Y%m%d-%H:%M:%S").replace(tzinfo=timezone.utc)
+            return datetime.strptime(text, "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC)
         day, clock, zone = text.split(" ", 2)
-        tz = timezone.utc if zone == "UTC" else ZoneInfo(zone)
-        return datetime.strptime(f"{day} {clock}", "%Y%m%d %H:%M:%S").replace(tzinfo=tz).astimezone(timezone.utc)
+        tz = UTC if zone == "UTC" else ZoneInfo(zone)
+        return datetime.strptime(f"{day} {clock}", "%Y%m%d %H:%M:%S").replace(tzinfo=tz).astimezone(UTC)
     except (ValueError, KeyError):
         return None
 

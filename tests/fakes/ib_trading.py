@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from tests.fakes.ib_gateway import error_frame, frame
@@ -360,7 +360,7 @@ class TradingDesk:
 
     def _execute(self, o: FakeOrder, qty: float, price: float) -> None:
         """One execution: order, cash and position change; the owner hears of it if connected."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         cum = o.filled + qty
         o.avg_price = (o.avg_price * o.filled + price * qty) / cum
         o.filled, o.last_price = cum, price
@@ -399,7 +399,7 @@ class TradingDesk:
                     self._cancel(other, "Order Canceled - reason:OCA group member filled")
 
     def _cancel(self, o: FakeOrder, reason: str) -> None:
-        o.status, o.completed_at = "Cancelled", _ib_time(datetime.now(timezone.utc))
+        o.status, o.completed_at = "Cancelled", _ib_time(datetime.now(UTC))
         owner = self.gw._clients.get(o.client_id)
         if owner is not None:
             owner.send(self._status_frame(o) + error_frame(o.order_id, 202, reason))
@@ -524,7 +524,7 @@ class TradingDesk:
             s, px = self.gw.stocks[symbol], self.prices.get(symbol, 0.0)
             out += frame(7, 8, s.con_id, s.symbol, "STK", "", "0.0", "", "", s.primary_exchange, s.currency,
                          s.symbol, "NMS", _num(qty), px, qty * px, avg, (px - avg) * qty, 0.0, acct)
-        return out + frame(8, 1, datetime.now(timezone.utc).strftime("%H:%M"))
+        return out + frame(8, 1, datetime.now(UTC).strftime("%H:%M"))
 
 
 PLACE_FIELDS = {"orderId": 1, "conId": 2, "symbol": 3, "secType": 4, "exchange": 9, "action": 16,

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from tests.fakes.vendor_http import FakeVendor, Fault
 
-UTC = timezone.utc
+UTC = UTC
 
 
 class FakeNewsVendor(FakeVendor):

@@ -34,7 +34,7 @@ def ms(instant: datetime) -> int:
     return int(instant.timestamp() * 1000)
 
 
-def agg(  # noqa: E741 - Polygon's field names
+def agg(
     t: int, o: float, h: float, l: float, c: float, v: float, vw: float | None = None, n: int = 10
 ) -> dict[str, Any]:
     """One aggregate as Polygon sends it (`vw` defaults to the bar's mean price)."""

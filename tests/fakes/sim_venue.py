@@ -8,13 +8,20 @@ The simulator has no connection to drop (it opens the warehouse for each call), 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tapeflow.brokers.base import Broker, BrokerOrder, Clock, Disconnected, OrderUpdate, Replacement
-from tapeflow.brokers.sim import SimBroker
+from tapeflow.backtest.costs import Costs
+from tapeflow.brokers.base import (
+    Broker,
+    BrokerOrder,
+    Clock,
+    Disconnected,
+    OrderUpdate,
+    Replacement,
+)
 from tapeflow.model import Account, Bar, Fill, Order, Position, Timeframe
-from tapeflow.sim.costs import Costs
+from tapeflow.venues.simulator import SimBroker
 from warehouse.connection import Warehouse
 
 # Every bar may fill all of an order (participation 1.0), so `fill(cid, qty)` is a bar of `qty` shares.
@@ -84,7 +91,7 @@ class SimVenue:
         return SimBroker(self.warehouse, costs=COSTS) if self.broker.closed else self.broker.inner
 
     def _bar(self, symbol: str, price: float, volume: float) -> Bar:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         return Bar(symbol=symbol, timeframe=Timeframe.MINUTE, ts=now, end=now + timedelta(minutes=1), open=price,
                    high=price, low=price, close=price, volume=volume, source="sim-venue")
 

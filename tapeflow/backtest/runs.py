@@ -1,0 +1,131 @@
+"""Recording backtest runs in the warehouse: the run, its fills, trades and equity curve."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import UTC, datetime
+from functools import lru_cache
+
+import polars as pl
+
+from tapeflow import __version__
+from tapeflow.backtest.engine import BacktestConfig, BacktestResult
+from tapeflow.backtest.run import Backtest
+from tapeflow.config import PROJECT_DIR
+from warehouse import Warehouse
+from warehouse.upsert import upsert
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """The git commit the code runs from (`-dirty` with local changes), else the package version."""
+    try:
+        described = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return f"tapeflow {__version__}"
+    return described.stdout.strip() if described.returncode == 0 and described.stdout.strip() else f"tapeflow {__version__}"
+
+
+def store_run(
+    warehouse: Warehouse,
+    run_id: str,
+    backtest: Backtest,
+    *,
+    kind: str,
+    timeframe: str,
+    window: tuple[datetime, datetime] | None,
+    data_snapshot: dict[str, object],
+    parent_run_id: str | None = None,
+    fold: int | None = None,
+    report_path: str | None = None,
+) -> None:
+    """Write one run and its detail in a transaction; writing the same run again replaces it."""
+    result = backtest.result
+    run = pl.DataFrame([{
+        "run_id": run_id, "kind": kind, "parent_run_id": parent_run_id, "strategy": backtest.strategy,
+        "params": json.dumps(backtest.params), "universe": str(backtest.assumptions.get("universe", "")),
+        "timeframe": timeframe, "window_start": window[0] if window else None, "window_end": window[1] if window else None,
+        "fold": fold, "config": json.dumps(result.config.describe(), default=str),
+        "assumptions": json.dumps(backtest.assumptions, default=str), "data_snapshot": json.dumps(data_snapshot, default=str),
+        "code_version": code_version(), "metrics": json.dumps(backtest.metrics, default=str), "report_path": report_path,
+        "created_at": datetime.now(UTC),
+    }], schema_overrides={"window_start": pl.Datetime("us", "UTC"), "window_end": pl.Datetime("us", "UTC"),
+                          "fold": pl.Int32, "parent_run_id": pl.String, "report_path": pl.String})
+    with_id = lambda frame: frame.with_row_index("seq").with_columns(pl.lit(run_id).alias("run_id"))  # noqa: E731
+    with warehouse.write() as con:
+        for table in ("backtest_fills", "backtest_trades", "backtest_equity"):
+            con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+        upsert(con, "backtest_runs", run, ("run_id",))
+        if result.fills.height:
+            upsert(con, "backtest_fills", with_id(result.fills).with_columns(pl.col("seq").cast(pl.Int32)), ("run_id", "seq"))
+        if result.trades.height:
+            upsert(con, "backtest_trades", with_id(result.trades).with_columns(pl.col("seq").cast(pl.Int32)), ("run_id", "seq"))
+        if result.equity.height:
+            upsert(con, "backtest_equity", result.equity.with_columns(pl.lit(run_id).alias("run_id")), ("run_id", "ts"))
+        _store_ledger_rows(con, run_id, backtest)
+
+
+def _store_ledger_rows(con, run_id: str, backtest: Backtest) -> None:
+    """The run's orders and fills also go to the `orders` and `fills` tables every mode shares
+    (mode backtest, broker backtest, ids prefixed with the run id), so paper and backtest
+    executions can be queried side by side."""
+    prefix = f"{run_id}:"
+    con.execute("DELETE FROM fills WHERE broker = 'backtest' AND starts_with(fill_id, ?)", [prefix])
+    con.execute("DELETE FROM orders WHERE broker = 'backtest' AND starts_with(client_order_id, ?)", [prefix])
+    fills = backtest.result.fills
+    if fills.is_empty():
+        return
+    now = datetime.now(UTC)
+    rows = fills.with_row_index("seq").select(
+        pl.lit("backtest").alias("broker"), (prefix + pl.col("seq").cast(pl.String)).alias("fill_id"),
+        pl.lit("backtest").alias("mode"), (prefix + pl.col("order_id")).alias("client_order_id"), "symbol", "side", "ts",
+        "qty", "price", (pl.col("commission") + pl.col("fees")).alias("commission"), pl.lit(False).alias("adopted"),
+        pl.lit(now, dtype=pl.Datetime("us", "UTC")).alias("recorded_at"),
+    )
+    upsert(con, "fills", rows, ("broker", "fill_id"))
+    # Order types come from the decision that placed each order (ids: symbol-at-action[-n]);
+    # the engine's own stop-loss legs (-stop) are GTC stops.
+    decisions = backtest.result.decisions
+    placed = (decisions.select(pl.format("{}-{}-{}", "symbol", pl.col("at").dt.epoch("us"), "action").alias("_base"),
+                               "order_type", "time_in_force").unique("_base", keep="first")
+              if decisions.height else pl.DataFrame(schema={"_base": pl.String, "order_type": pl.String,
+                                                             "time_in_force": pl.String}))
+    stop_leg = pl.col("order_id").str.contains(r"-stop(-\d+)?$")
+    orders = fills.group_by("order_id", maintain_order=True).agg(
+        pl.col("symbol").first(), pl.col("side").first(), pl.col("qty").sum(),
+        ((pl.col("qty") * pl.col("price")).sum() / pl.col("qty").sum()).alias("avg_fill_price"),
+        pl.col("ts").first().alias("created_at"), pl.col("ts").last().alias("updated_at"),
+    ).with_columns(pl.col("order_id").str.replace(r"-\d+$", "").alias("_base")).join(placed, on="_base", how="left").select(
+        (prefix + pl.col("order_id")).alias("client_order_id"), pl.lit("backtest").alias("mode"),
+        pl.lit("backtest").alias("broker"), pl.lit(backtest.strategy).alias("strategy"), "symbol", "side", "qty",
+        pl.when(stop_leg).then(pl.lit("stop")).otherwise(pl.col("order_type").fill_null("market")).alias("order_type"),
+        pl.when(stop_leg).then(pl.lit("gtc")).otherwise(pl.col("time_in_force").fill_null("day")).alias("time_in_force"),
+        pl.lit("filled").alias("status"), pl.col("qty").alias("filled_qty"), "avg_fill_price",
+        pl.lit("").alias("reason"), "created_at", "updated_at",
+    )
+    upsert(con, "orders", orders, ("client_order_id",))
+
+
+def load_run(warehouse: Warehouse, run_id: str) -> tuple[dict[str, object], Backtest]:
+    """A recorded run back from the warehouse: its row, and a Backtest to re-render a report."""
+
+    with warehouse.read() as con:
+        rows = con.sql("SELECT * FROM backtest_runs WHERE run_id = $id", params={"id": run_id}).pl()
+        if rows.is_empty():
+            raise LookupError(f"no backtest run {run_id!r}; list them with: tapeflow sql \"SELECT run_id, strategy, created_at FROM backtest_runs\"")
+        detail = {
+            table: con.sql(f"SELECT * EXCLUDE (run_id) FROM {table} WHERE run_id = $id ORDER BY 1", params={"id": run_id}).pl()
+            for table in ("backtest_fills", "backtest_trades", "backtest_equity")
+        }
+    run = rows.row(0, named=True)
+    config = json.loads(run["config"])
+    result = BacktestResult(
+        fills=detail["backtest_fills"].drop("seq"), trades=detail["backtest_trades"].drop("seq"),
+        equity=detail["backtest_equity"], decisions=pl.DataFrame(), config=BacktestConfig(cash=config["cash"]),
+        start_cash=config["cash"],
+    )
+    backtest = Backtest(run["strategy"], json.loads(run["params"]), result, json.loads(run["metrics"]), json.loads(run["assumptions"]))
+    return run, backtest

@@ -1,0 +1,403 @@
+"""The `tapeflow` command: demo, ingest, SQL, backtests, broker, market clock and the local Prefect stack."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+from uuid import uuid4
+
+import polars as pl
+import typer
+from rich.table import Table
+
+from tapeflow.backtest.costs import cost_preset
+from tapeflow.backtest.engine import BacktestConfig
+from tapeflow.backtest.loading import history_between
+from tapeflow.backtest.run import run_backtest
+from tapeflow.backtest.runs import load_run
+from tapeflow.calendar.exchange import NEW_YORK, get_calendar
+from tapeflow.cli.broker import broker_app
+from tapeflow.cli.monitor import alerts_command, monitor_command
+from tapeflow.cli.news import recent_catalysts
+from tapeflow.cli.news import register as register_news
+from tapeflow.cli.output import (
+    EXIT_BUSY,
+    EXIT_REFUSED,
+    OutputFormat,
+    cell,
+    chosen_strategy,
+    err,
+    out,
+    parse_params,
+    prefect_environment,
+    print_frame,
+    print_metrics,
+    require_offset,
+)
+from tapeflow.cli.promotion import register as register_promotion
+from tapeflow.cli.serve import serve_stack
+from tapeflow.cli.trade import register as register_session
+from tapeflow.config import load_settings
+from tapeflow.model import Timeframe
+from tapeflow.news.model_registry import current_model
+from tapeflow.research.lookahead import check_lookahead
+from tapeflow.strategy.history import History
+from tapeflow.strategy.registry import available
+from warehouse import Warehouse, WarehouseBusy, WarehouseMissing, open_warehouse
+from warehouse.examples import DEMO_EXAMPLES
+from warehouse.query import WriteRefused, run_read_only
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="read-only SQL: SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN")],
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="table, csv or json")] = OutputFormat.TABLE,
+    max_rows: Annotated[int, typer.Option(help="rows shown in table format")] = 50,
+) -> None:
+    """Query the warehouse read-only and print the result."""
+
+    settings = load_settings()
+    warehouse = open_warehouse(settings, on_busy=lambda msg: err.print(f"[yellow]{msg}[/yellow]"))
+    try:
+        frame = run_read_only(warehouse, query)
+    except WriteRefused as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_REFUSED) from None
+    except WarehouseBusy as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_BUSY) from None
+    except (WarehouseMissing, ValueError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    except Exception as exc:  # DuckDB's own errors (unknown table, type mismatch) are the user's to read
+        err.print(f"[red]{type(exc).__name__}: {exc}[/red]")
+        raise typer.Exit(1) from None
+    print_frame(frame, fmt, max_rows=max_rows)
+
+
+@app.command()
+def ingest(
+    source: Annotated[str | None, typer.Option(help="replay, alpaca, polygon, finnhub or ibkr; default TAPEFLOW_MARKET_DATA_SOURCE")] = None,
+    timeframe: Annotated[Timeframe, typer.Option(help="1d or 1m")] = Timeframe.DAY,
+    start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="first New York day")] = datetime(2009, 8, 21),
+    end: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="last New York day")] = datetime(2010, 8, 20),
+    symbol: Annotated[list[str] | None, typer.Option("--symbol", "-s", help="repeat for several; default all")] = None,
+) -> None:
+    """Run the ingest-bars flow once and print its counts."""
+    prefect_environment(load_settings())
+    from flows.ingest import ingest_bars
+
+    counts = ingest_bars(source=source, symbols=symbol or None, timeframe=timeframe,
+                         start=start.date(), end=end.date())
+    print_frame(pl.DataFrame([counts]), title=f"ingest-bars {source or load_settings().market_data_source} {timeframe}")
+
+
+@app.command()
+def snapshot(
+    source: Annotated[str | None, typer.Option(help="scanner or bullalert; default TAPEFLOW_WATCHLIST_SOURCE")] = None,
+    as_of: Annotated[datetime | None, typer.Option("--as-of", help="ISO-8601 with offset; default now")] = None,
+    limit: Annotated[int, typer.Option(help="names to keep")] = 20,
+) -> None:
+    """Run the snapshot-watchlist flow once and print what it stored (or why it skipped)."""
+    as_of = require_offset(as_of, "--as-of", "2010-05-07T09:00:00-04:00")
+    prefect_environment(load_settings())
+    from flows.watchlist import snapshot_watchlist
+
+    result = snapshot_watchlist(source=source, as_of=as_of, limit=limit)
+    print_frame(pl.DataFrame([result]), title="snapshot-watchlist")
+
+
+def _history_from(bars_file: str | None, timeframe: str, symbols: list[str] | None, start: datetime, end: datetime,
+                  watchlist: bool, news: bool = False):
+    """History from a bars file, or from the warehouse for New York days start..end."""
+
+    if bars_file:
+        history = History.from_file(bars_file)
+        return History(bars=history.bars.filter(pl.col("symbol").is_in(symbols))) if symbols else history
+    first = start.replace(tzinfo=NEW_YORK)
+    last = (end + timedelta(days=1)).replace(tzinfo=NEW_YORK)
+    history, _ = history_between(load_settings(), timeframe, symbols, first, last, watchlist=watchlist, news=news)
+    return history
+
+
+@app.command()
+def backtest(
+    strategy: Annotated[str, typer.Argument(help="a strategy name (tapeflow strategies lists them)")],
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value, repeatable")] = None,
+    bars: Annotated[str | None, typer.Option(help="Parquet/CSV bars file instead of the warehouse")] = None,
+    symbol: Annotated[list[str] | None, typer.Option("--symbol", "-s")] = None,
+    start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])] = datetime(2009, 8, 21),
+    end: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])] = datetime(2010, 8, 20),
+    cash: float = 100_000.0,
+    costs: Annotated[str, typer.Option(help="retail, flat-commission or none")] = "retail",
+    fills_out: Annotated[str | None, typer.Option(help="write the fills here (.parquet or .csv)")] = None,
+    equity_out: Annotated[str | None, typer.Option(help="write the equity curve here (.parquet or .csv)")] = None,
+) -> None:
+    """Backtest a strategy; with --bars on any file, otherwise on the warehouse through the flow."""
+
+    params = parse_params(param)
+    chosen = chosen_strategy(strategy, params)  # a wrong name or parameter is refused before Prefect starts
+    if bars is None:
+        prefect_environment(load_settings())
+        from flows.backtest import backtest as backtest_flow
+
+        summary = backtest_flow(strategy=strategy, params=params, symbols=symbol, start=start.date(), end=end.date(),
+                                cash=cash, costs=costs)
+        print_metrics(summary, f"backtest {strategy}")
+        return
+
+    from tapeflow.backtest.report import render_report
+
+    try:
+        history = _history_from(bars, chosen.timeframe, symbol, start, end, watchlist=False)
+        run = run_backtest(chosen, history, BacktestConfig(cash=cash, costs=cost_preset(costs)), universe=bars)
+    except (ValueError, OSError, LookupError) as exc:  # LookupError: no sentiment model for a news strategy
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    for path, frame in ((fills_out, run.result.fills), (equity_out, run.result.equity)):
+        if path:
+            frame.write_parquet(path) if path.endswith(".parquet") else frame.write_csv(path)
+    run_id = f"file-{uuid4().hex[:12]}"
+    report = render_report(run.result, run_id=run_id, title=f"{chosen!r} on {bars}", metrics=run.metrics,
+                           assumptions=run.assumptions, out_dir=load_settings().home.resolve() / "reports")
+    print_metrics(run.metrics, f"{chosen!r}")
+    out.print(f"fills: {run.result.fills.height}, final equity: {run.result.final_equity:,.2f}; report: {report}", soft_wrap=True)
+
+
+@app.command("strategies")
+def strategies_command(
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.TABLE,
+) -> None:
+    """Every strategy found (built-ins, installed packages, TAPEFLOW_STRATEGY_PATH) with its parameters."""
+    try:
+        known = available()
+    except ValueError as exc:  # a user's strategy file that does not load, or two strategies with one name
+        err.print(f"[red]{exc}[/red]", soft_wrap=True)
+        raise typer.Exit(EXIT_REFUSED) from None
+    rows = [
+        {"strategy": name, "timeframe": cls.timeframe.value, "parameter": p.name, "type": p.kind.__name__,
+         "default": str(p.default), "range": f"{p.low}..{p.high}", "about": p.doc}
+        for name, cls in known.items() for p in cls.params
+    ]
+    frame = pl.DataFrame(rows, schema=dict.fromkeys(
+        ("strategy", "timeframe", "parameter", "type", "default", "range", "about"), pl.String))
+    if fmt is not OutputFormat.TABLE:
+        print_frame(frame, fmt)
+        return
+    for name, cls in known.items():
+        about = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        print_frame(frame.filter(pl.col("strategy") == name).drop("strategy", "timeframe"),
+                    title=f"{name} ({cls.timeframe.value} bars) {about}".rstrip(), max_rows=len(rows))
+
+
+@app.command("check-lookahead")
+def check_lookahead_command(
+    strategy: Annotated[str, typer.Argument(help="a strategy name (tapeflow strategies lists them)")],
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value, repeatable")] = None,
+    bars: Annotated[str | None, typer.Option(help="Parquet/CSV bars file instead of the warehouse")] = None,
+    symbol: Annotated[list[str] | None, typer.Option("--symbol", "-s")] = None,
+    start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])] = datetime(2009, 8, 21),
+    end: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])] = datetime(2010, 8, 20),
+    cuts: Annotated[int, typer.Option(help="random cut points to test")] = 20,
+    seed: int = 0,
+) -> None:
+    """Rerun a strategy on histories cut at random points; exit 1 if any decision changes."""
+
+    chosen = chosen_strategy(strategy, parse_params(param))
+    try:
+        history = _history_from(bars, chosen.timeframe, symbol, start, end, watchlist=chosen.uses_watchlist,
+                                news=chosen.uses_news)
+    except (ValueError, OSError, LookupError) as exc:  # LookupError: no sentiment model for a news strategy
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    report = check_lookahead(chosen, history, n=cuts, seed=seed)
+    (out if report.passed else err).print(report.summary(), soft_wrap=True)
+    raise typer.Exit(0 if report.passed else 1)
+
+
+@app.command()
+def report(
+    run_id: Annotated[str, typer.Argument(help="a backtest_runs.run_id")],
+    open_it: Annotated[bool, typer.Option("--open", help="open it in the browser")] = False,
+) -> None:
+    """Print (or open) a backtest's HTML report, writing it again from the warehouse if it is gone."""
+
+    from tapeflow.backtest.report import render_report
+
+    settings = load_settings()
+    try:
+        run, backtest = load_run(open_warehouse(settings), run_id)
+    except (LookupError, WarehouseMissing) as exc:
+        err.print(f"[red]{exc}[/red]", soft_wrap=True)
+        raise typer.Exit(1) from None
+    path = Path(run["report_path"]) if run["report_path"] else None
+    if path is None or not path.exists():
+        path = render_report(backtest.result, run_id=run_id, title=f"{backtest.strategy} {backtest.params}",
+                             metrics=backtest.metrics, assumptions=backtest.assumptions,
+                             out_dir=settings.home.resolve() / "reports")
+    out.print(str(path), soft_wrap=True)
+    if open_it:
+        import webbrowser
+
+        webbrowser.open(path.as_uri())
+
+
+@app.command()
+def clock(
+    at: Annotated[datetime | None, typer.Option(help="an instant, ISO-8601 with offset; default now")] = None,
+) -> None:
+    """Show the market phase at an instant and the next regular open (XNYS)."""
+
+    t = require_offset(at, "--at", "2026-11-27T12:00:00-05:00") or datetime.now(UTC)
+    calendar = get_calendar()
+    nxt = calendar.next_open(t)
+    out.print(f"{t.astimezone(NEW_YORK):%Y-%m-%d %H:%M %Z}: {calendar.phase_at(t).value}")
+    out.print(f"next regular open: {nxt.astimezone(NEW_YORK):%a %Y-%m-%d %H:%M %Z} ({nxt:%H:%M} UTC)")
+
+
+@app.command()
+def demo() -> None:
+    """Ingest the bundled real data through the flow, then query the warehouse."""
+
+    settings = load_settings()
+    prefect_environment(settings)
+    from flows.demo import demo as demo_flow
+
+    out.rule("tapeflow demo")
+    out.print("Ingesting the bundled real data (data/NOTICE) through the [bold]ingest-bars[/bold] flow "
+              "on Prefect's local API ...")
+    counts = demo_flow()
+    columns = ("fetched", "inserted", "updated", "unchanged", "quarantined", "stored")
+    ingests = {name: c for name, c in counts.items()
+               if name not in ("backtest", "walk_forward", "session", "sentiment_model")}
+    print_frame(pl.DataFrame([{"batch": name, **{k: c[k] for k in columns}} for name, c in ingests.items()]),
+                title="rows fetched, stored (new + changed), unchanged, quarantined")
+    result = counts["backtest"]
+    headline = ("total_return", "annual_return", "sharpe", "sortino", "max_drawdown", "trades", "win_rate",
+                "profit_factor", "exposure", "commissions", "slippage", "final_equity")
+    print_metrics({k: result.get(k) for k in headline},
+                   "backtest: watchlist_momentum on the scanner's pre-market lists, 2009-09-21..2010-08-20 (retail costs)")
+    out.print(f"report: {result['report']}", soft_wrap=True)
+    folds = counts["walk_forward"]
+    print_metrics({k: folds.get(f"oos_{k}") for k in headline},
+                   f"walk-forward: sma_cross, {folds['folds']} folds (120 sessions train / 40 test), out of sample only")
+    out.print(f"report: {folds['report']}", soft_wrap=True)
+    _print_session(counts["session"])
+    warehouse = open_warehouse(settings)
+    _print_catalysts(warehouse, counts["sentiment_model"])
+    for example in DEMO_EXAMPLES:
+        out.print(f"\n[bold]{example.title}[/bold]")
+        out.print(f"[dim]{example.sql}[/dim]")
+        print_frame(run_read_only(warehouse, example.sql), max_rows=10)
+    out.rule("next")
+    out.print(f"""Warehouse:  {warehouse.path}
+The command lives in the project's virtualenv: `source .venv/bin/activate` first, or call .venv/bin/tapeflow.
+Query it:   tapeflow sql "SELECT symbol, count(*) AS bars FROM bars GROUP BY symbol ORDER BY bars DESC LIMIT 5"
+            tapeflow sql "SELECT * FROM quarantine LIMIT 3" --format json
+Ingest:     tapeflow ingest --timeframe 1m --symbol SPY --start 2011-03-01 --end 2011-03-31
+Watchlist:  tapeflow snapshot --source scanner --as-of 2010-05-07T09:00:00-04:00
+News:       tapeflow news catalysts; tapeflow news ingest --source replay --start 2010-08-16T00:00:00Z
+            tapeflow nlp train (the full sentiment model, ~14 min on 2 cores); tapeflow nlp eval; tapeflow nlp models
+Backtest:   tapeflow backtest sma_cross -p fast=10 -p slow=30 --costs retail
+            tapeflow check-lookahead watchlist_momentum
+            tapeflow report RUN_ID --open     (run ids: tapeflow sql "SELECT run_id, strategy, metrics->>'sharpe' FROM backtest_runs")
+Clock:      tapeflow clock
+Broker:     tapeflow broker status     (the simulated paper broker by default; see README, Brokers)
+Trade:      tapeflow promote opening_range --to paper; tapeflow trade opening_range --replay-day 2011-03-08
+            tapeflow kill-switch on --reason "..."; tapeflow monitor; tapeflow sessions
+UI:         make serve   (Prefect UI on http://127.0.0.1:4200 with the deployments of prefect.yaml)
+Run again:  make demo    (idempotent: a second run stores nothing new)""", soft_wrap=True)
+
+
+def _print_catalysts(warehouse, trained: dict[str, object]) -> None:
+    """The bundled headlines as a strategy sees them: tickers, catalyst class, sentiment."""
+
+    out.print("\n[bold]Catalysts[/bold] in the sample headlines (written for the demo, data/NOTICE)")
+    if trained:
+        out.print(f"No sentiment model was recorded, so the demo tuned a quick one ({trained['train_rows']} sentences, "
+                  f"one epoch, {trained['train_seconds']} s): held-out macro-F1 {trained['macro_f1']:.3f} on "
+                  f"{trained['held_out_rows']} sentences. `tapeflow nlp train` trains the full model.", soft_wrap=True)
+    else:
+        out.print(_model_line(warehouse), soft_wrap=True)
+    frame = recent_catalysts(warehouse, since=datetime(2010, 8, 1, tzinfo=UTC), limit=20)
+    frame = frame.with_columns(pl.col("published").str.slice(5).alias("2010, NY"))  # the year is the same for all
+    frame = frame.select("2010, NY", *(c for c in frame.columns if c not in ("published", "2010, NY")))
+    # One line a headline, cut to the terminal: the headline is the column that gives way.
+    widths = {c: max([len(c), *(len(cell(v)) for v in frame[c])]) for c in frame.columns if c != "headline"}
+    room = max(20, out.width - sum(widths.values()) - 3 * len(frame.columns) - 1)
+    frame = frame.with_columns(pl.when(pl.col("headline").str.len_chars() > room)
+                               .then(pl.col("headline").str.slice(0, room - 1) + "…").otherwise(pl.col("headline")))
+    table = Table()
+    for name in frame.columns:
+        table.add_column(name, no_wrap=True)
+    for row in frame.iter_rows():
+        table.add_row(*(cell(v) for v in row))
+    out.print(table)
+
+
+def _model_line(warehouse) -> str:
+    """The sentiment model in use and its held-out figures, when it has them."""
+
+    version, _ = current_model(load_settings(), warehouse)
+    with warehouse.read() as con:
+        accuracy, macro_f1 = con.execute("SELECT accuracy, macro_f1 FROM sentiment_models WHERE version = ?",
+                                         [version]).fetchone() or (None, None)
+    if accuracy is None:
+        return f"sentiment model {version} (not evaluated: tapeflow nlp eval --model {version})"
+    return f"sentiment model {version}: held-out accuracy {accuracy:.3f}, macro-F1 {macro_f1:.3f}"
+
+
+def _print_session(session: dict[str, object]) -> None:
+    """A replayed paper session: its orders and fills, P&L and alerts."""
+
+    out.rule(f"paper session replayed: {session['session_id']}")
+    replay = Warehouse(str(session["warehouse"]))
+    print_frame(run_read_only(replay, (
+        "SELECT strftime(o.created_at AT TIME ZONE 'America/New_York', '%H:%M') AS at, o.symbol, o.side, o.qty, "
+        "o.order_type || coalesce(' ' || o.stop_price, '') AS type, o.status, o.avg_fill_price AS price, "
+        "d.reason AS why "
+        "FROM orders o LEFT JOIN session_decisions d USING (client_order_id) ORDER BY o.created_at")),
+        title="orders (decided, recorded, then sent to the simulated broker)")
+    print_frame(run_read_only(replay, (
+        "SELECT strftime(ts AT TIME ZONE 'America/New_York', '%H:%M') AS at, symbol, side, qty, price, "
+        "commission FROM fills ORDER BY ts")), title="fills (times in New York)")
+    print_metrics({k: session.get(k) for k in ("cycles", "decisions", "orders_sent", "fills", "realized_pnl",
+                                                 "equity_start", "equity_end", "reconciled")}, "the day")
+    alerts = session.get("alerts") or []
+    out.print("alerts: " + ("; ".join(map(str, alerts)) if alerts else "none"), soft_wrap=True)
+    out.print(f"its rows: {session['warehouse']}", soft_wrap=True)
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="Prefect server port on 127.0.0.1")] = 4200,
+) -> None:
+    """Prefect server and UI, work pool, deployments from prefect.yaml and a worker; Ctrl-C stops all."""
+
+    settings = load_settings()
+    prefect_environment(settings)
+    raise typer.Exit(serve_stack(settings, port=port, console=out))
+
+
+def _register_subcommands() -> None:
+
+    app.add_typer(broker_app, name="broker")
+    app.command("monitor")(monitor_command)
+    app.command("alerts")(alerts_command)
+    register_promotion(app)  # promote, promotions, paper-gap
+    register_session(app)  # trade, sessions, kill-switch
+    register_news(app)  # news ingest|catalysts, nlp train|eval|score|models
+
+
+_register_subcommands()
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,94 @@
+"""`tapeflow trade` (a session now, or a replayed day), `tapeflow sessions` (what ran) and
+`tapeflow kill-switch` (stop a strategy's entries within one cycle, from any terminal)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from tapeflow.cli.output import (
+    EXIT_REFUSED,
+    err,
+    out,
+    parse_params,
+    prefect_environment,
+    print_frame,
+    print_metrics,
+)
+from tapeflow.config import load_settings
+from tapeflow.risk.state import set_kill_switch
+from warehouse import open_warehouse
+from warehouse.query import run_read_only
+
+
+class Switch(StrEnum):
+    ON = "on"
+    OFF = "off"
+    STATUS = "status"
+
+
+def trade_command(
+    strategy: Annotated[str, typer.Argument(help="a built-in strategy, e.g. opening_range")],
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value; default: the promoted set")] = None,
+    replay_day: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"],
+                                                        help="replay this stored day on a simulated clock")] = None,
+    stop_loss_pct: Annotated[float | None, typer.Option(help="protective stop under each entry, e.g. 0.02")] = None,
+) -> None:
+    """Run the trade-session flow: today's session with the configured broker, or a replay."""
+
+    prefect_environment(load_settings())
+    from flows.trade import trade_session
+
+    result = trade_session(strategy=strategy, params=parse_params(param) or None,
+                           replay_day=replay_day.date() if replay_day else None, stop_loss_pct=stop_loss_pct)
+    alerts = result.pop("alerts", [])
+    print_metrics(result, f"trade-session {strategy}")
+    for alert in alerts:
+        out.print(f"alert: {alert}", soft_wrap=True)
+
+
+def sessions_command(
+    limit: Annotated[int, typer.Option(help="newest first")] = 20,
+) -> None:
+    """Trading sessions recorded in the warehouse, newest first."""
+
+    frame = run_read_only(open_warehouse(load_settings()),
+                          "SELECT session_id, status, reconciled, started_at, finished_at, "
+                          "summary->>'orders_sent' AS orders, summary->>'fills' AS fills, "
+                          f"summary->>'realized_pnl' AS realized_pnl FROM trading_sessions "
+                          f"ORDER BY started_at DESC LIMIT {int(limit)}")
+    print_frame(frame, title="trading sessions")
+
+
+def kill_switch_command(
+    state: Annotated[Switch, typer.Argument(help="on, off or status")],
+    strategy: Annotated[str, typer.Option(help="one strategy, or all")] = "all",
+    reason: Annotated[str, typer.Option(help="why (required to engage)")] = "",
+) -> None:
+    """Engage or release the kill switch: running sessions cancel their working entries and take
+    no new ones within one cycle (exits still go). In the Prefect UI, the variable
+    `tapeflow_kill_switch` ("all" or strategy names) does the same."""
+
+    warehouse = open_warehouse(load_settings())
+    if state is Switch.STATUS:
+        with warehouse.write() as con:
+            frame = con.sql("SELECT scope, engaged, reason, changed_at, changed_by FROM kill_switch ORDER BY scope").pl()
+        print_frame(frame, title="kill switch")
+        return
+    try:
+        engage = state is Switch.ON
+        set_kill_switch(warehouse, strategy, engage, reason if engage else (reason or "released"), by="cli")
+    except ValueError as exc:
+        err.print(f"[red]{exc}: --reason TEXT[/red]")
+        raise typer.Exit(EXIT_REFUSED) from None
+    out.print(f"kill switch for {strategy}: {'ENGAGED' if state is Switch.ON else 'released'}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("trade")(trade_command)
+    app.command("sessions")(sessions_command)
+    app.command("kill-switch")(kill_switch_command)
+

@@ -1,0 +1,140 @@
+"""The built-in momentum scanner: a watchlist ranked from daily bars, knowable at `as_of`.
+
+For each symbol it takes the latest daily bar that had ended by `as_of` and compares it with
+the `lookback` bars before it:
+
+- gap: the bar's open against the previous close, `open / prev_close - 1`;
+- relative volume: the bar's volume over the mean volume of the prior bars;
+- range expansion: the bar's high-low range over the mean range of the prior bars;
+- price band: only names whose close lies within [min_price, max_price] are listed.
+
+Score (0-100, one decimal) = 40 x min(max(gap / 10%, 0), 1)
+                           + 35 x min(max((relative volume - 1) / 4, 0), 1)
+                           + 25 x min(max((range expansion - 1) / 2, 0), 1)
+so a 10% gap on 5x volume with a 3x range scores 100, and a flat, average day scores 0.
+Names need `lookback` prior bars, and their latest bar must be from the latest session
+anyone has by `as_of` (a symbol whose data stopped is not "still moving"). Rows with a score
+of 0 are not listed. Ranks run 1.. by score, ties broken by ticker.
+
+Every input is filtered to bars with `end_ts <= as_of` before anything is computed, so a
+snapshot is the same whether or not later bars exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+import polars as pl
+
+from tapeflow.model import check_aware
+from tapeflow.schemas import UTC_TS
+
+SOURCE = "scanner"
+
+
+@dataclass(frozen=True)
+class ScannerParams:
+    """Tunable parts of the scan; the defaults are the documented ones."""
+
+    min_price: float = 1.0
+    max_price: float = 20.0
+    lookback: int = 20
+    limit: int = 20
+    full_gap: float = 0.10
+    full_rel_volume: float = 5.0
+    full_range_expansion: float = 3.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_price < self.max_price:
+            raise ValueError("need 0 <= min_price < max_price")
+        if self.lookback < 2 or self.limit < 1:
+            raise ValueError("lookback must be >= 2 and limit >= 1")
+        if self.full_gap <= 0 or self.full_rel_volume <= 1 or self.full_range_expansion <= 1:
+            raise ValueError("full_gap must be > 0; full_rel_volume and full_range_expansion > 1")
+
+
+def _clip01(expr: pl.Expr) -> pl.Expr:
+    return pl.min_horizontal(pl.max_horizontal(expr, pl.lit(0.0)), pl.lit(1.0))
+
+
+def _mean_of_prior(expr: pl.Expr, n: int) -> pl.Expr:
+    """Mean over the n bars before this one, per symbol (this bar excluded)."""
+    return expr.shift(1).rolling_mean(n).over("symbol")
+
+
+def scan(bars: pl.DataFrame, as_of: datetime, session: str, params: ScannerParams = ScannerParams()) -> pl.DataFrame:
+    """A raw watchlist batch (see tapeflow.ingest.watchlist) of the top names at `as_of`.
+
+    `bars` holds daily bars (symbol, ts, end_ts, open, high, low, close, volume).
+    """
+    as_of = check_aware("as_of", as_of)
+    known = bars.filter(pl.col("end_ts") <= as_of).sort("symbol", "ts")
+    bar_range = pl.col("high") - pl.col("low")
+    metrics = (
+        known.with_columns(
+            (pl.col("open") / pl.col("close").shift(1).over("symbol") - 1).alias("gap"),
+            (pl.col("volume") / _mean_of_prior(pl.col("volume"), params.lookback)).alias("rel_volume"),
+            (bar_range / _mean_of_prior(bar_range, params.lookback)).alias("range_expansion"),
+            pl.len().over("symbol").alias("_bars"),
+        )
+        .group_by("symbol")
+        .last()
+    )
+    latest_session = metrics["end_ts"].max()
+    score = (
+        40 * _clip01(pl.col("gap") / params.full_gap)
+        + 35 * _clip01((pl.col("rel_volume") - 1) / (params.full_rel_volume - 1))
+        + 25 * _clip01((pl.col("range_expansion") - 1) / (params.full_range_expansion - 1))
+    ).round(1)
+    listed = (
+        metrics.filter(
+            (pl.col("end_ts") == latest_session)
+            & (pl.col("_bars") > params.lookback)
+            & pl.col("close").is_between(params.min_price, params.max_price)
+            & pl.all_horizontal(pl.col(c).is_finite() for c in ("gap", "rel_volume", "range_expansion"))
+        )
+        .with_columns(score.alias("score"))
+        .filter(pl.col("score") > 0)
+        .sort(["score", "symbol"], descending=[True, False])
+        .head(params.limit)
+        .with_row_index("rank", offset=1)
+    )
+    return _as_watchlist(listed, as_of, session, params)
+
+
+def _as_watchlist(listed: pl.DataFrame, as_of: datetime, session: str, params: ScannerParams) -> pl.DataFrame:
+    rows = [
+        {
+            "ticker": r["symbol"],
+            "rank": r["rank"],
+            "score": r["score"],
+            "gap_pct": round(100 * r["gap"], 3),
+            "rel_volume": round(r["rel_volume"], 3),
+            "range_expansion": round(r["range_expansion"], 3),
+            "close": r["close"],
+            "bar_end": r["end_ts"].isoformat(),
+        }
+        for r in listed.iter_rows(named=True)
+    ]
+    payloads = [json.dumps(row, sort_keys=True) for row in rows]
+    snapshot = json.dumps({"as_of": as_of.isoformat(), "params": asdict(params), "rows": rows}, sort_keys=True)
+    # Computed from stored bars rather than fetched: the list exists, and is seen, at as_of.
+    fetched_at = as_of
+    n = len(rows)
+    return pl.DataFrame(
+        {
+            "source": [SOURCE] * n,
+            "session": [session] * n,
+            "as_of": pl.Series([as_of] * n, dtype=UTC_TS),
+            "ticker": [r["ticker"] for r in rows],
+            "rank": pl.Series([r["rank"] for r in rows], dtype=pl.Int64),
+            "score": pl.Series([float(r["score"]) for r in rows], dtype=pl.Float64),
+            "fetched_at": pl.Series([fetched_at] * n, dtype=UTC_TS),
+            "payload_hash": [hashlib.sha256(snapshot.encode()).hexdigest()] * n,
+            "payload": payloads,
+            "problem": pl.Series([None] * n, dtype=pl.String),
+        }
+    )

@@ -1,0 +1,139 @@
+"""What a strategy may look at: bars, watchlist snapshots and scored news, cut at a decision time.
+
+`History.until(t)` keeps only what was knowable at t: bars that had ended, snapshot rows
+both published (`as_of`) and seen (`fetched_at`) by then, and the versions of headlines whose `knowable_at`
+(published, fetched and scored; see tapeflow/news/features.py) had passed, with the time a
+vendor's edit replaced them only if that edit was known by then. Backtest, look-ahead check, paper
+and live all hand strategies a History; only where it comes from differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+
+from tapeflow.model import check_aware
+from tapeflow.schemas import BAR_SCHEMA, UTC_TS
+
+BAR_COLUMNS = {name: BAR_SCHEMA[name] for name in ("symbol", "ts", "end_ts", "open", "high", "low", "close", "volume")}
+WATCHLIST_COLUMNS = {
+    "source": pl.String(),
+    "session": pl.String(),
+    "as_of": UTC_TS,
+    "fetched_at": UTC_TS,
+    "ticker": pl.String(),
+    "rank": pl.Int64(),
+    "score": pl.Float64(),
+}
+
+NEWS_COLUMNS = {
+    "symbol": pl.String(),
+    "source": pl.String(),
+    "id": pl.String(),
+    "headline": pl.String(),
+    "catalyst": pl.String(),
+    "sentiment": pl.String(),
+    "sentiment_score": pl.Float64(),
+    "polarity": pl.Float64(),
+    "published_at": UTC_TS,
+    "knowable_at": UTC_TS,
+    "superseded_at": UTC_TS,  # when a vendor's edit replaced this version; null: current (as far as known)
+}
+
+
+def _empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    return pl.DataFrame(schema=schema)
+
+
+@dataclass(frozen=True)
+class History:
+    """Bars (one timeframe) and watchlist snapshots, sorted by symbol and time."""
+
+    bars: pl.DataFrame
+    watchlist: pl.DataFrame = field(default_factory=lambda: _empty(WATCHLIST_COLUMNS))
+    news: pl.DataFrame = field(default_factory=lambda: _empty(NEWS_COLUMNS))
+
+    def __post_init__(self) -> None:
+        missing = [c for c in BAR_COLUMNS if c not in self.bars.columns]
+        if missing:
+            raise ValueError(f"bars lack columns {missing}")
+        bars = self.bars.select(
+            pl.col(c).cast(t) if c not in ("ts", "end_ts") else pl.col(c).dt.convert_time_zone("UTC").cast(t)
+            for c, t in BAR_COLUMNS.items()
+        )
+        object.__setattr__(self, "bars", by_symbol_and_time(bars))
+        if not self.watchlist.is_empty():
+            wl = self.watchlist.select(
+                pl.col(c).dt.convert_time_zone("UTC").cast(t) if isinstance(t, pl.Datetime) else pl.col(c).cast(t)
+                for c, t in WATCHLIST_COLUMNS.items()
+            ).sort("as_of", "rank")
+            object.__setattr__(self, "watchlist", wl)
+        news = self.news if "superseded_at" in self.news.columns else self.news.with_columns(
+            pl.lit(None, dtype=UTC_TS).alias("superseded_at"))
+        missing = [c for c in NEWS_COLUMNS if c not in news.columns]
+        if missing:
+            raise ValueError(f"news lacks columns {missing}")
+        news = news.select(
+            pl.col(c).dt.convert_time_zone("UTC").cast(t) if isinstance(t, pl.Datetime) else pl.col(c).cast(t)
+            for c, t in NEWS_COLUMNS.items()
+        )
+        object.__setattr__(self, "news", news.sort("knowable_at", "symbol"))
+
+    @property
+    def symbols(self) -> list[str]:
+        return self.bars["symbol"].unique(maintain_order=True).to_list()
+
+    def until(self, at: datetime) -> History:
+        """Only what was knowable at `at`."""
+        at = check_aware("at", at)
+        return History(
+            bars=self.bars.filter(pl.col("end_ts") <= at),
+            watchlist=self.watchlist.filter((pl.col("as_of") <= at) & (pl.col("fetched_at") <= at)),
+            # A replaced version stays (a decision taken on it stands); an edit still to come is unknown.
+            news=self.news.filter(pl.col("knowable_at") <= at).with_columns(
+                pl.when(pl.col("superseded_at") <= at).then(pl.col("superseded_at")).alias("superseded_at")),
+        )
+
+    @classmethod
+    def from_file(cls, path: str) -> History:
+        """Bars from a Parquet or CSV file (symbol, ts, open, high, low, close, volume; end_ts optional)."""
+        frame = pl.read_parquet(path) if str(path).endswith(".parquet") else pl.read_csv(path, try_parse_dates=True)
+        return cls(bars=with_bar_ends(frame))
+
+
+def with_bar_ends(frame: pl.DataFrame) -> pl.DataFrame:
+    """Bars from outside the warehouse: timestamps read as UTC when they carry no zone, and
+    `end_ts` taken as the next bar's start (the last bar: the median spacing) when absent."""
+    for column in ("ts", "end_ts"):
+        if column not in frame.columns:
+            continue
+        values = frame[column]
+        if values.dtype == pl.String:
+            values = values.str.to_datetime(time_unit="us")
+        if getattr(values.dtype, "time_zone", None) is None:
+            values = values.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+        frame = frame.with_columns(values.dt.convert_time_zone("UTC").alias(column))
+    if "end_ts" in frame.columns:
+        return frame
+    frame = frame.sort("symbol", "ts")
+    step = frame.group_by("symbol").agg(pl.col("ts").diff().median().alias("_step"))
+    return (
+        frame.join(step, on="symbol")
+        .with_columns(pl.col("ts").shift(-1).over("symbol").fill_null(pl.col("ts") + pl.col("_step")).alias("end_ts"))
+        .drop("_step")
+    )
+
+
+def by_symbol_and_time(bars: pl.DataFrame) -> pl.DataFrame:
+    """`bars` sorted by symbol then ts: checked first, which is cheaper than sorting millions
+    of rows that already are (a History's, a Parquet file written in order)."""
+    if bars.height > 1 and bars["symbol"].is_sorted():
+        ts = bars["ts"].dt.epoch("us").to_numpy()
+        back = np.flatnonzero(ts[1:] <= ts[:-1])  # sorted if each is where a new symbol starts
+        symbol = bars["symbol"]
+        if (symbol.gather(back) != symbol.gather(back + 1)).all():
+            return bars
+    return bars.sort("symbol", "ts")

@@ -1,0 +1,398 @@
+"""The simulated broker: paper trading with the backtest's own fill, slippage and commission
+models (`tapeflow.backtest.fills`, `tapeflow.backtest.costs`), its book kept in the warehouse.
+
+Bars drive it (`on_bar`, from the warehouse or a live feed): each working order of the bar's
+symbol gets the fills `fill_order` gives it on that one bar, exactly as in a backtest, so a
+market order fills at the open of the first bar starting at or after it was placed. Its
+orders, fills, cash and last prices live in `sim_*` tables, apart from the ledger: a restart
+resumes exactly, and bars processed while the trading process is down fill orders that
+reconciliation will then find. A cash account: no shorting, buying power is cash less the
+buys still working.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+
+import numpy as np
+
+from tapeflow.backtest.costs import Costs
+from tapeflow.backtest.fills import OrderSpec, SymbolBars, fill_order, to_us
+from tapeflow.brokers.base import (
+    Broker,
+    BrokerOrder,
+    Clock,
+    DuplicateOrderId,
+    InsufficientBuyingPower,
+    InvalidOrder,
+    NotShortable,
+    OrderEvent,
+    OrderUpdate,
+    Replacement,
+)
+from tapeflow.brokers.ids import STOP_LOSS, TAKE_PROFIT, leg_id
+from tapeflow.calendar.exchange import NEW_YORK, get_calendar
+from tapeflow.model import (
+    Account,
+    Bar,
+    Fill,
+    Mode,
+    Order,
+    OrderStatus,
+    OrderType,
+    Position,
+    Side,
+    TimeInForce,
+)
+from warehouse.connection import Warehouse
+
+ACCOUNT = "default"
+WORKING = ("new", "partially_filled")
+_COLUMNS = ("client_order_id, broker_order_id, symbol, side, qty, order_type, time_in_force, limit_price, stop_price, "
+            "take_profit_price, stop_loss_price, parent, session, status, filled_qty, filled_value, charged, reason, "
+            "submitted_at, updated_at")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SimBroker(Broker):
+    """A paper broker that fills against bars with the backtest's models."""
+
+    name = "sim"
+
+    def __init__(self, warehouse: Warehouse, *, cash: float = 100_000.0, costs: Costs = Costs(),
+                 mode: Mode = Mode.PAPER, now: Callable[[], datetime] = _utc_now) -> None:
+        self.warehouse = warehouse
+        self.costs = costs
+        self.mode = Mode(mode)
+        self.now = now  # a simulated clock replays a stored day
+        self._events: queue.Queue[OrderUpdate] = queue.Queue()
+        with warehouse.write() as con:
+            con.execute("INSERT INTO sim_account VALUES (?, ?, ?, NULL, NULL, ?) ON CONFLICT DO NOTHING",
+                        [ACCOUNT, cash, cash, self.now()])
+
+    # -- orders ------------------------------------------------------------------------------
+
+    def submit(self, order: Order) -> BrokerOrder:
+        now = self.now()
+        with self.warehouse.write() as con:
+            if con.execute("SELECT 1 FROM sim_orders WHERE client_order_id = ?", [order.client_order_id]).fetchone():
+                raise DuplicateOrderId(f"client order id {order.client_order_id} was used before",
+                                       broker=self.name, client_order_id=order.client_order_id)
+            price = _last_price(con, order.symbol)
+            if price is None:
+                raise InvalidOrder(f"no market in {order.symbol}: the simulator has no price for it",
+                                   broker=self.name, client_order_id=order.client_order_id)
+            if order.side is Side.BUY:
+                power = _cash(con) - _working_buys(con)
+                need = order.qty * (order.limit_price or order.stop_price or price)
+                if need > power + 1e-9:
+                    raise InsufficientBuyingPower(f"order needs {need:,.2f}, buying power is {power:,.2f}",
+                                                  broker=self.name, client_order_id=order.client_order_id)
+            else:
+                free = _held(con).get(order.symbol, 0.0) - _working_sells(con, order.symbol)
+                if order.qty > free + 1e-9:
+                    raise NotShortable(f"the simulator does not sell short: {free:g} {order.symbol} free to sell",
+                                       broker=self.name, client_order_id=order.client_order_id)
+            self._insert(con, order, parent=None, at=now)
+            state = _order(con, order.client_order_id)
+        self._events.put(OrderUpdate(OrderEvent.NEW, state, now))
+        return state
+
+    def _insert(self, con, order: Order, *, parent: str | None, at: datetime) -> None:
+        con.execute(
+            f"INSERT INTO sim_orders ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 'new', 0, 0, 0, '', ?, ?)",
+            [order.client_order_id, f"sim-{uuid.uuid4().hex[:16]}", order.symbol, order.side.value, order.qty,
+             order.order_type.value, order.time_in_force.value, order.limit_price, order.stop_price,
+             order.take_profit_price, order.stop_loss_price, parent, at, at])
+
+    def cancel(self, client_order_id: str) -> BrokerOrder:
+        now = self.now()
+        with self.warehouse.write() as con:
+            state = _order(con, client_order_id)
+            if state is None:
+                raise InvalidOrder(f"no order {client_order_id}", broker=self.name, client_order_id=client_order_id)
+            if not state.is_open:
+                return state  # filled or closed meanwhile: nothing to cancel
+            con.execute("UPDATE sim_orders SET status = 'canceled', reason = 'canceled by request', updated_at = ? "
+                        "WHERE client_order_id = ?", [now, client_order_id])
+            state = _order(con, client_order_id)
+        self._events.put(OrderUpdate(OrderEvent.CANCELED, state, now))
+        return state
+
+    def replace(self, client_order_id: str, change: Replacement) -> BrokerOrder:
+        now = self.now()
+        with self.warehouse.write() as con:
+            state = _order(con, client_order_id)
+            if state is None or not state.is_open:
+                raise InvalidOrder(f"order {client_order_id} is not working", broker=self.name,
+                                   client_order_id=client_order_id)
+            if change.qty is not None and change.qty < state.filled_qty:
+                raise InvalidOrder(f"cannot cut {client_order_id} below the {state.filled_qty:g} already filled",
+                                   broker=self.name, client_order_id=client_order_id)
+            sets = ", ".join(f"{name} = ?" for name in change.changes)
+            con.execute(f"UPDATE sim_orders SET {sets}, updated_at = ? WHERE client_order_id = ?",
+                        [getattr(change, n) for n in change.changes] + [now, client_order_id])
+            state = _order(con, client_order_id)
+        self._events.put(OrderUpdate(OrderEvent.REPLACED, state, now))
+        return state
+
+    # -- the market ------------------------------------------------------------------------
+
+    def on_bar(self, bar: Bar) -> list[Fill]:
+        """Trade the bar's symbol's working orders against `bar`; its close becomes the last price."""
+        calendar = get_calendar()
+        day = bar.ts.astimezone(NEW_YORK).date()
+        events: list[OrderUpdate] = []
+        made: list[Fill] = []
+        with self.warehouse.write() as con:
+            events += self._roll_session(con, day)
+            rows = con.execute(
+                f"SELECT {_COLUMNS} FROM sim_orders WHERE symbol = ? AND status IN ('new', 'partially_filled') "
+                "AND submitted_at <= ? ORDER BY submitted_at, client_order_id", [bar.symbol, bar.ts]).fetchall()
+            series = _one_bar(bar, day, calendar)
+            for row in rows:
+                state = _state(row)
+                session = row[12]
+                if state.time_in_force is TimeInForce.DAY and session is not None and day > session:
+                    events.append(self._close(con, state, "expired", "a DAY order dies with its session"))
+                    continue
+                if state.time_in_force is TimeInForce.DAY and session is None:
+                    con.execute("UPDATE sim_orders SET session = ? WHERE client_order_id = ?", [day, state.client_order_id])
+                # A stop that already traded is a market order for its rest (as in the backtest).
+                kind = OrderType.MARKET if state.order_type is OrderType.STOP and state.filled_qty else state.order_type
+                spec = OrderSpec(state.client_order_id, state.symbol, state.side, state.remaining, kind,
+                                 state.time_in_force, to_us(state.submitted_at), state.limit_price, state.stop_price)
+                for row_fill in fill_order(series, spec, self.costs):
+                    fill, update = self._apply(con, state, row_fill.qty, row_fill.price,
+                                               datetime.fromtimestamp(row_fill.ts_us / 1e6, UTC))
+                    made.append(fill)
+                    events.append(update)
+                    state = update.order
+                    if state.status is OrderStatus.FILLED:
+                        events += self._after_fill(con, state, bar.end)
+                    else:
+                        self._shrink_sibling(con, state)
+            # A bar that arrives late trades its orders but does not take the last price back in time.
+            con.execute("INSERT INTO sim_prices VALUES (?, ?, ?) ON CONFLICT (symbol) DO UPDATE SET "
+                        "price = excluded.price, ts = excluded.ts WHERE excluded.ts > sim_prices.ts",
+                        [bar.symbol, bar.close, bar.end])
+        for event in events:
+            self._events.put(event)
+        return made
+
+    def _apply(self, con, state: BrokerOrder, qty: float, price: float, ts: datetime) -> tuple[Fill, OrderUpdate]:
+        """Book one execution: the order's totals, its commission so far, cash, the fill row."""
+        (n, filled_value, charged) = con.execute(
+            "SELECT (SELECT count(*) FROM sim_fills WHERE client_order_id = ?), filled_value, charged "
+            "FROM sim_orders WHERE client_order_id = ?", [state.client_order_id, state.client_order_id]).fetchone()
+        filled, value = state.filled_qty + qty, filled_value + qty * price
+        commission = self.costs.commission
+        total = commission.commission(filled, value) + commission.fees(state.side, filled, value)
+        charge = max(0.0, total - charged)  # the order's commission grows with what it filled
+        signed = qty if state.side is Side.BUY else -qty
+        done = filled >= state.qty - 1e-9
+        con.execute("UPDATE sim_orders SET filled_qty = ?, filled_value = ?, charged = ?, status = ?, updated_at = ? "
+                    "WHERE client_order_id = ?",
+                    [filled, value, charged + charge, "filled" if done else "partially_filled", ts, state.client_order_id])
+        con.execute("UPDATE sim_account SET cash = cash - ?, updated_at = ? WHERE account = ?",
+                    [signed * price + charge, ts, ACCOUNT])
+        fill = Fill(broker=self.name, fill_id=f"{state.broker_order_id}-{n + 1}", client_order_id=state.client_order_id,
+                    symbol=state.symbol, side=state.side, ts=ts, qty=qty, price=price, commission=charge)
+        con.execute("INSERT INTO sim_fills VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [fill.fill_id, fill.client_order_id, fill.symbol, fill.side.value, ts, qty, price, charge])
+        after = _order(con, state.client_order_id)
+        return fill, OrderUpdate(OrderEvent.FILL if done else OrderEvent.PARTIAL_FILL, after, ts, fill)
+
+    def _after_fill(self, con, state: BrokerOrder, at: datetime) -> list[OrderUpdate]:
+        """A filled bracket entry places its legs; a filled leg cancels its sibling (one cancels the other)."""
+        row = con.execute("SELECT take_profit_price, stop_loss_price, parent FROM sim_orders WHERE client_order_id = ?",
+                          [state.client_order_id]).fetchone()
+        take_profit, stop_loss, parent = row
+        events = []
+        if parent is not None:
+            for (sibling,) in con.execute("SELECT client_order_id FROM sim_orders WHERE parent = ? AND client_order_id <> ? "
+                                          "AND status IN ('new', 'partially_filled')",
+                                          [parent, state.client_order_id]).fetchall():
+                events.append(self._close(con, _order(con, sibling), "canceled", "its bracket sibling filled"))
+        elif take_profit is not None:
+            exit_side = Side.SELL if state.side is Side.BUY else Side.BUY
+            for suffix, kind, limit, stop in ((TAKE_PROFIT, OrderType.LIMIT, take_profit, None),
+                                              (STOP_LOSS, OrderType.STOP, None, stop_loss)):
+                leg = Order(client_order_id=leg_id(state.client_order_id, suffix), mode=self.mode, broker=self.name,
+                            strategy="bracket", symbol=state.symbol, side=exit_side, qty=state.filled_qty,
+                            order_type=kind, time_in_force=TimeInForce.GTC, created_at=at, limit_price=limit,
+                            stop_price=stop)
+                self._insert(con, leg, parent=state.client_order_id, at=at)
+                events.append(OrderUpdate(OrderEvent.NEW, _order(con, leg.client_order_id), at))
+        return events
+
+    def _shrink_sibling(self, con, leg: BrokerOrder) -> None:
+        """A bracket leg filled in part: its sibling covers only the shares still held."""
+        (parent,) = con.execute("SELECT parent FROM sim_orders WHERE client_order_id = ?", [leg.client_order_id]).fetchone()
+        if parent is not None:
+            (bought,) = con.execute("SELECT filled_qty FROM sim_orders WHERE client_order_id = ?", [parent]).fetchone()
+            con.execute("UPDATE sim_orders SET qty = greatest(filled_qty, ? - ?) WHERE parent = ? AND "
+                        "client_order_id <> ? AND status IN ('new', 'partially_filled')",
+                        [bought, leg.filled_qty, parent, leg.client_order_id])
+
+    def _close(self, con, state: BrokerOrder, status: str, reason: str) -> OrderUpdate:
+        now = self.now()
+        con.execute("UPDATE sim_orders SET status = ?, reason = ?, updated_at = ? WHERE client_order_id = ?",
+                    [status, reason, now, state.client_order_id])
+        event = OrderEvent.EXPIRED if status == "expired" else OrderEvent.CANCELED
+        return OrderUpdate(event, _order(con, state.client_order_id), now)
+
+    def _roll_session(self, con, day: date) -> list[OrderUpdate]:
+        """On a new New York day (its first bar, or the first look at the account), the equity
+        it starts with becomes the account's last equity, and DAY orders of earlier sessions
+        expire."""
+        (session,) = con.execute("SELECT session FROM sim_account WHERE account = ?", [ACCOUNT]).fetchone()
+        if session is None or day > session:
+            equity = _cash(con) + _market_value(con)
+            con.execute("UPDATE sim_account SET session = ?, last_equity = ? WHERE account = ?", [day, equity, ACCOUNT])
+            ended = con.execute("SELECT client_order_id FROM sim_orders WHERE time_in_force = 'day' AND status IN "
+                                "('new', 'partially_filled') AND session IS NOT NULL AND session < ?", [day]).fetchall()
+            return [self._close(con, _order(con, cid), "expired", "a DAY order dies with its session") for (cid,) in ended]
+        return []
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def order(self, client_order_id: str) -> BrokerOrder | None:
+        with self.warehouse.write() as con:
+            return _order(con, client_order_id)
+
+    def open_orders(self) -> list[BrokerOrder]:
+        return self._orders("status IN ('new', 'partially_filled')", [])
+
+    def orders(self, since: datetime) -> list[BrokerOrder]:
+        return self._orders("submitted_at >= ?", [since])
+
+    def _orders(self, where: str, params: list) -> list[BrokerOrder]:
+        with self.warehouse.write() as con:
+            rows = con.execute(f"SELECT {_COLUMNS} FROM sim_orders WHERE {where} ORDER BY submitted_at, client_order_id",
+                               params).fetchall()
+        return [_state(r) for r in rows]
+
+    def fills(self, since: datetime) -> list[Fill]:
+        with self.warehouse.write() as con:
+            rows = con.execute("SELECT fill_id, client_order_id, symbol, side, ts, qty, price, commission FROM sim_fills "
+                               "WHERE ts >= ? ORDER BY ts, fill_id", [since]).fetchall()
+        return [Fill(broker=self.name, fill_id=r[0], client_order_id=r[1], symbol=r[2], side=Side(r[3]), ts=r[4],
+                     qty=r[5], price=r[6], commission=r[7]) for r in rows]
+
+    def positions(self) -> list[Position]:
+        now = self.now()
+        with self.warehouse.write() as con:
+            rows = con.execute("SELECT symbol, side, qty, price FROM sim_fills ORDER BY symbol, ts, fill_id").fetchall()
+        books: dict[str, tuple[float, float]] = {}  # symbol -> (shares, cost of those shares)
+        for symbol, side, qty, price in rows:
+            held, cost = books.get(symbol, (0.0, 0.0))
+            if side == Side.BUY.value:
+                held, cost = held + qty, cost + qty * price
+            else:  # average cost: a sale takes its shares out at the average price
+                cost -= cost / held * qty if held else 0.0
+                held -= qty
+            books[symbol] = (held, cost)
+        return [Position(symbol=s, qty=h, avg_price=c / h, as_of=now) for s, (h, c) in books.items() if abs(h) > 1e-9]
+
+    def account(self) -> Account:
+        now = self.now()
+        with self.warehouse.write() as con:
+            for event in self._roll_session(con, now.astimezone(NEW_YORK).date()):
+                self._events.put(event)
+            cash = _cash(con)
+            value = _market_value(con)
+            power = max(0.0, cash - _working_buys(con))
+            (last_equity,) = con.execute("SELECT last_equity FROM sim_account WHERE account = ?", [ACCOUNT]).fetchone()
+        return Account(broker=self.name, as_of=now, equity=cash + value, cash=cash, buying_power=power,
+                       last_equity=last_equity)
+
+    def updates(self, timeout: float = 0.0) -> list[OrderUpdate]:
+        out = []
+        try:
+            out.append(self._events.get(timeout=timeout) if timeout > 0 else self._events.get_nowait())
+            while True:
+                out.append(self._events.get_nowait())
+        except queue.Empty:
+            return out
+
+    def clock(self) -> Clock:
+        calendar = get_calendar()
+        now = self.now()
+        session = calendar.session_at(now)
+        is_open = calendar.is_open(now)
+        next_open = calendar.next_open(now)
+        next_close = session.close if session is not None and now < session.close else \
+            calendar.session(next_open.astimezone(NEW_YORK).date()).close
+        return Clock(timestamp=now, is_open=is_open, next_open=next_open, next_close=next_close)
+
+
+# -- the book in SQL -----------------------------------------------------------------------
+
+
+def _state(row: tuple) -> BrokerOrder:
+    (cid, broker_id, symbol, side, qty, order_type, tif, limit_price, stop_price, _tp, _sl, _parent, _session, status,
+     filled_qty, filled_value, _charged, reason, submitted_at, updated_at) = row
+    return BrokerOrder(client_order_id=cid, broker_order_id=broker_id, symbol=symbol, side=side, qty=qty,
+                       order_type=order_type, time_in_force=tif, status=status, filled_qty=filled_qty,
+                       avg_fill_price=filled_value / filled_qty if filled_qty else None, limit_price=limit_price,
+                       stop_price=stop_price, submitted_at=submitted_at, updated_at=updated_at, reason=reason)
+
+
+def _order(con, client_order_id: str) -> BrokerOrder | None:
+    row = con.execute(f"SELECT {_COLUMNS} FROM sim_orders WHERE client_order_id = ?", [client_order_id]).fetchone()
+    return _state(row) if row else None
+
+
+def _last_price(con, symbol: str) -> float | None:
+    row = con.execute("SELECT price FROM sim_prices WHERE symbol = ?", [symbol]).fetchone()
+    return row[0] if row else None
+
+
+def _cash(con) -> float:
+    return con.execute("SELECT cash FROM sim_account WHERE account = ?", [ACCOUNT]).fetchone()[0]
+
+
+def _held(con) -> dict[str, float]:
+    rows = con.execute("SELECT symbol, sum(CASE WHEN side = 'buy' THEN qty ELSE -qty END) FROM sim_fills "
+                       "GROUP BY symbol").fetchall()
+    return {s: q for s, q in rows}
+
+
+def _market_value(con) -> float:
+    (value,) = con.execute(
+        "SELECT coalesce(sum(h.qty * p.price), 0) FROM (SELECT symbol, sum(CASE WHEN side = 'buy' THEN qty ELSE -qty END) "
+        "AS qty FROM sim_fills GROUP BY symbol) h JOIN sim_prices p USING (symbol)").fetchone()
+    return float(value)
+
+
+def _working_buys(con) -> float:
+    """What the buys still working would cost: at their limit or stop, else the last price."""
+    (value,) = con.execute(
+        "SELECT coalesce(sum((o.qty - o.filled_qty) * coalesce(o.limit_price, o.stop_price, p.price)), 0) "
+        "FROM sim_orders o LEFT JOIN sim_prices p USING (symbol) "
+        "WHERE o.side = 'buy' AND o.status IN ('new', 'partially_filled')").fetchone()
+    return float(value)
+
+
+def _working_sells(con, symbol: str) -> float:
+    (qty,) = con.execute("SELECT coalesce(sum(qty - filled_qty), 0) FROM sim_orders WHERE symbol = ? AND side = 'sell' "
+                         "AND status IN ('new', 'partially_filled') AND parent IS NULL", [symbol]).fetchone()
+    return float(qty)
+
+
+def _one_bar(bar: Bar, day: date, calendar) -> SymbolBars:
+    """`bar` in the arrays `fill_order` reads, with its session's auction marks."""
+    session = calendar.session(day) if calendar.is_session(day) else None
+    one = lambda v: np.array([v])  # noqa: E731
+    return SymbolBars(symbol=bar.symbol, ts=one(to_us(bar.ts)), end=one(to_us(bar.end)), open=one(bar.open),
+                      high=one(bar.high), low=one(bar.low), close=one(bar.close), volume=one(bar.volume),
+                      session=one(day.toordinal()), opens_session=one(session is not None and bar.ts == session.open),
+                      closes_session=one(session is not None and bar.end == session.close), adv_dollars=one(math.nan))
