@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from uuid import uuid4
 
 from prefect import flow, get_run_logger
@@ -10,11 +10,10 @@ from prefect.runtime import flow_run
 
 from flows.hooks import alert_on_failure
 from flows.ingest import ingest_bars
-from tapeflow.calendar.windows import month_chunks, pre_market_times
+from tapeflow.calendar.windows import month_chunks, pre_market_times, session_steps
 from tapeflow.model import Timeframe
 from tapeflow.sources import require_watchlist_source
-from tapeflow.sources.scanner import ScannerParams
-from tasks.watchlist import check, fetch_bullalert_history, scan_warehouse, store
+from tasks.watchlist import check, replay_snapshots, store
 
 
 @flow(name="backfill-bars", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
@@ -48,10 +47,11 @@ def backfill_watchlist(
     source = require_watchlist_source(source)
     started_at = datetime.now(UTC)
     params = {"source": source, "start": start, "end": end, "limit": limit}
-    if source == "scanner":
-        raw = scan_warehouse([(at, "pre_market") for at in pre_market_times(start, end)], ScannerParams(limit=limit))
-    else:
-        raw = fetch_bullalert_history(start, end, every_minutes, limit)
+    if source == "scanner":  # one list a day from daily bars: 09:00, before the open
+        moments = [(at, "pre_market") for at in pre_market_times(start, end)]
+    else:  # a vendor's own lists, as they changed through each day
+        moments = [(at, "all") for at in session_steps(start, end, timedelta(minutes=every_minutes))]
+    raw = replay_snapshots(source, moments, limit)
     counts = store(check(raw), flow_run.id or str(uuid4()), source, params, started_at)
     get_run_logger().info("backfilled %s snapshots %s..%s: %s", source, start, end, counts.as_dict())
     return counts.as_dict()

@@ -9,8 +9,8 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from flows.hooks import alert_on_failure
+from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.costs import cost_preset
-from tapeflow.backtest.engine import BacktestConfig
 from tapeflow.risk.sizing import Sizing
 from tapeflow.strategy.registry import get_strategy
 from tasks.backtest import (

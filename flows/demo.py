@@ -23,7 +23,7 @@ DEMO_DAY = date(2011, 3, 3)  # SPY breaks out of its opening range and is sold b
 NEWS_WINDOW = (datetime(2010, 8, 16, tzinfo=UTC), datetime(2010, 8, 21, tzinfo=UTC))
 # Without a trained model the demo tunes a quick one: 2,500 sentences, one epoch at a higher
 # learning rate (about a minute on 2 cores, held-out macro-F1 about 0.73). `tapeflow nlp
-# train` trains the full model (see README, News and catalysts).
+# train` trains the full model (see docs/news.md).
 QUICK_MODEL = {"subset": 2500, "epochs": 1, "learning_rate": 1.5e-4, "held_out_limit": 600}
 
 

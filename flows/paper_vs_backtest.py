@@ -3,12 +3,12 @@ report the gap in fills, slippage and P&L, attributed to its cause (stored in pa
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from prefect import flow
 
 from flows.hooks import alert_on_failure
-from tapeflow.calendar.exchange import NEW_YORK
+from tapeflow.calendar.exchange import ny_day
 from tasks.paper_gap import measure_and_store, publish_gap, sessions_to_compare
 
 
@@ -21,7 +21,7 @@ def paper_vs_backtest(
 ) -> list[dict[str, object]]:
     """One session, or every paper session of `day` (default: today in New York), of one
     strategy or all; `costs` is the sim broker's preset (default TAPEFLOW_SIM_COSTS)."""
-    sessions = [session_id] if session_id else sessions_to_compare(day or datetime.now(NEW_YORK).date(), strategy)
+    sessions = [session_id] if session_id else sessions_to_compare(day or ny_day(datetime.now(UTC)), strategy)
     summaries = []
     for sid in sessions:
         report = measure_and_store(sid, costs)

@@ -11,7 +11,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.variables import Variable
 
 from flows.hooks import alert_on_failure
-from tapeflow.calendar.exchange import NEW_YORK, get_calendar
+from tapeflow.calendar.exchange import get_calendar, ny_day
 from tapeflow.config import load_settings
 from tapeflow.live.launch import live_session, replay_session
 from tapeflow.live.session import SessionReport, SessionRules
@@ -65,7 +65,7 @@ def trade_session(
     if replay_day is not None:
         launched = replay_session(settings, warehouse, strategy, replay_day, params, rules=rules)
     else:
-        today = datetime.now(UTC).astimezone(NEW_YORK).date()
+        today = ny_day(datetime.now(UTC))
         if not get_calendar().is_session(today):
             logger.info("%s is not a trading day: no session", today)
             return {"status": "no session", "day": today.isoformat()}

@@ -12,9 +12,8 @@ from flows.hooks import alert_on_failure
 from tapeflow.calendar.windows import Skip, watchlist_session
 from tapeflow.config import load_settings
 from tapeflow.sources import require_watchlist_source
-from tapeflow.sources.scanner import ScannerParams
 from tasks.freshness import note_fetch_failure
-from tasks.watchlist import check, fetch_bullalert, scan_warehouse, store
+from tasks.watchlist import check, store, take_snapshot
 
 
 @flow(name="snapshot-watchlist", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
@@ -33,13 +32,10 @@ def snapshot_watchlist(
     started_at = datetime.now(UTC)
     params = {"source": source, "as_of": as_of, "limit": limit}
 
-    if source == "bullalert":
-        fetched = fetch_bullalert(session, as_of, limit, return_state=True)
-        if fetched.is_failed():
-            note_fetch_failure(source, "watchlist", fetched.message or "fetch failed")
-        raw = fetched.result()  # re-raises the fetch error: the run fails with its message
-    else:
-        raw = scan_warehouse([(at, session)], ScannerParams(limit=limit))
+    taken = take_snapshot(source, session, as_of, limit, return_state=True)
+    if taken.is_failed():
+        note_fetch_failure(source, "watchlist", taken.message or "fetch failed")
+    raw = taken.result()  # re-raises the source's error: the run fails with its message
     checked = check(raw)
     counts = store(checked, flow_run.id or str(uuid4()), source, params, started_at)
 

@@ -19,7 +19,7 @@ from datetime import timedelta
 
 import polars as pl
 
-from tapeflow.model import Timeframe
+from tapeflow.model import Action, Timeframe
 from tapeflow.strategy.base import Param, Strategy, signal_frame
 from tapeflow.strategy.history import History
 from tapeflow.strategy.regular_hours import regular_session_bars
@@ -68,11 +68,11 @@ class NewsCatalyst(Strategy):
         exits = entries.with_columns(
             pl.min_horizontal(pl.col("at") + timedelta(minutes=int(self.p["hold_minutes"])), latest_exit).alias("exit_at"))
         rows = [
-            {"symbol": r["symbol"], "at": r["at"], "action": "enter",
+            {"symbol": r["symbol"], "at": r["at"], "action": Action.ENTER,
              "reason": f"{r['catalyst']} headline, {r['sentiment']} {r['sentiment_score']:.2f}: {r['headline'][:80]}"}
             for r in entries.iter_rows(named=True)
         ] + [
-            {"symbol": r["symbol"], "at": r["exit_at"], "action": "exit", "reason": "holding period over"}
+            {"symbol": r["symbol"], "at": r["exit_at"], "action": Action.EXIT, "reason": "holding period over"}
             for r in exits.iter_rows(named=True)
         ]
         return signal_frame(rows)

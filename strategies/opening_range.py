@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import polars as pl
 
-from tapeflow.model import Timeframe
+from tapeflow.model import Action, Timeframe
 from tapeflow.strategy.base import Param, Strategy, signal_frame
 from tapeflow.strategy.history import History
 from tapeflow.strategy.regular_hours import regular_session_bars
@@ -45,17 +45,18 @@ class OpeningRangeBreakout(Strategy):
             pl.col("_complete") & (pl.col("end_ts") > range_end) & (pl.col("end_ts") <= exit_at)
             & (pl.col("close") > pl.col("_range_high"))
         )
-        entries = breaks.group_by("symbol", "_open").agg(pl.col("end_ts").min().alias("at"), pl.col("_range_high").first(), pl.col("_close").first())
+        entries = breaks.group_by("symbol", "_open").agg(
+            pl.col("end_ts").min().alias("at"), pl.col("_range_high").first(), pl.col("_close").first())
         exits_at = entries.with_columns((pl.col("_close") - timedelta(minutes=int(self.p["exit_minutes_before_close"]))).alias("exit_at"))
         # The exit is decided at the end of the bar that ends at exit_at: it must exist.
         ends = regular.select("symbol", "end_ts")
         exits = exits_at.join(ends, left_on=["symbol", "exit_at"], right_on=["symbol", "end_ts"], how="inner")
         rows = [
-            {"symbol": r["symbol"], "at": r["at"], "action": "enter",
+            {"symbol": r["symbol"], "at": r["at"], "action": Action.ENTER,
              "reason": f"closed above the {int(self.p['range_minutes'])}-minute opening range high {r['_range_high']:g}"}
             for r in entries.iter_rows(named=True)
         ] + [
-            {"symbol": r["symbol"], "at": r["exit_at"], "action": "exit", "reason": "session end"}
+            {"symbol": r["symbol"], "at": r["exit_at"], "action": Action.EXIT, "reason": "session end"}
             for r in exits.iter_rows(named=True)
         ]
         return signal_frame(rows)

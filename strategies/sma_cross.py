@@ -13,9 +13,11 @@ so a tie is a tie whatever the platform's float rounding.
 
 from __future__ import annotations
 
+from typing import cast
+
 import polars as pl
 
-from tapeflow.model import Timeframe
+from tapeflow.model import Action, Timeframe
 from tapeflow.strategy.base import Param, Strategy, signal_frame
 from tapeflow.strategy.history import History
 
@@ -27,7 +29,8 @@ def price_grid(closes: pl.Series) -> int | None:
     values = closes.drop_nulls()
     for scale in _GRIDS:
         scaled = values * scale
-        if ((scaled - scaled.round()).abs() < 1e-6).all() and (scaled.abs().max() or 0) * 10_000 < 2**62:
+        # polars types a max as any scalar; this one is a float (or None for no prices)
+        if ((scaled - scaled.round()).abs() < 1e-6).all() and (cast("float | None", scaled.abs().max()) or 0) * 10_000 < 2**62:
             return scale
     return None
 
@@ -66,7 +69,7 @@ class SmaCross(Strategy):
         crossed = marked.filter(up | down).select(
             "symbol",
             pl.col("end_ts").alias("at"),
-            pl.when(up).then(pl.lit("enter")).otherwise(pl.lit("exit")).alias("action"),
+            pl.when(up).then(pl.lit(Action.ENTER.value)).otherwise(pl.lit(Action.EXIT.value)).alias("action"),
             pl.when(up)
             .then(pl.lit(f"SMA{fast} crossed above SMA{slow}"))
             .otherwise(pl.lit(f"SMA{fast} crossed below SMA{slow}"))

@@ -19,7 +19,7 @@ from datetime import timedelta
 import polars as pl
 
 from tapeflow.calendar.exchange import get_calendar
-from tapeflow.model import Timeframe
+from tapeflow.model import Action, Timeframe, TimeInForce
 from tapeflow.strategy.base import Param, Strategy, signal_frame
 from tapeflow.strategy.history import History
 
@@ -54,8 +54,8 @@ class WatchlistMomentum(Strategy):
             latest = before_open.filter(pl.col("as_of") == pl.col("as_of").max())
             picks = latest.filter(pl.col("score") >= self.p["min_score"]).sort("rank").head(int(self.p["max_names"]))
             for pick in picks.iter_rows(named=True):
-                rows.append({"symbol": pick["ticker"], "at": pick["_known"], "action": "enter", "time_in_force": "opg",
+                rows.append({"symbol": pick["ticker"], "at": pick["_known"], "action": Action.ENTER, "time_in_force": TimeInForce.OPG,
                              "reason": f"pre-market watchlist rank {pick['rank']}, score {pick['score']:g}"})
-                rows.append({"symbol": pick["ticker"], "at": session.open + timedelta(seconds=1), "action": "exit",
-                             "time_in_force": "cls", "reason": "session end"})
+                rows.append({"symbol": pick["ticker"], "at": session.open + timedelta(seconds=1), "action": Action.EXIT,
+                             "time_in_force": TimeInForce.CLS, "reason": "session end"})
         return signal_frame(rows)

@@ -7,7 +7,7 @@ Every setting is `TAPEFLOW_<NAME>` (for example `TAPEFLOW_HOME=/srv/tapeflow`). 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -129,8 +129,8 @@ class Settings(BaseSettings):
         return (self.home / "tapeflow.duckdb").resolve()
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment, `.env`, then explicit overrides."""
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, `.env`, then explicit overrides (validated like the rest)."""
     return Settings(**overrides)
 
 

@@ -1,4 +1,5 @@
-"""Domain records: what tapeflow knows about the market, its decisions and its broker.
+"""Domain records: what tapeflow knows about the market, its orders and its broker, and the
+enums its decisions are spelled in (a decision is a row of a signal frame: `tapeflow.schemas.SIGNAL_SCHEMA`).
 
 Every record is frozen and validated when built, so a bad value fails where it enters,
 with a reason, instead of surfacing later as a wrong number. Times are aware UTC datetimes.
@@ -57,9 +58,10 @@ class TimeInForce(StrEnum):
 
 
 class Action(StrEnum):
+    """What a decision does: open a position or close it (a strategy that holds emits no row)."""
+
     ENTER = "enter"
     EXIT = "exit"
-    HOLD = "hold"
 
 
 class OrderStatus(StrEnum):
@@ -195,8 +197,19 @@ class Bar:
             raise InvalidRecord("source must be named")
 
 
-WATCHLIST_SESSIONS = ("pre_market", "market", "after_hours")
-"""The part of the day a watchlist snapshot belongs to."""
+class WatchlistSession(StrEnum):
+    """The part of the day a watchlist snapshot belongs to, named as the calendar's phases are.
+
+    The values are the names stored in `watchlist_snapshots.session` and spoken by BullAlert:
+    the regular session is stored as "market".
+    """
+
+    PRE_MARKET = "pre_market"
+    REGULAR = "market"
+    AFTER_HOURS = "after_hours"
+
+
+WATCHLIST_SESSIONS = tuple(s.value for s in WatchlistSession)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,35 +284,7 @@ class NewsItem:
         return max(self.published_at, self.fetched_at)
 
 
-# -- decisions and execution ------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Signal:
-    """A strategy's decision at `at` about one symbol, with its reason."""
-
-    strategy: str
-    symbol: str
-    at: datetime
-    action: Action
-    reason: str
-    target_qty: float | None = None
-    order_type: OrderType = OrderType.MARKET
-    time_in_force: TimeInForce = TimeInForce.DAY
-    limit_price: float | None = None
-    stop_price: float | None = None
-
-    def __post_init__(self) -> None:
-        _symbol("symbol", self.symbol)
-        _set(self, "at", check_aware("at", self.at))
-        _set(self, "action", Action(self.action))
-        _set(self, "order_type", OrderType(self.order_type))
-        _set(self, "time_in_force", TimeInForce(self.time_in_force))
-        if not self.reason.strip():
-            raise InvalidRecord("a signal must say why")
-        if self.target_qty is not None:
-            _non_negative("target_qty", self.target_qty)
-        _check_prices(self.order_type, self.limit_price, self.stop_price)
+# -- execution --------------------------------------------------------------------------
 
 
 def _check_prices(order_type: OrderType, limit_price: float | None, stop_price: float | None) -> None:
@@ -353,7 +338,7 @@ class Order:
         _check_prices(self.order_type, self.limit_price, self.stop_price)
         if (self.take_profit_price is None) != (self.stop_loss_price is None):
             raise InvalidRecord("a bracket needs both take_profit_price and stop_loss_price")
-        if self.take_profit_price is not None:
+        if self.take_profit_price is not None and self.stop_loss_price is not None:
             _positive("take_profit_price", self.take_profit_price)
             _positive("stop_loss_price", self.stop_loss_price)
             above, below = (self.take_profit_price, self.stop_loss_price) if self.side is Side.BUY else (

@@ -94,13 +94,55 @@ left null, the vendor's item as JSON text in `payload`, and `problem` saying wha
 SIGNAL_SCHEMA: dict[str, pl.DataType] = {
     "symbol": pl.String(),
     "at": UTC_TS,
-    "action": pl.String(),  # enter | exit
+    "action": pl.String(),  # model.Action: enter | exit
     "reason": pl.String(),
     "qty": pl.Float64(),  # shares; null: the risk rules size the entry
-    "order_type": pl.String(),  # market | limit | stop
-    "time_in_force": pl.String(),  # day | gtc | opg | cls
+    "order_type": pl.String(),  # model.OrderType: market | limit | stop
+    "time_in_force": pl.String(),  # model.TimeInForce: day | gtc | opg | cls
     "limit_price": pl.Float64(),
     "stop_price": pl.Float64(),
 }
+"""A strategy's decisions, one row each: the one decision type the backtest, the look-ahead check
+and the trading session all read. The enum columns stay strings (a StrEnum equals its value);
+`tapeflow.strategy.base.signal_frame` refuses a value that is not a member."""
 
 
+FILLS_SCHEMA: dict[str, pl.DataType] = {
+    "order_id": pl.String(),  # symbol-at-action[-n]; the engine's stop-loss legs end in -stop[-n]
+    "symbol": pl.String(),
+    "side": pl.String(),  # model.Side: buy | sell
+    "ts": UTC_TS,
+    "qty": pl.Float64(),
+    "price": pl.Float64(),
+    "commission": pl.Float64(),  # an order's commission and fees sit on its last fill
+    "fees": pl.Float64(),
+    "slippage": pl.Float64(),  # dollars: |price - price before slippage| x qty
+}
+"""The fills a backtest returns, in the order the engine applied them (the `backtest_fills` table adds run_id, seq)."""
+
+TRADES_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.String(),
+    "entry_ts": UTC_TS,
+    "exit_ts": UTC_TS,
+    "qty": pl.Float64(),
+    "entry_price": pl.Float64(),
+    "exit_price": pl.Float64(),
+    "pnl": pl.Float64(),  # after costs
+    "return_pct": pl.Float64(),
+    "costs": pl.Float64(),
+}
+"""A backtest's round trips: flat to flat, per symbol (the `backtest_trades` table adds run_id, seq)."""
+
+EQUITY_SCHEMA: dict[str, pl.DataType] = {
+    "ts": UTC_TS,  # every bar end
+    "cash": pl.Float64(),
+    "positions": pl.Float64(),
+    "equity": pl.Float64(),
+    "exposure": pl.Float64(),  # gross position value / equity
+}
+"""A backtest's equity curve (the `backtest_equity` table adds run_id)."""
+
+
+def conform(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """`frame`'s columns of `schema`, in its order and dtypes."""
+    return frame.select(pl.col(name).cast(dtype) for name, dtype in schema.items())

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tapeflow.backtest.engine import BacktestConfig
+from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.loading import history_between
 from tapeflow.backtest.report import render_report
 from tapeflow.backtest.run import Backtest, run_backtest
 from tapeflow.backtest.runs import store_run
-from tapeflow.calendar.exchange import NEW_YORK
+from tapeflow.calendar.exchange import ny_day_bounds
 from tapeflow.config import load_settings
 from tapeflow.research.summaries import backtest_markdown
 from tapeflow.strategy.history import History
@@ -22,7 +22,7 @@ from warehouse import open_warehouse
 
 def window(start: date, end: date) -> tuple[datetime, datetime]:
     """New York days start..end as [start, end) instants."""
-    return datetime.combine(start, time(0), NEW_YORK), datetime.combine(end + timedelta(days=1), time(0), NEW_YORK)
+    return ny_day_bounds(start)[0], ny_day_bounds(end)[1]
 
 
 @task(cache_policy=NO_CACHE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tapeflow.backtest.engine import BacktestConfig
+from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.metrics import compute_metrics
 from tapeflow.backtest.run import Backtest, assumptions
 from tapeflow.research.perturb import Perturbation, perturb

@@ -1,56 +1,39 @@
-"""Tasks for watchlist snapshots: fetch from BullAlert or scan the warehouse, check, store."""
+"""Tasks for watchlist snapshots: take them from the configured source, check, store."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from contextlib import closing
+from datetime import datetime
 
 import polars as pl
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tapeflow.calendar.exchange import get_calendar
 from tapeflow.config import load_settings
 from tapeflow.ingest.store import WATCHLIST, IngestCounts, store_batch
 from tapeflow.ingest.watchlist import CheckedWatchlist, check_watchlist
-from tapeflow.schemas import empty_raw_watchlist
-from tapeflow.sources.scanner import ScannerParams, scan
-from tapeflow.venues.bullalert import BullAlertSource
+from tapeflow.venues.configured import watchlist_source
 from tasks.retries import transient_only
 from warehouse import open_warehouse
-from warehouse.reads import daily_bars_until
 
 
 @task(
     retries=3, retry_delay_seconds=[5, 15, 30], retry_jitter_factor=0.5,
     retry_condition_fn=transient_only, cache_policy=NO_CACHE,
 )
-def fetch_bullalert(session: str, as_of: datetime | None, limit: int) -> pl.DataFrame:
-    """One BullAlert snapshot (live when `as_of` is None)."""
-    return BullAlertSource(load_settings()).snapshot(session=session, as_of=as_of, limit=limit)
+def take_snapshot(source: str, session: str, as_of: datetime | None, limit: int) -> pl.DataFrame:
+    """One snapshot from the watchlist source named (the live list when `as_of` is None)."""
+    with closing(watchlist_source(source, load_settings())) as watchlist:
+        return watchlist.snapshot(session, as_of, limit)
 
 
 @task(
     retries=2, retry_delay_seconds=[30, 120], retry_condition_fn=transient_only, cache_policy=NO_CACHE,
 )
-def fetch_bullalert_history(first: date, last: date, every_minutes: int, limit: int) -> pl.DataFrame:
-    """BullAlert's lists as of every `every_minutes` through the extended hours of each session."""
-    source = BullAlertSource(load_settings())
-    days = get_calendar().sessions(first, last)
-    batches = [
-        source.history("all", day.pre_open, day.close, timedelta(minutes=every_minutes), limit=limit) for day in days
-    ]
-    return pl.concat(batches, how="vertical_relaxed") if batches else empty_raw_watchlist()
-
-
-@task(cache_policy=NO_CACHE)
-def scan_warehouse(sessions: list[tuple[datetime, str]], params: ScannerParams) -> pl.DataFrame:
-    """Scanner snapshots at each (as_of, session), from the daily bars knowable then."""
-    if not sessions:
-        return empty_raw_watchlist()
-    with open_warehouse(load_settings()).read() as con:
-        bars = daily_bars_until(con, max(as_of for as_of, _ in sessions))
-    snapshots = [scan(bars, as_of, session, params) for as_of, session in sessions]
-    return pl.concat(snapshots, how="vertical_relaxed") if snapshots else empty_raw_watchlist()
+def replay_snapshots(source: str, moments: list[tuple[datetime, str]], limit: int) -> pl.DataFrame:
+    """The lists as they stood at each (as_of, session), from the watchlist source named."""
+    with closing(watchlist_source(source, load_settings())) as watchlist:
+        return watchlist.snapshots(moments, limit)
 
 
 @task(cache_policy=NO_CACHE)

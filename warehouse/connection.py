@@ -149,9 +149,9 @@ class Warehouse:
             return con
 
 
-def _config(read_only: bool) -> dict[str, object]:
+def _config(read_only: bool) -> dict[str, str | bool | int | float | list[str]]:
     """No extension is fetched or loaded behind our back; a reader touches no other file."""
-    config: dict[str, object] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    config: dict[str, str | bool | int | float | list[str]] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
     if read_only:
         # Readers run users' SQL: no reading or writing files or URLs, and (with the settings
         # locked after connect) no way to turn that back on.

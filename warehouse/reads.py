@@ -65,10 +65,10 @@ def watchlist_between(con: duckdb.DuckDBPyConnection, start: datetime, end: date
 
 def data_snapshot(con: duckdb.DuckDBPyConnection, timeframe: str) -> dict[str, object]:
     """What the input looked like: row counts and the newest ingest, for the run record."""
-    bars, newest = con.execute(
+    [(bars, newest)] = con.execute(
         "SELECT count(*), max(ingested_at) FROM bars WHERE timeframe = ?", [timeframe]
-    ).fetchone()
-    (snapshots,) = con.execute("SELECT count(*) FROM watchlist_snapshots").fetchone()
+    ).fetchall()
+    [(snapshots,)] = con.execute("SELECT count(*) FROM watchlist_snapshots").fetchall()
     return {"bars": bars, "newest_ingest": newest.isoformat() if newest else None, "watchlist_rows": snapshots}
 
 

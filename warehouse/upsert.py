@@ -55,9 +55,9 @@ def upsert(
     con.register("_incoming", frame.to_arrow())
     try:
         join = " AND ".join(f"t.{_quote(k)} = i.{_quote(k)}" for k in key)
-        (inserted,) = con.execute(
+        [(inserted,)] = con.execute(
             f"SELECT count(*) FROM _incoming i ANTI JOIN {_quote(table)} t ON {join}"
-        ).fetchone()
+        ).fetchall()
         if history is not None and compared:
             differs = " OR ".join(f"t.{_quote(c)} IS DISTINCT FROM i.{_quote(c)}" for c in compared)
             con.execute(
@@ -70,10 +70,10 @@ def upsert(
         conflict = (
             f"DO UPDATE SET {sets} WHERE {changed}" if compared and sets else "DO NOTHING"
         )
-        (affected,) = con.execute(
+        [(affected,)] = con.execute(
             f"INSERT INTO {_quote(table)} ({cols}) SELECT {cols} FROM _incoming "
             f"ON CONFLICT ({', '.join(_quote(k) for k in key)}) {conflict}"
-        ).fetchone()
+        ).fetchall()
     finally:
         con.unregister("_incoming")
     updated = affected - inserted

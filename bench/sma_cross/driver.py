@@ -182,7 +182,7 @@ def machine() -> dict:
                    if line.startswith("MemTotal"))) / 2**20
     versions = {}
     for py, mods in ((MAIN_PY, ["polars", "numpy"]), (PEERS_PY, ["vectorbt", "backtrader", "numba", "pandas", "numpy"])):
-        code = "import importlib,json;print(json.dumps({m: importlib.import_module(m).__version__ for m in %r}))" % mods
+        code = f"import importlib,json;print(json.dumps({{m: importlib.import_module(m).__version__ for m in {mods!r}}}))"
         if py.exists():
             got = json.loads(subprocess.run([str(py), "-c", code], capture_output=True, text=True).stdout)
             versions.update({(f"peers_{k}" if py == PEERS_PY else k): v for k, v in got.items()})
@@ -236,7 +236,8 @@ def agreement_table(results: dict) -> str:
                 v = engines.get(e)
                 cells.append("" if v is None else (
                     f"agrees (equity diff {v['equity_diff']:.1e}, max price diff {v['max_price_diff']:.1e})"
-                    if v["agrees"] else f"DIFFERS at fill {v.get('first_difference', {}).get('index')}, equity diff {v['equity_diff']:.3g}"))
+                    if v["agrees"]
+                    else f"DIFFERS at fill {v.get('first_difference', {}).get('index')}, equity diff {v['equity_diff']:.3g}"))
             lines.append(f"| {name} | {variant} | {ref['fills']:,} / {ref['round_trips']:,} / {ref['final_equity']:,.6f} | "
                          + " | ".join(cells) + " |")
     return "\n".join(lines)

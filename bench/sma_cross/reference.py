@@ -111,7 +111,7 @@ def pure(bars: pl.DataFrame, bps: int) -> tuple[list[tuple], Fraction]:
             if t >= SLOW - 1:
                 slow[t] = s_slow / SLOW
 
-        def signals():
+        def signals(c=c, fast=fast, slow=slow):  # bound now: the generator runs after the loop moves on
             for t in range(SLOW, len(c)):  # §3: t >= 30
                 if fast[t] > slow[t] and fast[t - 1] <= slow[t - 1]:
                     yield t, "up"

@@ -44,14 +44,16 @@ from common import (  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for a plain checkout
 
 from strategies.sma_cross import SmaCross  # noqa: E402
+from tapeflow.backtest.config import BacktestConfig  # noqa: E402
 from tapeflow.backtest.costs import Commission, Costs, Slippage  # noqa: E402
-from tapeflow.backtest.engine import BacktestConfig, simulate  # noqa: E402
+from tapeflow.backtest.engine import simulate  # noqa: E402
 from tapeflow.strategy.history import History  # noqa: E402
 
 _T_IMPORTED = time.perf_counter()
 ROOT = Path(__file__).resolve().parents[2]
-ENGINE_FILES = ["tapeflow/backtest/engine.py", "tapeflow/backtest/fast.py", "tapeflow/backtest/fills.py", "tapeflow/backtest/costs.py", "tapeflow/strategy/history.py",
-                "strategies/sma_cross.py", "tapeflow/strategy/base.py"]
+ENGINE_FILES = ["tapeflow/backtest/engine.py", "tapeflow/backtest/fast.py", "tapeflow/backtest/fills.py",
+                "tapeflow/backtest/costs.py", "tapeflow/strategy/history.py", "strategies/sma_cross.py",
+                "tapeflow/strategy/base.py"]
 
 
 def engine_sha256() -> str:

@@ -14,14 +14,15 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import cast
 
 import numpy as np
 import polars as pl
 
-from tapeflow.backtest.costs import Costs
-from tapeflow.backtest.fast import UTC_US, Marks, market_fills, market_only
+from tapeflow.backtest.config import BacktestConfig
+from tapeflow.backtest.fast import Marks, market_fills, market_only
 from tapeflow.backtest.fills import (
     FillRow,
     OrderSpec,
@@ -31,29 +32,11 @@ from tapeflow.backtest.fills import (
     to_us,
     working_until,
 )
-from tapeflow.calendar.exchange import NEW_YORK, get_calendar
+from tapeflow.backtest.outcomes import Outcome
+from tapeflow.calendar.exchange import get_calendar, ny_day, ny_day_bounds
 from tapeflow.model import Action, OrderType, Side, TimeInForce
 from tapeflow.risk.limits import DailyLossBreaker
-from tapeflow.risk.sizing import Sizing
-
-
-@dataclass(frozen=True)
-class BacktestConfig:
-    """Everything besides the strategy that decides a backtest's numbers."""
-
-    cash: float = 100_000.0
-    costs: Costs = Costs()
-    sizing: Sizing = Sizing()
-    stop_loss_pct: float | None = None  # protective sell stop this far under each entry fill
-    # e.g. 0.02: no new entries that session once equity is 2% under where the session (its
-    # New York day) started
-    daily_loss_limit_pct: float | None = None
-    # Buying power = equity x this - positions held - buys still working: 1 is a cash
-    # account, 2 Reg-T margin; None never checks (the SMA benchmark's rules).
-    buying_power_multiple: float | None = 1.0
-
-    def describe(self) -> dict[str, object]:
-        return asdict(self)
+from tapeflow.schemas import EQUITY_SCHEMA, FILLS_SCHEMA, TRADES_SCHEMA, conform
 
 
 @dataclass
@@ -89,6 +72,7 @@ class BacktestResult:
 def simulate(bars: pl.DataFrame, signals: pl.DataFrame, config: BacktestConfig = BacktestConfig()) -> BacktestResult:
     """Run `signals` (SIGNAL_SCHEMA) against `bars` (symbol, ts, end_ts, OHLCV)."""
     signals = signals.sort("at", maintain_order=True)
+    marks: Mapping[str, SymbolBars | Marks]
     if market_only(signals, config):
         fills, outcomes, marks = market_fills(bars, signals, config.costs)
     else:
@@ -103,7 +87,9 @@ def simulate(bars: pl.DataFrame, signals: pl.DataFrame, config: BacktestConfig =
     )
 
 
-def _walk_signals(bars: pl.DataFrame, signals: pl.DataFrame, config: BacktestConfig) -> tuple[pl.DataFrame, list[str], dict[str, SymbolBars]]:
+def _walk_signals(
+    bars: pl.DataFrame, signals: pl.DataFrame, config: BacktestConfig
+) -> tuple[pl.DataFrame, list[str], dict[str, SymbolBars]]:
     """The event loop: fills, each signal's outcome, and the bars they were marked on."""
     book_bars = split_by_symbol(bars, get_calendar())
     book = _Book(cash=config.cash)
@@ -124,8 +110,8 @@ def _walk_signals(bars: pl.DataFrame, signals: pl.DataFrame, config: BacktestCon
     _apply_until(book, config, None)
     # Whether an order filled is known only now: a later exit may have cancelled it first.
     filled = {fill.order_id for fill in book.applied}
-    outcomes = [o if isinstance(o, str) else "placed" if o.order_id in filled else "placed: never filled" for o in outcomes]
-    return _fills_frame(book), outcomes, book_bars
+    settled = [o if isinstance(o, str) else Outcome.PLACED if o.order_id in filled else Outcome.NEVER_FILLED for o in outcomes]
+    return _fills_frame(book), settled, book_bars
 
 
 def _decide(book: _Book, bars: dict[str, SymbolBars], config: BacktestConfig, breaker: DailyLossBreaker,
@@ -134,36 +120,40 @@ def _decide(book: _Book, bars: dict[str, SymbolBars], config: BacktestConfig, br
     symbol = row["symbol"]
     series = bars.get(symbol)
     if series is None:
-        return "ignored: no bars for the symbol"
+        return Outcome.NO_BARS
     held = book.position.get(symbol, 0.0)
     busy = bool(book.open_orders.get(symbol))
     # Marking the whole book costs a pass over every position: only when a rule needs it.
     equity = _equity_at(book, bars, at) if breaker.limit_pct is not None or row["qty"] is None else None
     session = _session_of(at) if breaker.limit_pct is not None else None
-    if row["action"] == Action.ENTER.value:
+    if row["action"] == Action.ENTER:
         if held != 0 or busy:
-            return "ignored: already in a position or an order is working"
-        if breaker.limit_pct is not None and breaker.tripped(session, equity):
-            return f"ignored: daily loss limit hit ({breaker.describe(session, equity)})"
+            return Outcome.BUSY
+        # Both are known exactly when the breaker is on.
+        if session is not None and equity is not None and breaker.tripped(session, equity):
+            return Outcome.DAILY_LOSS.with_detail(breaker.describe(session, equity))
         price = series.last_close(at)
-        power = _buying_power(book, bars, config, at) if config.buying_power_multiple is not None else None
+        multiple = config.buying_power_multiple
+        power = _buying_power(book, bars, multiple, at) if multiple is not None else None
         qty = row["qty"] if row["qty"] is not None else config.sizing.shares(
-            equity=equity, buying_power=book.cash if power is None else power, price=price,
+            equity=cast(float, equity),  # marked above: the rules size this entry
+            buying_power=book.cash if power is None else power, price=price,
             open_positions=_open_positions(book),
             stop_distance=price * config.stop_loss_pct if price and config.stop_loss_pct else None,
         )
         if not qty or qty <= 0:
-            return "ignored: sized to zero shares"
+            return Outcome.SIZED_TO_ZERO
         if power is not None and price:
             affordable = max(0, int(power // price))
             if affordable == 0:
-                return f"ignored: insufficient buying power ({power:,.2f})"
+                return Outcome.NO_BUYING_POWER.with_detail(f"{power:,.2f}")
             qty = min(qty, affordable)
         order = _order(row, symbol, Side.BUY, qty, at, _new_id(book, f"{symbol}-{at}-enter"))
         fills, until = _place(book, series, order, config, seq)
         if fills and config.stop_loss_pct:
             # Its size is known once the entry has stopped working (a part-filled DAY entry
             # works on to its session's end): the stop is live from the bar after that.
+            assert until is not None  # an order that filled had a bar to work on
             entry = sum(f.qty * f.price for f in fills) / sum(f.qty for f in fills)
             stop_id = f"{symbol}-{at}-stop" + order.order_id[len(f"{symbol}-{at}-enter"):]  # the entry's -n
             stop = OrderSpec(stop_id, symbol, Side.SELL, sum(f.qty for f in fills), OrderType.STOP,
@@ -172,10 +162,10 @@ def _decide(book: _Book, bars: dict[str, SymbolBars], config: BacktestConfig, br
             _place(book, series, stop, config, seq)
         return order
     if held == 0 and not busy:
-        return "ignored: nothing to exit"
+        return Outcome.NOTHING_TO_EXIT
     _cancel_working(book, config, symbol)
     if held <= 0:
-        return "cancelled the working entry"
+        return Outcome.CANCELLED_ENTRY
     order = _order(row, symbol, Side.SELL, held, at, _new_id(book, f"{symbol}-{at}-exit"))
     _place(book, series, order, config, seq)
     return order
@@ -196,7 +186,8 @@ def _order(row: dict, symbol: str, side: Side, qty: float, at: int, order_id: st
                      at, row["limit_price"], row["stop_price"], row["reason"])
 
 
-def _place(book: _Book, series: SymbolBars, order: OrderSpec, config: BacktestConfig, seq) -> tuple[list[FillRow], int | None]:
+def _place(book: _Book, series: SymbolBars, order: OrderSpec, config: BacktestConfig,
+           seq: itertools.count[int]) -> tuple[list[FillRow], int | None]:
     """Its fills, and the instant it stops working (None: it never works)."""
     fills = fill_order(series, order, config.costs)
     until = working_until(series, order)
@@ -247,7 +238,7 @@ def _apply_until(book: _Book, config: BacktestConfig, at: int | None) -> None:
         book.filled[fill.order_id] = (fill.side, qty + fill.qty, value + fill.qty * fill.price)
 
 
-def _buying_power(book: _Book, bars: dict[str, SymbolBars], config: BacktestConfig, at: int) -> float:
+def _buying_power(book: _Book, bars: dict[str, SymbolBars], multiple: float, at: int) -> float:
     """Equity x multiple, less the value of positions held and of buys still to fill."""
     held = sum(abs(qty) * (bars[s].last_close(at) or 0.0) for s, qty in book.position.items() if qty)
     # Buys still to fill are valued at the last close: their fill prices lie in the future.
@@ -256,7 +247,7 @@ def _buying_power(book: _Book, bars: dict[str, SymbolBars], config: BacktestConf
         if isinstance(f, FillRow) and f.side is Side.BUY and f.order_id not in book.cancelled
     )
     equity = book.cash + sum(qty * (bars[s].last_close(at) or 0.0) for s, qty in book.position.items() if qty)
-    return max(0.0, equity * config.buying_power_multiple - held - working)
+    return max(0.0, equity * multiple - held - working)
 
 
 def _equity_at(book: _Book, bars: dict[str, SymbolBars], at: int) -> float:
@@ -274,13 +265,12 @@ def _open_positions(book: _Book) -> int:
 
 
 def _session_of(at: int) -> int:
-    return datetime.fromtimestamp(at / 1_000_000, UTC).astimezone(NEW_YORK).date().toordinal()
+    return ny_day(datetime.fromtimestamp(at / 1_000_000, UTC)).toordinal()
 
 
 def _session_start(at: int) -> int:
     """Midnight New York of the day `at` falls on."""
-    day = datetime.fromtimestamp(at / 1_000_000, UTC).astimezone(NEW_YORK).date()
-    return to_us(datetime.combine(day, time(0), NEW_YORK))
+    return to_us(ny_day_bounds(datetime.fromtimestamp(at / 1_000_000, UTC))[0])
 
 
 def _fills_frame(book: _Book) -> pl.DataFrame:
@@ -294,16 +284,14 @@ def _fills_frame(book: _Book) -> pl.DataFrame:
             "ts": fill.ts_us, "qty": fill.qty, "price": fill.price, "commission": commission, "fees": fees,
             "slippage": abs(fill.price - fill.reference) * fill.qty,
         })
-    schema = {"order_id": pl.String, "symbol": pl.String, "side": pl.String, "ts": pl.Int64, "qty": pl.Float64,
-              "price": pl.Float64, "commission": pl.Float64, "fees": pl.Float64, "slippage": pl.Float64}
-    frame = pl.DataFrame(rows, schema=schema)
-    return frame.with_columns(pl.col("ts").cast(UTC_US))
+    frame = pl.DataFrame(rows, schema={**FILLS_SCHEMA, "ts": pl.Int64()})  # microseconds, as the book keeps them
+    return conform(frame, FILLS_SCHEMA)
 
 
 def _trades(fills: pl.DataFrame) -> pl.DataFrame:
     """Round trips: from the fill that opens a position to the one that brings it back to 0,
     per symbol (in order of its first fill), then in time."""
-    buy = pl.col("side") == "buy"
+    buy = pl.col("side") == Side.BUY.value
     value = pl.col("qty") * pl.col("price")
     marked = fills.with_row_index("_row").with_columns(
         (pl.when(buy).then(pl.col("qty")).otherwise(-pl.col("qty")).cum_sum().over("symbol").abs() < 1e-9).alias("_flat"),
@@ -319,11 +307,10 @@ def _trades(fills: pl.DataFrame) -> pl.DataFrame:
         pl.col("_flat").last().alias("_closed"),
     ).filter("_closed").sort("_first", "_trade")
     pnl = pl.col("_sold") - pl.col("_bought") - pl.col("costs")
-    return trades.select(
-        "symbol", pl.col("entry_ts").cast(UTC_US), pl.col("exit_ts").cast(UTC_US), "qty",
+    return conform(trades.with_columns(
         (pl.col("_bought") / pl.col("qty")).alias("entry_price"), (pl.col("_sold") / pl.col("qty")).alias("exit_price"),
-        pnl.alias("pnl"), (100 * pnl / pl.col("_bought")).alias("return_pct"), "costs",
-    )
+        pnl.alias("pnl"), (100 * pnl / pl.col("_bought")).alias("return_pct"),
+    ), TRADES_SCHEMA)
 
 
 def _timeline(ends: list[np.ndarray]) -> np.ndarray:
@@ -347,7 +334,7 @@ def _equity_curve(marks: Mapping[str, SymbolBars | Marks], fills: pl.DataFrame, 
     timeline = _timeline([m.end for m in marks.values()])
     # Each fill counts from the first bar end at or after it: sums per bar end, then running totals.
     at = np.searchsorted(timeline, fills["ts"].dt.epoch("us").to_numpy(), side="left")
-    signed = np.where(fills["side"].to_numpy() == "buy", 1.0, -1.0) * fills["qty"].to_numpy()
+    signed = np.where(fills["side"].to_numpy() == Side.BUY.value, 1.0, -1.0) * fills["qty"].to_numpy()
     cash_flow = -signed * fills["price"].to_numpy() - fills["commission"].to_numpy() - fills["fees"].to_numpy()
     cash_curve = cash + _running_total(at, cash_flow, len(timeline))
     value = np.zeros(len(timeline))
@@ -366,8 +353,8 @@ def _equity_curve(marks: Mapping[str, SymbolBars | Marks], fills: pl.DataFrame, 
         value += held * price
         gross += np.abs(held * price)
     equity = cash_curve + value
-    return pl.DataFrame({
-        "ts": pl.Series(timeline, dtype=pl.Int64).cast(UTC_US),
+    return conform(pl.DataFrame({
+        "ts": pl.Series(timeline, dtype=pl.Int64),
         "cash": cash_curve, "positions": value, "equity": equity,
         "exposure": np.divide(gross, equity, out=np.zeros_like(gross), where=equity > 0),
-    })
+    }), EQUITY_SCHEMA)

@@ -9,7 +9,7 @@ slippage. Then each order fills whole at the open of its symbol's first bar star
 after the decision (for DAY and GTC alike that bar is in its window), symbols never
 interact, and a symbol's decisions are the engine's small state machine: enter only when
 flat with nothing working; an exit sells what is held, or cancels an entry not yet filled.
-`tests/test_engine.py` holds it equal to the event loop and to the reference.
+`tests/backtest/test_engine.py` holds it equal to the event loop and to the reference.
 """
 
 from __future__ import annotations
@@ -19,14 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.costs import Costs
-from tapeflow.model import Action, OrderType, TimeInForce
+from tapeflow.backtest.outcomes import Outcome
+from tapeflow.model import Action, OrderType, Side, TimeInForce
+from tapeflow.schemas import FILLS_SCHEMA, conform
 from tapeflow.strategy.history import by_symbol_and_time
-
-UTC_US = pl.Datetime("us", "UTC")
-BUSY = "ignored: already in a position or an order is working"
-NOTHING = "ignored: nothing to exit"
-NO_BARS = "ignored: no bars for the symbol"
 
 
 @dataclass(frozen=True)
@@ -37,8 +35,8 @@ class Marks:
     close: np.ndarray
 
 
-def market_only(signals: pl.DataFrame, config) -> bool:
-    """Whether `signals` under `config` (a BacktestConfig) can take the fast path."""
+def market_only(signals: pl.DataFrame, config: BacktestConfig) -> bool:
+    """Whether `signals` under `config` can take the fast path."""
     costs = config.costs
     if (config.stop_loss_pct or config.daily_loss_limit_pct is not None or config.buying_power_multiple is not None
             or costs.participation is not None or costs.round_to_tick or costs.slippage.small_cap):
@@ -68,7 +66,7 @@ def market_fills(bars: pl.DataFrame, signals: pl.DataFrame, costs: Costs) -> tup
     bounds = {s: (int(b - n), int(b)) for s, b, n in zip(runs.struct.field("value").to_list(), stops, lengths)}
     marks = {s: Marks(end[a:b], closes[a:b]) for s, (a, b) in bounds.items()}
 
-    outcome = np.full(signals.height, NO_BARS, dtype=object)
+    outcome = np.full(signals.height, Outcome.NO_BARS, dtype=object)
     sig = (signals.with_row_index("_decision").filter(pl.col("symbol").is_in(list(bounds)))
            .sort("symbol", "at", maintain_order=True))
     at = sig["at"].dt.epoch("us").to_numpy()
@@ -98,8 +96,8 @@ def market_fills(bars: pl.DataFrame, signals: pl.DataFrame, costs: Costs) -> tup
         # Entries and exits alternate, each symbol starting with an entry: an exit sells
         # what the entry before it bought.
         amounts = np.where(sides, qty[acted], np.roll(qty[acted], 1))
-        placed = np.where(enter, BUSY, NOTHING).astype(object)
-        placed[acted] = "placed"
+        placed = np.where(enter, Outcome.BUSY, Outcome.NOTHING_TO_EXIT).astype(object)
+        placed[acted] = Outcome.PLACED
         # Decisions with no bar left change nothing: each meets the position the last
         # decision that could fill left behind.
         k = np.arange(len(at))
@@ -107,7 +105,7 @@ def market_fills(bars: pl.DataFrame, signals: pl.DataFrame, costs: Costs) -> tup
         last_live = np.maximum.accumulate(np.where(live, k, -1))
         held = (last_live >= start) & enter[np.maximum(last_live, 0)]
         dead = ~live
-        placed[dead & (enter != held)] = "placed: never filled"
+        placed[dead & (enter != held)] = Outcome.NEVER_FILLED
     else:
         acted, amounts, placed = _walk(at, enter, qty, first, last, fill_ts, new_symbol)
         sides = enter[acted]
@@ -123,7 +121,7 @@ def market_fills(bars: pl.DataFrame, signals: pl.DataFrame, costs: Costs) -> tup
     fills = pl.DataFrame({
         "order_id": chosen.select(pl.format("{}-{}-{}", "symbol", pl.col("at").dt.epoch("us"), "action")).to_series(),
         "symbol": chosen["symbol"],
-        "side": np.where(sides, "buy", "sell"),
+        "side": np.where(sides, Side.BUY.value, Side.SELL.value),
         "ts": ts[bar],
         "qty": amounts,
         "price": price,
@@ -133,12 +131,12 @@ def market_fills(bars: pl.DataFrame, signals: pl.DataFrame, costs: Costs) -> tup
         "_decision": chosen["_decision"],
     })
     # The event loop's order: by fill time, then by when the order was placed.
-    fills = fills.sort("ts", "_decision").drop("_decision").cast(
-        {"order_id": pl.String, "symbol": pl.String, "side": pl.String, "ts": UTC_US})
+    fills = conform(fills.sort("ts", "_decision"), FILLS_SCHEMA)
     return fills, outcome.tolist(), marks
 
 
-def _walk(at, enter, qty, first, last, fill_ts, new_symbol) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _walk(at: np.ndarray, enter: np.ndarray, qty: np.ndarray, first: np.ndarray, last: np.ndarray, fill_ts: np.ndarray,
+          new_symbol: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The state machine one decision at a time (orders still working at a later decision,
     or decisions after the last bar): which decisions placed an order that filled, their
     quantities, and every decision's outcome."""
@@ -154,25 +152,25 @@ def _walk(at, enter, qty, first, last, fill_ts, new_symbol) -> tuple[np.ndarray,
             working = -1
         if enter[k]:
             if held != 0 or working >= 0:
-                outcome[k] = BUSY
+                outcome[k] = Outcome.BUSY
                 continue
             amount = float(qty[k])
         else:
             if held == 0 and working < 0:
-                outcome[k] = NOTHING
+                outcome[k] = Outcome.NOTHING_TO_EXIT
                 continue
             if working >= 0:  # the exit cancels the order still working
                 acted.pop(), amounts.pop()
-                outcome[working] = "placed: never filled"
+                outcome[working] = Outcome.NEVER_FILLED
                 working = -1
             if held <= 0:
-                outcome[k] = "cancelled the working entry"
+                outcome[k] = Outcome.CANCELLED_ENTRY
                 continue
             amount = held
         if first[k] >= last[k]:  # no bar left to fill on
-            outcome[k] = "placed: never filled"
+            outcome[k] = Outcome.NEVER_FILLED
             continue
-        outcome[k] = "placed"
+        outcome[k] = Outcome.PLACED
         acted.append(k)
         amounts.append(amount)
         working = k

@@ -101,7 +101,8 @@ def mark_sessions(bars: pl.DataFrame, calendar: ExchangeCalendar) -> pl.DataFram
                 rows.append((d, session.open, session.close))
         except ValueError:  # outside the calendar: no auction marks for that day
             pass
-    sessions = pl.DataFrame(rows, schema={"_day": pl.Date, "_open": pl.Datetime("us", "UTC"), "_close": pl.Datetime("us", "UTC")}, orient="row")
+    sessions = pl.DataFrame(
+        rows, schema={"_day": pl.Date, "_open": pl.Datetime("us", "UTC"), "_close": pl.Datetime("us", "UTC")}, orient="row")
     return marked.join(sessions, on="_day", how="left").with_columns(
         pl.col("_day").cast(pl.Int32).cast(pl.Int64).alias("_session"),
         (pl.col("ts") == pl.col("_open")).fill_null(False).alias("_opens"),
@@ -236,10 +237,15 @@ def _auction(bars: SymbolBars, order: OrderSpec, costs: Costs, i: int, *, at_clo
     reference = float(bars.close[i] if at_close else bars.open[i])
     # The auction price is the bar's whole range: a limit or stop it does not reach does not fill.
     buy = order.side is Side.BUY
-    if order.order_type is OrderType.LIMIT and (reference > order.limit_price if buy else reference < order.limit_price):
-        return []
-    if order.order_type is OrderType.STOP and (reference < order.stop_price if buy else reference > order.stop_price):
-        return []
+    limit, stop = order.limit_price, order.stop_price
+    if order.order_type is OrderType.LIMIT:
+        assert limit is not None  # every limit order carries its price
+        if reference > limit if buy else reference < limit:
+            return []
+    if order.order_type is OrderType.STOP:
+        assert stop is not None  # every stop order carries its price
+        if reference < stop if buy else reference > stop:
+            return []
     when = bars.end[i] if at_close else bars.ts[i]
     return [_fill(bars, order, costs, i, when, qty, reference)]
 
@@ -253,5 +259,7 @@ def _fill(bars: SymbolBars, order: OrderSpec, costs: Costs, i: int, when: int, q
         price = tick_round(price, order.side)
         if order.order_type is OrderType.LIMIT:
             # Rounding must not push a limit fill through its limit.
-            price = min(price, order.limit_price) if order.side is Side.BUY else max(price, order.limit_price)
+            limit = order.limit_price
+            assert limit is not None  # every limit order carries its price
+            price = min(price, limit) if order.side is Side.BUY else max(price, limit)
     return FillRow(order.order_id, order.symbol, order.side, int(when), i, float(qty), float(price), reference)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from tapeflow.calendar.exchange import ny_day
 from tapeflow.config import Settings
 from tapeflow.news.features import replayed_news
 from tapeflow.news.model_registry import current_model
@@ -27,7 +28,7 @@ def history_between(settings: Settings, timeframe: str, symbols: list[str] | Non
         bars = bars_between(con, timeframe, first, last, symbols)
         if bars.is_empty():
             final = last - timedelta(microseconds=1)  # `last` is exclusive
-            raise ValueError(f"no {timeframe} bars in the warehouse for {first:%Y-%m-%d}..{final:%Y-%m-%d}: ingest them first")
+            raise ValueError(f"no {timeframe} bars in the warehouse for {ny_day(first)}..{ny_day(final)}: ingest them first")
         parts = {}
         if watchlist:
             parts["watchlist"] = watchlist_between(con, first, last, watchlist_source)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from datetime import date
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -115,8 +116,9 @@ def metrics_of(result: BacktestResult) -> Metrics:
         win_rate=wins.size / pnl.size if pnl.size else None,
         profit_factor=float(wins.sum() / -losses.sum()) if losses.size else None,
         trades=int(pnl.size),
-        avg_trade_return=_finite(result.trades["return_pct"].mean() / 100) if pnl.size else None,
-        exposure=_finite(result.equity["exposure"].mean()) if result.equity.height else None,
+        # polars types a mean as any scalar; these columns are Float64
+        avg_trade_return=_finite(cast(float, result.trades["return_pct"].mean()) / 100) if pnl.size else None,
+        exposure=_finite(cast("float | None", result.equity["exposure"].mean())) if result.equity.height else None,
         turnover=_finite(float((fills["qty"] * fills["price"]).abs().sum()) / mean_equity)
         if mean_equity and mean_equity > 0 else None,
         commissions=float(fills["commission"].sum()),

@@ -33,10 +33,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import numpy as np
 import polars as pl
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
@@ -44,6 +46,10 @@ from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from tapeflow.backtest.engine import BacktestResult
 from tapeflow.calendar.exchange import NEW_YORK
+from tapeflow.model import Side
+
+if TYPE_CHECKING:  # matplotlib.typing is newer than the oldest matplotlib supported
+    from matplotlib.typing import RcKeyType
 
 MAX_TRADES = 200
 CHART_SIZE_IN = (10.0, 3.2)  # inches; at CHART_DPI a 1000 x 320 px image
@@ -273,7 +279,7 @@ def monthly_returns(result: BacktestResult) -> pl.DataFrame:
 
 # --- charts ---------------------------------------------------------------------------------
 
-_RC = {
+_RC: dict[RcKeyType, Any] = {
     "font.family": "DejaVu Sans",
     "font.size": 9.0,
     "axes.edgecolor": "#9aa3b2",
@@ -287,7 +293,7 @@ _RC = {
 }
 
 
-def _figure(size: tuple[float, float]):
+def _figure(size: tuple[float, float]) -> tuple[Figure, Axes]:
     fig = Figure(figsize=size, dpi=CHART_DPI, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -305,13 +311,13 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _date_axis(ax) -> None:
+def _date_axis(ax: Axes) -> None:
     locator = AutoDateLocator(minticks=4, maxticks=10)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
 
 
-def _empty(ax, text: str) -> None:
+def _empty(ax: Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="#5b6475")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -446,7 +452,7 @@ def _open_at_end(result: BacktestResult) -> list[str]:
     fills = result.fills
     if fills.height == 0:
         return []
-    signed = pl.when(pl.col("side") == "buy").then(pl.col("qty")).otherwise(-pl.col("qty"))
+    signed = pl.when(pl.col("side") == Side.BUY.value).then(pl.col("qty")).otherwise(-pl.col("qty"))
     held = fills.group_by("symbol").agg(signed.sum().alias("held"))
     return sorted(held.filter(pl.col("held").abs() > 1e-9)["symbol"].to_list())
 
@@ -480,7 +486,8 @@ def _trades_html(result: BacktestResult, max_trades: int) -> str:
     net = float(trades["pnl"].sum())
     summary = (
         f'<p class="note">{total:,} round trips, {wins:,} winners; net P&amp;L after costs {_e(_money(net))}. '
-        f"{_e(_open_note(result))}Times are New York; prices are average fill prices; P&amp;L and return are after commissions and fees.</p>"
+        f"{_e(_open_note(result))}Times are New York; prices are average fill prices; "
+        "P&amp;L and return are after commissions and fees.</p>"
     )
     truncated = (
         f'<p class="note truncated"><b>Showing the first {len(rows):,} of {total:,} trades</b> (by entry time); '

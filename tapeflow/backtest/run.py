@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from tapeflow.backtest.engine import BacktestConfig, BacktestResult, simulate
+from tapeflow.backtest.config import BacktestConfig
+from tapeflow.backtest.engine import BacktestResult, simulate
 from tapeflow.backtest.metrics import compute_metrics
+from tapeflow.strategy.base import Strategy
 from tapeflow.strategy.history import History
 
 FILL_RULES = (
@@ -23,11 +26,11 @@ class Backtest:
     strategy: str
     params: dict[str, int | float]
     result: BacktestResult
-    metrics: dict[str, object]
+    metrics: Mapping[str, object]
     assumptions: dict[str, object]
 
 
-def run_backtest(strategy, history: History, config: BacktestConfig = BacktestConfig(), *, universe: str = "") -> Backtest:
+def run_backtest(strategy: Strategy, history: History, config: BacktestConfig = BacktestConfig(), *, universe: str = "") -> Backtest:
     """Signals from `strategy` over `history`, simulated under `config`."""
     result = simulate(history.bars, strategy.signals(history), config)
     return Backtest(strategy.name, dict(strategy.p), result, compute_metrics(result), assumptions(config, history, universe))
@@ -45,12 +48,15 @@ def assumptions(config: BacktestConfig, history: History, universe: str = "") ->
         ),
         "commissions": (
             f"${costs.commission.per_share:g}/share + ${costs.commission.per_order:g}/order, minimum "
-            f"${costs.commission.minimum:g}" + (f", cap {costs.commission.maximum_pct:.1%} of value" if costs.commission.maximum_pct else "")
-            + (f"; SEC fee {costs.commission.sec_fee_rate:g} x sells, TAF ${costs.commission.taf_per_share:g}/share sold" if costs.commission.sec_fee_rate or costs.commission.taf_per_share else "")
+            f"${costs.commission.minimum:g}"
+            + (f", cap {costs.commission.maximum_pct:.1%} of value" if costs.commission.maximum_pct else "")
+            + (f"; SEC fee {costs.commission.sec_fee_rate:g} x sells, TAF ${costs.commission.taf_per_share:g}/share sold"
+               if costs.commission.sec_fee_rate or costs.commission.taf_per_share else "")
         ),
         "volume cap": f"{costs.participation:.0%} of each bar's volume" if costs.participation else "none",
         "tick rounding": "yes, against the trader" if costs.round_to_tick else "no",
-        "sizing": f"{config.sizing.fraction:.0%} of equity per entry, at most {config.sizing.max_positions} positions (when the strategy gives no quantity)",
+        "sizing": f"{config.sizing.fraction:.0%} of equity per entry, at most {config.sizing.max_positions} positions "
+                  "(when the strategy gives no quantity)",
         "risk rules": ", ".join(
             part for part in (
                 f"stop loss {config.stop_loss_pct:.1%}" if config.stop_loss_pct else "",

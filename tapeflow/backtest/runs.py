@@ -7,12 +7,16 @@ import subprocess
 from datetime import UTC, datetime
 from functools import lru_cache
 
+import duckdb
 import polars as pl
 
 from tapeflow import __version__
-from tapeflow.backtest.engine import BacktestConfig, BacktestResult
+from tapeflow.backtest.config import BacktestConfig
+from tapeflow.backtest.engine import BacktestResult
 from tapeflow.backtest.run import Backtest
 from tapeflow.config import PROJECT_DIR
+from tapeflow.model import Mode, OrderStatus, OrderType, TimeInForce
+from tapeflow.schemas import EQUITY_SCHEMA, FILLS_SCHEMA, TRADES_SCHEMA, conform
 from warehouse import Warehouse
 from warehouse.upsert import upsert
 
@@ -60,15 +64,18 @@ def store_run(
             con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
         upsert(con, "backtest_runs", run, ("run_id",))
         if result.fills.height:
-            upsert(con, "backtest_fills", with_id(result.fills).with_columns(pl.col("seq").cast(pl.Int32)), ("run_id", "seq"))
+            fills = with_id(conform(result.fills, FILLS_SCHEMA))
+            upsert(con, "backtest_fills", fills.with_columns(pl.col("seq").cast(pl.Int32)), ("run_id", "seq"))
         if result.trades.height:
-            upsert(con, "backtest_trades", with_id(result.trades).with_columns(pl.col("seq").cast(pl.Int32)), ("run_id", "seq"))
+            trades = with_id(conform(result.trades, TRADES_SCHEMA))
+            upsert(con, "backtest_trades", trades.with_columns(pl.col("seq").cast(pl.Int32)), ("run_id", "seq"))
         if result.equity.height:
-            upsert(con, "backtest_equity", result.equity.with_columns(pl.lit(run_id).alias("run_id")), ("run_id", "ts"))
+            equity = conform(result.equity, EQUITY_SCHEMA)
+            upsert(con, "backtest_equity", equity.with_columns(pl.lit(run_id).alias("run_id")), ("run_id", "ts"))
         _store_ledger_rows(con, run_id, backtest)
 
 
-def _store_ledger_rows(con, run_id: str, backtest: Backtest) -> None:
+def _store_ledger_rows(con: duckdb.DuckDBPyConnection, run_id: str, backtest: Backtest) -> None:
     """The run's orders and fills also go to the `orders` and `fills` tables every mode shares
     (mode backtest, broker backtest, ids prefixed with the run id), so paper and backtest
     executions can be queried side by side."""
@@ -81,7 +88,7 @@ def _store_ledger_rows(con, run_id: str, backtest: Backtest) -> None:
     now = datetime.now(UTC)
     rows = fills.with_row_index("seq").select(
         pl.lit("backtest").alias("broker"), (prefix + pl.col("seq").cast(pl.String)).alias("fill_id"),
-        pl.lit("backtest").alias("mode"), (prefix + pl.col("order_id")).alias("client_order_id"), "symbol", "side", "ts",
+        pl.lit(Mode.BACKTEST.value).alias("mode"), (prefix + pl.col("order_id")).alias("client_order_id"), "symbol", "side", "ts",
         "qty", "price", (pl.col("commission") + pl.col("fees")).alias("commission"), pl.lit(False).alias("adopted"),
         pl.lit(now, dtype=pl.Datetime("us", "UTC")).alias("recorded_at"),
     )
@@ -99,11 +106,13 @@ def _store_ledger_rows(con, run_id: str, backtest: Backtest) -> None:
         ((pl.col("qty") * pl.col("price")).sum() / pl.col("qty").sum()).alias("avg_fill_price"),
         pl.col("ts").first().alias("created_at"), pl.col("ts").last().alias("updated_at"),
     ).with_columns(pl.col("order_id").str.replace(r"-\d+$", "").alias("_base")).join(placed, on="_base", how="left").select(
-        (prefix + pl.col("order_id")).alias("client_order_id"), pl.lit("backtest").alias("mode"),
+        (prefix + pl.col("order_id")).alias("client_order_id"), pl.lit(Mode.BACKTEST.value).alias("mode"),
         pl.lit("backtest").alias("broker"), pl.lit(backtest.strategy).alias("strategy"), "symbol", "side", "qty",
-        pl.when(stop_leg).then(pl.lit("stop")).otherwise(pl.col("order_type").fill_null("market")).alias("order_type"),
-        pl.when(stop_leg).then(pl.lit("gtc")).otherwise(pl.col("time_in_force").fill_null("day")).alias("time_in_force"),
-        pl.lit("filled").alias("status"), pl.col("qty").alias("filled_qty"), "avg_fill_price",
+        pl.when(stop_leg).then(pl.lit(OrderType.STOP.value))
+        .otherwise(pl.col("order_type").fill_null(OrderType.MARKET.value)).alias("order_type"),
+        pl.when(stop_leg).then(pl.lit(TimeInForce.GTC.value))
+        .otherwise(pl.col("time_in_force").fill_null(TimeInForce.DAY.value)).alias("time_in_force"),
+        pl.lit(OrderStatus.FILLED.value).alias("status"), pl.col("qty").alias("filled_qty"), "avg_fill_price",
         pl.lit("").alias("reason"), "created_at", "updated_at",
     )
     upsert(con, "orders", orders, ("client_order_id",))
@@ -115,7 +124,8 @@ def load_run(warehouse: Warehouse, run_id: str) -> tuple[dict[str, object], Back
     with warehouse.read() as con:
         rows = con.sql("SELECT * FROM backtest_runs WHERE run_id = $id", params={"id": run_id}).pl()
         if rows.is_empty():
-            raise LookupError(f"no backtest run {run_id!r}; list them with: tapeflow sql \"SELECT run_id, strategy, created_at FROM backtest_runs\"")
+            raise LookupError(f"no backtest run {run_id!r}; list them with: "
+                              "tapeflow sql \"SELECT run_id, strategy, created_at FROM backtest_runs\"")
         detail = {
             table: con.sql(f"SELECT * EXCLUDE (run_id) FROM {table} WHERE run_id = $id ORDER BY 1", params={"id": run_id}).pl()
             for table in ("backtest_fills", "backtest_trades", "backtest_equity")
@@ -123,8 +133,8 @@ def load_run(warehouse: Warehouse, run_id: str) -> tuple[dict[str, object], Back
     run = rows.row(0, named=True)
     config = json.loads(run["config"])
     result = BacktestResult(
-        fills=detail["backtest_fills"].drop("seq"), trades=detail["backtest_trades"].drop("seq"),
-        equity=detail["backtest_equity"], decisions=pl.DataFrame(), config=BacktestConfig(cash=config["cash"]),
+        fills=conform(detail["backtest_fills"], FILLS_SCHEMA), trades=conform(detail["backtest_trades"], TRADES_SCHEMA),
+        equity=conform(detail["backtest_equity"], EQUITY_SCHEMA), decisions=pl.DataFrame(), config=BacktestConfig(cash=config["cash"]),
         start_cash=config["cash"],
     )
     backtest = Backtest(run["strategy"], json.loads(run["params"]), result, json.loads(run["metrics"]), json.loads(run["assumptions"]))

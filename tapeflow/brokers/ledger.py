@@ -78,8 +78,8 @@ class Ledger:
     def record_fill(self, fill: Fill, *, adopted: bool = False) -> bool:
         """Store an execution once; True if it was new."""
         with self.warehouse.write() as con:
-            (known,) = con.execute("SELECT count(*) FROM fills WHERE broker = ? AND fill_id = ?",
-                                   [fill.broker, fill.fill_id]).fetchone()
+            [(known,)] = con.execute("SELECT count(*) FROM fills WHERE broker = ? AND fill_id = ?",
+                                     [fill.broker, fill.fill_id]).fetchall()
             if known:
                 return False
             con.execute(

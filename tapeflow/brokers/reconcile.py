@@ -55,12 +55,12 @@ def reconcile(ledger: Ledger, broker: Broker, since: datetime) -> Reconciliation
         ledger.record_order(state)
         open_in_ledger.discard(state.client_order_id)
     for cid in open_in_ledger:  # open in the ledger, not among the broker's recent orders
-        state = broker.order(cid)
-        if state is None:
+        sent = broker.order(cid)
+        if sent is None:
             ledger.mark_unsent(cid, "never reached the broker (found by reconciliation)")
             differences.append(Difference("order", None, f"order {cid} never reached the broker: closed", explained=True))
         else:
-            ledger.record_order(state)
+            ledger.record_order(sent)
 
     adopted = []
     known_fills = ledger.fill_ids()

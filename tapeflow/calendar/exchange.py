@@ -23,9 +23,11 @@ if TYPE_CHECKING:
 __all__ = [
     "NEW_YORK",
     "Phase",
-    "Session",
+    "ExchangeSession",
     "ExchangeCalendar",
     "get_calendar",
+    "ny_day",
+    "ny_day_bounds",
 ]
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -69,6 +71,19 @@ def _at_new_york(d: date, wall: time) -> datetime:
     return datetime.combine(d, wall, NEW_YORK).astimezone(UTC)
 
 
+def ny_day(instant: datetime) -> date:
+    """The New York calendar date ``instant`` falls on (a session, when there is one, has this date)."""
+    return _require_aware(instant).astimezone(NEW_YORK).date()
+
+
+def ny_day_bounds(day: date | datetime) -> tuple[datetime, datetime]:
+    """New York midnight to the next midnight, as UTC instants [start, end), of ``day`` or of the
+    day an instant falls on. Not always 24 hours: 23 on the spring-forward day, 25 on the fall-back one."""
+    if isinstance(day, datetime):
+        day = ny_day(day)
+    return _at_new_york(day, time(0)), _at_new_york(day + timedelta(days=1), time(0))
+
+
 def _utc_datetimes(times: pd.Series) -> list[datetime]:
     """Aware-UTC series to datetimes in ``datetime.timezone.utc``."""
     # Via epoch seconds: the library's own objects carry zoneinfo UTC, and building
@@ -78,7 +93,7 @@ def _utc_datetimes(times: pd.Series) -> list[datetime]:
 
 
 @dataclass(frozen=True)
-class Session:
+class ExchangeSession:
     """One trading day: extended-hours bounds around the regular session, all UTC."""
 
     date: date
@@ -122,7 +137,7 @@ class ExchangeCalendar:
         # inside its constructor; keep that noise out of callers running with -W error.
         # Imported here: exchange_calendars brings pandas (~0.4 s), which a backtest that
         # needs no session marks (the market-order fast path) never pays for.
-        import exchange_calendars as xc
+        import exchange_calendars as xc  # deferred: pandas and the calendar tables
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -132,12 +147,12 @@ class ExchangeCalendar:
         self.end: date = end_d if end_d is not None else cal.last_session.date()
 
         early = set(cal.early_closes)
-        sessions: list[Session] = []
+        sessions: list[ExchangeSession] = []
         opens, closes = _utc_datetimes(cal.opens), _utc_datetimes(cal.closes)
         for label, open_, close in zip(cal.sessions, opens, closes, strict=True):
             day = label.date()
             sessions.append(
-                Session(
+                ExchangeSession(
                     date=day,
                     pre_open=_at_new_york(day, PRE_MARKET_START),
                     open=open_,
@@ -173,7 +188,7 @@ class ExchangeCalendar:
         """True if ``d`` is a trading day."""
         return self._check_date(d) in self._by_date
 
-    def session(self, d: date | str) -> Session:
+    def session(self, d: date | str) -> ExchangeSession:
         """The session on date ``d``; ValueError for weekends and holidays."""
         d = self._check_date(d)
         try:
@@ -181,13 +196,13 @@ class ExchangeCalendar:
         except KeyError:
             raise ValueError(f"{d} is not an {self.name} session") from None
 
-    def sessions(self, start: date | str, end: date | str) -> list[Session]:
+    def sessions(self, start: date | str, end: date | str) -> list[ExchangeSession]:
         """Sessions from ``start`` to ``end``, both inclusive."""
         lo = bisect_left(self._dates, self._check_date(start))
         hi = bisect_right(self._dates, self._check_date(end))
         return self._sessions[lo:hi]
 
-    def session_at(self, t: datetime) -> Session | None:
+    def session_at(self, t: datetime) -> ExchangeSession | None:
         """The session whose [pre_open, post_close) contains ``t``, else None."""
         t = self._check_instant(t)
         i = bisect_right(self._pre_opens, t) - 1
@@ -224,7 +239,7 @@ class ExchangeCalendar:
 
     def session_date(self, t: datetime) -> date:
         """New York calendar date of ``t``."""
-        return _require_aware(t).astimezone(NEW_YORK).date()
+        return ny_day(t)
 
 
 def get_calendar(name: str = "XNYS") -> ExchangeCalendar:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from tapeflow.calendar.exchange import NEW_YORK, ExchangeCalendar, Phase, get_calendar
-from tapeflow.model import Timeframe, check_aware
+from tapeflow.model import Timeframe, WatchlistSession, check_aware
 
 PRE_MARKET_SNAPSHOT = time(9, 0)
 """When a backfilled pre-market watchlist is taken (New York): half an hour before the open."""
@@ -29,8 +29,8 @@ class Days:
     last: date
 
 
-def watchlist_session(at: datetime, calendar: ExchangeCalendar | None = None) -> str:
-    """The watchlist session open at `at` (pre_market or market), else Skip."""
+def watchlist_session(at: datetime, calendar: ExchangeCalendar | None = None) -> WatchlistSession:
+    """The watchlist session open at `at` (pre-market or regular), else Skip."""
     calendar = calendar or get_calendar()
     at = check_aware("at", at)
     day = calendar.session_date(at)
@@ -38,9 +38,9 @@ def watchlist_session(at: datetime, calendar: ExchangeCalendar | None = None) ->
         raise Skip(f"{day} is not an {calendar.name} session (weekend or holiday): no snapshot")
     phase = calendar.phase_at(at)
     if phase is Phase.PRE_MARKET:
-        return "pre_market"
+        return WatchlistSession.PRE_MARKET
     if phase is Phase.REGULAR:
-        return "market"
+        return WatchlistSession.REGULAR
     local = at.astimezone(NEW_YORK)
     raise Skip(f"{local:%Y-%m-%d %H:%M %Z} is {phase.value}: snapshots are taken in pre-market and regular hours")
 
@@ -66,6 +66,21 @@ def pre_market_times(first: date, last: date, calendar: ExchangeCalendar | None 
         datetime.combine(s.date, PRE_MARKET_SNAPSHOT, NEW_YORK).astimezone(s.open.tzinfo)
         for s in calendar.sessions(first, last)
     ]
+
+
+def session_steps(first: date, last: date, every: timedelta, calendar: ExchangeCalendar | None = None) -> list[datetime]:
+    """Every `every` from the pre-open through the close (inclusive) of each session first..last:
+    the moments a vendor's watchlist history is replayed at."""
+    if every <= timedelta(0):
+        raise ValueError(f"every must be a positive interval, got {every}")
+    calendar = calendar or get_calendar()
+    steps = []
+    for session in calendar.sessions(first, last):
+        at = session.pre_open
+        while at <= session.close:
+            steps.append(at)
+            at += every
+    return steps
 
 
 def month_chunks(first: date, last: date) -> list[Days]:

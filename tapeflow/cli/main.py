@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import webbrowser
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 from uuid import uuid4
@@ -11,12 +12,12 @@ import polars as pl
 import typer
 from rich.table import Table
 
+from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.costs import cost_preset
-from tapeflow.backtest.engine import BacktestConfig
 from tapeflow.backtest.loading import history_between
 from tapeflow.backtest.run import run_backtest
 from tapeflow.backtest.runs import load_run
-from tapeflow.calendar.exchange import NEW_YORK, get_calendar
+from tapeflow.calendar.exchange import NEW_YORK, get_calendar, ny_day_bounds
 from tapeflow.cli.broker import broker_app
 from tapeflow.cli.monitor import alerts_command, monitor_command
 from tapeflow.cli.news import recent_catalysts
@@ -80,7 +81,9 @@ def sql(
 
 @app.command()
 def ingest(
-    source: Annotated[str | None, typer.Option(help="replay, alpaca, polygon, finnhub or ibkr; default TAPEFLOW_MARKET_DATA_SOURCE")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="replay, alpaca, polygon, finnhub or ibkr; default TAPEFLOW_MARKET_DATA_SOURCE")
+    ] = None,
     timeframe: Annotated[Timeframe, typer.Option(help="1d or 1m")] = Timeframe.DAY,
     start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="first New York day")] = datetime(2009, 8, 21),
     end: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="last New York day")] = datetime(2010, 8, 20),
@@ -88,7 +91,7 @@ def ingest(
 ) -> None:
     """Run the ingest-bars flow once and print its counts."""
     prefect_environment(load_settings())
-    from flows.ingest import ingest_bars
+    from flows.ingest import ingest_bars  # deferred: Prefect takes seconds to import and reads its settings then
 
     counts = ingest_bars(source=source, symbols=symbol or None, timeframe=timeframe,
                          start=start.date(), end=end.date())
@@ -104,7 +107,7 @@ def snapshot(
     """Run the snapshot-watchlist flow once and print what it stored (or why it skipped)."""
     as_of = require_offset(as_of, "--as-of", "2010-05-07T09:00:00-04:00")
     prefect_environment(load_settings())
-    from flows.watchlist import snapshot_watchlist
+    from flows.watchlist import snapshot_watchlist  # deferred: Prefect takes seconds to import and reads its settings then
 
     result = snapshot_watchlist(source=source, as_of=as_of, limit=limit)
     print_frame(pl.DataFrame([result]), title="snapshot-watchlist")
@@ -117,8 +120,7 @@ def _history_from(bars_file: str | None, timeframe: str, symbols: list[str] | No
     if bars_file:
         history = History.from_file(bars_file)
         return History(bars=history.bars.filter(pl.col("symbol").is_in(symbols))) if symbols else history
-    first = start.replace(tzinfo=NEW_YORK)
-    last = (end + timedelta(days=1)).replace(tzinfo=NEW_YORK)
+    first, last = ny_day_bounds(start.date())[0], ny_day_bounds(end.date())[1]
     history, _ = history_between(load_settings(), timeframe, symbols, first, last, watchlist=watchlist, news=news)
     return history
 
@@ -142,14 +144,14 @@ def backtest(
     chosen = chosen_strategy(strategy, params)  # a wrong name or parameter is refused before Prefect starts
     if bars is None:
         prefect_environment(load_settings())
-        from flows.backtest import backtest as backtest_flow
+        from flows.backtest import backtest as backtest_flow  # deferred: Prefect takes seconds to import and reads its settings then
 
         summary = backtest_flow(strategy=strategy, params=params, symbols=symbol, start=start.date(), end=end.date(),
                                 cash=cash, costs=costs)
         print_metrics(summary, f"backtest {strategy}")
         return
 
-    from tapeflow.backtest.report import render_report
+    from tapeflow.backtest.report import render_report  # deferred: matplotlib
 
     try:
         history = _history_from(bars, chosen.timeframe, symbol, start, end, watchlist=False)
@@ -225,7 +227,7 @@ def report(
 ) -> None:
     """Print (or open) a backtest's HTML report, writing it again from the warehouse if it is gone."""
 
-    from tapeflow.backtest.report import render_report
+    from tapeflow.backtest.report import render_report  # deferred: matplotlib
 
     settings = load_settings()
     try:
@@ -240,8 +242,6 @@ def report(
                              out_dir=settings.home.resolve() / "reports")
     out.print(str(path), soft_wrap=True)
     if open_it:
-        import webbrowser
-
         webbrowser.open(path.as_uri())
 
 
@@ -264,7 +264,7 @@ def demo() -> None:
 
     settings = load_settings()
     prefect_environment(settings)
-    from flows.demo import demo as demo_flow
+    from flows.demo import demo as demo_flow  # deferred: Prefect takes seconds to import and reads its settings then
 
     out.rule("tapeflow demo")
     out.print("Ingesting the bundled real data (data/NOTICE) through the [bold]ingest-bars[/bold] flow "
@@ -305,7 +305,7 @@ Backtest:   tapeflow backtest sma_cross -p fast=10 -p slow=30 --costs retail
             tapeflow check-lookahead watchlist_momentum
             tapeflow report RUN_ID --open     (run ids: tapeflow sql "SELECT run_id, strategy, metrics->>'sharpe' FROM backtest_runs")
 Clock:      tapeflow clock
-Broker:     tapeflow broker status     (the simulated paper broker by default; see README, Brokers)
+Broker:     tapeflow broker status     (the simulated paper broker by default; see docs/brokers.md)
 Trade:      tapeflow promote opening_range --to paper; tapeflow trade opening_range --replay-day 2011-03-08
             tapeflow kill-switch on --reason "..."; tapeflow monitor; tapeflow sessions
 UI:         make serve   (Prefect UI on http://127.0.0.1:4200 with the deployments of prefect.yaml)

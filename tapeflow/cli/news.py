@@ -43,7 +43,7 @@ def ingest_command(
     start = require_offset(start, "--start", "2010-08-16T09:30:00-04:00")
     end = require_offset(end, "--end", "2010-08-20T16:00:00-04:00")
     prefect_environment(load_settings())
-    from flows.news import ingest_news
+    from flows.news import ingest_news  # deferred: Prefect takes seconds to import and reads its settings then
 
     counts = ingest_news(source=source, symbols=symbol or None, start=start, end=end,
                          lookback_minutes=lookback_minutes)
@@ -58,7 +58,7 @@ def stream_command(
     """Run the stream-news flow: Alpaca's news websocket, each batch stored, tagged and scored."""
 
     prefect_environment(load_settings())
-    from flows.news_stream import stream_news
+    from flows.news_stream import stream_news  # deferred: Prefect takes seconds to import and reads its settings then
 
     print_frame(pl.DataFrame([stream_news(symbols=symbol or None, minutes=minutes)]), title="stream-news")
 
@@ -111,7 +111,7 @@ def train_command(
     """Run the train-sentiment flow: fine-tune the model, record it and its held-out figures."""
 
     prefect_environment(load_settings())
-    from flows.nlp import train_sentiment
+    from flows.nlp import train_sentiment  # deferred: Prefect takes seconds to import and reads its settings then
 
     print_metrics(train_sentiment(subset=subset, epochs=epochs, learning_rate=learning_rate,
                                    held_out_limit=held_out_limit), "train-sentiment")
@@ -122,7 +122,7 @@ def score_command() -> None:
     """Run the score-news flow: tag and score every stored headline not yet read by the current model."""
 
     prefect_environment(load_settings())
-    from flows.news import score_news
+    from flows.news import score_news  # deferred: Prefect takes seconds to import and reads its settings then
 
     print_frame(pl.DataFrame([score_news()]), title="score-news")
 

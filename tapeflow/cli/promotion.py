@@ -29,7 +29,7 @@ from warehouse import open_warehouse
 
 
 def promote_command(
-    strategy: Annotated[str, typer.Argument(help="a built-in strategy name")],
+    strategy: Annotated[str, typer.Argument(help="a strategy name (tapeflow strategies lists them)")],
     to: Annotated[str, typer.Option("--to", help="paper or live")],
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value, repeatable")] = None,
     override_reason: Annotated[str | None, typer.Option(help="go live before the minimum of reconciled paper "

@@ -31,7 +31,7 @@ class Switch(StrEnum):
 
 
 def trade_command(
-    strategy: Annotated[str, typer.Argument(help="a built-in strategy, e.g. opening_range")],
+    strategy: Annotated[str, typer.Argument(help="a strategy name, e.g. opening_range (tapeflow strategies lists them)")],
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value; default: the promoted set")] = None,
     replay_day: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"],
                                                         help="replay this stored day on a simulated clock")] = None,
@@ -40,7 +40,7 @@ def trade_command(
     """Run the trade-session flow: today's session with the configured broker, or a replay."""
 
     prefect_environment(load_settings())
-    from flows.trade import trade_session
+    from flows.trade import trade_session  # deferred: Prefect takes seconds to import and reads its settings then
 
     result = trade_session(strategy=strategy, params=parse_params(param) or None,
                            replay_day=replay_day.date() if replay_day else None, stop_loss_pct=stop_loss_pct)

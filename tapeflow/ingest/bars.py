@@ -49,9 +49,9 @@ def instants(frame: pl.DataFrame, name: str) -> tuple[pl.Series, pl.Series]:
     if column.dtype == pl.String or column.dtype == pl.Null:
         values, problems = [], []
         for text in column.cast(pl.String).to_list():
-            value, problem = parse_instant(name, text)
+            value, why = parse_instant(name, text)
             values.append(value)
-            problems.append(problem)
+            problems.append(why)
         return pl.Series(name, values, dtype=UTC_TS), pl.Series(name, problems, dtype=pl.String)
     raise TypeError(f"{name} must be a datetime or ISO-8601 text column, got {column.dtype}")
 

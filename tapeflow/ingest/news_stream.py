@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import cast
 
 import polars as pl
 
@@ -34,7 +35,7 @@ class StreamStore:
         counts = store_batch(
             open_warehouse(self.settings, on_busy=self.on_busy), NEWS, checked.good, checked.rejected,
             run_id=f"{self.run_id}:{self.totals['batches']}", source=self.source, feed=self.feed,
-            params=self.params, started_at=raw["fetched_at"].min() or datetime.now(UTC),
+            params=self.params, started_at=cast("datetime | None", raw["fetched_at"].min()) or datetime.now(UTC),
         )
         read = self.reader.read_new()
         self.totals.update({**counts.as_dict(), "tagged": read["tagged"], "scored": read["scored"]})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 import duckdb
 import polars as pl
@@ -95,7 +96,8 @@ def store_batch(
                 counts.fetched, counts.inserted, counts.updated, counts.unchanged, counts.quarantined,
             ],
         )
-        newest = good[target.knowable].max() if good.height else None
+        # polars types a max as any scalar; the knowable column is a UTC timestamp
+        newest = cast("datetime | None", good[target.knowable].max()) if good.height else None
         _record_freshness(con, source, feed, now, newest, error=None)
     return counts
 

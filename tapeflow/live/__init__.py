@@ -1,1 +1,2 @@
-"""Layer 6 in motion: the trading session, its risk state, monitoring and the staged release."""
+"""The trading session and what surrounds it: its clock and data feed, how it is launched, the
+staged release (promotion) and the paper-versus-backtest gap."""

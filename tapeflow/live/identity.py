@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 
 from tapeflow.brokers.ids import client_order_id
+from tapeflow.model import Action
 
 
 def params_hash(params: Mapping[str, object]) -> str:
@@ -25,5 +26,5 @@ def decision_order_id(strategy: str, at: datetime, symbol: str, action: str, *, 
     """The client order id of the order a decision at `at` sends (entries and exits): the
     same decision of the same parameter set (`params`: its hash) in the same mode always
     gets the same one, and no other does."""
-    leg = "entry" if action == "enter" else "exit"
+    leg = "entry" if action == Action.ENTER else "exit"
     return client_order_id(strategy, f"{mode}:{params}:{at.isoformat()} {action}", symbol, leg)

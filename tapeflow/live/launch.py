@@ -17,7 +17,7 @@ from pathlib import Path
 from tapeflow.backtest.costs import cost_preset
 from tapeflow.brokers.execution import Execution
 from tapeflow.brokers.ledger import Ledger
-from tapeflow.calendar.exchange import NEW_YORK, get_calendar
+from tapeflow.calendar.exchange import NEW_YORK, get_calendar, ny_day, ny_day_bounds
 from tapeflow.config import Settings
 from tapeflow.live.clock import SimulatedClock, WallClock
 from tapeflow.live.feed import WarehouseFeed
@@ -75,7 +75,7 @@ def live_session(settings: Settings, warehouse: Warehouse, name: str, params: di
     """Today's session with the configured broker (paper unless live is confirmed and promoted);
     alerts go through the settings' channel and are recorded."""
     strategy = strategy_for(warehouse, name, params, settings.mode)
-    today = WallClock().now().astimezone(NEW_YORK).date()
+    today = ny_day(WallClock().now())
     alert = alert or book_alerts(book_from_settings(settings, warehouse), strategy.name, today)
     require_promotion(warehouse, strategy.name, strategy.p, settings.mode, settings)
     broker = open_broker(settings, warehouse)
@@ -129,8 +129,7 @@ def seeded_warehouse(main: Warehouse, path: Path, day: date, strategy: Strategy)
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in (path, path.with_suffix(".duckdb.wal")):
         stale.unlink(missing_ok=True)
-    start = datetime.combine(day - LOOKBACK, time(0), NEW_YORK)
-    end = datetime.combine(day + timedelta(days=1), time(0), NEW_YORK)
+    start, end = ny_day_bounds(day - LOOKBACK)[0], ny_day_bounds(day)[1]
     with main.read() as con:
         bars = con.sql("SELECT * FROM bars WHERE timeframe = $tf AND ts >= $start AND ts < $end",
                        params={"tf": strategy.timeframe.value, "start": start, "end": end}).pl()

@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 
+from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.costs import Costs
-from tapeflow.backtest.engine import BacktestConfig, simulate
+from tapeflow.backtest.engine import simulate
 from tapeflow.backtest.fills import to_us
-from tapeflow.calendar.exchange import NEW_YORK
+from tapeflow.calendar.exchange import ny_day_bounds
+from tapeflow.model import Action
 from tapeflow.strategy.base import signal_frame
 from tapeflow.strategy.registry import get_strategy
 from warehouse.connection import Warehouse
@@ -118,8 +120,7 @@ WHERE f.mode = 'paper' AND list_contains($ids, f.client_order_id) ORDER BY f.ts,
 
 def _window(day: date, last_fill: datetime | None) -> tuple[datetime, datetime]:
     """The New York day, stretched to a later paper fill so the replay sees that bar too."""
-    start = datetime.combine(day, time(0), NEW_YORK)
-    end = datetime.combine(day + timedelta(days=1), time(0), NEW_YORK)
+    start, end = ny_day_bounds(day)
     if last_fill is not None and last_fill >= end:
         end = last_fill + timedelta(microseconds=1)
     return start, end
@@ -197,7 +198,7 @@ _ROW_SCHEMA = {
 def _compare(decision: dict, paper: tuple, backtest: tuple, mark: float | None, outcome: str) -> dict:
     """One decision's fills on both sides, valued at `mark`, and its gap split by cause."""
     (qp, pp, tp, cp), (qb, pb, tb, cb) = paper, backtest
-    s = 1.0 if decision["action"] == "enter" else -1.0
+    s = 1.0 if decision["action"] == Action.ENTER else -1.0
     m = mark if mark is not None else (pp or pb or 0.0)
     causes = dict.fromkeys(CAUSES, 0.0)
     common = min(qp, qb)
@@ -235,7 +236,7 @@ def _round_trips(frame: pl.DataFrame) -> pl.DataFrame:
             n += 1
             open_trip[symbol] = n
         trip_of.append(open_trip[symbol])
-        if action == "exit":
+        if action == Action.EXIT:
             del open_trip[symbol]
     if not trip_of:
         return pl.DataFrame(schema={"symbol": pl.String, "entered_at": pl.Datetime("us", "UTC"),
@@ -244,7 +245,7 @@ def _round_trips(frame: pl.DataFrame) -> pl.DataFrame:
     marked = frame.with_columns(pl.Series("_trip", trip_of))
     trips = marked.group_by("_trip", maintain_order=True).agg(
         pl.col("symbol").first(), pl.col("decided_at").first().alias("entered_at"),
-        pl.col("decided_at").filter(pl.col("action") == "exit").last().alias("exited_at"),
+        pl.col("decided_at").filter(pl.col("action") == Action.EXIT.value).last().alias("exited_at"),
         pl.col("paper_pnl").sum(), pl.col("backtest_pnl").sum(), pl.col("gap").sum(),
         *[pl.col(c).sum() for c in CAUSES],
     )

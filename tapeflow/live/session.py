@@ -31,10 +31,10 @@ from tapeflow.brokers.base import BrokerError, Disconnected, OrderRejected, Quer
 from tapeflow.brokers.execution import EntriesBlocked, Execution
 from tapeflow.brokers.ids import client_order_id
 from tapeflow.brokers.reconcile import reconcile
-from tapeflow.calendar.exchange import NEW_YORK, Session, get_calendar
+from tapeflow.calendar.exchange import NEW_YORK, ExchangeSession, get_calendar, ny_day
 from tapeflow.live.feed import WarehouseFeed
 from tapeflow.live.identity import decision_order_id, params_hash, session_id
-from tapeflow.model import Bar, Order, OrderType, Side, Timeframe, TimeInForce
+from tapeflow.model import Action, Bar, Order, OrderType, Side, Timeframe, TimeInForce
 from tapeflow.risk.limits import DailyLossBreaker
 from tapeflow.risk.sizing import Sizing
 from tapeflow.risk.state import day_lock, kill_switch, lock_day
@@ -116,7 +116,7 @@ class TradingSession:
         self.clock = clock
         self.warehouse = warehouse
         self.rules = rules
-        self.day = day or clock.now().astimezone(NEW_YORK).date()
+        self.day = day or ny_day(clock.now())
         self.market = market  # the simulator's side of the market: it gets each new bar
         self.external_kill = external_kill
         self._alert = alert
@@ -171,12 +171,12 @@ class TradingSession:
         epoch = now.timestamp()
         return math.floor(epoch / self.rules.cycle_s + 1) * self.rules.cycle_s - epoch
 
-    def prepare(self, session: Session) -> None:
+    def prepare(self, session: ExchangeSession) -> None:
         """Claim the session, reconcile with the broker, set the breaker's reference equity."""
         with self.warehouse.held():
             self._prepare(session, self.clock.now())
 
-    def _prepare(self, session: Session, now: datetime) -> None:
+    def _prepare(self, session: ExchangeSession, now: datetime) -> None:
         self._claim(now)
         report = reconcile(self.ledger, self.broker, since=session.pre_open - timedelta(days=3))
         if not report.clean:
@@ -207,13 +207,13 @@ class TradingSession:
                 [self.id, self.strategy.name, json.dumps(dict(self.strategy.p)), params_hash(self.strategy.p),
                  self.broker.name, self.broker.mode.value, self.day, now])
 
-    def cycle(self, session: Session) -> None:
+    def cycle(self, session: ExchangeSession) -> None:
         """One pass: market, events, heartbeat, risk, decisions, stops, time exit. A live
         session opens the warehouse per write, so ingest flows are never locked out while it
         waits on a broker; a replay holds it throughout (`hold_warehouse`)."""
         self._cycle(session, self.clock.now())
 
-    def _cycle(self, session: Session, now: datetime) -> None:
+    def _cycle(self, session: ExchangeSession, now: datetime) -> None:
         self.report.cycles += 1
         if self.market is not None:
             self._hand_over(now)
@@ -250,12 +250,12 @@ class TradingSession:
                 self.market(bar)
                 self._handed[bar.symbol] = bar.end
 
-    def finish(self, session: Session) -> SessionReport:
+    def finish(self, session: ExchangeSession) -> SessionReport:
         """End of day: record the last events, reconcile, snapshot, summarise."""
         with self.warehouse.held():
             return self._finish(session, self.clock.now())
 
-    def _finish(self, session: Session, now: datetime) -> SessionReport:
+    def _finish(self, session: ExchangeSession, now: datetime) -> SessionReport:
         self.execution.sync()
         report = reconcile(self.ledger, self.broker, since=session.pre_open)
         if not report.clean:
@@ -274,7 +274,7 @@ class TradingSession:
                                                  json.dumps(self.report.as_dict(), default=str), self.id])
         return self.report
 
-    def _check_freshness(self, now: datetime, session: Session) -> None:
+    def _check_freshness(self, now: datetime, session: ExchangeSession) -> None:
         """In session, minute bars must keep coming: alert once when they stop."""
         if self.feed.timeframe is not Timeframe.MINUTE or not session.open + self.rules.stale_after <= now < session.close:
             return
@@ -342,7 +342,7 @@ class TradingSession:
         at, symbol, action = row["at"], row["symbol"], row["action"]
         if now - at > self.rules.max_decision_age:
             return self._outcome(cid, f"skipped: decided at {at.isoformat()}, too old at {now.isoformat()}")
-        if action == "enter":
+        if action == Action.ENTER:
             if now >= self._exit_at:
                 return self._outcome(cid, "skipped: the session is closing")
             if stop:
@@ -410,7 +410,7 @@ class TradingSession:
                 self.ledger.record_order(state, strategy=self.strategy.name)
                 self._outcome(cid, "sent")
                 continue
-            if action == "exit" and order_type == OrderType.STOP.value:
+            if action == Action.EXIT and order_type == OrderType.STOP:
                 continue  # a protective stop is placed afresh by `_protect`
             row = {"at": at, "symbol": symbol, "action": action, "reason": reason, "qty": qty,
                    "order_type": order_type, "time_in_force": tif, "limit_price": limit_price, "stop_price": stop_price}
@@ -478,7 +478,7 @@ class TradingSession:
 
     def _record_exit(self, cid: str, now: datetime, symbol: str, reason: str, order_type: OrderType,
                      tif: TimeInForce, stop_price: float | None = None) -> bool:
-        return self._record_decision(cid, {"at": now, "symbol": symbol, "action": "exit", "reason": reason, "qty": None,
+        return self._record_decision(cid, {"at": now, "symbol": symbol, "action": Action.EXIT.value, "reason": reason, "qty": None,
                                            "order_type": order_type.value, "time_in_force": tif.value,
                                            "limit_price": None, "stop_price": stop_price})
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from tapeflow.calendar.exchange import NEW_YORK
+from tapeflow.calendar.exchange import ny_day
 from tapeflow.config import Settings
 from tapeflow.news.catalysts import classify
 from tapeflow.news.model_registry import NoSentimentModel, current_model, day_model
@@ -21,10 +21,13 @@ from tapeflow.schemas import UTC_TS
 from warehouse import Warehouse
 from warehouse.upsert import upsert
 
-TAG_SCHEMA = {"source": pl.String, "id": pl.String, "tagger": pl.String, "tickers": pl.List(pl.String),
-              "evidence": pl.String, "catalyst": pl.String, "news_hash": pl.String, "tagged_at": UTC_TS}
-SCORE_SCHEMA = {"source": pl.String, "id": pl.String, "model": pl.String, "label": pl.String,
-                "score": pl.Float64, "polarity": pl.Float64, "news_hash": pl.String, "scored_at": UTC_TS}
+# Dtype classes (pl.String) next to instances (pl.List(...)): polars accepts either.
+TAG_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "source": pl.String, "id": pl.String, "tagger": pl.String, "tickers": pl.List(pl.String),
+    "evidence": pl.String, "catalyst": pl.String, "news_hash": pl.String, "tagged_at": UTC_TS}
+SCORE_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "source": pl.String, "id": pl.String, "model": pl.String, "label": pl.String,
+    "score": pl.Float64, "polarity": pl.Float64, "news_hash": pl.String, "scored_at": UTC_TS}
 
 
 # Every version of every item: the current ones and those a vendor's edit replaced.
@@ -102,7 +105,7 @@ class NewsReader:
         self.table = TickerTable.load()
         self.models: list[SentimentModel] = []
         self.missing: str | None = None
-        today = datetime.now(NEW_YORK).date()
+        today = ny_day(datetime.now(UTC))
         try:
             chosen = dict([current_model(settings, warehouse), day_model(settings, warehouse, today)])
         except NoSentimentModel as exc:

@@ -49,7 +49,7 @@ def resolve_model(settings: Settings, model: str | None) -> tuple[str, str]:
 
 
 def evaluate_sentiment(settings: Settings, model: str | None, limit: int | None, into: Evaluation) -> None:
-    from tapeflow.news.sentiment import SentimentModel
+    from tapeflow.news.sentiment import SentimentModel  # deferred: torch and transformers
 
     held_out = stratified_subset(load_split(HELD_OUT, settings.data_dir), limit)
     data = f"{SPLITS[HELD_OUT].removesuffix('.csv')} (held out)"

@@ -6,13 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from tapeflow.calendar.exchange import NEW_YORK
+from tapeflow.calendar.exchange import ny_day_bounds
 from tapeflow.config import Settings
 from tapeflow.news.metrics import Report
 from warehouse import Warehouse
@@ -67,7 +67,7 @@ def current_model(settings: Settings, warehouse: Warehouse, *, trained_before: d
 def day_model(settings: Settings, warehouse: Warehouse, day: date) -> tuple[str, str]:
     """The model a trading day's sessions read headlines with: the one current when the New
     York day began, so a model trained during the day takes over the next day, not mid-session."""
-    return current_model(settings, warehouse, trained_before=datetime.combine(day, time(0), NEW_YORK))
+    return current_model(settings, warehouse, trained_before=ny_day_bounds(day)[0])
 
 
 def configured_model(name: str, warehouse: Warehouse) -> tuple[str, str]:

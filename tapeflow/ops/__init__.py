@@ -1,0 +1,1 @@
+"""Operations: health checks, the monitor pass, alert channels and the alert book."""

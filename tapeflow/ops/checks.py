@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import duckdb
 
 from tapeflow.brokers.base import Broker, BrokerError, Disconnected, QueryFailed
 from tapeflow.brokers.ledger import Ledger
-from tapeflow.calendar.exchange import NEW_YORK, ExchangeCalendar, Phase, get_calendar
+from tapeflow.calendar.exchange import NEW_YORK, ExchangeCalendar, Phase, get_calendar, ny_day, ny_day_bounds
 from tapeflow.model import Side, check_aware
 from tapeflow.ops.alerts import Alert
 from warehouse.connection import Warehouse
@@ -178,7 +178,7 @@ def previous_run(con: duckdb.DuckDBPyConnection, now: datetime) -> datetime | No
 def rejected_orders(con: duckdb.DuckDBPyConnection, now: datetime, since: datetime | None = None) -> list[Finding]:
     """Orders rejected after `since` (default: the previous check, else the start of the New York day)."""
     if since is None:
-        since = previous_run(con, now) or datetime.combine(now.astimezone(NEW_YORK).date(), time(0), NEW_YORK)
+        since = previous_run(con, now) or ny_day_bounds(now)[0]
     rows = con.execute(
         """SELECT client_order_id, strategy, broker, mode, symbol, side, qty, reason, updated_at FROM orders
            WHERE status = 'rejected' AND updated_at > ? AND updated_at <= ? ORDER BY updated_at, client_order_id""",
@@ -250,7 +250,7 @@ def warehouse_findings(warehouse: Warehouse, now: datetime, config: MonitorConfi
 
 def broker_unreachable(name: str, mode: str, error: BaseException, now: datetime) -> Finding:
     """The broker could not be opened or answered a read with an error."""
-    today = now.astimezone(NEW_YORK).date()
+    today = ny_day(now)
     reason = str(error) or type(error).__name__
     return _finding("broker_disconnected", [f"broker:{name}", mode, today], component=f"broker:{name}",
                     severity="critical", title=f"{name} {mode}: broker unreachable",
@@ -277,7 +277,7 @@ def broker_findings(broker: Broker, ledger: Ledger, now: datetime, config: Monit
         if fill.fill_id not in known:
             signed = fill.qty if fill.side is Side.BUY else -fill.qty
             held[fill.symbol] = held.get(fill.symbol, 0.0) - signed
-    today = now.astimezone(NEW_YORK).date()
+    today = ny_day(now)
     found = []
     for symbol in sorted(set(held) | set(recorded)):
         broker_qty, ledger_qty = held.get(symbol, 0.0), recorded.get(symbol, 0.0)

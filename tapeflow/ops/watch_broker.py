@@ -13,7 +13,7 @@ from warehouse.connection import Warehouse
 def open_watch_broker(settings: Settings, warehouse: Warehouse) -> Broker:
     """`settings.broker`, connected for reads; raises what `open_broker` raises."""
     if settings.broker == "alpaca":
-        from tapeflow.venues.alpaca.broker import AlpacaBroker
+        from tapeflow.venues.alpaca.broker import AlpacaBroker  # deferred: alpaca-py
 
         check_live(settings)
         # A second trade_updates stream on the account is not needed for reads, and would

@@ -1,0 +1,1 @@
+"""Research discipline: walk-forward, perturbation, the look-ahead check and their summaries."""

@@ -2,7 +2,8 @@
 
 For random cut points t, the decisions taken at or before t on the full history must equal
 the decisions the strategy takes on the history cut at t (only what was knowable then).
-Any difference means a decision used something from after its own time.
+Any difference means a decision used something from after its own time. A strategy that
+decides nothing on the history gives nothing to compare: that is reported as not passed.
 """
 
 from __future__ import annotations
@@ -28,19 +29,26 @@ class LookaheadReport:
     strategy: str
     cuts: tuple[datetime, ...]
     mismatches: tuple[Mismatch, ...]
+    decisions: int  # on the full history
 
     @property
     def passed(self) -> bool:
-        return not self.mismatches
+        """No decision changed, and there were decisions to compare."""
+        return self.decisions > 0 and not self.mismatches
 
     def summary(self) -> str:
-        if self.passed:
-            return f"{self.strategy}: no look-ahead found at {len(self.cuts)} cut points"
-        first = self.mismatches[0]
-        return (
-            f"{self.strategy}: LOOK-AHEAD at {len(self.mismatches)} of {len(self.cuts)} cut points; first at "
-            f"{first.cut.isoformat()}: {first.full.height} decisions with the future, {first.truncated.height} without"
-        )
+        if self.mismatches:
+            first = self.mismatches[0]
+            return (
+                f"{self.strategy}: LOOK-AHEAD at {len(self.mismatches)} of {len(self.cuts)} cut points; first at "
+                f"{first.cut.isoformat()}: {first.full.height} decisions with the future, {first.truncated.height} without"
+            )
+        if self.decisions == 0:
+            return (
+                f"{self.strategy}: NO DECISIONS on this history, so the check compared nothing and proves nothing; "
+                "give it a longer window, other symbols or other parameters"
+            )
+        return f"{self.strategy}: no look-ahead found at {len(self.cuts)} cut points ({self.decisions} decisions)"
 
 
 def cut_points(history: History, n: int, seed: int = 0) -> list[datetime]:
@@ -64,4 +72,4 @@ def check_lookahead(strategy, history: History, n: int = 20, seed: int = 0) -> L
         got = strategy.signals(history.until(cut)).filter(pl.col("at") <= cut)
         if not expected.sort("at", "symbol", "action").equals(got.sort("at", "symbol", "action")):
             mismatches.append(Mismatch(cut, expected, got))
-    return LookaheadReport(strategy.name, tuple(cuts), tuple(mismatches))
+    return LookaheadReport(strategy.name, tuple(cuts), tuple(mismatches), full.height)

@@ -40,7 +40,7 @@ from typing import Any
 
 import polars as pl
 
-from tapeflow.backtest.engine import BacktestConfig
+from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.run import run_backtest
 from tapeflow.research.walkforward import move, numeric_params, score
 from tapeflow.strategy.history import History
@@ -186,7 +186,7 @@ def perturb(
     for name in names:
         param, value = movable[name], point[name]
         steps = range(-grid_steps, grid_steps + 1)
-        values = sorted(set(move(param, value, 1 + pct * k / grid_steps) if grid_steps else value for k in steps))
+        values = sorted({move(param, value, 1 + pct * k / grid_steps) if grid_steps else value for k in steps})
         if size * len(values) <= max_grid:
             axes[name] = values
             size *= len(values)

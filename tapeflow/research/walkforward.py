@@ -61,14 +61,15 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import polars as pl
 
-from tapeflow.backtest.engine import BacktestConfig, BacktestResult, simulate
+from tapeflow.backtest.config import BacktestConfig
+from tapeflow.backtest.engine import BacktestResult, simulate
 from tapeflow.backtest.metrics import compute_metrics
-from tapeflow.calendar.exchange import NEW_YORK
+from tapeflow.calendar.exchange import NEW_YORK, ny_day_bounds
 from tapeflow.strategy.history import History
 
 MAX_COMBINATIONS = 64
@@ -108,8 +109,7 @@ def _boundaries(points: Sequence[date] | Sequence[datetime]) -> list[datetime]:
     if any(isinstance(p, datetime) or not isinstance(p, date) for p in points):
         raise ValueError("points must be all dates (sessions) or all datetimes (bar starts)")
     days = sorted(set(points))
-    midnight = lambda d: datetime.combine(d, time(0), NEW_YORK).astimezone(UTC)  # noqa: E731
-    return [midnight(d) for d in days] + [midnight(days[-1] + timedelta(days=1))]
+    return [ny_day_bounds(d)[0] for d in days] + [ny_day_bounds(days[-1])[1]]
 
 
 def folds(

@@ -3,7 +3,7 @@ built-in replay and scanner, and the names of every source (vendors live in `tap
 
 from __future__ import annotations
 
-from tapeflow.sources.base import MarketData, Window, latest_bars
+from tapeflow.sources.base import MarketData, WatchlistSource, Window, latest_bars
 
 SOURCE_NAMES = ("replay", "alpaca", "polygon", "finnhub", "ibkr")
 WATCHLIST_SOURCE_NAMES = ("scanner", "bullalert")
@@ -23,4 +23,7 @@ def require_watchlist_source(name: str) -> str:
     return name
 
 
-__all__ = ["latest_bars", "MarketData", "SOURCE_NAMES", "Window", "WATCHLIST_SOURCE_NAMES", "require_source", "require_watchlist_source"]
+__all__ = [
+    "latest_bars", "MarketData", "SOURCE_NAMES", "WatchlistSource", "Window", "WATCHLIST_SOURCE_NAMES",
+    "require_source", "require_watchlist_source",
+]

@@ -1,15 +1,15 @@
-"""The interface every market-data source implements, and the window it is asked for."""
+"""The interfaces every market-data and watchlist source implements, and the window bars are asked for."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 import polars as pl
 
-from tapeflow.calendar.exchange import NEW_YORK, ExchangeCalendar, get_calendar
+from tapeflow.calendar.exchange import ExchangeCalendar, get_calendar, ny_day_bounds
 from tapeflow.model import Timeframe, check_aware
 from tapeflow.schemas import BAR_SCHEMA, RAW_COLUMNS, UTC_TS
 
@@ -32,9 +32,7 @@ class Window:
         """New York calendar days first..last inclusive, pre-market and after-hours included."""
         if last < first:
             raise ValueError(f"last day {last} is before first day {first}")
-        start = datetime.combine(first, time(0), NEW_YORK)
-        end = datetime.combine(last + timedelta(days=1), time(0), NEW_YORK)
-        return cls(start, end)
+        return cls(ny_day_bounds(first)[0], ny_day_bounds(last)[1])
 
 
 @runtime_checkable
@@ -50,6 +48,30 @@ class MarketData(Protocol):
 
     def bars(self, symbols: Sequence[str] | None, timeframe: Timeframe, window: Window) -> pl.DataFrame:
         """Bars for `symbols` (None: all the source has) whose start lies in `window`."""
+        ...
+
+
+@runtime_checkable
+class WatchlistSource(Protocol):
+    """Ranked watchlist snapshots from one source, as a raw batch (see `tapeflow.schemas.WATCHLIST_RAW_COLUMNS`).
+
+    As with market data, nothing is validated or dropped here: every row comes back with its
+    `payload`, and what could not be read is said in `problem`, for `check_watchlist` to judge.
+    A `session` is a stored session name (`tapeflow.schemas.SESSIONS`); a vendor may accept more.
+    """
+
+    name: str
+
+    def snapshot(self, session: str, as_of: datetime | None, limit: int) -> pl.DataFrame:
+        """The top `limit` names of `session` as the list stood at `as_of` (None: the live list)."""
+        ...
+
+    def snapshots(self, moments: Sequence[tuple[datetime, str]], limit: int) -> pl.DataFrame:
+        """The lists as they stood at each (as_of, session), in one batch; a list already
+        returned for an earlier moment is not repeated."""
+        ...
+
+    def close(self) -> None:
         ...
 
 

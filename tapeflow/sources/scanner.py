@@ -17,20 +17,24 @@ anyone has by `as_of` (a symbol whose data stopped is not "still moving"). Rows 
 of 0 are not listed. Ranks run 1.. by score, ties broken by ticker.
 
 Every input is filtered to bars with `end_ts <= as_of` before anything is computed, so a
-snapshot is the same whether or not later bars exist.
+snapshot is the same whether or not later bars exist. `scan` is the computation on a frame of
+bars; `ScannerSource` is the scanner as a `WatchlistSource` over the warehouse's daily bars.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 
 import polars as pl
 
 from tapeflow.model import check_aware
-from tapeflow.schemas import UTC_TS
+from tapeflow.schemas import SESSIONS, UTC_TS, empty_raw_watchlist
+from warehouse.connection import Warehouse
+from warehouse.reads import daily_bars_until
 
 SOURCE = "scanner"
 
@@ -138,3 +142,57 @@ def _as_watchlist(listed: pl.DataFrame, as_of: datetime, session: str, params: S
             "problem": pl.Series([None] * n, dtype=pl.String),
         }
     )
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ScannerSource:
+    """The scanner as a watchlist source: `daily_bars(until)` answers every daily bar that had
+    ended by `until`, and one answer serves every snapshot of a `snapshots` call."""
+
+    name = SOURCE
+
+    def __init__(
+        self,
+        daily_bars: Callable[[datetime], pl.DataFrame],
+        params: ScannerParams = ScannerParams(),
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._daily_bars = daily_bars
+        self._params = params
+        self._clock = clock
+
+    @classmethod
+    def from_warehouse(cls, warehouse: Warehouse, params: ScannerParams = ScannerParams()) -> ScannerSource:
+        """The scanner over the daily bars stored in `warehouse`, read once per call."""
+
+        def daily_bars(until: datetime) -> pl.DataFrame:
+            with warehouse.read() as con:
+                return daily_bars_until(con, until)
+
+        return cls(daily_bars, params)
+
+    def __repr__(self) -> str:
+        return f"ScannerSource({self._params!r})"
+
+    def close(self) -> None:
+        """Nothing is held between calls."""
+
+    def snapshot(self, session: str, as_of: datetime | None = None, limit: int | None = None) -> pl.DataFrame:
+        """The scan at `as_of` (None: now), labelled `session`; `limit` overrides the params' one."""
+        return self.snapshots([(self._clock() if as_of is None else as_of, session)], limit)
+
+    def snapshots(self, moments: Sequence[tuple[datetime, str]], limit: int | None = None) -> pl.DataFrame:
+        """The scan at each (as_of, session), from one read of the bars knowable at the latest as_of."""
+        moments = [(check_aware("as_of", as_of), session) for as_of, session in moments]
+        for _, session in moments:
+            if session not in SESSIONS:
+                raise ValueError(f"{SOURCE} session must be one of {', '.join(SESSIONS)}, got {session!r}")
+        if not moments:
+            return empty_raw_watchlist()
+        params = self._params if limit is None else replace(self._params, limit=limit)
+        bars = self._daily_bars(max(as_of for as_of, _ in moments))
+        return pl.concat([scan(bars, as_of, session, params) for as_of, session in moments], how="vertical_relaxed")

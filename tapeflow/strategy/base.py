@@ -1,7 +1,8 @@
 """The strategy contract: declared parameters in, causal decisions out.
 
 A strategy gets a `History` (bars and watchlist snapshots) and returns its decisions as a
-frame of signals, each stamped with the moment it was taken (`at`). It must use only what
+frame of signals (`SIGNAL_SCHEMA`: one row is one decision, the only decision type), each
+stamped with the moment it was taken (`at`). It must use only what
 was knowable at `at`; `tapeflow.research.lookahead` checks that by rerunning it on histories cut
 short. The same object runs in backtest, paper and live: only the History differs.
 """
@@ -11,18 +12,25 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, ClassVar
 
 import polars as pl
 
-from tapeflow.model import Action, OrderType, Signal, Timeframe, TimeInForce
+from tapeflow.model import Action, OrderType, Timeframe, TimeInForce
 from tapeflow.schemas import SIGNAL_SCHEMA, UTC_TS
 from tapeflow.strategy.history import History
 
+_VOCABULARY: dict[str, tuple[str, ...]] = {
+    "action": tuple(Action),
+    "order_type": tuple(OrderType),
+    "time_in_force": tuple(TimeInForce),
+}
+"""The enum each string column of a signal frame is spelled in."""
+
 
 def signal_frame(rows: list[dict[str, Any]] | pl.DataFrame) -> pl.DataFrame:
-    """Rows (dicts, or a frame with some of the columns) in SIGNAL_SCHEMA with defaults filled."""
+    """Rows (dicts, or a frame with some of the columns) in SIGNAL_SCHEMA with defaults filled;
+    ValueError for an action, order type or time in force that is not a member of its enum."""
     frame = rows if isinstance(rows, pl.DataFrame) else pl.DataFrame(rows, schema_overrides={"at": UTC_TS})
     defaults = {"qty": None, "order_type": OrderType.MARKET.value, "time_in_force": TimeInForce.DAY.value,
                 "limit_price": None, "stop_price": None, "reason": ""}
@@ -31,7 +39,20 @@ def signal_frame(rows: list[dict[str, Any]] | pl.DataFrame) -> pl.DataFrame:
     )
     if frame.is_empty():
         return pl.DataFrame(schema=SIGNAL_SCHEMA)
-    return frame.select(pl.col(c).cast(t) for c, t in SIGNAL_SCHEMA.items()).sort("at", "symbol")
+    frame = frame.select(pl.col(c).cast(t) for c, t in SIGNAL_SCHEMA.items())
+    _check_vocabulary(frame)
+    return frame.sort("at", "symbol")
+
+
+def _check_vocabulary(frame: pl.DataFrame) -> None:
+    # The engine reads every action but "enter" as an exit: a "buy" must fail here, not trade.
+    for column, allowed in _VOCABULARY.items():
+        bad = frame.filter(pl.col(column).is_null() | ~pl.col(column).is_in(allowed))
+        if bad.height:
+            row = bad.row(0, named=True)
+            more = f" (and {bad.height - 1} more rows)" if bad.height > 1 else ""
+            raise ValueError(f"signal {column} must be one of {', '.join(allowed)}, got {row[column]!r} "
+                             f"for {row['symbol']} at {row['at']}{more}")
 
 
 @dataclass(frozen=True)
@@ -88,16 +109,3 @@ class Strategy(ABC):
     def signals(self, history: History) -> pl.DataFrame:
         """Every decision over the whole history, in SIGNAL_SCHEMA, each using only what was
         knowable at its `at`."""
-
-    def decide(self, history: History, at: datetime) -> list[Signal]:
-        """The decisions at `at`, seeing only what was knowable then (the live path)."""
-        frame = self.signals(history.until(at)).filter(pl.col("at") == at)
-        return [
-            Signal(
-                strategy=self.name, symbol=row["symbol"], at=row["at"], action=Action(row["action"]),
-                reason=row["reason"], target_qty=row["qty"], order_type=OrderType(row["order_type"]),
-                time_in_force=TimeInForce(row["time_in_force"]), limit_price=row["limit_price"],
-                stop_price=row["stop_price"],
-            )
-            for row in frame.iter_rows(named=True)
-        ]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -71,7 +71,7 @@ def _score(value: Any) -> float | None:
 
 
 class BullAlertSource:
-    """Watchlist snapshots from BullAlert as raw batches (see `tapeflow.ingest.watchlist`)."""
+    """Watchlist snapshots from BullAlert as raw batches: a `tapeflow.sources.WatchlistSource`."""
 
     name = SOURCE
 
@@ -119,28 +119,35 @@ class BullAlertSource:
     def history(
         self, session: str, start: datetime, end: datetime, every: timedelta, limit: int = 100
     ) -> pl.DataFrame:
-        """Snapshots replayed as of start, start + every, ... up to end inclusive, concatenated.
-
-        A step that lands on a list already returned (the server answers the latest list at
-        or before `as_of`) is not repeated: a response whose body and as_of were seen before
-        is skipped, unless it could not be read, so that every failed step reaches the quarantine.
-        """
+        """Snapshots replayed as of start, start + every, ... up to end inclusive (see `snapshots`)."""
         start, end = check_aware("start", start), check_aware("end", end)
         if every <= timedelta(0):
             raise ValueError(f"every must be a positive interval, got {every}")
         if end < start:
             raise ValueError(f"end {end.isoformat()} is before start {start.isoformat()}")
-        frames: list[pl.DataFrame] = [empty_raw_watchlist()]
-        seen: set[tuple[str, datetime | None]] = set()
+        steps = []
         at = start
         while at <= end:
-            frame = self.snapshot(session, as_of=at, limit=limit)
+            steps.append((at, session))
+            at += every
+        return self.snapshots(steps, limit=limit)
+
+    def snapshots(self, moments: Sequence[tuple[datetime, str]], limit: int = 100) -> pl.DataFrame:
+        """The lists replayed as of each (as_of, session) in turn, concatenated.
+
+        The server answers the latest list at or before `as_of`, so several moments can land on
+        one list: a response whose body and as_of were seen before is skipped, unless it could
+        not be read, so that every failed step reaches the quarantine.
+        """
+        frames: list[pl.DataFrame] = [empty_raw_watchlist()]
+        seen: set[tuple[str, datetime | None]] = set()
+        for at, session in moments:
+            frame = self.snapshot(session, as_of=check_aware("as_of", at), limit=limit)
             listings = set(frame.select("payload_hash", "as_of").iter_rows())
             readable = frame["problem"].null_count() == frame.height
             if not (readable and listings and listings <= seen):
                 frames.append(frame)
             seen |= listings
-            at += every
         return pl.concat(frames)
 
     # -- parsing -----------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The venue the settings name, for each interface: market data, news and the broker.
+"""The venue the settings name, for each interface: market data, watchlist, news and the broker.
 
 Vendor modules load on demand (the imports below sit in the branches on purpose): a replay
 run or the simulator need not import alpaca-py or ib_async, which take seconds to load.
@@ -13,15 +13,18 @@ from tapeflow.config import Settings
 from tapeflow.model import Mode
 from tapeflow.news import NewsSource, require_news_source
 from tapeflow.news.replay import ReplayNews
-from tapeflow.sources import MarketData, require_source
+from tapeflow.sources import MarketData, WatchlistSource, require_source, require_watchlist_source
 from tapeflow.sources.replay import ReplaySource
+from tapeflow.sources.scanner import ScannerSource
 from tapeflow.venues.benzinga import BenzingaNews
+from tapeflow.venues.bullalert import BullAlertSource
 from tapeflow.venues.finnhub import FinnhubSource
 from tapeflow.venues.marketaux import MarketauxNews
 from tapeflow.venues.polygon.bars import PolygonSource
 from tapeflow.venues.polygon.news import PolygonNews
 from tapeflow.venues.simulator import SimBroker
 from tapeflow.venues.tiingo import TiingoNews
+from warehouse import open_warehouse
 from warehouse.connection import Warehouse
 
 
@@ -41,6 +44,15 @@ def market_data(name: str, settings: Settings) -> MarketData:
     from tapeflow.venues.ibkr.bars import IbkrSource  # deferred: ib_async
 
     return IbkrSource(settings)
+
+
+def watchlist_source(name: str, settings: Settings, warehouse: Warehouse | None = None) -> WatchlistSource:
+    """The watchlist source called `name`: the scanner over `warehouse`'s daily bars (default:
+    the settings' warehouse), or BullAlert configured from settings."""
+    name = require_watchlist_source(name)
+    if name == "scanner":
+        return ScannerSource.from_warehouse(warehouse or open_warehouse(settings))
+    return BullAlertSource(settings)
 
 
 def news_source(name: str, settings: Settings) -> NewsSource:

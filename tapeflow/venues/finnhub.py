@@ -30,7 +30,7 @@ from typing import Any
 
 import polars as pl
 
-from tapeflow.calendar.exchange import NEW_YORK
+from tapeflow.calendar.exchange import ny_day
 from tapeflow.config import Settings
 from tapeflow.model import Adjustment, Timeframe
 from tapeflow.redact import redact_url
@@ -116,8 +116,7 @@ def _span(timeframe: Timeframe, window: Window) -> tuple[int, int]:
         return _seconds(window.start), _seconds(window.end, up=True)
     # Day bars are stamped anywhere from 00:00 UTC to the open of their date: ask for whole
     # UTC days of every New York date the window touches, then filter on the session open.
-    first = window.start.astimezone(NEW_YORK).date()
-    last = (window.end - timedelta(microseconds=1)).astimezone(NEW_YORK).date()
+    first, last = ny_day(window.start), ny_day(window.end - timedelta(microseconds=1))
     return _seconds(_utc_midnight(first)), _seconds(_utc_midnight(last + ONE_DAY))
 
 

@@ -35,7 +35,7 @@ from tapeflow.brokers.base import (
     Replacement,
 )
 from tapeflow.brokers.ids import STOP_LOSS, TAKE_PROFIT, leg_id
-from tapeflow.calendar.exchange import NEW_YORK, get_calendar
+from tapeflow.calendar.exchange import get_calendar, ny_day
 from tapeflow.model import (
     Account,
     Bar,
@@ -148,7 +148,7 @@ class SimBroker(Broker):
     def on_bar(self, bar: Bar) -> list[Fill]:
         """Trade the bar's symbol's working orders against `bar`; its close becomes the last price."""
         calendar = get_calendar()
-        day = bar.ts.astimezone(NEW_YORK).date()
+        day = ny_day(bar.ts)
         events: list[OrderUpdate] = []
         made: list[Fill] = []
         with self.warehouse.write() as con:
@@ -305,7 +305,7 @@ class SimBroker(Broker):
     def account(self) -> Account:
         now = self.now()
         with self.warehouse.write() as con:
-            for event in self._roll_session(con, now.astimezone(NEW_YORK).date()):
+            for event in self._roll_session(con, ny_day(now)):
                 self._events.put(event)
             cash = _cash(con)
             value = _market_value(con)
@@ -330,7 +330,7 @@ class SimBroker(Broker):
         is_open = calendar.is_open(now)
         next_open = calendar.next_open(now)
         next_close = session.close if session is not None and now < session.close else \
-            calendar.session(next_open.astimezone(NEW_YORK).date()).close
+            calendar.session(ny_day(next_open)).close
         return Clock(timestamp=now, is_open=is_open, next_open=next_open, next_close=next_close)
 
 
@@ -363,7 +363,7 @@ def _cash(con) -> float:
 def _held(con) -> dict[str, float]:
     rows = con.execute("SELECT symbol, sum(CASE WHEN side = 'buy' THEN qty ELSE -qty END) FROM sim_fills "
                        "GROUP BY symbol").fetchall()
-    return {s: q for s, q in rows}
+    return dict(rows)
 
 
 def _market_value(con) -> float:

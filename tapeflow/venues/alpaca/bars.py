@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from datetime import time as clock_time
 from typing import Any
 
 import polars as pl
@@ -31,7 +30,7 @@ from alpaca.data.requests import StockBarsRequest, StockLatestBarRequest
 from alpaca.data.timeframe import TimeFrame
 from pydantic import SecretStr
 
-from tapeflow.calendar.exchange import NEW_YORK, ExchangeCalendar, get_calendar
+from tapeflow.calendar.exchange import NEW_YORK, ExchangeCalendar, get_calendar, ny_day_bounds
 from tapeflow.config import Settings
 from tapeflow.model import Adjustment, Timeframe
 from tapeflow.redact import redact_url
@@ -213,7 +212,7 @@ class AlpacaSource:
         """Alpaca stamps a daily bar at midnight New York, before the session it covers."""
         if timeframe is Timeframe.MINUTE:
             return window.start
-        return datetime.combine(window.start.astimezone(NEW_YORK).date(), clock_time(0), NEW_YORK)
+        return ny_day_bounds(window.start)[0]
 
     def _call(self, fetch: Callable[[], Any]) -> Any:
         """Run an SDK call; its APIError becomes VendorError / VendorAuthError, keys never shown."""

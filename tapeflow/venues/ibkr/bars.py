@@ -41,7 +41,7 @@ from ib_async import IB, BarData, Contract, Stock
 from ib_async.ib import StartupFetchNONE
 from ib_async.wrapper import RequestError
 
-from tapeflow.calendar.exchange import NEW_YORK
+from tapeflow.calendar.exchange import NEW_YORK, ny_day
 from tapeflow.config import Settings
 from tapeflow.model import Adjustment, Timeframe
 from tapeflow.sources.base import Window, daily_bounds, empty_raw_bars
@@ -305,7 +305,7 @@ def _known(value: float | int) -> float | int | None:
 
 
 def _session_day(value: date | datetime) -> date:
-    return value.astimezone(NEW_YORK).date() if isinstance(value, datetime) else value
+    return ny_day(value) if isinstance(value, datetime) else value
 
 
 def _add_daily_bounds(rows: list[dict[str, Any]]) -> None:

@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit
 
 import polars as pl
 
-from tapeflow.calendar.exchange import NEW_YORK
+from tapeflow.calendar.exchange import ny_day
 from tapeflow.config import Settings
 from tapeflow.model import Adjustment, Timeframe
 from tapeflow.redact import redact_url
@@ -117,7 +117,7 @@ class PolygonSource:
 def _ny_dates(window: Window) -> tuple[date, date]:
     """The New York dates of the window's first and last instants (`end` is exclusive)."""
     last = window.end - timedelta(microseconds=1)
-    return window.start.astimezone(NEW_YORK).date(), last.astimezone(NEW_YORK).date()
+    return ny_day(window.start), ny_day(last)
 
 
 def _rebased(next_url: str) -> str:
@@ -176,7 +176,7 @@ def _bar(item: Any, symbol: str, timeframe: Timeframe, adjustment: Adjustment) -
         problem="; ".join(p for p in problems if p) or None,
     )
     if start is not None and timeframe is Timeframe.DAY:
-        row[DAY] = start.astimezone(NEW_YORK).date()
+        row[DAY] = ny_day(start)
     elif start is not None:
         row.update(ts=start, end_ts=start + ONE_MINUTE)
     return row
