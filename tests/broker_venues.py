@@ -16,12 +16,13 @@ Each venue offers the same controls, so one scenario reads the same on all three
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
-from tapeflow.brokers.base import Broker
+from tapeflow.brokers.base import Broker, BrokerOrder
 
 
 class Venue(Protocol):
@@ -73,3 +74,15 @@ def open_venue(name: str, tmp_path: Path) -> Iterator[Venue]:
         yield venue
     finally:
         venue.stop()
+
+
+def wait_for(check: Callable[[], BrokerOrder | None], until: Callable[[BrokerOrder], bool], seconds: float = 5.0) -> BrokerOrder:
+    """Poll the broker until the order reaches the wanted state (fills arrive asynchronously)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        got = check()
+        if got is not None and until(got):
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"order never reached the wanted state; last seen {got}")
+        time.sleep(0.05)

@@ -9,6 +9,9 @@ os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="tapeflow-prefect-home-")
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# Command output as wide as a wide terminal, whatever runs the tests (pytest-xdist gives its
+# workers COLUMNS=80): tests read table cells whole.
+os.environ["COLUMNS"] = "200"
 # A developer's own settings must not leak into tests.
 for _name in [n for n in os.environ if n.startswith("TAPEFLOW_")]:
     del os.environ[_name]

@@ -2,8 +2,8 @@
 127.0.0.1 (tests/fakes/) and what differs between them (the key and where it travels, the
 settings it reads, the order items come in, and the pages and items each vendor can get wrong).
 
-Each vendor file (tests/test_news_<vendor>.py) keeps what only that vendor does; what every
-vendor must do is asserted once, for all of them, in tests/test_news_contract.py.
+Each vendor's file under tests/venues/ keeps what only that vendor does; what every vendor
+must do is asserted once, for all of them, in tests/news/test_contract.py.
 """
 
 from __future__ import annotations

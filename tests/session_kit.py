@@ -1,5 +1,6 @@
 """Building blocks for trading-session tests: a stored trading day of minute bars, a
-scripted strategy, and a session wired to a venue on a simulated clock."""
+scripted strategy, a broker that drops out for a while, and a session wired to a venue on a
+simulated clock."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import ClassVar
 
 import polars as pl
 
+from tapeflow.brokers.base import Disconnected
 from tapeflow.brokers.execution import Execution
 from tapeflow.brokers.ledger import Ledger
 from tapeflow.brokers.submit import PlacePolicy
@@ -18,6 +20,7 @@ from tapeflow.live.session import SessionRules, TradingSession
 from tapeflow.model import Mode, Timeframe
 from tapeflow.strategy.base import Param, Strategy, signal_frame
 from tapeflow.strategy.history import History
+from tests.fakes.sim_venue import FaultyLink
 from warehouse.connection import Warehouse
 from warehouse.upsert import upsert
 
@@ -94,3 +97,27 @@ def session(strategy: Strategy, broker, warehouse: Warehouse, clock: SimulatedCl
     feed = WarehouseFeed(warehouse, Timeframe.MINUTE)
     return TradingSession(strategy, execution, feed, clock, warehouse, rules=rules, day=DAY, market=market,
                           hold_warehouse=True, **kw)
+
+
+class Flaky(FaultyLink):
+    """A broker that cannot be reached between two instants of the session's clock."""
+
+    def __init__(self, inner, clock, start, end):
+        super().__init__(inner)
+        self.clock, self.start, self.end = clock, start, end
+
+    def _check(self):
+        if self.start <= self.clock.now() < self.end:
+            raise Disconnected("connection refused")
+
+    def account(self):
+        self._check()
+        return super().account()
+
+    def positions(self):
+        self._check()
+        return super().positions()
+
+    def submit(self, order):
+        self._check()
+        return super().submit(order)

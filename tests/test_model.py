@@ -23,7 +23,6 @@ from tapeflow.model import (
     OrderType,
     Position,
     Side,
-    Signal,
     Timeframe,
     TimeInForce,
     WatchlistRow,
@@ -204,39 +203,7 @@ def test_news_refuses_naive_published_at() -> None:
         news(datetime(2024, 3, 5, 14, 30), T1)
 
 
-# --- Signal / Order -----------------------------------------------------------------
-
-
-def signal(**overrides: object) -> Signal:
-    fields: dict[str, object] = dict(strategy="gap", symbol="SPY", at=T0, action="enter", reason="gap up 4%")
-    fields.update(overrides)
-    return Signal(**fields)  # type: ignore[arg-type]
-
-
-def test_signal_defaults_and_limit_order() -> None:
-    s = signal()
-    assert (s.action, s.order_type, s.time_in_force) == (Action.ENTER, OrderType.MARKET, TimeInForce.DAY)
-    lim = signal(order_type="limit", limit_price=101.5)
-    assert lim.order_type is OrderType.LIMIT and lim.limit_price == 101.5
-
-
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        (dict(order_type="limit"), r"^limit order needs limit_price$"),
-        (dict(limit_price=100.0), r"^market order takes no limit_price$"),
-        (dict(order_type="stop"), r"^stop order needs stop_price$"),
-        (dict(order_type="stop_limit", limit_price=1.0), r"^stop_limit order needs stop_price$"),
-        (dict(order_type="limit", limit_price=-1.0), r"^limit_price must be > 0, got -1\.0$"),
-        (dict(reason="   "), r"^a signal must say why$"),
-        (dict(reason=""), r"^a signal must say why$"),
-        (dict(target_qty=-1.0), r"^target_qty must be >= 0, got -1\.0$"),
-        (dict(at=datetime(2024, 3, 5)), r"^at is a naive timestamp"),
-    ],
-)
-def test_signal_refuses_bad_values(overrides: dict[str, object], message: str) -> None:
-    with pytest.raises(InvalidRecord, match=message):
-        signal(**overrides)
+# --- Order ---------------------------------------------------------------------------
 
 
 def order(**overrides: object) -> Order:
@@ -259,6 +226,30 @@ def order(**overrides: object) -> Order:
 def test_order_normalises_enums() -> None:
     o = order()
     assert (o.mode, o.side, o.order_type, o.status) == (Mode.PAPER, Side.BUY, OrderType.MARKET, OrderStatus.NEW)
+    assert o.time_in_force is TimeInForce.DAY
+    lim = order(order_type="limit", limit_price=101.5)
+    assert lim.order_type is OrderType.LIMIT and lim.limit_price == 101.5
+
+
+def test_action_is_enter_or_exit() -> None:
+    # A strategy that holds emits no row; the engine reads anything but "enter" as an exit.
+    assert [a.value for a in Action] == ["enter", "exit"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (dict(order_type="limit"), r"^limit order needs limit_price$"),
+        (dict(limit_price=100.0), r"^market order takes no limit_price$"),
+        (dict(order_type="stop"), r"^stop order needs stop_price$"),
+        (dict(order_type="stop_limit", limit_price=1.0), r"^stop_limit order needs stop_price$"),
+        (dict(order_type="limit", limit_price=-1.0), r"^limit_price must be > 0, got -1\.0$"),
+        (dict(created_at=datetime(2024, 3, 5)), r"^created_at is a naive timestamp"),
+    ],
+)
+def test_order_refuses_bad_prices_and_times(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidRecord, match=message):
+        order(**overrides)
 
 
 @pytest.mark.parametrize(

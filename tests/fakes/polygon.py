@@ -35,7 +35,7 @@ def ms(instant: datetime) -> int:
 
 
 def agg(
-    t: int, o: float, h: float, l: float, c: float, v: float, vw: float | None = None, n: int = 10
+    t: int, o: float, h: float, l: float, c: float, v: float, vw: float | None = None, n: int = 10  # noqa: E741 - Polygon's field names
 ) -> dict[str, Any]:
     """One aggregate as Polygon sends it (`vw` defaults to the bar's mean price)."""
     vw = vw if vw is not None else round((o + h + l + c) / 4, 4)

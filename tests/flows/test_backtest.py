@@ -1,0 +1,116 @@
+"""Backtests as users run them: the flow on warehouse data (rows recorded, report written,
+summary artifact), and the CLI on a bars file, the look-ahead check and the report command."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from flows.backtest import backtest
+from flows.ingest import ingest_bars
+from tapeflow.cli.main import app
+from tapeflow.config import PROJECT_DATA
+from tapeflow.sources import Window
+from tapeflow.sources.replay import ReplaySource
+
+runner = CliRunner()
+SYMBOLS = ["AAPL", "MSFT", "C", "F", "XRX", "INTC"]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_backtest_flow_records_the_run_and_writes_its_report(warehouse, tapeflow_home):
+    ingest_bars(source="replay", symbols=SYMBOLS, timeframe="1d", start=date(2009, 8, 21), end=date(2010, 8, 20))
+    summary = backtest(strategy="sma_cross", params={"fast": 10, "slow": 30}, symbols=SYMBOLS, costs="flat-commission")
+    run_id = summary["run_id"]
+    with warehouse.read() as con:
+        run = con.execute("SELECT strategy, params->>'fast', kind, code_version, report_path FROM backtest_runs").fetchone()
+        fills = con.execute("SELECT count(*), sum(commission) FROM backtest_fills WHERE run_id = ?", [run_id]).fetchone()
+        equity = con.execute("SELECT count(*), last(equity ORDER BY ts) FROM backtest_equity WHERE run_id = ?", [run_id]).fetchone()
+    assert run[:3] == ("sma_cross", "10", "backtest") and run[3]
+    assert fills[0] > 10 and fills[1] == pytest.approx(fills[0] * 1.0)  # $1 minimum per order, 100 shares
+    assert equity[0] > 200 and equity[1] == pytest.approx(summary["final_equity"])
+    # The same fills, and their orders, in the tables paper and live share (mode backtest).
+    with warehouse.read() as con:
+        shared = con.execute("SELECT count(*), sum(commission) FROM fills WHERE mode = 'backtest' AND "
+                             "starts_with(fill_id, ?)", [run_id + ":"]).fetchone()
+        orders = con.execute("SELECT count(*), count(DISTINCT order_type), min(status), sum(filled_qty) FROM orders "
+                             "WHERE mode = 'backtest' AND starts_with(client_order_id, ?)", [run_id + ":"]).fetchone()
+    assert shared == fills
+    assert orders == (fills[0], 1, "filled", pytest.approx(100.0 * fills[0]))
+    report = Path(run[4])
+    assert report.exists() and report.is_relative_to(tapeflow_home.resolve())
+    assert "sma_cross" in report.read_text()
+
+    from prefect.client.orchestration import get_client
+
+    async def artifact():
+        async with get_client() as client:
+            return await client.read_latest_artifacts()
+
+    keys = [a.key for a in asyncio.run(artifact())]
+    assert "backtest-sma-cross" in keys
+
+
+def bars_file(tmp_path: Path) -> Path:
+    raw = ReplaySource(PROJECT_DATA).bars(["AAPL", "MSFT"], "1d", Window.days(date(2009, 8, 21), date(2010, 8, 20)))
+    path = tmp_path / "bars.parquet"
+    # A user's own file: no end_ts, naive UTC timestamps.
+    raw.filter(pl.col("problem").is_null()).select(
+        "symbol", pl.col("ts").dt.replace_time_zone(None), "open", "high", "low", "close", "volume"
+    ).write_parquet(path)
+    return path
+
+
+def test_backtest_on_a_bars_file_writes_fills_and_equity(tmp_path, tapeflow_home):
+    fills, equity = tmp_path / "fills.parquet", tmp_path / "equity.csv"
+    result = runner.invoke(app, ["backtest", "sma_cross", "--bars", str(bars_file(tmp_path)), "-p", "fast=5",
+                                 "-p", "slow=20", "--costs", "none", "--fills-out", str(fills), "--equity-out", str(equity)])
+    assert result.exit_code == 0, result.output
+    written = pl.read_parquet(fills)
+    assert written.height > 4 and set(written["symbol"]) == {"AAPL", "MSFT"}
+    assert (written["commission"] == 0).all()
+    curve = pl.read_csv(equity)
+    assert curve.height > 200
+    assert "final equity" in result.stdout and "report:" in result.stdout
+
+
+def test_bad_parameters_are_refused_plainly(tmp_path, tapeflow_home):
+    result = runner.invoke(app, ["backtest", "sma_cross", "--bars", str(bars_file(tmp_path)), "-p", "fast=40"])
+    assert result.exit_code == 2  # refused before anything runs, as every bad argument is
+    assert "must be shorter than slow" in result.stderr
+    unknown = runner.invoke(app, ["backtest", "sma_crosss"])  # no --bars: refused before Prefect starts
+    assert unknown.exit_code == 2 and "unknown strategy 'sma_crosss'; known:" in unknown.stderr
+
+
+def test_check_lookahead_command(tmp_path, tapeflow_home):
+    result = runner.invoke(app, ["check-lookahead", "sma_cross", "--bars", str(bars_file(tmp_path)), "--cuts", "8"])
+    assert result.exit_code == 0, result.output
+    assert "no look-ahead found at" in result.stdout
+
+
+def test_check_lookahead_command_fails_when_nothing_was_decided(tmp_path, tapeflow_home):
+    # Twenty sessions are too few for a 30-session average: no decision, so nothing was checked.
+    short = tmp_path / "short.parquet"
+    pl.read_parquet(bars_file(tmp_path)).filter(pl.int_range(pl.len()).over("symbol") < 20).write_parquet(short)
+    result = runner.invoke(app, ["check-lookahead", "sma_cross", "--bars", str(short), "--cuts", "8"])
+    assert result.exit_code == 1, result.output
+    assert "NO DECISIONS" in result.stderr and "proves nothing" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_report_command_rewrites_a_missing_report(warehouse, tapeflow_home):
+    ingest_bars(source="replay", symbols=SYMBOLS[:2], timeframe="1d", start=date(2009, 8, 21), end=date(2010, 8, 20))
+    summary = backtest(strategy="sma_cross", symbols=SYMBOLS[:2], costs="none")
+    Path(summary["report"]).unlink()
+    result = runner.invoke(app, ["report", summary["run_id"]])
+    assert result.exit_code == 0, result.output
+    assert Path(result.stdout.strip()).exists()
+    missing = runner.invoke(app, ["report", "no-such-run"])
+    assert missing.exit_code == 1 and "no backtest run 'no-such-run'" in missing.stderr

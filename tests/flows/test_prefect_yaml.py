@@ -1,0 +1,141 @@
+"""prefect.yaml: every deployment points at a real flow, with parameters that flow accepts and
+names (strategy and its params, cost preset, sources, objective) that tapeflow really has,
+schedules in New York time, and no path of any one machine."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prefect import Flow
+
+from tapeflow.backtest.costs import cost_preset
+from tapeflow.backtest.metrics import Metrics
+from tapeflow.news import NEWS_SOURCE_NAMES
+from tapeflow.sources import SOURCE_NAMES, WATCHLIST_SOURCE_NAMES
+from tapeflow.strategy.registry import available
+
+PROJECT = Path(__file__).resolve().parents[2]
+PREFECT_YAML = PROJECT / "prefect.yaml"
+CONFIG = yaml.safe_load(PREFECT_YAML.read_text())
+DEPLOYMENTS = CONFIG["deployments"]
+
+# A flow's `source` parameter names a market-data, watchlist or news source depending on the flow.
+SOURCES_BY_FLOW: dict[str, tuple[str, ...]] = {
+    "flows/ingest.py:ingest_bars": SOURCE_NAMES,
+    "flows/backfill.py:backfill_bars": SOURCE_NAMES,
+    "flows/watchlist.py:snapshot_watchlist": WATCHLIST_SOURCE_NAMES,
+    "flows/backfill.py:backfill_watchlist": WATCHLIST_SOURCE_NAMES,
+    "flows/news.py:ingest_news": NEWS_SOURCE_NAMES,
+}
+OBJECTIVES = {f.name for f in dataclasses.fields(Metrics)}
+
+
+def flow_of(deployment: dict[str, Any]) -> Flow:
+    path, function = deployment["entrypoint"].split(":")
+    return getattr(importlib.import_module(path.removesuffix(".py").replace("/", ".")), function)
+
+
+def name_problems(deployment: dict[str, Any]) -> list[str]:
+    """Every name in the deployment's parameters (or the flow's defaults for them) that tapeflow
+    does not know: strategy, its params, cost preset, sources, objective."""
+    entrypoint = deployment["entrypoint"]
+    defaults = {name: p.default for name, p in inspect.signature(flow_of(deployment).fn).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    given = {**defaults, **(deployment.get("parameters") or {})}
+    where = f"{deployment['name']} ({entrypoint})"
+    problems = []
+    strategies = available()
+    if given.get("strategy") is not None:
+        if given["strategy"] not in strategies:
+            problems.append(f"{where}: unknown strategy {given['strategy']!r}; known: {', '.join(strategies)}")
+        else:
+            try:
+                strategies[given["strategy"]](**(given.get("params") or {}))
+            except ValueError as exc:
+                problems.append(f"{where}: params of {given['strategy']}: {exc}")
+    elif given.get("params"):
+        problems.append(f"{where}: params without a strategy")
+    if given.get("costs") is not None:
+        try:
+            cost_preset(given["costs"])
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}")
+    if given.get("source") is not None:
+        known = SOURCES_BY_FLOW.get(entrypoint)
+        if known is None:
+            problems.append(f"{where}: a source parameter, but no list of source names for this flow in this test")
+        elif given["source"] not in known:
+            problems.append(f"{where}: unknown source {given['source']!r}; known: {', '.join(known)}")
+    if given.get("watchlist_source") is not None and given["watchlist_source"] not in WATCHLIST_SOURCE_NAMES:
+        problems.append(f"{where}: unknown watchlist source {given['watchlist_source']!r}")
+    if given.get("objective") is not None and given["objective"] not in OBJECTIVES:
+        problems.append(f"{where}: unknown objective {given['objective']!r}; known: {', '.join(sorted(OBJECTIVES))}")
+    return problems
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=[d["name"] for d in DEPLOYMENTS])
+def test_deployment_runs_a_flow_with_valid_parameters(deployment):
+    flow = flow_of(deployment)
+    assert isinstance(flow, Flow)
+    flow.validate_parameters(deployment.get("parameters") or {})
+    for schedule in deployment.get("schedules", []):
+        assert schedule["timezone"] == "America/New_York"
+    assert deployment["work_pool"]["name"] == "local-process"
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=[d["name"] for d in DEPLOYMENTS])
+def test_every_name_a_deployment_uses_exists(deployment):
+    assert name_problems(deployment) == []
+
+
+@pytest.mark.parametrize("old, new, problem", [
+    ("strategy: sma_cross", "strategy: sma_crosss", "unknown strategy 'sma_crosss'"),
+    ("      strategy: opening_range\n      stop_loss_pct: 0.01", "      strategy: opening_rang\n      stop_loss_pct: 0.01",
+     "unknown strategy 'opening_rang'"),
+    ("params: {fast: 10, slow: 30}", "params: {fats: 10, slow: 30}", "params of sma_cross: "),
+    ("params: {min_score: 80, max_names: 5}", "params: {min_score: 800, max_names: 5}", "min_score must be within"),
+    ("costs: retail", "costs: retial", "unknown cost preset 'retial'"),
+    ("source: bullalert", "source: bulalert", "unknown source 'bulalert'"),
+    ("      source: replay\n      symbols: [SPY]", "      source: replya\n      symbols: [SPY]", "unknown source 'replya'"),
+    # A market-data source is no news source.
+    ("      source: replay\n      start: \"2010-08-16", "      source: polygonn\n      start: \"2010-08-16",
+     "unknown source 'polygonn'"),
+    ("      source: replay\n      start: \"2010-08-16", "      source: finnhub\n      start: \"2010-08-16",
+     "unknown source 'finnhub'"),
+    ("objective: sharpe", "objective: sharp", "unknown objective 'sharp'"),
+], ids=["strategy", "trade-strategy", "param-name", "param-range", "costs", "watchlist-source", "bars-source",
+        "news-source", "bars-source-for-news", "objective"])
+def test_a_misspelled_name_in_a_copy_of_prefect_yaml_is_caught(tmp_path, old, new, problem):
+    text = PREFECT_YAML.read_text()
+    assert text.count(old) >= 1, f"prefect.yaml no longer holds {old!r}: update this test"
+    copy = tmp_path / "prefect.yaml"
+    copy.write_text(text.replace(old, new, 1))
+    problems = [p for d in yaml.safe_load(copy.read_text())["deployments"] for p in name_problems(d)]
+    assert len(problems) == 1 and problem in problems[0], problems
+
+
+def test_no_machine_paths():
+    [step] = CONFIG["pull"]
+    assert step["prefect.deployments.steps.set_working_directory"]["directory"] == "{{ $TAPEFLOW_PROJECT_DIR }}"
+    assert "/work/" not in PREFECT_YAML.read_text() and "/home/" not in PREFECT_YAML.read_text()
+
+
+def test_bad_parameters_are_caught():
+    from flows.ingest import ingest_bars
+
+    with pytest.raises(Exception, match="timeframe"):
+        ingest_bars.validate_parameters({"timeframe": "5m"})
+
+
+def test_trading_sessions_never_run_twice_at_once_and_start_paused():
+    sessions = [d for d in DEPLOYMENTS if d["entrypoint"] == "flows/trade.py:trade_session" and d.get("schedules")]
+    assert {d["parameters"]["strategy"] for d in sessions} >= {"opening_range", "watchlist_momentum"}
+    for deployment in sessions:
+        assert deployment["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
+        assert [s["active"] for s in deployment["schedules"]] == [False]  # until the strategy is promoted

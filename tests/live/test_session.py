@@ -1,0 +1,179 @@
+"""Trading-session details on the simulated broker: the kill switch within one cycle, a broker
+that drops out and comes back, crashes before and after an order was sent, risk-based
+sizing. Whole days on every broker are in tests/live/test_session_venues.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from tapeflow.backtest.costs import Costs
+from tapeflow.brokers.reconcile import reconcile
+from tapeflow.calendar.exchange import NEW_YORK, get_calendar
+from tapeflow.live.clock import SimulatedClock
+from tapeflow.live.session import SessionAlreadyRunning, SessionRules
+from tapeflow.model import Mode, OrderStatus
+from tapeflow.risk.sizing import Sizing
+from tapeflow.risk.state import set_kill_switch
+from tapeflow.venues.simulator import SimBroker
+from tests.fakes.sim_venue import FaultyLink
+from tests.session_kit import DAY, Flaky, ny, scripted, session, store_day
+
+pytestmark = pytest.mark.slow
+
+RULES = SessionRules(cycle_s=60, stop_loss_pct=0.05, daily_loss_limit_pct=None, max_position_pct=0.5)
+
+
+class Crash(BaseException):
+    """The process dies here (not an error anything may catch)."""
+
+
+def run_until(trading, clock, hh: int, mm: int):
+    """The session's morning only: prepare, cycle to hh:mm, then its end-of-day steps."""
+    day = get_calendar().session(DAY)
+    with trading.warehouse.held():  # as `run` does for a replay
+        trading.prepare(day)
+        while clock.now() < ny(hh, mm):
+            trading.cycle(day)
+            clock.sleep(60)
+        return trading.finish(day)
+
+
+def decisions(warehouse) -> list[tuple]:
+    with warehouse.write() as con:
+        return con.execute("SELECT strftime(decided_at AT TIME ZONE 'America/New_York', '%H:%M'), symbol, action, "
+                           "outcome FROM session_decisions ORDER BY decided_at, symbol").fetchall()
+
+
+def fills(broker) -> list[tuple]:
+    return sorted((f.ts.astimezone(NEW_YORK).strftime("%H:%M"), f.symbol, f.side.value, f.qty, f.price)
+                  for f in broker.fills(ny(0)))
+
+
+@pytest.fixture
+def clock() -> SimulatedClock:
+    return SimulatedClock(ny(9, 25))
+
+
+@pytest.fixture
+def sim(warehouse, clock) -> SimBroker:
+    return SimBroker(warehouse, cash=100_000.0, costs=Costs(), now=clock)
+
+
+def test_the_kill_switch_cancels_working_entries_within_one_cycle(warehouse, sim, clock):
+    store_day(warehouse, {"ACME": 10.0, "BETA": 20.0})
+    strategy = scripted([(9, 31, "ACME", "enter", 9.0), (9, 31, "BETA", "enter"), (10, 5, "BETA", "exit"),
+                         (10, 10, "ACME", "enter")], qty=100)
+    trading = session(strategy, sim, warehouse, clock, rules=RULES, market=sim.on_bar)
+    day = get_calendar().session(DAY)
+    with warehouse.held():
+        trading.prepare(day)
+        while clock.now() < ny(10, 15):
+            if clock.now() == ny(10, 0):  # `tapeflow kill-switch on` from another process
+                set_kill_switch(warehouse, "scripted", True, "operator: news halt", by="cli")
+            trading.cycle(day)
+            clock.sleep(60)
+    resting = [o for o in sim.orders(ny(0)) if o.limit_price == 9.0]
+    assert resting[0].status is OrderStatus.CANCELED and resting[0].updated_at == ny(10, 0)  # the same cycle
+    outcomes = [(d[0], d[1], d[3]) for d in decisions(warehouse)]
+    assert ("10:05", "BETA", "sent") in outcomes  # exits still go out
+    assert ("10:10", "ACME", "skipped: kill switch (scripted): operator: news halt") in outcomes
+    assert [a.split(":")[0] for a in trading.report.alerts] == ["kill_switch"]
+
+
+def test_a_broker_disconnect_is_alerted_and_trading_resumes_when_it_is_back(warehouse, sim, clock):
+    store_day(warehouse, {"ACME": 10.0})
+    alerts = []
+    broker = Flaky(sim, clock, ny(9, 40), ny(9, 45))
+    strategy = scripted([(9, 42, "ACME", "enter")], qty=100)
+    run_until(session(strategy, broker, warehouse, clock, rules=RULES, market=sim.on_bar,
+                      alert=lambda kind, severity, message: alerts.append(kind)), clock, 9, 50)
+    assert alerts.count("broker_disconnected") >= 5  # every cycle of the outage says so
+    # The 09:42 decision waited for the broker and went out at 09:45, well within its age limit.
+    assert [(d[0], d[3]) for d in decisions(warehouse) if d[2] == "enter"] == [("09:42", "sent")]
+    assert fills(sim)[0][:3] == ("09:45", "ACME", "buy")
+
+
+@pytest.mark.parametrize("when", ["after the decision", "after the submission"])
+def test_a_crash_mid_loop_and_a_restart_leave_no_duplicate_and_ledger_equals_broker(warehouse, sim, clock, when):
+    store_day(warehouse, {"ACME": 10.0})
+    strategy = scripted([(9, 31, "ACME", "enter")], qty=100)
+
+    class Dying(FaultyLink):
+        def submit(self, order):
+            if when == "after the decision":
+                raise Crash()
+            super().submit(order)
+            raise Crash()
+
+    with pytest.raises(Crash):
+        session(strategy, Dying(sim), warehouse, clock, rules=RULES, market=sim.on_bar).run()
+    assert [d[3] for d in decisions(warehouse)] == ["decided"]
+    # A restart straight away is refused while the dead run's heartbeat is fresh...
+    with pytest.raises(SessionAlreadyRunning):
+        session(strategy, FaultyLink(sim), warehouse, clock, rules=RULES, market=sim.on_bar).run()
+    clock.sleep(150)  # ...and taken over once it has gone stale
+    report = run_until(session(strategy, FaultyLink(sim), warehouse, clock, rules=RULES, market=sim.on_bar), clock, 9, 50)
+
+    entries = [o for o in sim.orders(ny(0)) if o.side.value == "buy"]
+    assert len(entries) == 1 and entries[0].filled_qty == 100  # one order, sent once
+    assert [d[3] for d in decisions(warehouse) if d[2] == "enter"] == ["sent"]
+    assert report.reconciled
+    from tapeflow.brokers.ledger import Ledger
+    ledger = Ledger(warehouse, "sim", Mode.PAPER)
+    assert ledger.positions() == {p.symbol: p.qty for p in sim.positions()}
+    assert reconcile(ledger, sim, since=ny(0)).clean
+
+
+def test_entries_risk_a_set_share_of_equity_down_to_the_stop(warehouse, sim, clock):
+    store_day(warehouse, {"ACME": 10.0})
+    rules = SessionRules(stop_loss_pct=0.05, daily_loss_limit_pct=None, max_position_pct=1.0,
+                         sizing=Sizing(fraction=1.0, risk_per_trade=0.005))
+    trading = session(scripted([(9, 31, "ACME", "enter")]), sim, warehouse, clock, rules=rules, market=sim.on_bar)
+    day = get_calendar().session(DAY)
+    trading.prepare(day)
+    while clock.now() <= ny(9, 32):
+        trading.cycle(day)
+        clock.sleep(60)
+    # 0.5% of 100,000 at risk over a 5% stop on a $10 share: $500 / $0.50 = 1,000 shares (not all-in 10,000).
+    assert fills(sim)[0][1:4] == ("ACME", "buy", 1000)
+
+
+def test_a_restart_does_not_send_a_recorded_entry_past_the_kill_switch(warehouse, sim, clock):
+    store_day(warehouse, {"ACME": 10.0})
+    strategy = scripted([(9, 31, "ACME", "enter")], qty=100)
+
+    class Dying(FaultyLink):
+        def submit(self, order):
+            raise Crash()
+
+    day = get_calendar().session(DAY)
+    first = session(strategy, Dying(sim), warehouse, clock, rules=RULES, market=sim.on_bar)
+    first.prepare(day)
+    with pytest.raises(Crash):
+        while True:
+            first.cycle(day)
+            clock.sleep(60)
+    set_kill_switch(warehouse, "all", True, "operator: stop everything", by="cli")
+    clock.sleep(150)
+    again = session(strategy, FaultyLink(sim), warehouse, clock, rules=RULES, market=sim.on_bar)
+    again.prepare(day)
+    again.cycle(day)
+    assert sim.orders(ny(0)) == []
+    assert [d[3] for d in decisions(warehouse)] == ["skipped: kill switch (all): operator: stop everything"]
+
+
+def test_bars_that_reach_the_warehouse_late_still_reach_the_simulator(warehouse, sim, clock):
+    store_day(warehouse, {"ACME": 10.0}, gaps=[(9, 31, 9, 36)])  # 09:31 to 09:35 are ingested late
+    trading = session(scripted([(9, 31, "ACME", "enter")], qty=100), sim, warehouse, clock, rules=RULES,
+                      market=sim.on_bar)
+    day = get_calendar().session(DAY)
+    with warehouse.held():
+        trading.prepare(day)
+        while clock.now() < ny(9, 38):
+            if clock.now() == ny(9, 36):  # they all arrive now, together
+                store_day(warehouse, {"ACME": 10.5}, gaps=[(9, 30, 9, 31), (9, 36, 16, 0)])
+            trading.cycle(day)
+            clock.sleep(60)
+    # The entry decided at 09:31 fills on the first bar after it, 09:31, at its open, once it arrives.
+    assert fills(sim)[0] == ("09:31", "ACME", "buy", 100, 10.5)
+    assert sim.account().equity == pytest.approx(100_000 - 100 * 10.5 + 100 * 10.0)  # marked at 09:37's close
