@@ -4,11 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test serve lock clean help
+.PHONY: demo test test-fast lint serve lock clean help
 
 help:
 	@echo "make demo   - set up .venv and run the end-to-end demo"
-	@echo "make test   - set up .venv and run the test suite"
+	@echo "make test   - set up .venv, check the code (make lint) and run the test suite"
+	@echo "make lint   - ruff, the import-layer contracts (lint-imports) and mypy"
+	@echo "make test-fast - the tests not marked slow (about a minute): no flows, sessions, training or servers"
 	@echo "make serve  - Prefect server + UI on 127.0.0.1:4200, deployments and a worker"
 	@echo "make lock   - refresh constraints.txt from the current .venv"
 
@@ -24,8 +26,18 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/tapeflow demo
 
-test: $(STAMP)
-	$(BIN)/python -m pytest
+# The checks first (seconds), then the tests: a wrong-way import or a type error fails fast.
+test: lint $(STAMP)
+	$(BIN)/python -m pytest -n auto --dist loadfile
+
+# The quick loop while working: everything but the end-to-end tests marked slow.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n auto --dist loadfile -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 serve: $(STAMP)
 	$(BIN)/tapeflow serve
