@@ -141,4 +141,7 @@ def prefect_defaults(settings: Settings) -> dict[str, str]:
         "PREFECT_HOME": str((settings.home / "prefect").resolve()),
         "DO_NOT_TRACK": "1",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # The local API's first start creates its database; on two busy cores that can take
+        # longer than Prefect's 20 s default, and the command would die waiting for it.
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
     }

@@ -24,11 +24,11 @@ from tapeflow.calendar.exchange import NEW_YORK, get_calendar
 from tapeflow.risk.sizing import Sizing
 from tapeflow.schemas import EQUITY_SCHEMA, FILLS_SCHEMA, TRADES_SCHEMA
 from tapeflow.strategy.base import signal_frame
+from tapeflow.strategy.history import BAR_COLUMNS
 from tests.reference_engine import ReferenceResult, micros, reference_backtest
 
 UTC = UTC
-BAR_SCHEMA = {"symbol": pl.String, "ts": pl.Datetime("us", "UTC"), "end_ts": pl.Datetime("us", "UTC"),
-              "open": pl.Float64, "high": pl.Float64, "low": pl.Float64, "close": pl.Float64, "volume": pl.Float64}
+BAR_SCHEMA = BAR_COLUMNS  # the columns a strategy's History holds
 CAL = get_calendar()
 # Mon 4 .. Fri 8 March 2024: New York is on EST (UTC-5), the open is 14:30 UTC.
 D1, D2, D3, D4, D5 = (date(2024, 3, d) for d in (4, 5, 6, 7, 8))

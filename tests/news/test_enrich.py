@@ -52,7 +52,7 @@ def test_a_replay_sees_each_version_of_an_edited_headline_while_it_was_current(s
 
     from tapeflow.news.enrich import SCORE_SCHEMA
     from tapeflow.news.features import news_view
-    from tapeflow.strategy.history import History
+    from tapeflow.strategy.history import BAR_COLUMNS, History
     from warehouse.reads import scored_news_between
     from warehouse.upsert import upsert
 
@@ -67,10 +67,7 @@ def test_a_replay_sees_each_version_of_an_edited_headline_while_it_was_current(s
               "score": 0.9, "polarity": 0.8 if c == "m&a" else -0.8, "news_hash": h, "scored_at": T} for h, c in versions],
             schema=SCORE_SCHEMA), ("source", "id", "model", "news_hash"))
         rows = scored_news_between(con, T - timedelta(days=1), T + timedelta(days=1), "m", "rules-v1")
-    history = History(bars=pl.DataFrame(schema={"symbol": pl.String, "ts": pl.Datetime("us", "UTC"),
-                                                "end_ts": pl.Datetime("us", "UTC"), "open": pl.Float64,
-                                                "high": pl.Float64, "low": pl.Float64, "close": pl.Float64,
-                                                "volume": pl.Float64}),
+    history = History(bars=pl.DataFrame(schema=BAR_COLUMNS),
                       news=news_view(rows, timedelta(seconds=5)))
     assert history.until(T).news.is_empty()  # fetched 10 s after publication, scored 5 s later
     before_edit = history.until(T + timedelta(minutes=9) - timedelta(microseconds=1)).news
