@@ -11,6 +11,7 @@ import typer
 
 from tapeflow.cli.output import (
     EXIT_REFUSED,
+    chosen_strategy,
     err,
     out,
     parse_params,
@@ -39,10 +40,12 @@ def trade_command(
 ) -> None:
     """Run the trade-session flow: today's session with the configured broker, or a replay."""
 
+    params = parse_params(param)
+    chosen_strategy(strategy, params)  # a wrong name or parameter is refused before Prefect starts
     prefect_environment(load_settings())
     from flows.trade import trade_session  # deferred: Prefect takes seconds to import and reads its settings then
 
-    result = trade_session(strategy=strategy, params=parse_params(param) or None,
+    result = trade_session(strategy=strategy, params=params or None,
                            replay_day=replay_day.date() if replay_day else None, stop_loss_pct=stop_loss_pct)
     alerts = result.pop("alerts", [])
     print_metrics(result, f"trade-session {strategy}")

@@ -50,3 +50,15 @@ def test_snapshot_command_skips_a_holiday_and_says_why(warehouse):
     result = runner.invoke(app, ["snapshot", "--source", "scanner", "--as-of", "2025-12-25T10:00:00-05:00"])
     assert result.exit_code == 0, result.output
     assert "2025-12-25 is not an XNYS session" in result.stdout
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["trade", "nope"], "unknown strategy 'nope'; known: "),
+    (["trade", "opening_range", "-p", "range_minutes=0"], "range_minutes must be within 1..120, got 0"),
+    (["backtest", "sma_cross", "-p", "slow=2"], "slow must be within 3..500, got 2"),
+    (["check-lookahead", "nope"], "unknown strategy 'nope'; known: "),
+])
+def test_a_wrong_strategy_or_parameter_is_refused_before_prefect_starts(argv, message, tapeflow_home):
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.stderr.split())
