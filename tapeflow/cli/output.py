@@ -90,7 +90,10 @@ def parse_params(pairs: list[str] | None) -> dict[str, float]:
         name, sep, value = pair.partition("=")
         if not sep:
             raise typer.BadParameter(f"--param takes name=value, got {pair!r}")
-        params[name.strip()] = float(value)
+        try:
+            params[name.strip()] = float(value)
+        except ValueError:
+            raise typer.BadParameter(f"--param {name.strip()} takes a number, got {value!r}") from None
     return params
 
 

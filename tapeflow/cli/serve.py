@@ -19,6 +19,7 @@ import requests
 from rich.console import Console
 
 from tapeflow.config import PROJECT_DIR, Settings, prefect_defaults
+from tapeflow.strategy.registry import strategy_path
 
 WORK_POOL = "local-process"
 WRITER_LIMIT = ("duckdb-writer", "1")  # tasks tagged duckdb-writer run one at a time
@@ -42,6 +43,8 @@ def stack_environment(settings: Settings, port: int) -> dict[str, str]:
         TAPEFLOW_DATA_DIR=str(settings.data_dir.resolve()),
         TAPEFLOW_PROJECT_DIR=str(PROJECT_DIR),
     )
+    if settings.strategy_path:  # workers start in the project folder: the user's files by absolute path
+        env["TAPEFLOW_STRATEGY_PATH"] = os.pathsep.join(str(p.resolve()) for p in strategy_path(settings))
     env["PREFECT_LOGGING_LEVEL"] = "INFO"
     return env
 

@@ -131,7 +131,7 @@ def _as_watchlist(listed: pl.DataFrame, as_of: datetime, session: str, params: S
     return pl.DataFrame(
         {
             "source": [SOURCE] * n,
-            "session": [session] * n,
+            "session": pl.Series([str(session)] * n, dtype=pl.String),  # a WatchlistSession is its stored name
             "as_of": pl.Series([as_of] * n, dtype=UTC_TS),
             "ticker": [r["ticker"] for r in rows],
             "rank": pl.Series([r["rank"] for r in rows], dtype=pl.Int64),

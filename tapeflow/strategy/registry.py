@@ -17,8 +17,9 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
 
-from tapeflow.config import load_settings
-from tapeflow.strategy.base import Strategy
+from tapeflow.config import Settings, load_settings
+from tapeflow.model import Timeframe
+from tapeflow.strategy.base import Param, Strategy
 
 ENTRY_POINT_GROUP = "tapeflow.strategies"
 USER_MODULE_PREFIX = "tapeflow_user_strategies"
@@ -48,9 +49,9 @@ def get_strategy(name: str) -> type[Strategy]:
         raise StrategyNotFound(f"unknown strategy {name!r}; known: {', '.join(known)}{hint}") from None
 
 
-def strategy_path() -> list[Path]:
+def strategy_path(settings: Settings | None = None) -> list[Path]:
     """The files and folders `TAPEFLOW_STRATEGY_PATH` names (separated by the OS path separator)."""
-    raw = load_settings().strategy_path or ""
+    raw = (settings or load_settings()).strategy_path or ""
     return [Path(part).expanduser() for part in raw.split(os.pathsep) if part.strip()]
 
 
@@ -62,10 +63,14 @@ def _entry_point_strategies() -> tuple[tuple[type[Strategy], str], ...]:
 
 def _from_entry_points() -> Iterator[tuple[type[Strategy], str]]:
     for point in entry_points(group=ENTRY_POINT_GROUP):
-        cls = point.load()
+        origin = f"entry point {point.value}"
+        try:
+            cls = point.load()
+        except Exception as exc:
+            raise ValueError(f"{origin} failed to load: {type(exc).__name__}: {exc}") from exc
         if not (inspect.isclass(cls) and issubclass(cls, Strategy)):
-            raise ValueError(f"entry point {point.name} = {point.value} is not a Strategy subclass")
-        yield cls, f"entry point {point.value}"
+            raise ValueError(f"{origin} is not a Strategy subclass")
+        yield _complete(cls, origin), origin
 
 
 def _from_paths(paths: list[Path]) -> Iterator[tuple[type[Strategy], str]]:
@@ -79,9 +84,20 @@ def _from_paths(paths: list[Path]) -> Iterator[tuple[type[Strategy], str]]:
         for file in files:
             module = _load_file(file)
             for cls in vars(module).values():
+                # A class without a name of its own is a base for others, not a strategy to run.
                 if (inspect.isclass(cls) and issubclass(cls, Strategy) and not inspect.isabstract(cls)
-                        and cls.__module__ == module.__name__):
-                    yield cls, str(file)
+                        and cls.__module__ == module.__name__ and "name" in vars(cls)):
+                    yield _complete(cls, str(file)), str(file)
+
+
+def _complete(cls: type[Strategy], origin: str) -> type[Strategy]:
+    """`cls` if it declares what every command needs (name, timeframe, params), else ValueError."""
+    missing = [attr for attr in ("name", "timeframe", "params") if not hasattr(cls, attr)]
+    if missing:
+        raise ValueError(f"strategy {cls.__name__} in {origin} does not set {', '.join(missing)}")
+    if not (isinstance(cls.timeframe, Timeframe) and all(isinstance(p, Param) for p in cls.params)):
+        raise ValueError(f"strategy {cls.name} in {origin}: timeframe must be a Timeframe and params a tuple of Param")
+    return cls
 
 
 def _load_file(file: Path) -> ModuleType:
@@ -96,7 +112,7 @@ def _load_file(file: Path) -> ModuleType:
     sys.modules[name] = module  # dataclasses and pickling look modules up by name
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a file that calls sys.exit() must not end the command silently
         del sys.modules[name]
         raise ValueError(f"strategy file {file} failed to load: {type(exc).__name__}: {exc}") from exc
     return module

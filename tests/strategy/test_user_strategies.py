@@ -126,3 +126,27 @@ def test_the_backtest_flow_runs_a_user_strategy_by_name(warehouse):
                                [summary["run_id"]]).fetchone()
         fills = con.execute("SELECT count(*) FROM backtest_fills WHERE run_id = ?", [summary["run_id"]]).fetchone()[0]
     assert recorded == ("breakout", "15") and fills > 0
+
+
+def test_a_base_class_is_skipped_and_an_incomplete_strategy_is_named(tmp_path, monkeypatch, tapeflow_home):
+    shared = LEAKY.replace("class PeeksAhead(Strategy):", "class SharedBase(Strategy):").replace(
+        '    name = "peeks_ahead"\n', "")  # a base for others: it has no name of its own
+    (tmp_path / "base.py").write_text(shared)
+    monkeypatch.setenv("TAPEFLOW_STRATEGY_PATH", str(tmp_path / "base.py"))
+    assert "SharedBase" not in {cls.__name__ for cls in available().values()}
+    (tmp_path / "half.py").write_text(LEAKY.replace("    timeframe = Timeframe.DAY\n", ""))
+    monkeypatch.setenv("TAPEFLOW_STRATEGY_PATH", str(tmp_path / "half.py"))
+    result = runner.invoke(app, ["backtest", "sma_cross", "--bars", "x.csv"])
+    assert result.exit_code == 2
+    assert "strategy PeeksAhead in" in result.stderr and "does not set timeframe" in " ".join(result.stderr.split())
+    (tmp_path / "quits.py").write_text("import sys\nsys.exit(3)\n")
+    monkeypatch.setenv("TAPEFLOW_STRATEGY_PATH", str(tmp_path / "quits.py"))
+    quits = runner.invoke(app, ["strategies"])
+    assert quits.exit_code == 2 and "quits.py failed to load: SystemExit: 3" in " ".join(quits.output.split())
+
+
+def test_a_parameter_that_is_not_a_number_is_refused_in_one_line(tmp_path, tapeflow_home):
+    result = runner.invoke(app, ["check-lookahead", "sma_cross", "-p", "fast=abc", "--bars", "x.csv"])
+    assert result.exit_code == 2
+    assert "--param fast takes a number, got 'abc'" in " ".join(result.output.split())
+    assert "Traceback" not in result.output
