@@ -12,8 +12,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.backtest import build_config
 from flows.hooks import alert_on_failure
+from tapeflow.backtest.config import BacktestConfig
+from tapeflow.backtest.costs import cost_preset
 from tapeflow.backtest.run import Backtest, assumptions
 from tapeflow.research.summaries import perturbation_markdown, walk_forward_markdown
 from tapeflow.research.walkforward import folds, sessions_of
@@ -40,7 +41,7 @@ def walk_forward(
     """Per fold: choose parameters on the train window by `objective`, judge them on the test
     window; the out-of-sample windows are stitched into one curve and recorded."""
     strategy_cls = get_strategy(strategy)
-    config = build_config(cash, costs, 0.10, 10, None, None)
+    config = BacktestConfig(cash=cash, costs=cost_preset(costs))  # the execution policy sessions use
     run_id = str(flow_run.id or uuid4())
     history, snapshot = load_history(strategy_cls.timeframe, symbols, start, end, None, news=strategy_cls.uses_news)
     plan = folds(sessions_of(history), train_sessions, test_sessions, anchored=anchored)
@@ -80,7 +81,7 @@ def perturbation(
 ) -> dict[str, object]:
     """Move every numeric parameter by ±pct (and a small grid): plateau or spike?"""
     strategy_cls = get_strategy(strategy)
-    config = build_config(cash, costs, 0.10, 10, None, None)
+    config = BacktestConfig(cash=cash, costs=cost_preset(costs))  # the execution policy sessions use
     history, snapshot = load_history(strategy_cls.timeframe, symbols, start, end, None, news=strategy_cls.uses_news)
     result = sweep(strategy_cls, history, params or {}, config, pct, objective)
     run_id = str(flow_run.id or uuid4())

@@ -1,5 +1,5 @@
-"""Trade one strategy through today's market session (paper by default), or replay a stored
-day on a simulated clock against the simulated broker."""
+"""Trade one strategy through today's market session (paper by default), or replay stored
+days on a simulated clock against the simulated broker."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tapeflow.calendar.exchange import get_calendar, ny_day
 from tapeflow.config import load_settings
 from tapeflow.live.launch import live_session, replay_session
 from tapeflow.live.session import SessionReport, SessionRules
-from tapeflow.risk.sizing import Sizing
+from tapeflow.risk.policy import DEFAULT_POLICY, policy_from
 from warehouse import open_warehouse
 
 KILL_VARIABLE = "tapeflow_kill_switch"  # set it in the Prefect UI: "all", or strategy names separated by commas
@@ -46,24 +46,26 @@ def trade_session(
     params: dict[str, float] | None = None,
     replay_day: date | None = None,
     cycle_s: float = 60.0,
-    position_fraction: float = 0.10,
-    max_positions: int = 10,
-    max_position_pct: float = 0.25,
-    risk_per_trade: float | None = None,
-    stop_loss_pct: float | None = None,
-    daily_loss_limit_pct: float | None = 0.02,
-    flatten_on_breaker: bool = False,
+    position_fraction: float = DEFAULT_POLICY.sizing.fraction,
+    max_positions: int = DEFAULT_POLICY.sizing.max_positions,
+    max_position_pct: float | None = DEFAULT_POLICY.max_position_pct,
+    risk_per_trade: float | None = DEFAULT_POLICY.sizing.risk_per_trade,
+    stop_loss_pct: float | None = DEFAULT_POLICY.stop_loss_pct,
+    daily_loss_limit_pct: float | None = DEFAULT_POLICY.daily_loss_limit_pct,
+    flatten_on_breaker: bool = DEFAULT_POLICY.flatten_on_breaker,
+    replay_through: date | None = None,
 ) -> dict[str, object]:
-    """Prepare (reconcile, promoted parameters, data freshness), decide every `cycle_s` seconds
-    until the close, exit before it, reconcile; `replay_day` replays a stored day instead."""
+    """Prepare (reconcile, promoted parameters, warm-up, data freshness), decide every `cycle_s`
+    seconds until the close under the execution policy backtests use, reconcile; `replay_day`
+    (to `replay_through`) replays stored days instead, one session a day on one account."""
     logger = get_run_logger()
     settings = load_settings()
     warehouse = open_warehouse(settings)
-    rules = SessionRules(cycle_s=cycle_s, sizing=Sizing(position_fraction, max_positions, risk_per_trade),
-                         max_position_pct=max_position_pct, stop_loss_pct=stop_loss_pct,
-                         daily_loss_limit_pct=daily_loss_limit_pct, flatten_on_breaker=flatten_on_breaker)
+    policy = policy_from(position_fraction, max_positions, risk_per_trade, max_position_pct, stop_loss_pct,
+                         daily_loss_limit_pct, flatten_on_breaker)
+    rules = SessionRules(cycle_s=cycle_s, policy=policy)
     if replay_day is not None:
-        launched = replay_session(settings, warehouse, strategy, replay_day, params, rules=rules)
+        launched = replay_session(settings, warehouse, strategy, replay_day, params, rules=rules, through=replay_through)
     else:
         today = ny_day(datetime.now(UTC))
         if not get_calendar().is_session(today):
@@ -71,10 +73,13 @@ def trade_session(
             return {"status": "no session", "day": today.isoformat()}
         launched = live_session(settings, warehouse, strategy, params, rules=rules,
                                 external_kill=prefect_kill_switch(strategy))
-    report = launched.session.run()
-    publish(report, launched.warehouse.path)
-    logger.info("session %s: %s", report.session_id, report.status)
-    return {**report.as_dict(), "warehouse": str(launched.warehouse.path)}
+    reports = launched.run()
+    for report in reports:
+        publish(report, launched.warehouse.path)
+        logger.info("session %s: %s", report.session_id, report.status)
+    report = reports[-1]
+    days = {"days": len(reports), "realized_pnl_all_days": sum(r.realized_pnl for r in reports)} if len(reports) > 1 else {}
+    return {**report.as_dict(), **days, "warehouse": str(launched.warehouse.path)}
 
 
 def publish(report: SessionReport, where) -> None:

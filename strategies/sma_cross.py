@@ -48,6 +48,9 @@ class SmaCross(Strategy):
         if self.p["fast"] >= self.p["slow"]:
             raise ValueError(f"fast ({self.p['fast']}) must be shorter than slow ({self.p['slow']})")
 
+    def warmup_bars(self) -> int:
+        return int(self.p["slow"])  # both averages now and one bar ago: slow + 1 bars with the one decided on
+
     def signals(self, history: History) -> pl.DataFrame:
         fast, slow = int(self.p["fast"]), int(self.p["slow"])
         bars = history.bars

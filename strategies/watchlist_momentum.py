@@ -33,6 +33,9 @@ class WatchlistMomentum(Strategy):
         Param("max_names", int, 5, 1, 50, "names bought per session at most"),
     )
 
+    def warmup_bars(self) -> int:
+        return 1  # the last close sizes an entry
+
     def signals(self, history: History) -> pl.DataFrame:
         snapshots = history.watchlist.filter(pl.col("session") == "pre_market")
         if snapshots.is_empty():

@@ -64,6 +64,32 @@ class Action(StrEnum):
     EXIT = "exit"
 
 
+class Outcome(StrEnum):
+    """What became of a decision, in a backtest and in a session alike; the ones that carry a
+    figure get it in brackets (`with_detail`)."""
+
+    DECIDED = "decided"  # a session recorded it; nothing sent yet
+    SENT = "sent"  # a session's order reached the broker
+    PLACED = "placed"  # a backtest's order filled, in whole or in part
+    NEVER_FILLED = "placed: never filled"  # its window passed, or an exit cancelled it first
+    CANCELLED_ENTRY = "cancelled the working entry"  # an exit with nothing held: the entry still working goes
+    REJECTED = "rejected"
+    NO_BARS = "ignored: no bars for the symbol"
+    NO_PRICE = "ignored: no price for the symbol yet"
+    TOO_OLD = "ignored: decided too long ago"
+    CLOSING = "ignored: the session is closing"
+    ENTRIES_STOPPED = "ignored: entries stopped"
+    BUSY = "ignored: already in a position or an order is working"
+    NOTHING_TO_EXIT = "ignored: nothing to exit"
+    SIZED_TO_ZERO = "ignored: sized to zero shares"
+    DAILY_LOSS = "ignored: daily loss limit hit"
+    NO_BUYING_POWER = "ignored: insufficient buying power"
+
+    def with_detail(self, detail: str) -> str:
+        """The outcome followed by its figure in brackets, e.g. the buying power left."""
+        return f"{self.value} ({detail})"
+
+
 class OrderStatus(StrEnum):
     PENDING = "pending"  # recorded before sending; the broker has not acknowledged it
     NEW = "new"

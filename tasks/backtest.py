@@ -15,8 +15,10 @@ from tapeflow.backtest.run import Backtest, run_backtest
 from tapeflow.backtest.runs import store_run
 from tapeflow.calendar.exchange import ny_day_bounds
 from tapeflow.config import load_settings
+from tapeflow.model import Timeframe
 from tapeflow.research.summaries import backtest_markdown
 from tapeflow.strategy.history import History
+from tapeflow.strategy.warmup import history_from, session_warmup
 from warehouse import open_warehouse
 
 
@@ -27,17 +29,19 @@ def window(start: date, end: date) -> tuple[datetime, datetime]:
 
 @task(cache_policy=NO_CACHE)
 def load_history(timeframe: str, symbols: list[str] | None, start: date, end: date, watchlist_source: str | None,
-                 news: bool = False) -> tuple[History, dict]:
-    """Bars (and watchlist snapshots, scored headlines when asked) for the window, plus a note
-    of what the data was."""
-    first, last = window(start, end)
+                 news: bool = False, warmup_bars: int = 0) -> tuple[History, dict]:
+    """Bars (and watchlist snapshots, scored headlines when asked) for the window and the
+    warm-up before it, plus a note of what the data was."""
+    with open_warehouse(load_settings()).read() as con:  # the warm-up a session of `start` would load
+        first, _ = history_from(con, Timeframe(timeframe), session_warmup(Timeframe(timeframe), warmup_bars), start)
+    last = window(start, end)[1]
     return history_between(load_settings(), timeframe, symbols, first, last, watchlist=watchlist_source is not None,
                            watchlist_source=watchlist_source, news=news)
 
 
 @task(cache_policy=NO_CACHE)
-def simulate_run(strategy, history: History, config: BacktestConfig) -> Backtest:
-    run = run_backtest(strategy, history, config)
+def simulate_run(strategy, history: History, config: BacktestConfig, start: datetime | None = None) -> Backtest:
+    run = run_backtest(strategy, history, config, start=start)
     get_run_logger().info("%s %s: %d fills, final equity %.2f", run.strategy, run.params,
                           run.result.fills.height, run.result.final_equity)
     return run

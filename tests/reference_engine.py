@@ -33,22 +33,25 @@ Orders (all long-only):
   order's later bars and dies with its window.
 - An order works from its placement until it has filled completely, its window is used up
   (DAY: its session's last bar; GTC: the symbol's last bar; OPG/CLS: its auction), or an
-  exit cancels it. Commission and fees are charged once per order, on what it filled, when it
-  stops working; the report puts them on the order's last fill.
+  exit cancels it. Commission and fees are figured on the order's whole fill and paid as it
+  fills (each fill pays what the order's total grew by); the report puts them on the order's
+  last fill, once it stops working.
 
 Decisions (taken in `at` order, ties in the frame's order):
 - enter: ignored with a position or a working order in the symbol, or when the daily-loss
   breaker has tripped; the quantity is the signal's or, when null, `Sizing.shares` on the
   equity (cash + positions at the last close) at `at`, the stop distance being the stop
-  loss percentage of the last close; with `buying_power_multiple`, cut to
-  the whole shares the buying power pays for at the last close (ignored if none).
+  loss percentage of the last close; then at most `max_position_pct` of that equity at the
+  last close; with `buying_power_multiple`, cut to the whole shares the buying power pays for
+  at the last close. Without a last close, an entry that needs a price is ignored.
 - exit: cancels every working order of the symbol (an entry's remainder, its stop), then
   sells the whole position with the signal's order type and time in force.
 - stop loss: once an entry stops working with shares filled, a GTC sell stop for those
-  shares at `(1 - stop_loss_pct)` times their average price, from the next bar on.
+  shares at `(1 - stop_loss_pct)` times their average price rounded down to the tick, from
+  the next bar on.
 - daily-loss breaker: a session's reference equity is the equity at the start of its New
-  York day; no entries once the equity at the decision has fallen `daily_loss_limit_pct`
-  below it.
+  York day; no entries once the equity at an entry has fallen `daily_loss_limit_pct`
+  below it, for the rest of that day.
 
 The equity curve is marked at every bar end: cash after the fills up to that instant
 (commission on each order's last fill) plus each position at its symbol's last close.
@@ -63,10 +66,9 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from tapeflow.backtest.costs import tick_round
 from tapeflow.calendar.exchange import get_calendar
 from tapeflow.model import Side
-from tapeflow.risk.limits import DailyLossBreaker
+from tapeflow.risk.policy import DailyLossBreaker, tick_round
 
 NEW_YORK = ZoneInfo("America/New_York")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -124,6 +126,7 @@ class Order:
     working: bool = True
     commission: float = 0.0
     fees: float = 0.0
+    paid: float = 0.0  # commission and fees paid so far
 
 
 @dataclass
@@ -186,7 +189,8 @@ class Reference:
         self.position: dict[str, float] = {}
         self.orders: list[Order] = []
         self.fill_log: list[tuple[int, int, dict, Order]] = []  # (ts, seq, fill, order)
-        self.breaker = DailyLossBreaker(config.daily_loss_limit_pct)
+        self.policy = config.policy
+        self.breaker = DailyLossBreaker(self.policy.daily_loss_limit_pct)
         self.session_start: dict[date, float] = {}
         self.outcomes: list[str] = []
         self.placed_by: dict[int, Order] = {}  # decision index -> its order
@@ -202,12 +206,12 @@ class Reference:
 
     def buying_power(self, t: int) -> float | None:
         """Equity x `buying_power_multiple`, less the positions held and the buys still working
-        (their unfilled shares at the limit, or else at the last close); None: not checked."""
+        (their unfilled shares at the limit or the stop, or else at the last close); None: not checked."""
         multiple = getattr(self.config, "buying_power_multiple", None)
         if multiple is None:
             return None
         held = sum(abs(q) * (self.last_close(s, t) or 0.0) for s, q in self.position.items() if q)
-        working = sum((o.qty - o.filled_qty) * (o.limit if o.order_type == "limit" else self.last_close(o.symbol, t) or 0.0)
+        working = sum((o.qty - o.filled_qty) * (o.limit or o.stop or self.last_close(o.symbol, t) or 0.0)
                       for o in self.orders if o.working and o.side is Side.BUY)
         return max(0.0, self.equity_now(t) * multiple - held - working)
 
@@ -269,14 +273,19 @@ class Reference:
                     return f"ignored: daily loss limit hit ({self.breaker.describe(session, equity)})"
             qty, price = row["qty"], self.last_close(symbol, at)
             power = self.buying_power(at)
+            cap = self.policy.max_position_pct
+            if price is None and (qty is None or cap is not None or power is not None):
+                return "ignored: sized to zero shares" if qty is None else "ignored: no price for the symbol yet"
             if qty is None:
                 open_positions = sum(
                     1 for s in self.series if self.position.get(s, 0.0) != 0 or self.working(s)
                 )
-                stop = self.config.stop_loss_pct
-                qty = self.config.sizing.shares(equity=self.equity_now(at), buying_power=self.cash if power is None else power,
+                stop = self.policy.stop_loss_pct
+                qty = self.policy.sizing.shares(equity=self.equity_now(at), buying_power=math.inf if power is None else power,
                                                 price=price, open_positions=open_positions,
                                                 stop_distance=price * stop if price and stop else None)
+            if cap is not None and price:
+                qty = min(qty, math.floor(cap * max(self.equity_now(at), 0.0) / price))
             if not qty or qty <= 0:
                 return "ignored: sized to zero shares"
             if power is not None and price:
@@ -373,6 +382,10 @@ class Reference:
         self.cash -= sign * qty * price
         order.filled_qty += qty
         order.filled_value += qty * price
+        c = self.costs.commission
+        total = c.commission(order.filled_qty, order.filled_value) + c.fees(order.side, order.filled_qty, order.filled_value)
+        self.cash -= total - order.paid
+        order.paid = total
         fill = {"order_id": order.order_id, "symbol": order.symbol, "side": order.side.value, "ts": when,
                 "qty": qty, "price": price, "commission": 0.0, "fees": 0.0}
         order.fills.append(fill)
@@ -382,25 +395,25 @@ class Reference:
         """`order` stops working at `when` (filled, or its window used up)."""
         order.working = False
         self.charge(order)
-        stop_pct = self.config.stop_loss_pct
+        stop_pct = self.policy.stop_loss_pct
         if order.is_entry and order.filled_qty > 0 and stop_pct:
             average = sum(f["qty"] * f["price"] for f in order.fills) / sum(f["qty"] for f in order.fills)
             placed = when + 1
             name, n = order.order_id.rsplit("-enter", 1)  # the stop is named after its entry
+            stop_price = tick_round(average * (1 - stop_pct), Side.SELL)
             stop = Order(f"{name}-stop{n}", order.symbol, Side.SELL, order.filled_qty, "stop", "gtc",
-                         placed, None, average * (1 - stop_pct), False, order_window(self.series[order.symbol], placed, "gtc"))
+                         placed, None, stop_price, False, order_window(self.series[order.symbol], placed, "gtc"))
             self.orders.append(stop)
             if not stop.window:
                 stop.working = False
 
     def charge(self, order: Order) -> None:
-        """Commission and fees once, on what the order filled; booked on its last fill."""
+        """Commission and fees on what the order filled (paid already), booked on its last fill."""
         if not order.fills:
             return
         c = self.costs.commission
         order.commission = c.commission(order.filled_qty, order.filled_value)
         order.fees = c.fees(order.side, order.filled_qty, order.filled_value)
-        self.cash -= order.commission + order.fees
         order.fills[-1]["commission"] = order.commission
         order.fills[-1]["fees"] = order.fees
 

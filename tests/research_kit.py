@@ -11,14 +11,14 @@ from tapeflow.backtest.config import BacktestConfig
 from tapeflow.calendar.exchange import get_calendar
 from tapeflow.config import PROJECT_DATA
 from tapeflow.model import Timeframe
-from tapeflow.risk.sizing import Sizing
+from tapeflow.risk.policy import ExecutionPolicy, Sizing
 from tapeflow.sources import Window
 from tapeflow.sources.replay import ReplaySource
 from tapeflow.strategy.base import Param, Strategy, signal_frame
 from tapeflow.strategy.history import History
 
 ALL = Window(datetime(2009, 1, 1, tzinfo=UTC), datetime(2011, 1, 1, tzinfo=UTC))
-ALL_IN = BacktestConfig(sizing=Sizing(fraction=0.9, max_positions=1))
+ALL_IN = BacktestConfig(policy=ExecutionPolicy(sizing=Sizing(fraction=0.9, max_positions=1), max_position_pct=None))
 
 
 class EveryN(Strategy):

@@ -34,9 +34,12 @@ def ny(hh: int, mm: int = 0, day: date = DAY) -> datetime:
 
 
 def store_day(warehouse: Warehouse, prices: dict[str, float], moves: dict[tuple[str, int, int], float] | None = None,
-              gaps: list[tuple[int, int, int, int]] = (), day: date = DAY) -> None:
+              gaps: list[tuple[int, int, int, int]] = (), day: date = DAY, volume: dict[str, float] | None = None,
+              spread: float = 0.0) -> None:
     """One session of minute bars per symbol, flat at `prices` except `moves`: from (symbol,
-    hh, mm) on, the price is the given one; `gaps` drop bars in [h1:m1, h2:m2)."""
+    hh, mm) on, the price is the given one; `gaps` drop bars in [h1:m1, h2:m2); each bar
+    trades `volume[symbol]` shares (1,000,000 by default) and ranges `spread` of its price
+    either side (to the cent)."""
     calendar = get_calendar()
     session = calendar.session(day)
     before = calendar.previous_close(session.open)  # the last minutes of the session before: data is fresh
@@ -55,8 +58,10 @@ def store_day(warehouse: Warehouse, prices: dict[str, float], moves: dict[tuple[
             missing = any(ny(h1, m1, day) <= t < ny(h2, m2, day) for h1, m1, h2, m2 in gaps)
             if not missing:
                 rows.append({"symbol": symbol, "timeframe": "1m", "ts": t, "end_ts": t + timedelta(minutes=1),
-                             "open": price, "high": price, "low": price, "close": price, "volume": 1e6,
-                             "source": "test", "adjustment": "raw", "ingested_at": datetime.now(UTC)})
+                             "open": price, "high": round(price * (1 + spread), 2), "low": round(price * (1 - spread), 2),
+                             "close": price,
+                             "volume": (volume or {}).get(symbol, 1e6), "source": "test", "adjustment": "raw",
+                             "ingested_at": datetime.now(UTC)})
             t += timedelta(minutes=1)
     with warehouse.write() as con:
         columns = [c[0] for c in con.execute("DESCRIBE bars").fetchall()]

@@ -1,5 +1,6 @@
 """The house rules the import contracts cannot state: no import cycle between any two modules,
-and a function-local import only to defer a heavy dependency, saying so on its line."""
+a function-local import only to defer a heavy dependency, saying so on its line, and the
+execution policy's rules in one module that the backtest and the session both call."""
 
 from __future__ import annotations
 
@@ -86,3 +87,22 @@ def test_function_local_imports_only_defer_heavy_dependencies_and_say_so():
                 if not (named and said):
                     wrong.append(f"{path.relative_to(PROJECT_DIR)}:{line}: {text.strip()}")
     assert wrong == []
+
+
+POLICY = "tapeflow.risk.policy"
+# What only the execution policy may compute: sizing, the breaker, a stop under an entry.
+RULES = ("Sizing(", ".shares(", "DailyLossBreaker(", "(1 - self.stop_loss_pct)", "* (1 - config.", "max_position_pct *")
+
+
+def test_the_execution_rules_live_in_one_module_that_every_mode_calls():
+    graph = grimp.build_graph(*PACKAGES, include_external_packages=False)
+    for caller in ("tapeflow.backtest.engine", "tapeflow.backtest.fast", "tapeflow.live.session"):
+        assert POLICY in graph.find_modules_directly_imported_by(caller), f"{caller} does not call the policy"
+    elsewhere = []
+    for package in PACKAGES:
+        for path in (PROJECT_DIR / package).rglob("*.py"):
+            if path == PROJECT_DIR / "tapeflow" / "risk" / "policy.py":
+                continue
+            text = path.read_text(encoding="utf-8")
+            elsewhere += [f"{path.relative_to(PROJECT_DIR)}: {rule}" for rule in RULES if rule in text]
+    assert elsewhere == [], "the execution policy's rules, written outside tapeflow/risk/policy.py"

@@ -31,6 +31,34 @@ def bars_ended(
     return _bars(con, timeframe, "end_ts > $lo AND end_ts <= $hi", after, until, symbols)
 
 
+def warmup_start(con: duckdb.DuckDBPyConnection, timeframe: str, bars: int, before: datetime,
+                 symbols: list[str] | None = None) -> tuple[datetime | None, int]:
+    """Where history must start so that every symbol trading in the last `bars` bar times
+    (distinct bar starts) that ended by `before` has its own last `bars` bars (a symbol with a
+    missing bar reaches further back), and how many bar times there are; None when fewer are
+    stored."""
+    where = "timeframe = $tf AND end_ts <= $before" + (" AND list_contains($symbols, symbol)" if symbols else "")
+    params: dict[str, object] = {"tf": timeframe, "before": before, "n": bars, **({"symbols": symbols} if symbols else {})}
+    (first, have), = con.execute(
+        f"SELECT min(ts), count(*) FROM (SELECT DISTINCT ts FROM bars WHERE {where} ORDER BY ts DESC LIMIT $n)",
+        params).fetchall()
+    if have < bars:
+        return None, have
+    (start,), = con.execute(
+        f"SELECT min(ts) FROM (SELECT symbol, ts, row_number() OVER (PARTITION BY symbol ORDER BY ts DESC) AS k "
+        f"FROM bars WHERE {where} AND symbol IN (SELECT DISTINCT symbol FROM bars WHERE {where} AND ts >= $first)) "
+        "WHERE k <= $n", {**params, "first": first}).fetchall()
+    return min(start, first), have
+
+
+def bars_opened(
+    con: duckdb.DuckDBPyConnection, timeframe: str, after: datetime, until: datetime, symbols: list[str] | None = None
+) -> pl.DataFrame:
+    """Bars that started in (after, until] and had not ended by `until`: the market's open
+    prints, for the simulated broker only (a strategy never sees a bar before its end)."""
+    return _bars(con, timeframe, "ts > $lo AND ts <= $hi AND end_ts > $hi", after, until, symbols)
+
+
 def _bars(con: duckdb.DuckDBPyConnection, timeframe: str, window: str, lo: datetime, hi: datetime,
           symbols: list[str] | None) -> pl.DataFrame:
     query = f"SELECT symbol, ts, end_ts, open, high, low, close, volume FROM bars WHERE timeframe = $tf AND {window}"

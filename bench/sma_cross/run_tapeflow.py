@@ -47,12 +47,13 @@ from strategies.sma_cross import SmaCross  # noqa: E402
 from tapeflow.backtest.config import BacktestConfig  # noqa: E402
 from tapeflow.backtest.costs import Commission, Costs, Slippage  # noqa: E402
 from tapeflow.backtest.engine import simulate  # noqa: E402
+from tapeflow.risk.policy import RULES_OFF  # noqa: E402
 from tapeflow.strategy.history import History  # noqa: E402
 
 _T_IMPORTED = time.perf_counter()
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE_FILES = ["tapeflow/backtest/engine.py", "tapeflow/backtest/fast.py", "tapeflow/backtest/fills.py",
-                "tapeflow/backtest/costs.py", "tapeflow/strategy/history.py", "strategies/sma_cross.py",
+                "tapeflow/backtest/costs.py", "tapeflow/risk/policy.py", "tapeflow/strategy/history.py", "strategies/sma_cross.py",
                 "tapeflow/strategy/base.py"]
 
 
@@ -72,6 +73,8 @@ def config(bps: int, n_symbols: int) -> BacktestConfig:
     extra = {}
     if "buying_power_multiple" in {f.name for f in dataclasses.fields(BacktestConfig)}:
         extra["buying_power_multiple"] = None  # rules §5: no cash constraint ever binds
+    if "policy" in {f.name for f in dataclasses.fields(BacktestConfig)}:
+        extra["policy"] = RULES_OFF  # rules §5: fixed quantities, no cap, no breaker
     return BacktestConfig(
         cash=CASH_PER_SYMBOL * n_symbols,
         costs=Costs(commission=Commission(per_share=PER_SHARE, minimum=MINIMUM), slippage=Slippage(bps=bps)),

@@ -30,6 +30,9 @@ class Breakout(Strategy):
         Param("qty", int, 100, 0, 1_000_000, "shares per entry; 0: sized by the risk rules", tunable=False),
     )
 
+    def warmup_bars(self) -> int:
+        return int(max(self.p["entry_bars"], self.p["exit_bars"]))  # the channel before the bar decided on
+
     def signals(self, history: History) -> pl.DataFrame:
         bars = history.bars.sort("symbol", "ts")
         if bars.is_empty():

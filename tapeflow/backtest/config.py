@@ -1,11 +1,12 @@
-"""What besides the strategy decides a backtest's numbers: cash, costs, sizing and the risk rules."""
+"""What besides the strategy decides a backtest's numbers: cash, costs, the execution policy
+and the account's buying power."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from tapeflow.backtest.costs import Costs
-from tapeflow.risk.sizing import Sizing
+from tapeflow.risk.policy import DEFAULT_POLICY, ExecutionPolicy
 
 
 @dataclass(frozen=True)
@@ -13,15 +14,16 @@ class BacktestConfig:
     """Everything besides the strategy that decides a backtest's numbers."""
 
     cash: float = 100_000.0
-    costs: Costs = Costs()
-    sizing: Sizing = Sizing()
-    stop_loss_pct: float | None = None  # protective sell stop this far under each entry fill
-    # e.g. 0.02: no new entries that session once equity is 2% under where the session (its
-    # New York day) started
-    daily_loss_limit_pct: float | None = None
+    costs: Costs = field(default_factory=Costs)
+    policy: ExecutionPolicy = DEFAULT_POLICY  # the rules sessions run with too
     # Buying power = equity x this - positions held - buys still working: 1 is a cash
-    # account, 2 Reg-T margin; None never checks (the SMA benchmark's rules).
+    # account (the simulated broker's), 2 Reg-T margin; None never checks (the SMA benchmark's rules).
     buying_power_multiple: float | None = 1.0
 
+    def __post_init__(self) -> None:
+        if not self.cash > 0:  # also refuses NaN
+            raise ValueError(f"cash must be a positive amount, got {self.cash}")
+
     def describe(self) -> dict[str, object]:
-        return asdict(self)
+        return {"cash": self.cash, "costs": asdict(self.costs), "policy": self.policy.describe(),
+                "buying_power_multiple": self.buying_power_multiple}

@@ -84,15 +84,6 @@ class Slippage:
         return price * (1 + fraction) if side is Side.BUY else price * (1 - fraction)
 
 
-def tick_round(price: float, side: Side) -> float:
-    """Round to the US equity tick ($0.01, $0.0001 under $1), against the trader."""
-    tick = 0.01 if price >= 1 else 0.0001
-    steps = price / tick
-    # The epsilon keeps an exact tick price (e.g. 10.07 stored as 10.0699999) where it is.
-    steps = math.ceil(steps - 1e-9) if side is Side.BUY else math.floor(steps + 1e-9)
-    return round(steps * tick, 4)
-
-
 @dataclass(frozen=True)
 class Costs:
     """Everything a fill pays, and how much of a bar's volume an order may take."""

@@ -1,22 +1,24 @@
 """The backtest engine: a strategy's signals, through orders and fills, to a marked portfolio.
 
 It walks the signals in time order (not every bar): before each decision it applies the
-fills that happened strictly before it, then turns the decision into an order sized by the
-risk rules; each order's fills come from `fills.fill_order`, which only sees bars starting
-at or after the order. An order is working until it has filled completely or its last
-chance to fill (`fills.working_until`) has passed, whether or not it will ever fill: a
-decision cannot know that. The equity curve is then marked at every bar end in one vectorised
-pass. `tests/reference_engine.py` is a bar-by-bar loop this engine must agree with.
+fills that happened strictly before it, then carries the decision out under the execution
+policy (`tapeflow.risk.policy`: the rules sessions trade with), whose clock rules (the kill
+switch, an intraday strategy's time exit) run first at their instants; each order's fills
+come from `fills.fill_order`, which only sees bars starting at or after the order. An order
+is working until it has filled completely or its last chance to fill (`fills.working_until`)
+has passed, whether or not it will ever fill: a decision cannot know that. The equity curve
+is then marked at every bar end in one vectorised pass. `tests/reference_engine.py` is a bar-by-bar loop this engine must agree with.
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import cast
 
 import numpy as np
 import polars as pl
@@ -32,10 +34,9 @@ from tapeflow.backtest.fills import (
     to_us,
     working_until,
 )
-from tapeflow.backtest.outcomes import Outcome
 from tapeflow.calendar.exchange import get_calendar, ny_day, ny_day_bounds
-from tapeflow.model import Action, OrderType, Side, TimeInForce
-from tapeflow.risk.limits import DailyLossBreaker
+from tapeflow.model import Action, OrderType, Outcome, Side, Timeframe, TimeInForce
+from tapeflow.risk.policy import BookView, DailyLossBreaker, Halt
 from tapeflow.schemas import EQUITY_SCHEMA, FILLS_SCHEMA, TRADES_SCHEMA, conform
 
 
@@ -49,10 +50,13 @@ class _Book:
     pending: list[tuple[int, int, FillRow | OrderSpec]] = field(default_factory=list)
     cancelled: set[str] = field(default_factory=set)
     open_orders: dict[str, set[str]] = field(default_factory=dict)  # symbol -> order ids still working
+    working: dict[str, OrderSpec] = field(default_factory=dict)  # order id -> the order, while it works
     applied: list[FillRow] = field(default_factory=list)
     ids: set[str] = field(default_factory=set)  # order ids given out
     filled: dict[str, tuple[Side, float, float]] = field(default_factory=dict)  # order id -> (side, qty, value)
-    done: dict[str, tuple[float, float]] = field(default_factory=dict)  # order id -> (commission, fees) charged
+    done: dict[str, tuple[float, float]] = field(default_factory=dict)  # order id -> (commission, fees), once it stopped
+    charged: dict[str, float] = field(default_factory=dict)  # order id -> commission and fees paid so far
+    stops: dict[str, OrderSpec] = field(default_factory=dict)  # entry order id -> its protective stop
 
 
 @dataclass(frozen=True)
@@ -69,14 +73,17 @@ class BacktestResult:
         return float(self.equity["equity"][-1]) if self.equity.height else self.start_cash
 
 
-def simulate(bars: pl.DataFrame, signals: pl.DataFrame, config: BacktestConfig = BacktestConfig()) -> BacktestResult:
-    """Run `signals` (SIGNAL_SCHEMA) against `bars` (symbol, ts, end_ts, OHLCV)."""
+def simulate(bars: pl.DataFrame, signals: pl.DataFrame, config: BacktestConfig = BacktestConfig(), *,
+             timeframe: Timeframe = Timeframe.DAY, halts: Sequence[Halt] = ()) -> BacktestResult:
+    """Run `signals` (SIGNAL_SCHEMA) against `bars` (symbol, ts, end_ts, OHLCV) under the
+    config's execution policy; a `timeframe` of minutes brings the policy's time exit, `halts`
+    are the times the kill switch was engaged."""
     signals = signals.sort("at", maintain_order=True)
     marks: Mapping[str, SymbolBars | Marks]
-    if market_only(signals, config):
+    if not halts and market_only(signals, config, timeframe):
         fills, outcomes, marks = market_fills(bars, signals, config.costs)
     else:
-        fills, outcomes, marks = _walk_signals(bars, signals, config)
+        fills, outcomes, marks = _walk_signals(bars, signals, config, Timeframe(timeframe), halts)
     return BacktestResult(
         fills=fills,
         trades=_trades(fills),
@@ -87,26 +94,36 @@ def simulate(bars: pl.DataFrame, signals: pl.DataFrame, config: BacktestConfig =
     )
 
 
-def _walk_signals(
-    bars: pl.DataFrame, signals: pl.DataFrame, config: BacktestConfig
-) -> tuple[pl.DataFrame, list[str], dict[str, SymbolBars]]:
+@dataclass(frozen=True)
+class _Event:
+    """Something the policy does on the clock rather than on a decision."""
+
+    at: int
+    kind: str  # "halt": the kill switch engages; "time exit": an intraday session is closing
+    reason: str
+
+
+def _walk_signals(bars: pl.DataFrame, signals: pl.DataFrame, config: BacktestConfig, timeframe: Timeframe,
+                  halts: Sequence[Halt]) -> tuple[pl.DataFrame, list[str], dict[str, SymbolBars]]:
     """The event loop: fills, each signal's outcome, and the bars they were marked on."""
     book_bars = split_by_symbol(bars, get_calendar())
     book = _Book(cash=config.cash)
-    seq = itertools.count()
-    breaker = DailyLossBreaker(config.daily_loss_limit_pct)
+    loop = _Loop(book, book_bars, config, config.policy.breaker(), itertools.count(),
+                 _closings(book_bars, config, timeframe), [(to_us(h.start), to_us(h.end) if h.end else None, h.reason) for h in halts])
+    events = sorted([_Event(e, "time exit", "time exit: the session is closing") for e, _ in loop.closings]
+                    + [_Event(start, "halt", reason) for start, _, reason in loop.halts], key=lambda e: e.at)
     outcomes: list[str | OrderSpec] = []
-    observed: int | None = None
-
+    pending = 0
     for row in signals.iter_rows(named=True):
         at = to_us(row["at"])
-        if breaker.limit_pct is not None and _session_of(at) != observed:
-            # The session's reference equity is the one it started with (its New York midnight).
-            observed, start = _session_of(at), _session_start(at)
-            _apply_until(book, config, start)
-            breaker.observe(observed, _equity_at(book, book_bars, start))
+        while pending < len(events) and events[pending].at <= at:  # the clock's rules go first at an instant
+            loop.on_event(events[pending])
+            pending += 1
+        loop.observe_session(at)
         _apply_until(book, config, at)
-        outcomes.append(_decide(book, book_bars, config, breaker, row, at, seq))
+        outcomes.append(loop.decide(row, at))
+    for event in events[pending:]:
+        loop.on_event(event)
     _apply_until(book, config, None)
     # Whether an order filled is known only now: a later exit may have cancelled it first.
     filled = {fill.order_id for fill in book.applied}
@@ -114,61 +131,137 @@ def _walk_signals(
     return _fills_frame(book), settled, book_bars
 
 
-def _decide(book: _Book, bars: dict[str, SymbolBars], config: BacktestConfig, breaker: DailyLossBreaker,
-            row: dict, at: int, seq: itertools.count) -> str | OrderSpec:
-    """The decision's outcome, or the order it placed (its outcome is settled at the end)."""
-    symbol = row["symbol"]
-    series = bars.get(symbol)
-    if series is None:
-        return Outcome.NO_BARS
-    held = book.position.get(symbol, 0.0)
-    busy = bool(book.open_orders.get(symbol))
-    # Marking the whole book costs a pass over every position: only when a rule needs it.
-    equity = _equity_at(book, bars, at) if breaker.limit_pct is not None or row["qty"] is None else None
-    session = _session_of(at) if breaker.limit_pct is not None else None
-    if row["action"] == Action.ENTER:
-        if held != 0 or busy:
-            return Outcome.BUSY
-        # Both are known exactly when the breaker is on.
-        if session is not None and equity is not None and breaker.tripped(session, equity):
-            return Outcome.DAILY_LOSS.with_detail(breaker.describe(session, equity))
-        price = series.last_close(at)
-        multiple = config.buying_power_multiple
-        power = _buying_power(book, bars, multiple, at) if multiple is not None else None
-        qty = row["qty"] if row["qty"] is not None else config.sizing.shares(
-            equity=cast(float, equity),  # marked above: the rules size this entry
-            buying_power=book.cash if power is None else power, price=price,
-            open_positions=_open_positions(book),
-            stop_distance=price * config.stop_loss_pct if price and config.stop_loss_pct else None,
-        )
-        if not qty or qty <= 0:
-            return Outcome.SIZED_TO_ZERO
-        if power is not None and price:
-            affordable = max(0, int(power // price))
-            if affordable == 0:
-                return Outcome.NO_BUYING_POWER.with_detail(f"{power:,.2f}")
-            qty = min(qty, affordable)
-        order = _order(row, symbol, Side.BUY, qty, at, _new_id(book, f"{symbol}-{at}-enter"))
-        fills, until = _place(book, series, order, config, seq)
-        if fills and config.stop_loss_pct:
-            # Its size is known once the entry has stopped working (a part-filled DAY entry
-            # works on to its session's end): the stop is live from the bar after that.
-            assert until is not None  # an order that filled had a bar to work on
-            entry = sum(f.qty * f.price for f in fills) / sum(f.qty for f in fills)
-            stop_id = f"{symbol}-{at}-stop" + order.order_id[len(f"{symbol}-{at}-enter"):]  # the entry's -n
-            stop = OrderSpec(stop_id, symbol, Side.SELL, sum(f.qty for f in fills), OrderType.STOP,
-                             TimeInForce.GTC, until + 1, stop_price=entry * (1 - config.stop_loss_pct),
-                             reason=f"stop loss {config.stop_loss_pct:.1%} under the entry")
-            _place(book, series, stop, config, seq)
+def _closings(bars: dict[str, SymbolBars], config: BacktestConfig, timeframe: Timeframe) -> list[tuple[int, int]]:
+    """(time exit, next session's pre-open) of every session the bars span, for an intraday
+    strategy whose policy has a time exit; in between, no decision is taken."""
+    if not config.policy.has_time_exit(timeframe) or not bars:
+        return []
+    first = min(int(b.ts[0]) for b in bars.values() if len(b.ts))
+    last = max(int(b.end[-1]) for b in bars.values() if len(b.end))
+    calendar = get_calendar()
+    days = calendar.sessions(ny_day(_instant(first)), ny_day(_instant(last)))
+    out = []
+    for today, tomorrow in zip(days, [*days[1:], None]):
+        exit_at = config.policy.exit_at(today.close, timeframe)
+        assert exit_at is not None
+        reopen = tomorrow.pre_open if tomorrow is not None else calendar.next_open(today.post_close, extended=True)
+        out.append((to_us(exit_at), to_us(reopen)))
+    return out
+
+
+@dataclass
+class _Loop:
+    """The event loop's rules: the execution policy applied to the book."""
+
+    book: _Book
+    bars: dict[str, SymbolBars]
+    config: BacktestConfig
+    breaker: DailyLossBreaker
+    seq: itertools.count
+    closings: list[tuple[int, int]]  # sorted (exit at, reopen)
+    halts: list[tuple[int, int | None, str]]
+    observed: int | None = None
+
+    def observe_session(self, at: int) -> None:
+        """The breaker's reference: the equity the New York day started with (its midnight)."""
+        if self.breaker.limit_pct is not None and _session_of(at) != self.observed:
+            self.observed, start = _session_of(at), _session_start(at)
+            _apply_until(self.book, self.config, start)
+            self.breaker.observe(self.observed, _equity_at(self.book, self.bars, start))
+
+    def on_event(self, event: _Event) -> None:
+        _apply_until(self.book, self.config, event.at)
+        if event.kind == "halt":  # the kill switch: working entries go, exits and stops stay
+            for order_id, order in list(self.book.working.items()):
+                if order.side is Side.BUY:
+                    _cancel(self.book, self.config, order_id)
+                    self.protect_now(order, event.at)
+        else:
+            self.flatten(event.at, event.reason)
+
+    def flatten(self, at: int, reason: str) -> None:
+        """Cancel every working order and sell every position, at market."""
+        for symbol in sorted({o.symbol for o in self.book.working.values()}):
+            _cancel_working(self.book, self.config, symbol)
+        for symbol, held in sorted(self.book.position.items()):
+            if held > 0:
+                order = OrderSpec(_new_id(self.book, f"{symbol}-{at}-flat"), symbol, Side.SELL, held, OrderType.MARKET,
+                                  TimeInForce.DAY, at, reason=reason)
+                _place(self.book, self.bars[symbol], order, self.config, self.seq)
+
+    def protect(self, entry: OrderSpec, fills: list[FillRow], until: int) -> None:
+        """The entry's protective stop, for what it filled, from the bar after it stops working."""
+        stop_price = self.config.policy.stop_price(sum(f.qty * f.price for f in fills) / sum(f.qty for f in fills))
+        if stop_price is None:
+            return
+        base = f"{entry.symbol}-{entry.placed_us}-stop" + entry.order_id[len(f"{entry.symbol}-{entry.placed_us}-enter"):]
+        stop = OrderSpec(_new_id(self.book, base), entry.symbol, Side.SELL, sum(f.qty for f in fills), OrderType.STOP,
+                         TimeInForce.GTC, until, stop_price=stop_price,
+                         reason=f"stop loss {self.config.policy.stop_loss_pct:.1%} under the entry")
+        self.book.stops[entry.order_id] = stop
+        _place(self.book, self.bars[entry.symbol], stop, self.config, self.seq)
+
+    def protect_now(self, entry: OrderSpec, at: int) -> None:
+        """An entry cancelled part-filled at `at`: its stop covers what it filled, from `at` on."""
+        planned = self.book.stops.pop(entry.order_id, None)
+        if planned is not None and planned.order_id in self.book.working:
+            _cancel(self.book, self.config, planned.order_id)
+        if entry.order_id in self.book.filled:
+            fills = [f for f in self.book.applied if f.order_id == entry.order_id]
+            self.protect(entry, fills, at)
+
+    def closing(self, at: int) -> bool:
+        i = bisect.bisect_right(self.closings, (at, 2**63)) - 1
+        return i >= 0 and at < self.closings[i][1]
+
+    def stopped(self, at: int) -> str | None:
+        for start, end, reason in self.halts:
+            if start <= at and (end is None or at < end):
+                return f"kill switch: {reason}"
+        return None
+
+    def decide(self, row: dict, at: int) -> str | OrderSpec:
+        """The decision's outcome, or the order it placed (its outcome is settled at the end)."""
+        book, config, policy = self.book, self.config, self.config.policy
+        symbol = row["symbol"]
+        series = self.bars.get(symbol)
+        if series is None:
+            return Outcome.NO_BARS
+        if self.closing(at):
+            return Outcome.CLOSING
+        held = book.position.get(symbol, 0.0)
+        busy = bool(book.open_orders.get(symbol))
+        if row["action"] == Action.ENTER:
+            multiple = config.buying_power_multiple
+            view = BookView(
+                equity=_equity_at(book, self.bars, at),
+                buying_power=_buying_power(book, self.bars, multiple, at) if multiple is not None else math.inf,
+                held=book.position, working={s for s, ids in book.open_orders.items() if ids})
+            refused = policy.gate(symbol, closing=False, stopped=self.stopped(at), book=view, breaker=self.breaker,
+                                  session=_session_of(at))
+            if refused is not None:
+                if refused.startswith(Outcome.DAILY_LOSS) and policy.flatten_on_breaker:
+                    self.flatten(at, "daily loss limit: flatten")
+                return refused
+            qty = policy.entry(symbol, asked=row["qty"], price=series.last_close(at), book=view)
+            if isinstance(qty, str):
+                return qty
+            order = _order(row, symbol, Side.BUY, qty, at, _new_id(book, f"{symbol}-{at}-enter"))
+            fills, until = _place(book, series, order, config, self.seq)
+            if fills:
+                # Its size is known once the entry has stopped working (a part-filled DAY entry
+                # works on to its session's end): the stop is live from the bar after that.
+                assert until is not None  # an order that filled had a bar to work on
+                self.protect(order, fills, until + 1)
+            return order
+        if held == 0 and not busy:
+            return Outcome.NOTHING_TO_EXIT
+        _cancel_working(book, config, symbol)
+        if held <= 0:
+            return Outcome.CANCELLED_ENTRY
+        order = _order(row, symbol, Side.SELL, held, at, _new_id(book, f"{symbol}-{at}-exit"))
+        _place(book, series, order, config, self.seq)
         return order
-    if held == 0 and not busy:
-        return Outcome.NOTHING_TO_EXIT
-    _cancel_working(book, config, symbol)
-    if held <= 0:
-        return Outcome.CANCELLED_ENTRY
-    order = _order(row, symbol, Side.SELL, held, at, _new_id(book, f"{symbol}-{at}-exit"))
-    _place(book, series, order, config, seq)
-    return order
 
 
 def _new_id(book: _Book, base: str) -> str:
@@ -196,6 +289,7 @@ def _place(book: _Book, series: SymbolBars, order: OrderSpec, config: BacktestCo
     if fills and sum(f.qty for f in fills) >= order.qty - 1e-9:
         until = fills[-1].ts_us  # complete at its last fill
     book.open_orders.setdefault(order.symbol, set()).add(order.order_id)
+    book.working[order.order_id] = order
     for fill in fills:
         heapq.heappush(book.pending, (fill.ts_us, next(seq), fill))
     heapq.heappush(book.pending, (until, next(seq), order))  # after its fills at the same instant
@@ -205,19 +299,24 @@ def _place(book: _Book, series: SymbolBars, order: OrderSpec, config: BacktestCo
 def _cancel_working(book: _Book, config: BacktestConfig, symbol: str) -> None:
     """An exit cancels whatever is still working for the symbol (an unfilled entry, its stop);
     an order cancelled part-filled pays for what it filled."""
-    for order_id in book.open_orders.pop(symbol, set()):
-        book.cancelled.add(order_id)
-        _settle(book, config, order_id)
+    for order_id in list(book.open_orders.get(symbol, ())):
+        _cancel(book, config, order_id)
+
+
+def _cancel(book: _Book, config: BacktestConfig, order_id: str) -> None:
+    order = book.working.pop(order_id)
+    book.open_orders[order.symbol].discard(order_id)
+    book.cancelled.add(order_id)
+    _settle(book, config, order_id)
 
 
 def _settle(book: _Book, config: BacktestConfig, order_id: str) -> None:
-    """Charge an order's commission and fees once, on what it actually filled."""
+    """An order has stopped working: its commission and fees, on what it filled, for the report
+    (the cash paid them fill by fill)."""
     if order_id in book.done or order_id not in book.filled:
         return
     side, qty, value = book.filled[order_id]
-    charge = (config.costs.commission.commission(qty, value), config.costs.commission.fees(side, qty, value))
-    book.done[order_id] = charge
-    book.cash -= sum(charge)
+    book.done[order_id] = (config.costs.commission.commission(qty, value), config.costs.commission.fees(side, qty, value))
 
 
 def _apply_until(book: _Book, config: BacktestConfig, at: int | None) -> None:
@@ -229,22 +328,32 @@ def _apply_until(book: _Book, config: BacktestConfig, at: int | None) -> None:
         if isinstance(fill, OrderSpec):  # it has stopped working: filled, or its time is up
             _settle(book, config, fill.order_id)
             book.open_orders.get(fill.symbol, set()).discard(fill.order_id)
+            book.working.pop(fill.order_id, None)
             continue
         sign = 1 if fill.side is Side.BUY else -1
         book.position[fill.symbol] = book.position.get(fill.symbol, 0.0) + sign * fill.qty
         book.cash -= sign * fill.qty * fill.price
         book.applied.append(fill)
         _, qty, value = book.filled.get(fill.order_id, (fill.side, 0.0, 0.0))
-        book.filled[fill.order_id] = (fill.side, qty + fill.qty, value + fill.qty * fill.price)
+        qty, value = qty + fill.qty, value + fill.qty * fill.price
+        book.filled[fill.order_id] = (fill.side, qty, value)
+        # Commission is paid as the order fills, as a broker books it: each fill pays what the
+        # order's total grew by.
+        costs = config.costs.commission
+        total = costs.commission(qty, value) + costs.fees(fill.side, qty, value)
+        book.cash -= total - book.charged.get(fill.order_id, 0.0)
+        book.charged[fill.order_id] = total
 
 
 def _buying_power(book: _Book, bars: dict[str, SymbolBars], multiple: float, at: int) -> float:
-    """Equity x multiple, less the value of positions held and of buys still to fill."""
+    """Equity x multiple, less the value of positions held and of the buys still working: their
+    unfilled shares at their limit (or stop) price, else at the last close, as a broker holds
+    them back (whether they will ever fill lies in the future)."""
     held = sum(abs(qty) * (bars[s].last_close(at) or 0.0) for s, qty in book.position.items() if qty)
-    # Buys still to fill are valued at the last close: their fill prices lie in the future.
     working = sum(
-        f.qty * (bars[f.symbol].last_close(at) or 0.0) for _, _, f in book.pending
-        if isinstance(f, FillRow) and f.side is Side.BUY and f.order_id not in book.cancelled
+        (order.qty - book.filled.get(order_id, (Side.BUY, 0.0, 0.0))[1])
+        * (order.limit_price or order.stop_price or bars[order.symbol].last_close(at) or 0.0)
+        for order_id, order in book.working.items() if order.side is Side.BUY
     )
     equity = book.cash + sum(qty * (bars[s].last_close(at) or 0.0) for s, qty in book.position.items() if qty)
     return max(0.0, equity * multiple - held - working)
@@ -258,19 +367,17 @@ def _equity_at(book: _Book, bars: dict[str, SymbolBars], at: int) -> float:
     return value
 
 
-def _open_positions(book: _Book) -> int:
-    return sum(1 for qty in book.position.values() if qty) + sum(
-        1 for s, ids in book.open_orders.items() if ids and not book.position.get(s)
-    )
+def _instant(at: int) -> datetime:
+    return datetime.fromtimestamp(at / 1_000_000, UTC)
 
 
 def _session_of(at: int) -> int:
-    return ny_day(datetime.fromtimestamp(at / 1_000_000, UTC)).toordinal()
+    return ny_day(_instant(at)).toordinal()
 
 
 def _session_start(at: int) -> int:
     """Midnight New York of the day `at` falls on."""
-    return to_us(ny_day_bounds(datetime.fromtimestamp(at / 1_000_000, UTC))[0])
+    return to_us(ny_day_bounds(_instant(at))[0])
 
 
 def _fills_frame(book: _Book) -> pl.DataFrame:

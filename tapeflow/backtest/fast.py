@@ -1,14 +1,16 @@
 """The engine's market-order fast path: the event loop's fills, order ids and decision
 outcomes, computed over arrays instead of one event at a time.
 
-It applies (`market_only`) when nothing can couple one order to another or to a bar's volume:
-every signal is a market order, DAY or GTC; every entry has a positive fixed quantity; no
-symbol has two signals at one instant; and the config has no stop loss, no daily-loss
-limit, no buying-power check, no participation cap, no tick rounding and no small-cap
-slippage. Then each order fills whole at the open of its symbol's first bar starting at or
-after the decision (for DAY and GTC alike that bar is in its window), symbols never
-interact, and a symbol's decisions are the engine's small state machine: enter only when
-flat with nothing working; an exit sells what is held, or cancels an entry not yet filled.
+It applies (`market_only`) when nothing can couple one order to another or to a bar's
+volume: every signal is a market order, DAY or GTC; every entry has a positive fixed
+quantity; no symbol has two signals at one instant; the execution policy
+(`tapeflow.risk.policy`) is passive: no position cap, stop loss, daily-loss limit or time
+exit; and the config has no buying-power check, no participation cap, no tick rounding and
+no small-cap slippage. Then each order fills whole at the open of its symbol's first bar
+starting at or after the decision (for DAY and GTC alike that bar is in its window), symbols
+never interact, and a symbol's decisions are the engine's small state machine: enter only
+when flat with nothing working; an exit sells what is held, or cancels an entry not yet
+filled.
 `tests/backtest/test_engine.py` holds it equal to the event loop and to the reference.
 """
 
@@ -21,8 +23,8 @@ import polars as pl
 
 from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.costs import Costs
-from tapeflow.backtest.outcomes import Outcome
-from tapeflow.model import Action, OrderType, Side, TimeInForce
+from tapeflow.model import Action, OrderType, Outcome, Side, Timeframe, TimeInForce
+from tapeflow.risk.policy import ExecutionPolicy
 from tapeflow.schemas import FILLS_SCHEMA, conform
 from tapeflow.strategy.history import by_symbol_and_time
 
@@ -35,10 +37,12 @@ class Marks:
     close: np.ndarray
 
 
-def market_only(signals: pl.DataFrame, config: BacktestConfig) -> bool:
-    """Whether `signals` under `config` can take the fast path."""
+def market_only(signals: pl.DataFrame, config: BacktestConfig, timeframe: Timeframe = Timeframe.DAY) -> bool:
+    """Whether `signals` under `config` can take the fast path: the execution policy is passive
+    (no position cap, stop, breaker or time exit) and nothing else couples orders."""
     costs = config.costs
-    if (config.stop_loss_pct or config.daily_loss_limit_pct is not None or config.buying_power_multiple is not None
+    policy: ExecutionPolicy = config.policy
+    if (not policy.passive(timeframe) or config.buying_power_multiple is not None
             or costs.participation is not None or costs.round_to_tick or costs.slippage.small_cap):
         return False
     if signals.is_empty():

@@ -24,9 +24,10 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
-from tapeflow.backtest.costs import Costs, tick_round
+from tapeflow.backtest.costs import Costs
 from tapeflow.calendar.exchange import ExchangeCalendar, get_calendar
 from tapeflow.model import OrderType, Side, TimeInForce
+from tapeflow.risk.policy import tick_round
 
 _US = 1_000_000
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+import polars as pl
 
 from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.engine import BacktestResult, simulate
 from tapeflow.backtest.metrics import compute_metrics
+from tapeflow.risk.policy import Halt
 from tapeflow.strategy.base import Strategy
 from tapeflow.strategy.history import History
 
@@ -30,13 +34,33 @@ class Backtest:
     assumptions: dict[str, object]
 
 
-def run_backtest(strategy: Strategy, history: History, config: BacktestConfig = BacktestConfig(), *, universe: str = "") -> Backtest:
-    """Signals from `strategy` over `history`, simulated under `config`."""
-    result = simulate(history.bars, strategy.signals(history), config)
-    return Backtest(strategy.name, dict(strategy.p), result, compute_metrics(result), assumptions(config, history, universe))
+def run_backtest(strategy: Strategy, history: History, config: BacktestConfig = BacktestConfig(), *, universe: str = "",
+                 start: datetime | None = None, halts: Sequence[Halt] = ()) -> Backtest:
+    """Signals from `strategy` over `history`, simulated under `config`: decisions from `start`
+    (the history before it is warm-up) and never before the strategy's declared warm-up."""
+    first = first_decision(history, strategy.warmup_bars(), start)
+    signals = strategy.signals(history)
+    if first is not None:
+        signals = signals.filter(pl.col("at") >= first)
+    result = simulate(history.bars, signals, config, timeframe=strategy.timeframe, halts=halts)
+    if start is not None:  # the curve covers the traded window only
+        result = replace(result, equity=result.equity.filter(pl.col("ts") >= start))
+    return Backtest(strategy.name, dict(strategy.p), result, compute_metrics(result),
+                    assumptions(config, history, universe, warmup=(strategy.warmup_bars(), strategy.timeframe.value, first)))
 
 
-def assumptions(config: BacktestConfig, history: History, universe: str = "") -> dict[str, object]:
+def first_decision(history: History, warmup_bars: int, start: datetime | None) -> datetime | None:
+    """The first instant a decision may be taken: once `warmup_bars` bars have ended before the
+    bar decided on (the end of the bar after them), and not before `start`."""
+    if warmup_bars <= 0 or history.bars.is_empty():
+        return start
+    ends = history.bars["end_ts"].unique().sort()
+    warm = ends[warmup_bars] if warmup_bars < len(ends) else ends[-1] + timedelta(microseconds=1)  # too little data: none
+    return warm if start is None else max(warm, start)
+
+
+def assumptions(config: BacktestConfig, history: History, universe: str = "",
+                warmup: tuple[int, str, datetime | None] | None = None) -> dict[str, object]:
     """What a report must state next to the numbers: fills, costs, sizing, risk, universe."""
     costs = config.costs
     return {
@@ -55,14 +79,9 @@ def assumptions(config: BacktestConfig, history: History, universe: str = "") ->
         ),
         "volume cap": f"{costs.participation:.0%} of each bar's volume" if costs.participation else "none",
         "tick rounding": "yes, against the trader" if costs.round_to_tick else "no",
-        "sizing": f"{config.sizing.fraction:.0%} of equity per entry, at most {config.sizing.max_positions} positions "
-                  "(when the strategy gives no quantity)",
-        "risk rules": ", ".join(
-            part for part in (
-                f"stop loss {config.stop_loss_pct:.1%}" if config.stop_loss_pct else "",
-                f"daily loss limit {config.daily_loss_limit_pct:.1%}" if config.daily_loss_limit_pct else "",
-            ) if part
-        ) or "none",
+        "execution policy": config.policy.sentence() + " (the rules sessions trade with: tapeflow/risk/policy.py)",
+        **({"warm-up": f"{warmup[0]} {warmup[1]} bars before the first decision"
+                       + (f"; decisions from {warmup[2].isoformat()}" if warmup[2] is not None else "")} if warmup else {}),
         "starting cash": f"${config.cash:,.0f}",
         "buying power": (
             f"equity x {config.buying_power_multiple:g} less positions and working buys; entries are cut to fit"

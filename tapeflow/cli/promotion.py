@@ -17,6 +17,7 @@ from tapeflow.cli.output import (
     print_metrics,
 )
 from tapeflow.config import load_settings
+from tapeflow.live.launch import warehouse_of_session
 from tapeflow.live.paper_gap import GapError, measure_gap, store_gap
 from tapeflow.live.promotion import (
     InvalidPromotion,
@@ -68,7 +69,7 @@ def paper_gap_command(
     """Replay a paper session's decisions through the backtest engine; store and print the gap."""
 
     settings = load_settings()
-    warehouse = open_warehouse(settings)
+    warehouse = warehouse_of_session(settings, open_warehouse(settings), session_id)  # a replayed day has its own file
     try:
         report = measure_gap(warehouse, session_id, cost_preset(costs or settings.sim_costs))
     except (GapError, ValueError) as exc:

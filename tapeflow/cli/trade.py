@@ -20,6 +20,7 @@ from tapeflow.cli.output import (
     print_metrics,
 )
 from tapeflow.config import load_settings
+from tapeflow.live.launch import check_replay
 from tapeflow.risk.state import set_kill_switch
 from warehouse import open_warehouse
 from warehouse.query import run_read_only
@@ -36,17 +37,30 @@ def trade_command(
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value; default: the promoted set")] = None,
     replay_day: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"],
                                                         help="replay this stored day on a simulated clock")] = None,
+    through: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"],
+                                                     help="with --replay-day: replay every trading day to this one")] = None,
     stop_loss_pct: Annotated[float | None, typer.Option(help="protective stop under each entry, e.g. 0.02")] = None,
 ) -> None:
     """Run the trade-session flow: today's session with the configured broker, or a replay."""
 
     params = parse_params(param)
     chosen_strategy(strategy, params)  # a wrong name or parameter is refused before Prefect starts
+    if through is not None and (replay_day is None or through < replay_day):
+        err.print("--through needs --replay-day on or before it, e.g. --replay-day 2011-03-01 --through 2011-03-04")
+        raise typer.Exit(EXIT_REFUSED)
+    if replay_day is not None:
+        settings = load_settings()
+        try:  # a day that is no session, or too little history for the warm-up, is named before Prefect starts
+            check_replay(settings, open_warehouse(settings), strategy, replay_day.date(), params or None)
+        except ValueError as exc:
+            err.print(str(exc), soft_wrap=True)
+            raise typer.Exit(EXIT_REFUSED) from None
     prefect_environment(load_settings())
     from flows.trade import trade_session  # deferred: Prefect takes seconds to import and reads its settings then
 
     result = trade_session(strategy=strategy, params=params or None,
-                           replay_day=replay_day.date() if replay_day else None, stop_loss_pct=stop_loss_pct)
+                           replay_day=replay_day.date() if replay_day else None, stop_loss_pct=stop_loss_pct,
+                           replay_through=through.date() if through else None)
     alerts = result.pop("alerts", [])
     print_metrics(result, f"trade-session {strategy}")
     for alert in alerts:

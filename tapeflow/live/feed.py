@@ -4,44 +4,95 @@ flows put them)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
 
+import polars as pl
+
+from tapeflow.calendar.exchange import ny_day
 from tapeflow.model import Bar, Timeframe
 from tapeflow.news.features import LOOKBACK as NEWS_LOOKBACK
 from tapeflow.news.features import NewsReading, news_view
 from tapeflow.strategy.history import History
+from tapeflow.strategy.warmup import history_from, history_start, session_warmup
 from warehouse.connection import Warehouse
-from warehouse.reads import bars_ended, scored_news_between, watchlist_fetched_by
+from warehouse.reads import bars_ended, bars_opened, scored_news_between, watchlist_fetched_by
+
+WATCHLIST_LOOKBACK = timedelta(days=7)  # snapshots older than a week decide nothing
+
+
+class NotEnoughHistory(ValueError):
+    """The warehouse does not reach back as far as the strategy's warm-up needs."""
 
 
 class WarehouseFeed:
-    """Bars of one timeframe (and watchlist snapshots) from the warehouse, cut at `at`."""
+    """Bars of one timeframe (and watchlist snapshots) from the warehouse, cut at `at`, from
+    as far back as the strategy's warm-up needs."""
 
     def __init__(self, warehouse: Warehouse, timeframe: Timeframe, symbols: list[str] | None = None,
-                 lookback: timedelta | None = None, news: NewsReading | None = None) -> None:
+                 warmup_bars: int = 0, news: NewsReading | None = None) -> None:
         self.warehouse = warehouse
         self.news = news
         self.timeframe = Timeframe(timeframe)
         self.symbols = symbols
-        # Enough for the built-in strategies: a week of minute bars, two years of daily ones
-        # (the slowest moving average allowed is 500 sessions).
-        self.lookback = lookback or (timedelta(days=7) if self.timeframe is Timeframe.MINUTE else timedelta(days=750))
+        self.warmup = session_warmup(self.timeframe, warmup_bars)
+        self._starts: dict[date, datetime] = {}
+
+    def start(self, day: date) -> datetime:
+        """Where the history of `day`'s session starts: its warm-up's first bar (the day's
+        midnight without one, or when the warehouse holds too little: `require_history` says)."""
+        if day not in self._starts:
+            with self.warehouse.write() as con:
+                self._starts[day] = history_from(con, self.timeframe, self.warmup, day, self.symbols)[0]
+        return self._starts[day]
+
+    def require_history(self, day: date) -> None:
+        """Refuse a session whose warm-up the warehouse cannot supply, naming what is missing."""
+        with self.warehouse.write() as con:
+            _, have = history_from(con, self.timeframe, self.warmup, day, self.symbols)
+        if have < self.warmup:
+            needed = history_start(self.timeframe, self.warmup, day)
+            raise NotEnoughHistory(
+                f"{day.isoformat()}'s session needs {self.warmup} {self.timeframe.value} bars of warm-up before it; "
+                f"the warehouse has {have}: ingest {self.timeframe.value} bars from {ny_day(needed).isoformat()} "
+                f"(or earlier) first")
 
     def history(self, at: datetime) -> History:
         """Everything knowable at `at`: bars ended by then, snapshots fetched by then, headlines
         published, fetched and scored by then."""
         with self.warehouse.write() as con:  # the session's own process may hold the file
-            bars = bars_ended(con, self.timeframe.value, at - self.lookback, at, self.symbols)
-            watchlist = watchlist_fetched_by(con, at - self.lookback, at)
+            bars = bars_ended(con, self.timeframe.value, self.start(ny_day(at)), at, self.symbols)
+            watchlist = watchlist_fetched_by(con, at - WATCHLIST_LOOKBACK, at)
             if self.news is None:
                 return History(bars, watchlist)
             scored = scored_news_between(con, at - NEWS_LOOKBACK, at, self.news.model, self.news.tagger)
         return History(bars, watchlist, news_view(scored, self.news.scoring_latency)).until(at)
 
-    def bars_ended(self, after: datetime, until: datetime) -> list[Bar]:
-        """Bars that ended in (after, until], in time order: what the market did meanwhile."""
+    def bars_ended(self, after: datetime, until: datetime, seen: Mapping[str, datetime] | None = None) -> list[Bar]:
+        """Bars that ended in (after, until], in time order: what the market did meanwhile
+        (less each symbol's bars that ended by its time in `seen`)."""
         with self.warehouse.write() as con:
-            frame = bars_ended(con, self.timeframe.value, after, until, self.symbols).sort("end_ts", "symbol")
+            frame = bars_ended(con, self.timeframe.value, after, until, self.symbols)
+        if seen:
+            marks = pl.DataFrame({"symbol": list(seen), "_seen": list(seen.values())},
+                                 schema={"symbol": pl.String, "_seen": frame.schema["end_ts"]})
+            frame = frame.join(marks, on="symbol", how="left").filter(
+                pl.col("_seen").is_null() | (pl.col("end_ts") > pl.col("_seen"))).drop("_seen")
+        return self._as_bars(frame.sort("end_ts", "symbol"))
+
+    def latest_bars(self, until: datetime) -> list[Bar]:
+        """Each symbol's last bar ended by `until` within the history: the market as it stood."""
+        with self.warehouse.write() as con:
+            frame = bars_ended(con, self.timeframe.value, self.start(ny_day(until)), until, self.symbols)
+        return self._as_bars(frame.sort("end_ts").group_by("symbol", maintain_order=True).last().sort("symbol"))
+
+    def bars_opened(self, after: datetime, until: datetime) -> list[Bar]:
+        """Bars that opened in (after, until] and are still running: their opening prints are
+        the market's (only the simulated broker gets them)."""
+        with self.warehouse.write() as con:
+            return self._as_bars(bars_opened(con, self.timeframe.value, after, until, self.symbols).sort("ts", "symbol"))
+
+    def _as_bars(self, frame: pl.DataFrame) -> list[Bar]:
         return [Bar(symbol=r["symbol"], timeframe=self.timeframe, ts=r["ts"], end=r["end_ts"], open=r["open"],
                     high=r["high"], low=r["low"], close=r["close"], volume=r["volume"], source="warehouse")
                 for r in frame.iter_rows(named=True)]

@@ -1,9 +1,12 @@
 """Putting a session together: the configured broker on the wall clock for paper or live,
-or the simulated broker on a simulated clock for a replay of a stored day.
+or the simulated broker on a simulated clock for a replay of stored days.
 
-A replay runs in a warehouse file of its own (seeded with the bars, watchlist snapshots and
-scored headlines of its window from the main warehouse), so a simulated day never touches the paper
-account's book, its ledger or the count of paper sessions that promotion relies on.
+A replay runs in a warehouse file of its own (seeded from the main warehouse with the bars of
+the strategy's warm-up and its days, and the watchlist snapshots and scored headlines around
+them), so a simulated day never touches the paper account's book, its ledger or the count of
+paper sessions that promotion relies on. A replay of several days runs one session a day
+against one simulated account, as paper trading would: what a day leaves open, the next day
+holds.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from tapeflow.config import Settings
 from tapeflow.live.clock import SimulatedClock, WallClock
 from tapeflow.live.feed import WarehouseFeed
 from tapeflow.live.promotion import promoted_params, require_promotion
-from tapeflow.live.session import AlertHook, SessionRules, TradingSession
+from tapeflow.live.session import AlertHook, SessionReport, SessionRules, TradingSession
 from tapeflow.model import Mode
 from tapeflow.news.features import SCORING_LATENCY, NewsReading
 from tapeflow.news.model_registry import current_model, day_model
@@ -31,6 +34,7 @@ from tapeflow.ops.alert_book import AlertBook, book_from_settings
 from tapeflow.ops.alerts import Alert, LogChannel
 from tapeflow.strategy.base import Strategy
 from tapeflow.strategy.registry import get_strategy
+from tapeflow.strategy.warmup import history_from, session_warmup
 from tapeflow.venues.configured import open_broker
 from tapeflow.venues.simulator import SimBroker
 from warehouse.connection import Warehouse
@@ -44,8 +48,15 @@ NEWS_TABLES = {"news": ("source", "id"), "news_revisions": (),
 
 @dataclass
 class Launched:
-    session: TradingSession
-    warehouse: Warehouse  # where the session's rows are: the main one, or the replay's own
+    sessions: list[TradingSession]  # one a day, run in order
+    warehouse: Warehouse  # where the sessions' rows are: the main one, or the replay's own
+
+    @property
+    def session(self) -> TradingSession:
+        return self.sessions[-1]
+
+    def run(self) -> list[SessionReport]:
+        return [session.run() for session in self.sessions]
 
 
 def strategy_for(warehouse: Warehouse, name: str, params: dict | None, mode: Mode) -> Strategy:
@@ -81,31 +92,96 @@ def live_session(settings: Settings, warehouse: Warehouse, name: str, params: di
     broker = open_broker(settings, warehouse)
     market = broker.on_bar if isinstance(broker, SimBroker) else None  # the simulator trades the stored bars
     execution = Execution(broker, Ledger(warehouse, broker.name, settings.mode))
-    feed = WarehouseFeed(warehouse, strategy.timeframe,
+    feed = WarehouseFeed(warehouse, strategy.timeframe, warmup_bars=strategy.warmup_bars(),
                          news=news_reading(settings, warehouse, strategy, replay=False, day=today))
+    feed.require_history(today)
     session = TradingSession(strategy, execution, feed, WallClock(), warehouse, rules=rules, market=market,
                              external_kill=external_kill, alert=alert)
-    return Launched(session, warehouse)
+    return Launched([session], warehouse)
 
 
 def replay_session(settings: Settings, main: Warehouse, name: str, day: date, params: dict | None = None, *,
-                   rules: SessionRules = SessionRules(), alert: AlertHook | None = None) -> Launched:
-    """A stored day replayed on a simulated clock against the simulated broker, in a fresh
-    warehouse file of its own under TAPEFLOW_HOME/replays/; its alerts go to the log (it is
-    a simulation) and are recorded there."""
-    if not get_calendar().is_session(day):
+                   rules: SessionRules = SessionRules(), alert: AlertHook | None = None, through: date | None = None,
+                   external_kill: Callable[[], str | None] | None = None) -> Launched:
+    """Stored days `day`..`through` replayed on a simulated clock against the simulated broker,
+    one session a day, in a fresh warehouse file of their own under TAPEFLOW_HOME/replays/;
+    the alerts go to the log (it is a simulation) and are recorded there."""
+    calendar = get_calendar()
+    last = through or day
+    if last < day:
+        raise ValueError(f"the replay ends ({last}) before it starts ({day})")
+    days = [s.date for s in calendar.sessions(day, last)]
+    if not days or days[0] != day:
         raise ValueError(f"{day} is not a trading day: nothing to replay")
     strategy = strategy_for(main, name, params, Mode.PAPER)
-    path = Path(settings.home).resolve() / "replays" / f"{strategy.name}-{day.isoformat()}.duckdb"
-    warehouse = seeded_warehouse(main, path, day, strategy)
-    alert = alert or book_alerts(AlertBook(warehouse, LogChannel(), window=timedelta(0)), strategy.name, day)
+    WarehouseFeed(main, strategy.timeframe, warmup_bars=strategy.warmup_bars()).require_history(day)
+    span = day.isoformat() if last == day else f"{day.isoformat()}..{days[-1].isoformat()}"
+    path = replays_dir(settings) / f"{strategy.name}-{span}.duckdb"
+    warehouse = seeded_warehouse(main, path, days[0], days[-1], strategy)
     clock = SimulatedClock(datetime.combine(day, START, NEW_YORK))
     broker = SimBroker(warehouse, cash=settings.sim_cash, costs=cost_preset(settings.sim_costs), now=clock)
     execution = Execution(broker, Ledger(warehouse, broker.name, Mode.PAPER))
-    feed = WarehouseFeed(warehouse, strategy.timeframe, news=news_reading(settings, main, strategy, replay=True, day=day))
-    session = TradingSession(strategy, execution, feed, clock, warehouse, rules=rules, day=day, market=broker.on_bar,
-                             alert=alert, hold_warehouse=True)
-    return Launched(session, warehouse)
+    news = news_reading(settings, main, strategy, replay=True, day=day)
+    for bar in WarehouseFeed(warehouse, strategy.timeframe, warmup_bars=strategy.warmup_bars()).latest_bars(clock.now()):
+        broker.on_bar(bar)  # the account is marked, and orders priced, as the market stood when the replay begins
+    sessions = []
+    for n, today in enumerate(days):
+        feed = WarehouseFeed(warehouse, strategy.timeframe, warmup_bars=strategy.warmup_bars(), news=news)
+        feed.require_history(today)
+        hook = alert or book_alerts(AlertBook(warehouse, LogChannel(), window=timedelta(0)), strategy.name, today)
+        sessions.append(TradingSession(
+            strategy, execution, feed, _DayStart(clock, today), warehouse, rules=rules, day=today, market=broker.on_bar,
+            market_open=broker.on_open, alert=hook, hold_warehouse=True, external_kill=external_kill,
+            decisions_since=ny_day_bounds(day)[0] if n == 0 else None,
+            market_since=calendar.session(days[n - 1]).close if n else None))
+    return Launched(sessions, warehouse)
+
+
+def check_replay(settings: Settings, main: Warehouse, name: str, day: date, params: dict | None = None) -> None:
+    """Refuse a replay of `day` the main warehouse cannot feed: not a trading day, or too little
+    history for the strategy's warm-up (NotEnoughHistory names what to ingest)."""
+    if not get_calendar().is_session(day):
+        raise ValueError(f"{day} is not a trading day: nothing to replay")
+    strategy = strategy_for(main, name, params, Mode.PAPER)
+    WarehouseFeed(main, strategy.timeframe, warmup_bars=strategy.warmup_bars()).require_history(day)
+
+
+def replays_dir(settings: Settings) -> Path:
+    return Path(settings.home).resolve() / "replays"
+
+
+def warehouse_of_session(settings: Settings, main: Warehouse, session_id: str) -> Warehouse:
+    """The warehouse holding session `session_id`: the main one, or the replay file it ran in
+    (the newest, if the day was replayed more than once)."""
+    with main.read() as con:
+        if con.execute("SELECT 1 FROM trading_sessions WHERE session_id = ?", [session_id]).fetchone():
+            return main
+    strategy = session_id.split(":", 1)[0]
+    files = sorted(replays_dir(settings).glob(f"{strategy}-*.duckdb"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in files:
+        replay = Warehouse(path)
+        with replay.read() as con:
+            if con.execute("SELECT 1 FROM trading_sessions WHERE session_id = ?", [session_id]).fetchone():
+                return replay
+    return main
+
+
+class _DayStart:
+    """The replay's clock, moved to `day`'s start when that day's session first looks at it."""
+
+    def __init__(self, clock: SimulatedClock, day: date) -> None:
+        self.clock, self.day, self.moved = clock, day, False
+
+    def now(self) -> datetime:
+        if not self.moved:
+            start = datetime.combine(self.day, START, NEW_YORK)
+            if self.clock.now() < start:
+                self.clock.sleep((start - self.clock.now()).total_seconds())
+            self.moved = True
+        return self.clock.now()
+
+    def sleep(self, seconds: float) -> None:
+        self.clock.sleep(seconds)
 
 
 def news_reading(settings: Settings, warehouse: Warehouse, strategy: Strategy, *, replay: bool,
@@ -122,17 +198,20 @@ def news_reading(settings: Settings, warehouse: Warehouse, strategy: Strategy, *
     return NewsReading(model, TAGGER)
 
 
-def seeded_warehouse(main: Warehouse, path: Path, day: date, strategy: Strategy) -> Warehouse:
-    """A new warehouse at `path` holding the main one's bars (of the strategy's timeframe),
-    watchlist snapshots and headlines with their tags and scores from LOOKBACK before `day`
-    to its end."""
+def seeded_warehouse(main: Warehouse, path: Path, first: date, last: date, strategy: Strategy) -> Warehouse:
+    """A new warehouse at `path` holding the main one's bars of the strategy's timeframe from
+    its warm-up before `first` to the end of `last`, and the watchlist snapshots and headlines
+    (with their tags and scores) from LOOKBACK before `first`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in (path, path.with_suffix(".duckdb.wal")):
         stale.unlink(missing_ok=True)
-    start, end = ny_day_bounds(day - LOOKBACK)[0], ny_day_bounds(day)[1]
+    end = ny_day_bounds(last)[1]
     with main.read() as con:
-        bars = con.sql("SELECT * FROM bars WHERE timeframe = $tf AND ts >= $start AND ts < $end",
-                       params={"tf": strategy.timeframe.value, "start": start, "end": end}).pl()
+        bars_from, _ = history_from(con, strategy.timeframe, session_warmup(strategy.timeframe, strategy.warmup_bars()),
+                                    first)
+        start = min(bars_from, ny_day_bounds(first - LOOKBACK)[0])
+        bars = con.sql("SELECT * FROM bars WHERE timeframe = $tf AND end_ts > $start AND ts < $end",
+                       params={"tf": strategy.timeframe.value, "start": bars_from, "end": end}).pl()
         watchlist = con.sql("SELECT * FROM watchlist_snapshots WHERE as_of >= $start AND as_of < $end",
                             params={"start": start, "end": end}).pl()
         news = {table: con.sql(f"SELECT x.* FROM {table} x JOIN news n USING (source, id) "
@@ -140,7 +219,7 @@ def seeded_warehouse(main: Warehouse, path: Path, day: date, strategy: Strategy)
                                params={"start": start, "end": end}).pl()
                 for table in NEWS_TABLES}
     if bars.is_empty():
-        raise ValueError(f"the warehouse has no {strategy.timeframe} bars around {day}: ingest them first")
+        raise ValueError(f"the warehouse has no {strategy.timeframe} bars around {first}: ingest them first")
     replay = Warehouse(path)
     with replay.write() as con:
         upsert(con, "bars", bars, ("symbol", "timeframe", "ts"))

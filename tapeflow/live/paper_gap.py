@@ -1,9 +1,14 @@
 """Paper versus backtest: replay one paper session's decisions through the backtest engine and
 attribute every dollar of difference to a cause.
 
-The replay takes the session's recorded decisions (`session_decisions`, quantities as decided)
-and that day's bars of the strategy's timeframe, and runs them through `engine.simulate` with
-the costs the paper broker used and no buying-power check, so only the fill model can differ.
+The replay takes the decisions with a quantity (`session_decisions`, quantities as sent)
+that the execution policy did not refuse (a rule is not a fill: its refusals are the same in
+a backtest) of the session and of the same strategy's earlier sessions on that
+account (so a position carried in from an earlier day is held in the replay too), and the
+bars of the strategy's timeframe from the first of them to the session's day, and runs them
+through `engine.simulate` with the costs the paper broker used, the quantities as they were
+and no buying-power check, so only the fill model can differ; the session's own decisions
+are compared.
 Both sides are valued the same way: cash flows of their fills plus what is still held, marked
 at the symbol's last close of the day. Per decision, with s = +1 for a buy and -1 for a sell,
 the gap (paper - backtest) splits exactly into:
@@ -22,7 +27,7 @@ that follows it, per symbol) sum the gaps of their decisions.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
@@ -32,12 +37,16 @@ from tapeflow.backtest.costs import Costs
 from tapeflow.backtest.engine import simulate
 from tapeflow.backtest.fills import to_us
 from tapeflow.calendar.exchange import ny_day_bounds
-from tapeflow.model import Action
+from tapeflow.model import Action, Outcome
+from tapeflow.risk.policy import RULES_OFF
 from tapeflow.strategy.base import signal_frame
 from tapeflow.strategy.registry import get_strategy
 from warehouse.connection import Warehouse
 from warehouse.reads import bars_between
 
+POLICY_REFUSALS = (Outcome.DAILY_LOSS, Outcome.ENTRIES_STOPPED, Outcome.CLOSING, Outcome.TOO_OLD, Outcome.SIZED_TO_ZERO,
+                   Outcome.NO_BUYING_POWER, Outcome.NO_PRICE)
+"""Outcomes of decisions the session did not act on by rule: not replayed, not a gap."""
 CAUSES = ("slippage", "timing", "commission", "missed_fill", "extra_fill", "partial_fill")
 _EPS = 1e-9
 
@@ -108,9 +117,12 @@ def paper_sessions(warehouse: Warehouse, day: date, strategy: str | None = None)
 
 _DECISIONS = """
 SELECT d.client_order_id, d.decided_at AS at, d.symbol, d.action, d.reason, coalesce(d.qty, o.qty) AS qty,
-       d.order_type, d.time_in_force, d.limit_price, d.stop_price, d.outcome
+       d.order_type, d.time_in_force, d.limit_price, d.stop_price, d.outcome, d.session_id = $session AS own
 FROM session_decisions d LEFT JOIN orders o ON o.client_order_id = d.client_order_id
-WHERE d.session_id = $session ORDER BY d.decided_at, d.symbol, d.client_order_id"""
+JOIN trading_sessions s ON s.session_id = d.session_id
+WHERE s.strategy = $strategy AND s.params_hash = $params AND s.broker = $broker AND s.mode = $mode
+  AND s.session_date <= $day
+ORDER BY d.decided_at, d.symbol, d.client_order_id"""
 
 _PAPER_FILLS = """
 SELECT f.client_order_id, f.ts, f.qty, f.price, f.commission
@@ -133,22 +145,29 @@ def measure_gap(warehouse: Warehouse, session_id: str, costs: Costs, *, cash: fl
     """Replay paper session `session_id` with `costs` and compare it, decision by decision."""
     with warehouse.write() as con:
         session = load_session(con, session_id)
-        decisions = con.sql(_DECISIONS, params={"session": session_id}).pl()
+        every = con.sql(_DECISIONS, params={"session": session_id, "strategy": session.strategy,
+                                            "params": session.params_hash, "broker": session.broker,
+                                            "mode": session.mode, "day": session.session_date}).pl()
+        every = every.filter(~pl.any_horizontal(pl.col("outcome").str.starts_with(r.value) for r in POLICY_REFUSALS)
+                             & pl.col("qty").is_not_null())  # a refused sized entry has none: nothing was sent
+        decisions = every.filter("own").drop("own")
         ids = decisions["client_order_id"].to_list()
         paper = con.sql(_PAPER_FILLS, params={"ids": ids}).pl()
         timeframe = get_strategy(session.strategy).timeframe
         last_fill = paper["ts"].max() if paper.height else None
         start, end = _window(session.session_date, last_fill)
-        bars = bars_between(con, timeframe, start, end, sorted(set(decisions["symbol"].to_list())) or None)
+        if every.height:
+            start = min(start, every["at"].min())
+        bars = bars_between(con, timeframe, start, end, sorted(set(every["symbol"].to_list())) or None)
     if decisions.height and bars.is_empty():
         raise GapError(f"no {timeframe} bars for {session.session_date} in the warehouse: the replay needs them")
-    if decisions.filter(pl.col("qty").is_null()).height:
-        raise GapError(f"session {session_id} has decisions without a quantity: the replay fixes quantities as decided")
 
-    result = simulate(bars, signal_frame(decisions.drop("client_order_id", "outcome")),
-                      BacktestConfig(cash=cash, costs=costs, buying_power_multiple=None))
+    replayed = simulate(bars, signal_frame(every.drop("client_order_id", "outcome", "own")),
+                        BacktestConfig(cash=cash, costs=costs, policy=RULES_OFF, buying_power_multiple=None))
+    mine = every.with_row_index("_i").filter("own")["_i"].to_list()
+    result = replace(replayed, decisions=replayed.decisions[mine])
     engine_ids = _engine_ids(decisions)
-    unknown = set(result.fills["order_id"].to_list()) - set(engine_ids)
+    unknown = set(result.fills["order_id"].to_list()) - set(_engine_ids(every))
     if unknown:
         raise GapError(f"the replay placed orders no decision explains: {sorted(unknown)}")
     owner: dict[str, str] = {}
@@ -157,7 +176,7 @@ def measure_gap(warehouse: Warehouse, session_id: str, costs: Costs, *, cash: fl
     backtest = result.fills.with_columns(
         pl.col("order_id").replace_strict(owner, default=None).alias("client_order_id"),
         (pl.col("commission") + pl.col("fees")).alias("commission"),
-    ).select("client_order_id", "ts", "qty", "price", "commission")
+    ).filter(pl.col("client_order_id").is_not_null()).select("client_order_id", "ts", "qty", "price", "commission")
 
     marks = dict(bars.group_by("symbol").agg(pl.col("close").sort_by("ts").last()).iter_rows())
     outcomes = result.decisions["outcome"].to_list()  # signal_frame kept our (at, symbol) order

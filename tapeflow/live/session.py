@@ -3,11 +3,18 @@ the backtest ran.
 
 Each cycle (every `cycle_s` on the session's clock): the market's new bars go to the broker
 if it is the simulator, order events are recorded, a heartbeat is written, the kill switch
-and the daily-loss breaker are read, then every decision whose time has come (the strategy's
-signals on what is knowable now, `at` since the last cycle) is recorded in
-`session_decisions` and only then sent, sized by `tapeflow.risk` against the broker's equity
-and buying power. Entries get a protective stop once filled; `exit_before_close` before the
-close everything the strategy holds is sold. At the close: reconcile, snapshot, summary.
+and the day's loss lock are read, then every decision whose time has come (the strategy's
+signals on what is knowable now) is recorded in `session_decisions` and only then carried
+out by the execution policy (`tapeflow.risk.policy`, the backtest's rules) against the
+broker's equity and buying power and the strategy's own positions and orders. Entries get a
+protective stop once filled; an intraday strategy is made flat before the close. At the
+close: reconcile, snapshot, summary.
+
+Which decisions a day's session takes: an intraday strategy's from the session's pre-open on;
+a daily strategy's from the previous close on (its decisions are taken at bar ends, the close,
+and go out at the next session's first cycle), or from `decisions_since` when that is later
+(a replay's first day). A decision is too old once `max_decision_age` of market time has
+passed since it (the hours the market is shut do not count).
 
 Crash safety: decisions are recorded before their orders are sent and every order's client
 order id comes from its decision, so a restarted session re-sends exactly the decisions
@@ -34,9 +41,8 @@ from tapeflow.brokers.reconcile import reconcile
 from tapeflow.calendar.exchange import NEW_YORK, ExchangeSession, get_calendar, ny_day
 from tapeflow.live.feed import WarehouseFeed
 from tapeflow.live.identity import decision_order_id, params_hash, session_id
-from tapeflow.model import Action, Bar, Order, OrderType, Side, Timeframe, TimeInForce
-from tapeflow.risk.limits import DailyLossBreaker
-from tapeflow.risk.sizing import Sizing
+from tapeflow.model import Account, Action, Bar, Order, OrderType, Outcome, Side, Timeframe, TimeInForce
+from tapeflow.risk.policy import DEFAULT_POLICY, BookView, ExecutionPolicy
 from tapeflow.risk.state import day_lock, kill_switch, lock_day
 from tapeflow.strategy.base import Strategy
 from warehouse.connection import Warehouse
@@ -63,23 +69,17 @@ def _log_alert(kind: str, severity: str, message: str) -> None:
 
 @dataclass(frozen=True)
 class SessionRules:
-    """Timing and risk rules of a session; sizing and the breaker are the backtest's."""
+    """A session's timing; what becomes of its decisions is the execution policy's (the
+    backtest's)."""
 
     cycle_s: float = 60.0
-    sizing: Sizing = Sizing()
-    max_position_pct: float = 0.25  # the most one name may take of equity
-    stop_loss_pct: float | None = None  # protective sell stop this far under each entry's fill
-    exit_before_close: timedelta = timedelta(minutes=5)  # time exit: sell what the strategy holds
-    daily_loss_limit_pct: float | None = 0.02  # from the day's reference equity: lock entries for the day
-    flatten_on_breaker: bool = False
-    max_decision_age: timedelta = timedelta(minutes=30)  # older decisions seen for the first time are skipped
+    policy: ExecutionPolicy = DEFAULT_POLICY
+    max_decision_age: timedelta = timedelta(minutes=30)  # of market time: older decisions are not sent
     stale_after: timedelta = timedelta(minutes=3)  # minute bars older than this in session: alert
 
     def __post_init__(self) -> None:
         if self.cycle_s <= 0:
             raise ValueError("cycle_s must be > 0")
-        if not 0 < self.max_position_pct <= 1:
-            raise ValueError("max_position_pct must be within (0, 1]")
 
 
 @dataclass
@@ -106,8 +106,10 @@ class TradingSession:
 
     def __init__(self, strategy: Strategy, execution: Execution, feed: WarehouseFeed, clock: SessionClock,
                  warehouse: Warehouse, *, rules: SessionRules = SessionRules(), day: date | None = None,
-                 market: Callable[[Bar], None] | None = None, external_kill: Callable[[], str | None] | None = None,
-                 alert: AlertHook = _log_alert, hold_warehouse: bool = False) -> None:
+                 market: Callable[[Bar], None] | None = None, market_open: Callable[[Bar], None] | None = None,
+                 external_kill: Callable[[], str | None] | None = None,
+                 alert: AlertHook = _log_alert, hold_warehouse: bool = False,
+                 decisions_since: datetime | None = None, market_since: datetime | None = None) -> None:
         self.strategy = strategy
         self.execution = execution
         self.broker = execution.broker
@@ -118,6 +120,8 @@ class TradingSession:
         self.rules = rules
         self.day = day or ny_day(clock.now())
         self.market = market  # the simulator's side of the market: it gets each new bar
+        self.market_open = market_open  # and each daily bar's opening print, once it has opened
+        self._opened: set[tuple[str, datetime]] = set()
         self.external_kill = external_kill
         self._alert = alert
         # A replay on a simulated clock never waits between cycles: it may hold the file throughout.
@@ -127,11 +131,14 @@ class TradingSession:
         # The day's loss lock belongs to this account and mode: a paper breaker never locks live.
         self.lock_scope = f"{strategy.name}@{self.broker.name}:{self.broker.mode.value}"
         self.report = SessionReport(self.id, "running")
-        self.breaker = DailyLossBreaker(rules.daily_loss_limit_pct)
+        self.policy = rules.policy
+        self.breaker = rules.policy.breaker()
+        self.decisions_since = decisions_since
         self._session_start: datetime | None = None  # decisions before it belong to other days
-        self._exit_at: datetime | None = None  # from then on: no entries, sell what the strategy holds
+        self._exit_at: datetime | None = None  # intraday: from then on no decisions, sell what the strategy holds
+        self._taken: set[str] = set()  # decisions recorded by this process
         self._handed: dict[str, datetime] = {}  # symbol -> end of the last bar the simulator got
-        self._market_since: datetime | None = None
+        self._market_since = market_since  # bars that ended after it go to the simulator (default: the start)
         self._timed_out = False
         self._stale = False
         self._history = None  # this cycle's view of the market
@@ -188,9 +195,14 @@ class TradingSession:
         newest = self.feed.newest_bar_end(until=now)
         if newest is None or now - newest > timedelta(days=4):
             self.alert("stale_data", "warning", f"newest {self.feed.timeframe} bar ends {newest}: the data is stale")
-        self._session_start = session.pre_open
-        self._exit_at = session.close - self.rules.exit_before_close
-        self._market_since = now
+        if self.strategy.timeframe is Timeframe.DAY:
+            self._session_start = get_calendar().previous_close(session.open)
+        else:
+            self._session_start = session.pre_open
+        if self.decisions_since is not None:
+            self._session_start = max(self._session_start, self.decisions_since)
+        self._exit_at = self.policy.exit_at(session.close, self.strategy.timeframe)
+        self._market_since = self._market_since or now
 
     def _claim(self, now: datetime) -> None:
         """One process per session: a running claim whose heartbeat is fresh is refused."""
@@ -202,10 +214,15 @@ class TradingSession:
                 raise SessionAlreadyRunning(f"{self.id} is running elsewhere (heartbeat {beat.isoformat()})")
             con.execute(
                 "INSERT INTO trading_sessions (session_id, strategy, params, params_hash, broker, mode, session_date, "
-                "status, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?) ON CONFLICT (session_id) DO UPDATE "
-                "SET status = 'running'",
+                "status, started_at, rules) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?) ON CONFLICT (session_id) "
+                "DO UPDATE SET status = 'running', rules = excluded.rules",
                 [self.id, self.strategy.name, json.dumps(dict(self.strategy.p)), params_hash(self.strategy.p),
-                 self.broker.name, self.broker.mode.value, self.day, now])
+                 self.broker.name, self.broker.mode.value, self.day, now, json.dumps(self.describe_rules())])
+
+    def describe_rules(self) -> dict[str, object]:
+        """The rules this session runs with, as its record states them."""
+        return {**self.policy.describe(), "cycle_s": self.rules.cycle_s,
+                "max_decision_age_minutes": self.rules.max_decision_age.total_seconds() / 60}
 
     def cycle(self, session: ExchangeSession) -> None:
         """One pass: market, events, heartbeat, risk, decisions, stops, time exit. A live
@@ -228,12 +245,13 @@ class TradingSession:
         self._heartbeat(now, {"equity": account.equity, "positions": held})
         self._check_freshness(now, session)
         try:
-            stop = self._stop_reason(now, account.equity)
-            if stop:
-                self._stand_down(stop)
+            killed = self._killed()
+            if killed:  # the kill switch takes back the working entries; the breaker's lock only refuses new ones
+                self._stand_down(killed)
+            stop = killed or day_lock(self.warehouse, self.lock_scope, self.day)
             self._history = self.feed.history(now)  # what is knowable now: every step of the cycle sees this
             self._retry_unsent(now, account, held, stop)
-            if now >= self._exit_at:
+            if self._closing(now):
                 self._time_exit(now)
             else:
                 self._decide(now, account, held, stop)
@@ -243,9 +261,16 @@ class TradingSession:
 
     def _hand_over(self, now: datetime) -> None:
         """Give the simulator every bar that has ended since it last got one of that symbol,
-        however late it reached the warehouse."""
+        however late it reached the warehouse; of a daily bar, its opening print once it has
+        opened (a market-on-open order fills then, not at the day's end)."""
+        assert self.market is not None
         oldest = min(self._handed.values(), default=self._market_since)
-        for bar in self.feed.bars_ended(min(oldest, self._market_since), now):
+        if self.market_open is not None and self.feed.timeframe is Timeframe.DAY:
+            for bar in self.feed.bars_opened(min(oldest, self._market_since), now):
+                if (bar.symbol, bar.ts) not in self._opened:
+                    self.market_open(bar)
+                    self._opened.add((bar.symbol, bar.ts))
+        for bar in self.feed.bars_ended(min(oldest, self._market_since), now, seen=self._handed):
             if bar.end > self._handed.get(bar.symbol, self._market_since):
                 self.market(bar)
                 self._handed[bar.symbol] = bar.end
@@ -256,6 +281,8 @@ class TradingSession:
             return self._finish(session, self.clock.now())
 
     def _finish(self, session: ExchangeSession, now: datetime) -> SessionReport:
+        if self.market is not None:
+            self._hand_over(now)  # the bars that ended by the close trade what was working
         self.execution.sync()
         report = reconcile(self.ledger, self.broker, since=session.pre_open)
         if not report.clean:
@@ -289,26 +316,13 @@ class TradingSession:
 
     # -- risk ---------------------------------------------------------------------------------
 
-    def _stop_reason(self, now: datetime, equity: float) -> str | None:
-        """Why no new entries may be taken now (kill switch, the day's lock, the breaker)."""
+    def _killed(self) -> str | None:
+        """Why the kill switch is engaged for this strategy, or None."""
         killed = (self.external_kill() if self.external_kill else None) or kill_switch(self.warehouse, self.strategy.name)
-        if killed:
-            if self.report.status != "killed":
-                self.report.status = "killed"
-                self.alert("kill_switch", "critical", f"{self.strategy.name}: {killed}; entries cancelled")
-            return killed
-        locked = day_lock(self.warehouse, self.lock_scope, self.day)
-        if locked:
-            return locked
-        if self.breaker.tripped(self.day.toordinal(), equity):
-            why = self.breaker.describe(self.day.toordinal(), equity)
-            lock_day(self.warehouse, self.lock_scope, self.day, "daily_loss", why)
-            self.alert("breaker_tripped", "critical", f"{self.strategy.name}: daily loss limit hit, {why}; "
-                       "entries locked for the day")
-            if self.rules.flatten_on_breaker:
-                self._flatten(now, "daily loss limit: flatten")
-            return f"daily_loss lock: {why}"
-        return None
+        if killed and self.report.status != "killed":
+            self.report.status = "killed"
+            self.alert("kill_switch", "critical", f"{self.strategy.name}: {killed}; entries cancelled")
+        return killed
 
     def _stand_down(self, why: str) -> None:
         """Cancel the strategy's working entries (exits and stops stay)."""
@@ -317,45 +331,53 @@ class TradingSession:
             if order.client_order_id in mine and order.side is Side.BUY:
                 self._quietly(lambda o=order: self.execution.cancel(o.client_order_id))
 
+    def _closing(self, now: datetime) -> bool:
+        return self._exit_at is not None and now >= self._exit_at
+
     # -- decisions ------------------------------------------------------------------------------
 
-    def _decide(self, now: datetime, account, held: dict[str, float], stop: str | None) -> None:
-        """Every decision of the day whose time has come and that is young enough; one already
-        recorded is not taken again (a late bar can still bring a decision of an earlier minute)."""
+    def _decide(self, now: datetime, account: Account, held: dict[str, float], stop: str | None) -> None:
+        """Every decision since the session's start whose time has come; one already recorded
+        is not taken again (a late bar can still bring a decision of an earlier minute)."""
         signals = self.strategy.signals(self._history)
-        since = max(self._session_start, now - self.rules.max_decision_age)
-        due = signals.filter((pl.col("at") <= now) & (pl.col("at") > since))
+        due = signals.filter((pl.col("at") <= now) & (pl.col("at") >= self._session_start))
         for row in due.sort("at", "symbol").iter_rows(named=True):
             self._act(row, now, account, held, stop)
 
-    def _act(self, row: dict, now: datetime, account, held: dict[str, float], stop: str | None) -> None:
+    def _act(self, row: dict, now: datetime, account: Account, held: dict[str, float], stop: str | None) -> None:
         at, symbol, action = row["at"], row["symbol"], row["action"]
         cid = decision_order_id(self.strategy.name, at, symbol, action, params=params_hash(self.strategy.p),
                                 mode=self.broker.mode.value)
-        if not self._record_decision(cid, row):
+        if cid in self._taken or not self._record_decision(cid, row):
             return  # taken already (this cycle's history repeats it; or before a restart)
         self.report.decisions += 1
         self._carry_out(cid, row, now, account, held, stop)
 
-    def _carry_out(self, cid: str, row: dict, now: datetime, account, held: dict[str, float], stop: str | None) -> None:
-        """Size and send a recorded decision, or record why not."""
+    def _market_age(self, at: datetime, now: datetime) -> timedelta:
+        """How long the market has been open since `at` (a decision at the close is fresh at the next open)."""
+        calendar = get_calendar()
+        since = at if calendar.is_open(at) else calendar.next_open(at)
+        return now - since
+
+    def _carry_out(self, cid: str, row: dict, now: datetime, account: Account, held: dict[str, float],
+                   stop: str | None) -> None:
+        """Carry out a recorded decision through the execution policy, or record why not."""
         at, symbol, action = row["at"], row["symbol"], row["action"]
-        if now - at > self.rules.max_decision_age:
-            return self._outcome(cid, f"skipped: decided at {at.isoformat()}, too old at {now.isoformat()}")
+        if self._market_age(at, now) > self.rules.max_decision_age:
+            return self._outcome(cid, Outcome.TOO_OLD.with_detail(f"decided {at.isoformat()}, seen {now.isoformat()}"))
         if action == Action.ENTER:
-            if now >= self._exit_at:
-                return self._outcome(cid, "skipped: the session is closing")
-            if stop:
-                return self._outcome(cid, f"skipped: {stop}")
-            qty = self._entry_size(row, account, held)
+            qty = self._entry_size(row, now, account, held, stop)
             if isinstance(qty, str):
-                return self._outcome(cid, f"skipped: {qty}")
+                return self._outcome(cid, qty)
             side = Side.BUY
         else:
+            if self._closing(now):
+                return self._outcome(cid, Outcome.CLOSING)
+            busy = symbol in self._my_symbols()
             self._cancel_symbol(symbol)
             qty = self._sellable(symbol, held)
             if qty <= 0:
-                return self._outcome(cid, "skipped: nothing to exit")
+                return self._outcome(cid, Outcome.CANCELLED_ENTRY if busy else Outcome.NOTHING_TO_EXIT)
             side = Side.SELL
         order = Order(client_order_id=cid, mode=self.broker.mode, broker=self.broker.name, strategy=self.strategy.name,
                       symbol=symbol, side=side, qty=qty, order_type=OrderType(row["order_type"]),
@@ -363,52 +385,67 @@ class TradingSession:
                       stop_price=row["stop_price"], reason=row["reason"])
         self._send(order)
 
-    def _entry_size(self, row: dict, account, held: dict[str, float]) -> float | str:
-        """Shares for an entry, or why there are none."""
+    def _book(self, account: Account, held: dict[str, float]) -> BookView:
+        """The account's equity and buying power, the strategy's own positions and working orders."""
+        mine = {s: q for s, q in self.ledger.positions(self.strategy.name).items() if min(q, held.get(s, 0.0)) > 0}
+        return BookView(equity=account.equity, buying_power=account.buying_power, held=mine, working=self._my_symbols())
+
+    def _entry_size(self, row: dict, now: datetime, account: Account, held: dict[str, float],
+                    stop: str | None) -> float | str:
+        """Shares for an entry, or the outcome that refuses it (the policy's gates, then its sizing).
+        The account is read afresh: an entry sent earlier in this cycle has taken buying power."""
         symbol = row["symbol"]
-        if held.get(symbol) or any(o.symbol == symbol for o in self.broker.open_orders()):
-            return "already in a position or an order is working"
-        price = self._last_close(symbol)
-        if price is None:
-            return f"no price for {symbol}"
-        stop = self.rules.stop_loss_pct
-        qty = row["qty"] or self.rules.sizing.shares(equity=account.equity, buying_power=account.buying_power,
-                                                     price=price, open_positions=len(held),
-                                                     stop_distance=price * stop if stop else None)
-        cap = math.floor(self.rules.max_position_pct * account.equity / price)
-        qty = min(qty, cap)
-        return qty if qty > 0 else "sized to zero shares"
+        account = self.broker.account()
+        book = self._book(account, held)
+        refused = self.policy.gate(symbol, closing=self._closing(now), stopped=stop, book=book, breaker=self.breaker,
+                                   session=self.day.toordinal())
+        if refused is not None:
+            if refused.startswith(Outcome.DAILY_LOSS):
+                self._breaker_tripped(now, account.equity)
+            return refused
+        return self.policy.entry(symbol, asked=row["qty"], price=self._last_close(symbol), book=book)
+
+    def _breaker_tripped(self, now: datetime, equity: float) -> None:
+        """The day is locked for this strategy on this account (a restart sees it), once."""
+        if day_lock(self.warehouse, self.lock_scope, self.day):
+            return
+        why = self.breaker.describe(self.day.toordinal(), equity)
+        lock_day(self.warehouse, self.lock_scope, self.day, "daily_loss", why)
+        self.alert("breaker_tripped", "critical", f"{self.strategy.name}: daily loss limit hit, {why}; "
+                   "entries locked for the day")
+        if self.policy.flatten_on_breaker:
+            self._flatten(now, "daily loss limit: flatten")
 
     def _send(self, order: Order) -> None:
         try:
             self.execution.submit(order)
         except OrderRejected as exc:
             self.report.rejected += 1
-            self._outcome(order.client_order_id, f"rejected: {exc.reason}")
+            self._outcome(order.client_order_id, Outcome.REJECTED.with_detail(str(exc.reason)))
             self.alert("order_rejected", "warning", f"{order.symbol} {order.side} {order.qty:g}: {exc}")
             return
         except EntriesBlocked as exc:
-            self._outcome(order.client_order_id, f"skipped: {exc}")
+            self._outcome(order.client_order_id, Outcome.ENTRIES_STOPPED.with_detail(str(exc)))
             return
         except Disconnected as exc:  # still 'decided': the next start or cycle sends it again
             self.alert("broker_disconnected", "critical", f"{order.client_order_id} not confirmed: {exc}")
             return
         self.report.orders_sent += 1
-        self._outcome(order.client_order_id, "sent")
+        self._outcome(order.client_order_id, Outcome.SENT)
 
-    def _retry_unsent(self, now: datetime, account, held: dict[str, float], stop: str | None) -> None:
+    def _retry_unsent(self, now: datetime, account: Account, held: dict[str, float], stop: str | None) -> None:
         """Decisions recorded but never confirmed sent (a crash, a broker that did not answer)
         go through the same gates as new ones: age, kill switch, lock, sizing. `place` finds
         any that did reach the broker, so none is sent twice."""
         with self.warehouse.write() as con:
             rows = con.execute("SELECT client_order_id, decided_at, symbol, action, reason, qty, order_type, "
                                "time_in_force, limit_price, stop_price FROM session_decisions WHERE session_id = ? "
-                               "AND outcome = 'decided' ORDER BY decided_at", [self.id]).fetchall()
+                               "AND outcome = ? ORDER BY decided_at", [self.id, Outcome.DECIDED.value]).fetchall()
         for cid, at, symbol, action, reason, qty, order_type, tif, limit_price, stop_price in rows:
             state = self.broker.order(cid)
             if state is not None:  # it did reach the broker before the answer was lost
                 self.ledger.record_order(state, strategy=self.strategy.name)
-                self._outcome(cid, "sent")
+                self._outcome(cid, Outcome.SENT)
                 continue
             if action == Action.EXIT and order_type == OrderType.STOP:
                 continue  # a protective stop is placed afresh by `_protect`
@@ -421,13 +458,13 @@ class TradingSession:
         with self.warehouse.write() as con:
             known = con.execute("SELECT 1 FROM session_decisions WHERE session_id = ? AND client_order_id = ?",
                                 [self.id, cid]).fetchone()
-            if known:
-                return False
-            con.execute("INSERT INTO session_decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'decided', ?)",
-                        [self.id, cid, row["at"], row["symbol"], row["action"], row["reason"], row["qty"],
-                         row["order_type"], row["time_in_force"], row["limit_price"], row["stop_price"],
-                         self.clock.now()])
-        return True
+            if not known:
+                con.execute("INSERT INTO session_decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [self.id, cid, row["at"], row["symbol"], row["action"], row["reason"], row["qty"],
+                             row["order_type"], row["time_in_force"], row["limit_price"], row["stop_price"],
+                             Outcome.DECIDED.value, self.clock.now()])
+        self._taken.add(cid)
+        return not known
 
     def _outcome(self, cid: str, outcome: str) -> None:
         with self.warehouse.write() as con:
@@ -438,7 +475,7 @@ class TradingSession:
 
     def _protect(self, now: datetime, held: dict[str, float]) -> None:
         """A protective stop under each position the strategy holds with no sell working yet."""
-        if not self.rules.stop_loss_pct:
+        if not self.policy.stop_loss_pct:
             return
         mine = self._my_orders()
         selling = {o.symbol for o in self.broker.open_orders() if o.side is Side.SELL and o.client_order_id in mine}
@@ -450,9 +487,12 @@ class TradingSession:
             state = self.broker.order(entry) if entry else None
             if state is None or not state.avg_fill_price or state.is_open:
                 continue  # its size is known once the entry has stopped working
-            stop_price = round(state.avg_fill_price * (1 - self.rules.stop_loss_pct), 2)
+            last_fill = max((f.ts for f in self.ledger.fills(entry)), default=None)
+            if last_fill is None or not self._bar_ended_after(symbol, last_fill):
+                continue  # live from the bar after the entry's last fill, as in a backtest (a daily bar: the next day)
+            stop_price = self.policy.stop_price(state.avg_fill_price)
             cid = client_order_id(self.strategy.name, f"stop after {entry}", symbol, "stop")  # entry ids are unique
-            if self._record_exit(cid, now, symbol, f"stop loss {self.rules.stop_loss_pct:.1%} under the entry",
+            if self._record_exit(cid, now, symbol, f"stop loss {self.policy.stop_loss_pct:.1%} under the entry",
                                  OrderType.STOP, TimeInForce.GTC, stop_price=stop_price):
                 self._send_exit(cid, now, symbol, qty, OrderType.STOP, TimeInForce.GTC, stop_price=stop_price,
                                 reason="protective stop")
@@ -509,6 +549,11 @@ class TradingSession:
     def _my_symbols(self) -> set[str]:
         mine = self._my_orders()
         return {o.symbol for o in self.broker.open_orders() if o.client_order_id in mine}
+
+    def _bar_ended_after(self, symbol: str, ts: datetime) -> bool:
+        """Whether a bar of `symbol` that started at or after `ts` has ended (is in this cycle's view)."""
+        bars = self._history.bars.filter(pl.col("symbol") == symbol)
+        return bars.height > 0 and bars["end_ts"].max() > ts
 
     def _last_close(self, symbol: str) -> float | None:
         bars = self._history.bars.filter(pl.col("symbol") == symbol)

@@ -102,6 +102,13 @@ class Strategy(ABC):
     def check_params(self) -> None:
         """Rules between parameters (e.g. fast < slow); raise ValueError."""
 
+    def warmup_bars(self) -> int:
+        """Bars of its timeframe, before the one it decides on, that a decision needs (e.g. a
+        30-bar average compared with the bar before: 30). Sessions load this much history
+        and refuse to start without it; backtests take no decision before it. Intraday
+        strategies that look only at the current session declare 0."""
+        return 0
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v}' for k, v in self.p.items())})"
 

@@ -73,6 +73,7 @@ class SimBroker(Broker):
         self.mode = Mode(mode)
         self.now = now  # a simulated clock replays a stored day
         self._events: queue.Queue[OrderUpdate] = queue.Queue()
+        self._printed: dict[tuple[str, datetime], set[str]] = {}  # (symbol, bar start) -> orders traded at its open
         with warehouse.write() as con:
             con.execute("INSERT INTO sim_account VALUES (?, ?, ?, NULL, NULL, ?) ON CONFLICT DO NOTHING",
                         [ACCOUNT, cash, cash, self.now()])
@@ -145,20 +146,36 @@ class SimBroker(Broker):
 
     # -- the market ------------------------------------------------------------------------
 
+    def on_open(self, bar: Bar) -> list[Fill]:
+        """Trade the working orders of a daily bar's symbol against its opening print (the
+        open only), once the bar has opened: a market-on-open order fills then, as it would at
+        a real broker, not when the day's bar ends. The bar itself, when it ends, no longer
+        trades the orders that traded at its open (they had their turn at this bar)."""
+        series = _one_bar(bar, ny_day(bar.ts), get_calendar(), opening_print=True)
+        return self._trade(bar, series, opening_print=True)
+
     def on_bar(self, bar: Bar) -> list[Fill]:
         """Trade the bar's symbol's working orders against `bar`; its close becomes the last price."""
-        calendar = get_calendar()
+        series = _one_bar(bar, ny_day(bar.ts), get_calendar())
+        return self._trade(bar, series, opening_print=False)
+
+    def _trade(self, bar: Bar, series: SymbolBars, *, opening_print: bool) -> list[Fill]:
         day = ny_day(bar.ts)
         events: list[OrderUpdate] = []
         made: list[Fill] = []
+        key = (bar.symbol, bar.ts)
+        traded_at_open = self._printed.setdefault(key, set()) if opening_print else self._printed.pop(key, set())
         with self.warehouse.write() as con:
             events += self._roll_session(con, day)
+            # A bar trades the orders placed by its start; a closing auction, those placed before its end.
             rows = con.execute(
                 f"SELECT {_COLUMNS} FROM sim_orders WHERE symbol = ? AND status IN ('new', 'partially_filled') "
-                "AND submitted_at <= ? ORDER BY submitted_at, client_order_id", [bar.symbol, bar.ts]).fetchall()
-            series = _one_bar(bar, day, calendar)
+                "AND (submitted_at <= ? OR (time_in_force = 'cls' AND submitted_at < ?)) "
+                "ORDER BY submitted_at, client_order_id", [bar.symbol, bar.ts, bar.end]).fetchall()
             for row in rows:
                 state = _state(row)
+                if state.client_order_id in traded_at_open and not opening_print:
+                    continue
                 session = row[12]
                 if state.time_in_force is TimeInForce.DAY and session is not None and day > session:
                     events.append(self._close(con, state, "expired", "a DAY order dies with its session"))
@@ -169,7 +186,10 @@ class SimBroker(Broker):
                 kind = OrderType.MARKET if state.order_type is OrderType.STOP and state.filled_qty else state.order_type
                 spec = OrderSpec(state.client_order_id, state.symbol, state.side, state.remaining, kind,
                                  state.time_in_force, to_us(state.submitted_at), state.limit_price, state.stop_price)
-                for row_fill in fill_order(series, spec, self.costs):
+                fills = fill_order(series, spec, self.costs)
+                if fills and opening_print:
+                    traded_at_open.add(state.client_order_id)
+                for row_fill in fills:
                     fill, update = self._apply(con, state, row_fill.qty, row_fill.price,
                                                datetime.fromtimestamp(row_fill.ts_us / 1e6, UTC))
                     made.append(fill)
@@ -179,10 +199,12 @@ class SimBroker(Broker):
                         events += self._after_fill(con, state, bar.end)
                     else:
                         self._shrink_sibling(con, state)
-            # A bar that arrives late trades its orders but does not take the last price back in time.
-            con.execute("INSERT INTO sim_prices VALUES (?, ?, ?) ON CONFLICT (symbol) DO UPDATE SET "
-                        "price = excluded.price, ts = excluded.ts WHERE excluded.ts > sim_prices.ts",
-                        [bar.symbol, bar.close, bar.end])
+            # A bar that arrives late trades its orders but does not take the last price back in
+            # time; positions are marked at bar closes, as the backtest marks them.
+            if not opening_print:
+                con.execute("INSERT INTO sim_prices VALUES (?, ?, ?) ON CONFLICT (symbol) DO UPDATE SET "
+                            "price = excluded.price, ts = excluded.ts WHERE excluded.ts > sim_prices.ts",
+                            [bar.symbol, bar.close, bar.end])
         for event in events:
             self._events.put(event)
         return made
@@ -388,11 +410,14 @@ def _working_sells(con, symbol: str) -> float:
     return float(qty)
 
 
-def _one_bar(bar: Bar, day: date, calendar) -> SymbolBars:
-    """`bar` in the arrays `fill_order` reads, with its session's auction marks."""
+def _one_bar(bar: Bar, day: date, calendar, *, opening_print: bool = False) -> SymbolBars:
+    """`bar` in the arrays `fill_order` reads, with its session's auction marks; as an
+    `opening_print`, only its open (no range, no close)."""
     session = calendar.session(day) if calendar.is_session(day) else None
     one = lambda v: np.array([v])  # noqa: E731
+    high, low, close = (bar.open, bar.open, bar.open) if opening_print else (bar.high, bar.low, bar.close)
+    closes = session is not None and bar.end == session.close and not opening_print
     return SymbolBars(symbol=bar.symbol, ts=one(to_us(bar.ts)), end=one(to_us(bar.end)), open=one(bar.open),
-                      high=one(bar.high), low=one(bar.low), close=one(bar.close), volume=one(bar.volume),
+                      high=one(high), low=one(low), close=one(close), volume=one(bar.volume),
                       session=one(day.toordinal()), opens_session=one(session is not None and bar.ts == session.open),
-                      closes_session=one(session is not None and bar.end == session.close), adv_dollars=one(math.nan))
+                      closes_session=one(closes), adv_dollars=one(math.nan))

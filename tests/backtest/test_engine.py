@@ -19,9 +19,9 @@ from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.costs import Commission, Costs, Slippage
 from tapeflow.backtest.engine import BacktestResult, _walk_signals, simulate
 from tapeflow.backtest.fast import market_only
-from tapeflow.backtest.outcomes import Outcome
 from tapeflow.calendar.exchange import NEW_YORK, get_calendar
-from tapeflow.risk.sizing import Sizing
+from tapeflow.model import Outcome, Timeframe
+from tapeflow.risk.policy import ExecutionPolicy, Sizing
 from tapeflow.schemas import EQUITY_SCHEMA, FILLS_SCHEMA, TRADES_SCHEMA
 from tapeflow.strategy.base import signal_frame
 from tapeflow.strategy.history import BAR_COLUMNS
@@ -100,9 +100,17 @@ def assert_agree(result: BacktestResult, ref: ReferenceResult) -> None:
         assert abs(ref.final_cash - ref.equity[-1]["cash"]) <= 1e-6
 
 
-def run(bars: pl.DataFrame, rows: list[dict], config: BacktestConfig = BacktestConfig()) -> BacktestResult:
+def cfg(*, sizing: Sizing | None = None, stop_loss_pct: float | None = None, daily_loss_limit_pct: float | None = None,
+        max_position_pct: float | None = None, flatten_on_breaker: bool = False, **rest) -> BacktestConfig:
+    """A config whose execution policy has only the rules a test names (buying power too)."""
+    policy = ExecutionPolicy(sizing or Sizing(), max_position_pct, stop_loss_pct, daily_loss_limit_pct, flatten_on_breaker)
+    return BacktestConfig(policy=policy, **{"buying_power_multiple": None, **rest})
+
+
+def run(bars: pl.DataFrame, rows: list[dict], config: BacktestConfig | None = None) -> BacktestResult:
     """The engine's result, after checking it against the reference and its invariants."""
     signals = signal_frame(rows) if rows else signal_frame([])
+    config = config or cfg()
     result = simulate(bars, signals, config)
     assert_agree(result, reference_backtest(bars, signals, config))
     check_invariants(bars, signals, config, result)
@@ -178,7 +186,7 @@ def bars_a() -> pl.DataFrame:
 
 
 def test_market_buy_fills_at_the_next_open_with_slippage_and_a_minimum_commission():
-    config = BacktestConfig(cash=10_000.0, costs=Costs(commission=Commission(per_share=0.005, minimum=1.0),
+    config = cfg(cash=10_000.0, costs=Costs(commission=Commission(per_share=0.005, minimum=1.0),
                                                      slippage=Slippage(bps=10)))
     result = run(bars_a(), [sig("A", ny(D1, 16), qty=100.0), sig("A", ny(D2, 16), "exit")], config)
     buy_price, sell_price = 10.20 * 1.001, 10.70 * 0.999
@@ -196,7 +204,7 @@ def test_market_buy_fills_at_the_next_open_with_slippage_and_a_minimum_commissio
 
 def test_buy_limit_gapped_through_fills_at_the_better_open_without_slippage():
     bars = daily("A", [(D1, 10.0, 10.5, 9.9, 10.1, 1e6), (D2, 9.80, 10.20, 9.70, 10.0, 1e6)])
-    config = BacktestConfig(costs=Costs(slippage=Slippage(bps=50)))
+    config = cfg(costs=Costs(slippage=Slippage(bps=50)))
     result = run(bars, [sig("A", ny(D1, 16), qty=10.0, order_type="limit", limit_price=10.0)], config)
     assert fills_of(result) == [("A", "buy", ny(D2, 9, 30), 10.0, 9.80)]
 
@@ -204,7 +212,7 @@ def test_buy_limit_gapped_through_fills_at_the_better_open_without_slippage():
 def test_sell_stop_gapped_through_fills_at_the_worse_open():
     bars = daily("A", [(D1, 10.2, 10.5, 10.1, 10.3, 1e6), (D2, 10.3, 10.6, 10.2, 10.4, 1e6),
                        (D3, 9.50, 9.70, 9.00, 9.60, 1e6)])
-    config = BacktestConfig(costs=Costs(slippage=Slippage(bps=10)))
+    config = cfg(costs=Costs(slippage=Slippage(bps=10)))
     result = run(bars, [sig("A", ny(D1, 16), qty=10.0), sig("A", ny(D2, 16), "exit", order_type="stop", stop_price=10.0)],
                  config)
     assert fills_of(result)[1] == ("A", "sell", ny(D3, 9, 30), 10.0, round(9.50 * 0.999, 10))  # never the stop's 10
@@ -250,7 +258,7 @@ def test_a_decision_at_the_close_does_not_see_the_closing_auction_fill():
 def test_participation_cap_splits_an_order_over_three_bars_with_one_commission():
     bars = daily("A", [(D1, 10.0, 10.0, 10.0, 10.0, 1000), (D2, 10.0, 10.5, 9.5, 10.0, 1000),
                        (D3, 11.0, 11.5, 10.5, 11.0, 1000), (D4, 12.0, 12.5, 11.5, 12.0, 2000)])
-    config = BacktestConfig(costs=Costs(commission=Commission(per_share=0.01, minimum=1.0), participation=0.10))
+    config = cfg(costs=Costs(commission=Commission(per_share=0.01, minimum=1.0), participation=0.10))
     result = run(bars, [sig("A", ny(D1, 16), qty=250.0, time_in_force="gtc")], config)
     assert fills_of(result) == [("A", "buy", ny(D2, 9, 30), 100.0, 10.0), ("A", "buy", ny(D3, 9, 30), 100.0, 11.0),
                                 ("A", "buy", ny(D4, 9, 30), 50.0, 12.0)]
@@ -261,7 +269,7 @@ def test_participation_cap_splits_an_order_over_three_bars_with_one_commission()
 def test_day_market_order_remainder_dies_with_its_session():
     bars = pl.concat([minutes("A", ny(D1, 15, 58), [(5.0, 5.0, 5.0, 5.0, 100)] * 2),
                       minutes("A", ny(D2, 9, 30), [(6.0, 6.0, 6.0, 6.0, 100)] * 2)])
-    config = BacktestConfig(costs=Costs(participation=0.5))
+    config = cfg(costs=Costs(participation=0.5))
     result = run(bars, [sig("A", ny(D1, 15, 57), qty=500.0)], config)
     assert fills_of(result) == [("A", "buy", ny(D1, 15, 58), 50.0, 5.0), ("A", "buy", ny(D1, 15, 59), 50.0, 5.0)]
 
@@ -280,7 +288,7 @@ def test_a_partly_filled_order_cancelled_by_an_exit_pays_commission_on_what_fill
     bars = daily("A", [(D1, 10.0, 10.0, 10.0, 10.0, 1000), (D2, 10.0, 10.5, 9.5, 10.0, 1000),
                        (D3, 11.0, 11.5, 10.5, 11.0, 1000), (D4, 12.0, 12.5, 11.5, 12.0, 1000),
                        (D5, 13.0, 13.5, 12.5, 13.0, 1000)])
-    config = BacktestConfig(costs=Costs(commission=Commission(per_share=0.01, minimum=1.0, sec_fee_rate=0.0000278,
+    config = cfg(costs=Costs(commission=Commission(per_share=0.01, minimum=1.0, sec_fee_rate=0.0000278,
                                                               taf_per_share=0.000166), participation=0.10))
     result = run(bars, [sig("A", ny(D1, 16), qty=300.0, time_in_force="gtc"),
                         sig("A", ny(D3, 16), "exit", time_in_force="gtc")], config)
@@ -309,7 +317,7 @@ def test_a_signal_on_the_last_bar_never_fills():
 
 
 def test_equity_is_cash_plus_marked_positions_at_every_bar():
-    config = BacktestConfig(cash=1_000.0)
+    config = cfg(cash=1_000.0)
     result = run(bars_a(), [sig("A", ny(D1, 16), qty=10.0)], config)
     rows = result.equity.select("cash", "positions", "equity").rows()
     cash = 1_000.0 - 10 * 10.20
@@ -318,7 +326,7 @@ def test_equity_is_cash_plus_marked_positions_at_every_bar():
 
 
 def test_sizing_when_the_quantity_is_null():
-    config = BacktestConfig(cash=10_000.0, sizing=Sizing(fraction=0.5, max_positions=1))
+    config = cfg(cash=10_000.0, sizing=Sizing(fraction=0.5, max_positions=1))
     bars = pl.concat([bars_a(), daily("B", [(d, 20.0, 20.0, 20.0, 20.0, 1e6) for d in (D1, D2, D3, D4)])])
     result = run(bars, [sig("A", ny(D1, 16)), sig("B", ny(D1, 16))], config)
     # 50% of 10,000 at A's last close (10.00): 500 shares; B finds the one position slot taken.
@@ -329,7 +337,7 @@ def test_sizing_when_the_quantity_is_null():
 def test_small_cap_slippage_uses_the_20_sessions_before_the_bars_session():
     days = CAL.sessions(date(2024, 2, 1), date(2024, 3, 5))  # 23 sessions, the last two are D1, D2
     rows = [(s.date, 2.0, 2.0, 2.0, 2.0, 1e5 * (k + 1)) for k, s in enumerate(days)]
-    config = BacktestConfig(costs=Costs(slippage=Slippage(small_cap=True)))
+    config = cfg(costs=Costs(slippage=Slippage(small_cap=True)))
     result = run(daily("A", rows), [sig("A", ny(D1, 16), qty=10.0)], config)
     # The fill is on D2, the 23rd session (k = 22): the 20 before it are k = 2..21.
     adv = sum(2.0 * 1e5 * (k + 1) for k in range(2, 22)) / 20
@@ -340,7 +348,7 @@ def test_small_cap_slippage_uses_the_20_sessions_before_the_bars_session():
 def test_tick_rounding_is_against_the_trader_and_never_through_a_limit():
     bars = daily("A", [(D1, 10.0, 10.5, 9.9, 10.0, 1e6), (D2, 10.003, 10.5, 9.9, 10.0, 1e6),
                        (D3, 10.5, 10.6, 9.995, 10.1, 1e6)])
-    config = BacktestConfig(costs=Costs(slippage=Slippage(bps=10), round_to_tick=True))
+    config = cfg(costs=Costs(slippage=Slippage(bps=10), round_to_tick=True))
     result = run(bars, [sig("A", ny(D1, 16), qty=1.0), sig("A", ny(D2, 16), "exit", order_type="limit", limit_price=10.5)],
                  config)
     # 10.003 * 1.001 = 10.013003 -> up to 10.02; the sell limit at the open 10.50 stays 10.50.
@@ -348,7 +356,7 @@ def test_tick_rounding_is_against_the_trader_and_never_through_a_limit():
 
 
 def test_sec_and_taf_fees_on_sells_only():
-    config = BacktestConfig(costs=Costs(commission=Commission(sec_fee_rate=0.0000278, taf_per_share=0.000166,
+    config = cfg(costs=Costs(commission=Commission(sec_fee_rate=0.0000278, taf_per_share=0.000166,
                                                              taf_maximum=0.01)))
     result = run(bars_a(), [sig("A", ny(D1, 16), qty=100.0), sig("A", ny(D2, 16), "exit")], config)
     assert result.fills["fees"].to_list() == [0.0, pytest.approx(0.0000278 * 1070.0 + 0.01)]  # TAF capped at 0.01
@@ -357,7 +365,7 @@ def test_sec_and_taf_fees_on_sells_only():
 def test_stop_loss_after_the_entrys_last_fill():
     bars = daily("A", [(D1, 10.0, 10.0, 10.0, 10.0, 1e6), (D2, 10.0, 10.2, 9.8, 10.0, 1e6),
                        (D3, 9.80, 9.90, 9.40, 9.50, 1e6), (D4, 9.0, 9.2, 8.9, 9.0, 1e6)])
-    result = run(bars, [sig("A", ny(D1, 16), qty=10.0)], BacktestConfig(stop_loss_pct=0.05))
+    result = run(bars, [sig("A", ny(D1, 16), qty=10.0)], cfg(stop_loss_pct=0.05))
     # Bought at 10.00 on D2; its stop at 9.50 is not live on D2 (low 9.80 anyway) and triggers on D3.
     assert fills_of(result) == [("A", "buy", ny(D2, 9, 30), 10.0, 10.0), ("A", "sell", ny(D3, 9, 30), 10.0, 9.5)]
     assert result.fills["order_id"].to_list()[1].endswith("-stop")
@@ -367,7 +375,7 @@ def test_an_exit_cancels_the_stop_loss():
     bars = daily("A", [(D1, 10.0, 10.0, 10.0, 10.0, 1e6), (D2, 10.0, 10.2, 9.8, 10.0, 1e6),
                        (D3, 10.0, 10.1, 9.9, 10.0, 1e6), (D4, 9.0, 9.2, 8.9, 9.0, 1e6)])
     result = run(bars, [sig("A", ny(D1, 16), qty=10.0), sig("A", ny(D3, 16), "exit", order_type="limit",
-                                                             limit_price=12.0)], BacktestConfig(stop_loss_pct=0.05))
+                                                             limit_price=12.0)], cfg(stop_loss_pct=0.05))
     assert fills_of(result) == [("A", "buy", ny(D2, 9, 30), 10.0, 10.0)]  # neither the stop nor the limit sold
 
 
@@ -375,7 +383,7 @@ def test_daily_loss_breaker_on_daily_bars():
     bars = pl.concat([daily("A", [(D1, 10.0, 10.0, 10.0, 10.0, 1e6), (D2, 10.0, 10.0, 10.0, 10.0, 1e6),
                                   (D3, 10.0, 10.0, 9.0, 9.0, 1e6), (D4, 9.0, 9.0, 9.0, 9.0, 1e6)]),
                       daily("B", [(d, 5.0, 5.0, 5.0, 5.0, 1e6) for d in (D1, D2, D3, D4)])])
-    config = BacktestConfig(cash=10_000.0, daily_loss_limit_pct=0.02, buying_power_multiple=2.0)
+    config = cfg(cash=10_000.0, daily_loss_limit_pct=0.02, buying_power_multiple=2.0)
     result = run(bars, [sig("A", ny(D1, 16), qty=1000.0), sig("B", ny(D3, 16), qty=10.0), sig("B", ny(D4, 16), qty=10.0)],
                  config)
     # D3 started at 10,000 (A at 10.00) and closed at 9,000: -10%, no new entry that session;
@@ -405,7 +413,7 @@ def test_an_expired_day_order_no_longer_blocks_entries():
 def test_a_triggered_stop_fills_its_remainder_at_later_opens():
     bars = daily("A", [(D1, 10.2, 10.5, 10.1, 10.3, 1e6), (D2, 10.3, 10.6, 10.2, 10.4, 1e6),
                        (D3, 10.4, 10.6, 9.8, 10.5, 500), (D4, 10.5, 10.8, 10.3, 10.6, 500)])
-    config = BacktestConfig(costs=Costs(participation=0.1))
+    config = cfg(costs=Costs(participation=0.1))
     result = run(bars, [sig("A", ny(D1, 16), qty=100.0),
                         sig("A", ny(D2, 16), "exit", order_type="stop", stop_price=10.0, time_in_force="gtc")], config)
     # Triggered on D3 (low 9.80): 50 shares (10% of 500) at the stop; the stop is now a market
@@ -441,7 +449,7 @@ def test_cls_placed_during_the_closing_bar_reaches_its_close_even_on_the_last_ba
 
 def test_opg_and_cls_limits_do_not_trade_through_their_limit():
     bars = daily("A", [(D1, 10.0, 10.0, 10.0, 10.0, 1e6), (D2, 12.0, 12.5, 9.0, 11.0, 1e6)])
-    config = BacktestConfig(costs=Costs(round_to_tick=True))
+    config = cfg(costs=Costs(round_to_tick=True))
     opg = run(bars, [sig("A", ny(D1, 16), qty=10.0, order_type="limit", limit_price=10.0, time_in_force="opg")], config)
     assert opg.fills.is_empty()  # the auction opened at 12.00, above the limit
     cls = run(bars, [sig("A", ny(D1, 16), qty=10.0, order_type="limit", limit_price=11.0, time_in_force="cls")], config)
@@ -549,21 +557,18 @@ def configs(draw) -> BacktestConfig:
     slippage = draw(st.sampled_from([Slippage(), Slippage(bps=5), Slippage(bps=25), Slippage(small_cap=True)]))
     costs = Costs(commission=commission, slippage=slippage, round_to_tick=draw(st.booleans()),
                   participation=draw(st.sampled_from([None, None, 0.05, 0.1, 0.5, 1.0])))
-    return BacktestConfig(
+    return cfg(
         cash=draw(st.sampled_from([1_000.0, 20_000.0, 100_000.0])), costs=costs,
         sizing=Sizing(fraction=draw(st.sampled_from([0.1, 0.5, 1.0])), max_positions=draw(st.integers(1, 3)),
                       risk_per_trade=draw(st.sampled_from([None, None, 0.005]))),
         stop_loss_pct=draw(st.sampled_from([None, None, 0.01, 0.05])),
         daily_loss_limit_pct=draw(st.sampled_from([None, None, 0.005, 0.02])),
+        max_position_pct=draw(st.sampled_from([None, None, 0.25, 1.0])),
         buying_power_multiple=draw(st.sampled_from([None, 1.0, 2.0])),
     )
 
 
 def check(seed: int, timeframe: str, n_symbols: int, n_signals: int, config: BacktestConfig) -> None:
-    if n_symbols > 1:
-        # The engine values buys still working in other symbols at their future fill prices,
-        # which a causal loop cannot know: the buying-power check is compared on one symbol.
-        config = replace(config, buying_power_multiple=None)
     rng = random.Random(seed)
     bars = random_bars(rng, timeframe, n_symbols)
     signals = random_signals(rng, bars, n_signals)
@@ -608,7 +613,7 @@ def market_configs(draw) -> BacktestConfig:
         taf_maximum=draw(st.sampled_from([8.30, 0.01])),
     )
     slippage = draw(st.sampled_from([Slippage(), Slippage(bps=5), Slippage(bps=25)]))
-    return BacktestConfig(cash=100_000.0, costs=Costs(commission=commission, slippage=slippage), buying_power_multiple=None)
+    return cfg(cash=100_000.0, costs=Costs(commission=commission, slippage=slippage))
 
 
 def market_signals(rng: random.Random, bars: pl.DataFrame, n: int, at_bar_ends: bool) -> pl.DataFrame:
@@ -641,22 +646,25 @@ def test_market_fast_path_agrees_with_the_event_loop_and_the_reference(seed, tim
     result = simulate(bars, signals, config)
     assert_agree(result, reference_backtest(bars, signals, config))
     check_invariants(bars, signals, config, result)
-    fills, outcomes, _ = _walk_signals(bars, signals.sort("at", maintain_order=True), config)
+    fills, outcomes, _ = _walk_signals(bars, signals.sort("at", maintain_order=True), config, Timeframe.DAY, ())
     assert_frame_equal(result.fills, fills, check_exact=True)
     assert result.decisions["outcome"].to_list() == outcomes
 
 
 def test_fast_path_only_for_orders_nothing_couples():
     bars = minutes("A", ny(D1, 9, 30), [(10, 10, 10, 10, 1000)] * 3)
-    plain = BacktestConfig(buying_power_multiple=None)
+    plain = cfg(buying_power_multiple=None)
     at = ny(D1, 9, 31)
     assert market_only(signal_frame([sig("A", at, qty=10.0)]), plain)
-    assert not market_only(signal_frame([sig("A", at, qty=10.0)]), BacktestConfig())  # buying power is checked
+    assert not market_only(signal_frame([sig("A", at, qty=10.0)]), cfg(buying_power_multiple=1.0))  # buying power is checked
     assert not market_only(signal_frame([sig("A", at)]), plain)  # sized by the risk rules
     assert not market_only(signal_frame([sig("A", at, qty=10.0, time_in_force="opg")]), plain)
     assert not market_only(signal_frame([sig("A", at, qty=10.0, order_type="limit", limit_price=9.0)]), plain)
     assert not market_only(signal_frame([sig("A", at, qty=10.0), sig("A", at, "exit")]), plain)  # one instant
-    for config in (replace(plain, stop_loss_pct=0.02), replace(plain, daily_loss_limit_pct=0.02),
+    assert not market_only(signal_frame([sig("A", at, qty=10.0)]), BacktestConfig(buying_power_multiple=None))  # the default policy
+    assert not market_only(signal_frame([sig("A", at, qty=10.0)]), plain, Timeframe.MINUTE)  # its time exit
+    for config in (cfg(buying_power_multiple=None, stop_loss_pct=0.02), cfg(buying_power_multiple=None, daily_loss_limit_pct=0.02),
+                   cfg(buying_power_multiple=None, max_position_pct=0.25),
                    replace(plain, costs=Costs(participation=0.1)), replace(plain, costs=Costs(round_to_tick=True)),
                    replace(plain, costs=Costs(slippage=Slippage(small_cap=True)))):
         assert not market_only(signal_frame([sig("A", at, qty=10.0)]), config)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
 from flows.backtest import backtest
@@ -31,9 +32,10 @@ def test_backtest_flow_records_the_run_and_writes_its_report(warehouse, tapeflow
     with warehouse.read() as con:
         run = con.execute("SELECT strategy, params->>'fast', kind, code_version, report_path FROM backtest_runs").fetchone()
         fills = con.execute("SELECT count(*), sum(commission) FROM backtest_fills WHERE run_id = ?", [run_id]).fetchone()
+        shares = con.execute("SELECT sum(qty) FROM backtest_fills WHERE run_id = ?", [run_id]).fetchone()[0]
         equity = con.execute("SELECT count(*), last(equity ORDER BY ts) FROM backtest_equity WHERE run_id = ?", [run_id]).fetchone()
     assert run[:3] == ("sma_cross", "10", "backtest") and run[3]
-    assert fills[0] > 10 and fills[1] == pytest.approx(fills[0] * 1.0)  # $1 minimum per order, 100 shares
+    assert fills[0] > 10 and fills[1] == pytest.approx(fills[0] * 1.0)  # $1 minimum per order, at most 100 shares
     assert equity[0] > 200 and equity[1] == pytest.approx(summary["final_equity"])
     # The same fills, and their orders, in the tables paper and live share (mode backtest).
     with warehouse.read() as con:
@@ -42,7 +44,8 @@ def test_backtest_flow_records_the_run_and_writes_its_report(warehouse, tapeflow
         orders = con.execute("SELECT count(*), count(DISTINCT order_type), min(status), sum(filled_qty) FROM orders "
                              "WHERE mode = 'backtest' AND starts_with(client_order_id, ?)", [run_id + ":"]).fetchone()
     assert shared == fills
-    assert orders == (fills[0], 1, "filled", pytest.approx(100.0 * fills[0]))
+    assert orders == (fills[0], 1, "filled", pytest.approx(shares))
+    assert shares <= 100.0 * fills[0]  # 100 an entry, fewer where 25% of equity buys fewer (the policy's cap)
     report = Path(run[4])
     assert report.exists() and report.is_relative_to(tapeflow_home.resolve())
     assert "sma_cross" in report.read_text()
@@ -114,3 +117,31 @@ def test_report_command_rewrites_a_missing_report(warehouse, tapeflow_home):
     assert Path(result.stdout.strip()).exists()
     missing = runner.invoke(app, ["report", "no-such-run"])
     assert missing.exit_code == 1 and "no backtest run 'no-such-run'" in missing.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_command_gives_the_same_fills_and_metrics_on_the_warehouse_and_on_a_file_of_its_bars(
+        warehouse, tapeflow_home, tmp_path):
+    ingest_bars(source="replay", symbols=SYMBOLS, timeframe="1d", start=date(2009, 8, 21), end=date(2010, 8, 20))
+    path = tmp_path / "same.parquet"
+    with warehouse.read() as con:
+        con.sql("SELECT symbol, ts, end_ts, open, high, low, close, volume FROM bars WHERE timeframe = '1d'").pl().write_parquet(path)
+    args = ["backtest", "sma_cross", "-p", "fast=10", "-p", "slow=30", "-p", "qty=0"]  # sized: the policy acts
+    from_warehouse = runner.invoke(app, args)
+    from_file = runner.invoke(app, [*args, "--bars", str(path), "--fills-out", str(tmp_path / "fills.parquet")])
+    assert from_warehouse.exit_code == 0 and from_file.exit_code == 0, from_warehouse.output + from_file.output
+    with warehouse.read() as con:
+        recorded = con.sql("SELECT f.symbol, f.side, f.ts, f.qty, f.price, f.commission FROM backtest_fills f "
+                           "JOIN backtest_runs r USING (run_id) ORDER BY f.ts, f.symbol, f.side").pl()
+    written = pl.read_parquet(tmp_path / "fills.parquet").select(recorded.columns).sort("ts", "symbol", "side")
+    assert written.height > 20
+    assert_frame_equal(written, recorded, check_dtypes=False)
+
+    def metrics(output: str) -> list[str]:
+        names = ("total_return", "cagr", "sharpe", "max_drawdown", "trades", "win_rate", "final_equity", "exposure")
+        return [" ".join(line.split()) for line in output.splitlines() if line.strip("│ ").split(" ")[0] in names]
+
+    assert len(metrics(from_file.stdout)) >= 6 and metrics(from_warehouse.stdout) == metrics(from_file.stdout)
+    report = Path(from_file.stdout.split("report: ")[-1].split()[0]).read_text()  # the rules, stated with the numbers
+    assert "execution policy" in report and "at most 25% of equity in one name" in report and "daily loss limit 2.0%" in report

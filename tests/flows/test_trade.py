@@ -4,6 +4,7 @@ the CLI and from a Prefect variable."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 
 import pytest
@@ -20,7 +21,7 @@ from tapeflow.config import load_settings
 from tapeflow.live.launch import live_session
 from tapeflow.live.promotion import NotPromoted, promote
 from tapeflow.model import Timeframe
-from tapeflow.risk.sizing import Sizing
+from tapeflow.risk.policy import DEFAULT_POLICY
 from tapeflow.risk.state import kill_switch
 from tapeflow.strategy.history import History
 from tapeflow.strategy.registry import get_strategy
@@ -51,7 +52,7 @@ def test_a_replayed_paper_day_fills_like_the_backtest_of_that_day(tapeflow_home)
         bars = bars_between(con, "1m", start, start + timedelta(days=1), ["SPY"])
     strategy = get_strategy("opening_range")()
     backtest = simulate(bars, strategy.signals(History(bars)), BacktestConfig(
-        cash=100_000.0, costs=cost_preset("flat-commission"), sizing=Sizing(), stop_loss_pct=0.005))
+        cash=100_000.0, costs=cost_preset("flat-commission"), policy=replace(DEFAULT_POLICY, stop_loss_pct=0.005)))
     expected = [(r["side"], r["qty"], r["price"]) for r in backtest.fills.iter_rows(named=True)]
     assert [(side, qty, pytest.approx(price, abs=0.005)) for side, qty, price in paper] == expected
     # The main warehouse's paper account is untouched: a replay keeps to its own file.

@@ -36,7 +36,7 @@ def add_sessions(warehouse, n: int, params: dict | None = None, *, strategy: str
     with warehouse.write() as con:
         for k in range(n):
             day = first + timedelta(days=k)
-            con.execute("INSERT INTO trading_sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+            con.execute("INSERT INTO trading_sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
                         [session_id(strategy, resolved, broker, mode, day), strategy, json.dumps(resolved),
                          params_hash(resolved), broker, mode, day, status, datetime(2024, 1, 1, tzinfo=UTC),
                          datetime(2024, 1, 1, tzinfo=UTC), reconciled])

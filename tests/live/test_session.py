@@ -11,16 +11,16 @@ from tapeflow.brokers.reconcile import reconcile
 from tapeflow.calendar.exchange import NEW_YORK, get_calendar
 from tapeflow.live.clock import SimulatedClock
 from tapeflow.live.session import SessionAlreadyRunning, SessionRules
-from tapeflow.model import Mode, OrderStatus
-from tapeflow.risk.sizing import Sizing
+from tapeflow.model import Mode, OrderStatus, Outcome
+from tapeflow.risk.policy import ExecutionPolicy, Sizing
 from tapeflow.risk.state import set_kill_switch
 from tapeflow.venues.simulator import SimBroker
 from tests.fakes.sim_venue import FaultyLink
-from tests.session_kit import DAY, Flaky, ny, scripted, session, store_day
+from tests.session_kit import DAY, Flaky, Scripted, ny, scripted, session, store_day
 
 pytestmark = pytest.mark.slow
 
-RULES = SessionRules(cycle_s=60, stop_loss_pct=0.05, daily_loss_limit_pct=None, max_position_pct=0.5)
+RULES = SessionRules(cycle_s=60, policy=ExecutionPolicy(stop_loss_pct=0.05, daily_loss_limit_pct=None, max_position_pct=0.5))
 
 
 class Crash(BaseException):
@@ -76,7 +76,7 @@ def test_the_kill_switch_cancels_working_entries_within_one_cycle(warehouse, sim
     assert resting[0].status is OrderStatus.CANCELED and resting[0].updated_at == ny(10, 0)  # the same cycle
     outcomes = [(d[0], d[1], d[3]) for d in decisions(warehouse)]
     assert ("10:05", "BETA", "sent") in outcomes  # exits still go out
-    assert ("10:10", "ACME", "skipped: kill switch (scripted): operator: news halt") in outcomes
+    assert ("10:10", "ACME", Outcome.ENTRIES_STOPPED.with_detail("kill switch (scripted): operator: news halt")) in outcomes
     assert [a.split(":")[0] for a in trading.report.alerts] == ["kill_switch"]
 
 
@@ -126,8 +126,8 @@ def test_a_crash_mid_loop_and_a_restart_leave_no_duplicate_and_ledger_equals_bro
 
 def test_entries_risk_a_set_share_of_equity_down_to_the_stop(warehouse, sim, clock):
     store_day(warehouse, {"ACME": 10.0})
-    rules = SessionRules(stop_loss_pct=0.05, daily_loss_limit_pct=None, max_position_pct=1.0,
-                         sizing=Sizing(fraction=1.0, risk_per_trade=0.005))
+    rules = SessionRules(policy=ExecutionPolicy(stop_loss_pct=0.05, daily_loss_limit_pct=None, max_position_pct=1.0,
+                                                sizing=Sizing(fraction=1.0, risk_per_trade=0.005)))
     trading = session(scripted([(9, 31, "ACME", "enter")]), sim, warehouse, clock, rules=rules, market=sim.on_bar)
     day = get_calendar().session(DAY)
     trading.prepare(day)
@@ -159,7 +159,7 @@ def test_a_restart_does_not_send_a_recorded_entry_past_the_kill_switch(warehouse
     again.prepare(day)
     again.cycle(day)
     assert sim.orders(ny(0)) == []
-    assert [d[3] for d in decisions(warehouse)] == ["skipped: kill switch (all): operator: stop everything"]
+    assert [d[3] for d in decisions(warehouse)] == [Outcome.ENTRIES_STOPPED.with_detail("kill switch (all): operator: stop everything")]
 
 
 def test_bars_that_reach_the_warehouse_late_still_reach_the_simulator(warehouse, sim, clock):
@@ -177,3 +177,33 @@ def test_bars_that_reach_the_warehouse_late_still_reach_the_simulator(warehouse,
     # The entry decided at 09:31 fills on the first bar after it, 09:31, at its open, once it arrives.
     assert fills(sim)[0] == ("09:31", "ACME", "buy", 100, 10.5)
     assert sim.account().equity == pytest.approx(100_000 - 100 * 10.5 + 100 * 10.0)  # marked at 09:37's close
+
+
+def test_two_strategies_on_one_account_count_only_their_own_positions_and_orders(warehouse, sim, clock):
+    store_day(warehouse, {"ACME": 10.0, "BETA": 20.0})
+    alpha = type("Alpha", (Scripted,), {"name": "alpha", "script": [(9, 31, "ACME", "enter"), (9, 35, "BETA", "enter"),
+                                                                      (9, 40, "ACME", "exit")]})()
+    beta = type("Beta", (Scripted,), {"name": "beta", "script": [(9, 33, "ACME", "enter"), (9, 34, "BETA", "enter")]})()
+    rules = SessionRules(policy=ExecutionPolicy(sizing=Sizing(fraction=0.2, max_positions=2), daily_loss_limit_pct=None))
+    sessions = [session(s, sim, warehouse, clock, rules=rules, market=sim.on_bar if s is alpha else None)
+                for s in (alpha, beta)]
+    day = get_calendar().session(DAY)
+    with warehouse.held():
+        for trading in sessions:
+            trading.prepare(day)
+        while clock.now() < ny(9, 45):
+            for trading in sessions:
+                trading.cycle(day)
+            clock.sleep(60)
+    with warehouse.write() as con:
+        outcomes = con.execute("SELECT strftime(d.decided_at AT TIME ZONE 'America/New_York', '%H:%M'), s.strategy, "
+                               "d.symbol, d.outcome FROM session_decisions d JOIN trading_sessions s USING (session_id) "
+                               "ORDER BY 1, 2").fetchall()
+    # beta's ACME entry is not blocked by alpha's position, nor alpha's BETA entry by beta's two
+    # names (alpha holds one of its two slots); alpha's exit sells alpha's ACME shares only.
+    assert [o[3] for o in outcomes] == ["sent"] * 5
+    bought = {(f.symbol, f.ts.astimezone(NEW_YORK).strftime("%H:%M")): f.qty for f in sim.fills(ny(0)) if f.side.value == "buy"}
+    sold = [(f.symbol, f.qty) for f in sim.fills(ny(0)) if f.side.value == "sell"]
+    assert sold == [("ACME", bought[("ACME", "09:31")])]
+    assert {p.symbol: p.qty for p in sim.positions()} == {"ACME": bought[("ACME", "09:33")],
+                                                          "BETA": bought[("BETA", "09:34")] + bought[("BETA", "09:35")]}

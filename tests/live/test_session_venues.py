@@ -13,8 +13,8 @@ import pytest
 from tapeflow.backtest.costs import Costs
 from tapeflow.live.clock import SimulatedClock
 from tapeflow.live.session import SessionRules
-from tapeflow.model import Bar
-from tapeflow.risk.sizing import Sizing
+from tapeflow.model import Bar, Outcome
+from tapeflow.risk.policy import ExecutionPolicy, Sizing
 from tapeflow.risk.state import set_kill_switch
 from tapeflow.venues.simulator import SimBroker
 from tests.broker_venues import open_venue
@@ -72,7 +72,7 @@ def test_entries_at_the_open_a_stop_and_the_time_exit(market, warehouse):
     m, clock = market
     store_day(warehouse, {"ACME": 10.0, "AAPL": 20.0}, moves={("ACME", 10, 30): 9.0, ("AAPL", 12, 0): 21.0})
     strategy = scripted([(9, 31, "ACME", "enter"), (9, 31, "AAPL", "enter")], qty=100)
-    rules = SessionRules(cycle_s=CYCLE_S, stop_loss_pct=0.05, daily_loss_limit_pct=None, max_position_pct=0.5)
+    rules = SessionRules(cycle_s=CYCLE_S, policy=ExecutionPolicy(stop_loss_pct=0.05, daily_loss_limit_pct=None, max_position_pct=0.5))
     report = session(strategy, m.broker, warehouse, clock, rules=rules, market=m.on_bar).run()
 
     assert trades(m.broker) == [("AAPL", "buy", 100), ("AAPL", "sell", 100), ("ACME", "buy", 100), ("ACME", "sell", 100)]
@@ -97,7 +97,7 @@ def test_breaker_kill_switch_stale_data_and_an_outage(market, warehouse):
     alerts: list[str] = []
     broker = Flaky(m.broker, clock, ny(9, 40), ny(9, 46))  # unreachable for three cycles
     trading = session(strategy, broker, warehouse, clock, rules=SessionRules(
-        cycle_s=CYCLE_S, daily_loss_limit_pct=0.02, max_position_pct=0.5, sizing=Sizing(fraction=0.5)),
+        cycle_s=CYCLE_S, policy=ExecutionPolicy(daily_loss_limit_pct=0.02, max_position_pct=0.5, sizing=Sizing(fraction=0.5))),
         market=m.on_bar, alert=lambda kind, severity, message: alerts.append(kind))
 
     def market_then_events(bar: Bar) -> None:
@@ -116,7 +116,7 @@ def test_breaker_kill_switch_stale_data_and_an_outage(market, warehouse):
                                     "FROM session_decisions WHERE action = 'enter'").fetchall())
         locks = con.execute("SELECT kind FROM risk_locks WHERE session_date = ?", [date(2023, 11, 24)]).fetchall()
     assert outcomes["09:31"] == "sent"
-    assert outcomes["10:30"].startswith("skipped: daily_loss lock")
-    assert outcomes["11:40"].startswith("skipped: kill switch")
+    assert outcomes["10:30"].startswith(Outcome.DAILY_LOSS)
+    assert outcomes["11:40"].startswith(f"{Outcome.ENTRIES_STOPPED.value} (kill switch")
     assert locks == [("daily_loss",)]
     assert trading.report.reconciled  # after the outage, ledger and broker agree
