@@ -205,7 +205,7 @@ def run_window(strategy, history: History, start: datetime, end: datetime, confi
     `end`, starting flat with `config.cash`; the equity curve from the window's first bar."""
     known = history.until(end)
     signals = strategy.signals(known).filter((pl.col("at") >= start) & (pl.col("at") < end))
-    result = simulate(known.bars, signals, config)
+    result = simulate(known.bars, signals, config, timeframe=strategy.timeframe)
     return replace(result, equity=result.equity.filter(pl.col("ts") > start))
 
 

@@ -108,7 +108,7 @@ def _by_order(rows: list[tuple]) -> list[tuple]:
                   for f in orders.values())
 
 
-@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(days())
 def test_a_replayed_session_and_the_backtest_keep_the_same_ledger(case):
     with tempfile.TemporaryDirectory() as home:
