@@ -1,9 +1,24 @@
-"""Keeping secrets out of text: URLs reduced to what identifies the host, nothing more."""
+"""Keeping secrets out of text: URLs reduced to what identifies the host, known secret values
+masked, and anything that looks like a credential (a bearer token, a key or token header,
+field or query parameter) masked whatever its value."""
 
 from __future__ import annotations
 
 import logging
+import re
 from urllib.parse import urlsplit
+
+MASK = "**********"
+# A credential's name (header, JSON field, query parameter, form field), its separator and
+# its value; the name stays, so a stored page still says what was there.
+_NAMED = re.compile(
+    r"""(?ix)
+    (?P<name>["']?(?:[a-z0-9]+[-_])*(?:api[-_]?key|apikey|key[-_]?id|secret[-_]?key|secret|token|access[-_]?token|
+        password|passwd|authorization|x[-_][a-z0-9-]*(?:key|token|secret))["']?)
+    (?P<sep>\s*[:=]\s*["']?)
+    (?P<value>(?:bearer\s+|basic\s+|token\s+)?[^\s"'&,;}<]+)
+    """)
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 
 
 def redact_url(url: str) -> str:
@@ -26,8 +41,15 @@ def redact_url(url: str) -> str:
 def redact_text(text: str, secrets: list[str]) -> str:
     """`text` with every secret value replaced by `**********`."""
     for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, "**********")
+        text = text.replace(secret, MASK)
     return text
+
+
+def redact_credentials(text: str) -> str:
+    """`text` with the value of anything named like a credential masked, and every bearer or
+    basic token: for text whose secrets are not known, e.g. a vendor page echoing a request."""
+    text = _NAMED.sub(lambda m: f"{m['name']}{m['sep']}{MASK}", text)
+    return _BEARER.sub(lambda m: f"{m[1]} {MASK}", text)
 
 
 class _RequestLineFilter(logging.Filter):

@@ -8,6 +8,7 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
+from tapeflow.redact import redact_credentials
 from warehouse.upsert import upsert
 
 QUARANTINE_COLUMNS = ("source", "kind", "payload_hash", "reason", "payload", "received_at", "copies")
@@ -26,6 +27,9 @@ def quarantine(
     Identical rejections in one batch become one row whose `copies` says how many there were."""
     if rejected.is_empty():
         return 0
+    # Whatever a vendor echoed back (its request's headers, its query string) stays out of the
+    # warehouse, for every source alike.
+    rejected = rejected.with_columns(pl.col("payload").map_elements(redact_credentials, return_dtype=pl.String))
     hashes = [payload_hash(*row) for row in rejected.select("source", "reason", "payload").iter_rows()]
     rows = (
         rejected.select("source", "reason", "payload")

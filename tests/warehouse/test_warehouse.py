@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from datetime import timedelta
@@ -111,6 +112,31 @@ def test_quarantine_keeps_payload_and_is_idempotent(warehouse):
     with warehouse.read() as con:
         rows = con.execute("SELECT reason, payload, received_at FROM quarantine ORDER BY reason").fetchall()
     assert rows == [("high is below low", '{"n": 0}', T0), ("open is missing or not a number", '{"n": 1}', T0)]
+
+
+# What vendors echo back in an unreadable page: each way a key travels (Polygon's bearer
+# header and apiKey query, Finnhub's header and token parameter, BullAlert's header, Alpaca's).
+ECHOES = {
+    "polygon": ('{"status": "ERROR", "request": {"headers": {"Authorization": "Bearer pk_SECRET1abcdef"}, '
+                '"url": "/v2/aggs/ticker/SPY?apiKey=pk_SECRET2abcdef&limit=50000"}}'),
+    "finnhub": '<html>bad gateway; X-Finnhub-Token: fh_SECRET3abcdef; GET /api/v1/news?token=fh_SECRET4abcdef&category=x',
+    "bullalert": '{"echo": {"x-ba-api-key": "ba_SECRET5abcdef", "session": "pre_market"}, "rows": "not a list"}',
+    "alpaca": "APCA-API-KEY-ID=PK_SECRET6abcdef, APCA-API-SECRET-KEY=SECRET7abcdef; symbol=SPY",
+}
+
+
+def test_quarantine_masks_whatever_credential_a_page_echoes_and_keeps_the_rest(warehouse):
+    frame = pl.DataFrame({"source": list(ECHOES), "reason": ["unreadable page"] * len(ECHOES),
+                          "payload": list(ECHOES.values())})
+    with warehouse.write() as con:
+        assert quarantine(con, frame, kind="bars", received_at=T0) == len(ECHOES)
+    with warehouse.read() as con:
+        stored = dict(con.execute("SELECT source, payload FROM quarantine").fetchall())
+    secrets = re.findall(r"\w*SECRET\d\w*", " ".join(ECHOES.values()))
+    assert len(secrets) == 7 and not [s for s in secrets for payload in stored.values() if s in payload], stored
+    assert "/v2/aggs/ticker/SPY" in stored["polygon"] and "category=x" in stored["finnhub"]  # what the page was stays
+    assert '"session": "pre_market"' in stored["bullalert"] and "symbol=SPY" in stored["alpaca"]
+    assert stored["bullalert"].count("**********") == 1
 
 
 # -- the ingest transaction -----------------------------------------------------------------
