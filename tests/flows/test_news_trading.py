@@ -14,6 +14,7 @@ from flows.trade import trade_session
 from tapeflow.config import load_settings
 from tapeflow.model import Timeframe
 from tapeflow.news.tickers import TAGGER
+from tests.history_kit import store_scored_headline
 from warehouse import Warehouse, open_warehouse
 from warehouse.upsert import upsert
 
@@ -25,20 +26,8 @@ MODEL = "test-model"
 
 
 def store_headline(id: str, published: datetime, fetched: datetime, catalyst: str, label: str, score: float) -> None:
-    """A scored SPY headline, as ingest-news and score-news would leave it."""
-    with open_warehouse(load_settings()).write() as con:
-        upsert(con, "news", pl.DataFrame({
-            "source": ["test"], "id": [id], "published_at": [published], "fetched_at": [fetched],
-            "headline": [f"{catalyst} headline {id}"], "tickers": [["SPY"]], "payload_hash": ["h"],
-        }), ("source", "id"))
-        upsert(con, "news_tags", pl.DataFrame({
-            "source": ["test"], "id": [id], "tagger": [TAGGER], "tickers": [["SPY"]], "evidence": ['{"SPY": ["vendor"]}'],
-            "catalyst": [catalyst], "news_hash": ["h"], "tagged_at": [fetched],
-        }), ("source", "id", "tagger", "news_hash"))
-        upsert(con, "news_scores", pl.DataFrame({
-            "source": ["test"], "id": [id], "model": [MODEL], "label": [label], "score": [score],
-            "polarity": [score if label == "positive" else -score], "news_hash": ["h"], "scored_at": [datetime.now(UTC)],
-        }), ("source", "id", "model", "news_hash"))
+    """A scored SPY headline in the warehouse the settings name."""
+    store_scored_headline(open_warehouse(load_settings()), id, published, fetched, catalyst, label, score, MODEL)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import re
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
-import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -22,11 +21,10 @@ from tapeflow.live.feed import NotEnoughHistory
 from tapeflow.live.launch import replay_session
 from tapeflow.live.paper_gap import measure_gap
 from tapeflow.model import Outcome, Timeframe
-from tapeflow.news.tickers import TAGGER
 from tapeflow.risk.policy import DEFAULT_POLICY, Sizing
 from tapeflow.sources.replay import ReplaySource
+from tests.history_kit import store_scored_headline
 from tests.parity_kit import backtest, gaps, replay, store_bundled_bars, store_scanner_watchlist
-from warehouse.upsert import upsert
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +105,8 @@ def test_news_catalyst_on_spy_with_stored_headlines(warehouse, monkeypatch):
     ten = datetime(2011, 3, 3, 15, 0, 10, tzinfo=UTC)  # 10:00:10 New York
     for n, (published, catalyst, score) in enumerate([(ten, "contract", 0.9), (ten + timedelta(hours=2), "fda", 0.95),
                                                        (ten + timedelta(hours=-2), "earnings", 0.8)]):
-        store_headline(warehouse, f"h{n}", published, catalyst, score)
+        store_scored_headline(warehouse, f"h{n}", published, published + timedelta(seconds=20), catalyst, "positive",
+                              score, "test-model")
     first = last = date(2011, 3, 3)
     params = {"hold_minutes": 45}
     replayed = replay(settings, warehouse, "news_catalyst", params, first, last, DEFAULT_POLICY)
@@ -122,24 +121,6 @@ def test_news_catalyst_on_spy_with_stored_headlines(warehouse, monkeypatch):
     result = runner.invoke(app, ["paper-gap", replayed.reports[-1].session_id])
     assert result.exit_code == 0, result.output
     assert re.search(r"│ gap\s+│ 0\s+│", result.output), result.output
-
-
-def store_headline(warehouse, id: str, published: datetime, catalyst: str, score: float) -> None:
-    """A scored SPY headline, fetched 20 s after publication, as ingest-news and score-news leave it."""
-    fetched = published + timedelta(seconds=20)
-    with warehouse.write() as con:
-        upsert(con, "news", pl.DataFrame({
-            "source": ["test"], "id": [id], "published_at": [published], "fetched_at": [fetched],
-            "headline": [f"{catalyst} headline {id}"], "tickers": [["SPY"]], "payload_hash": ["h"],
-        }), ("source", "id"))
-        upsert(con, "news_tags", pl.DataFrame({
-            "source": ["test"], "id": [id], "tagger": [TAGGER], "tickers": [["SPY"]], "evidence": ['{"SPY": ["vendor"]}'],
-            "catalyst": [catalyst], "news_hash": ["h"], "tagged_at": [fetched],
-        }), ("source", "id", "tagger", "news_hash"))
-        upsert(con, "news_scores", pl.DataFrame({
-            "source": ["test"], "id": [id], "model": ["test-model"], "label": ["positive"], "score": [score],
-            "polarity": [score], "news_hash": ["h"], "scored_at": [fetched],
-        }), ("source", "id", "model", "news_hash"))
 
 
 WARM = ["BIIB", "CNP", "TAP", "PCG", "PEP", "SIAL", "CL", "GNW", "UPS", "CBS", "COP", "PLL", "C", "CHRW", "TMO"]
