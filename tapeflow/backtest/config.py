@@ -3,6 +3,7 @@ and the account's buying power."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 from tapeflow.backtest.costs import Costs
@@ -21,8 +22,8 @@ class BacktestConfig:
     buying_power_multiple: float | None = 1.0
 
     def __post_init__(self) -> None:
-        if not self.cash > 0:  # also refuses NaN
-            raise ValueError(f"cash must be a positive amount, got {self.cash}")
+        if not (math.isfinite(self.cash) and self.cash > 0):
+            raise ValueError(f"cash must be a finite positive amount, got {self.cash}")
 
     def describe(self) -> dict[str, object]:
         return {"cash": self.cash, "costs": asdict(self.costs), "policy": self.policy.describe(),

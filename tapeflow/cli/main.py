@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import webbrowser
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ import polars as pl
 import typer
 from rich.table import Table
 
+from tapeflow.backtest.bar_file import BarFileRefused, load_bar_file
 from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.costs import cost_preset
 from tapeflow.backtest.loading import history_between
@@ -27,6 +29,7 @@ from tapeflow.cli.output import (
     EXIT_REFUSED,
     OutputFormat,
     cell,
+    check_option,
     chosen_strategy,
     err,
     out,
@@ -114,15 +117,32 @@ def snapshot(
 
 
 def _history_from(bars_file: str | None, timeframe: str, symbols: list[str] | None, start: datetime, end: datetime,
-                  watchlist: bool, news: bool = False):
+                  watchlist: bool, news: bool = False) -> History:
     """History from a bars file, or from the warehouse for New York days start..end."""
 
     if bars_file:
-        history = History.from_file(bars_file)
-        return History(bars=history.bars.filter(pl.col("symbol").is_in(symbols))) if symbols else history
+        return _bar_file_history(bars_file, timeframe, symbols)
     first, last = ny_day_bounds(start.date())[0], ny_day_bounds(end.date())[1]
     history, _ = history_between(load_settings(), timeframe, symbols, first, last, watchlist=watchlist, news=news)
     return history
+
+
+def _bar_file_history(path: str, timeframe: str, symbols: list[str] | None) -> History:
+    """The rows of a --bars file that ingest's checks keep, the others counted on stderr; a file
+    with none usable exits 2 in one line."""
+    try:
+        loaded = load_bar_file(path, timeframe, symbols)
+    except BarFileRefused as exc:
+        err.print(str(exc), style="red", markup=False, highlight=False)
+        raise typer.Exit(EXIT_REFUSED) from None
+    if (line := loaded.quarantine_line()) is not None:
+        err.print(line, style="yellow", markup=False, highlight=False)
+    return loaded.history
+
+
+def _check_window(start: datetime, end: datetime) -> None:
+    check_option("--start", start <= end, f"on or before --end ({end:%Y-%m-%d})", start.strftime("%Y-%m-%d"),
+                 f"--start {end:%Y-%m-%d}")
 
 
 @app.command()
@@ -142,6 +162,13 @@ def backtest(
 
     params = parse_params(param)
     chosen = chosen_strategy(strategy, params)  # a wrong name or parameter is refused before Prefect starts
+    check_option("--cash", math.isfinite(cash) and cash > 0, "a finite amount > 0", cash, "--cash 100000")
+    _check_window(start, end)
+    try:
+        preset = cost_preset(costs)
+    except ValueError as exc:
+        err.print(f"--costs: {exc}", style="red", markup=False, highlight=False)
+        raise typer.Exit(EXIT_REFUSED) from None
     if bars is None:
         prefect_environment(load_settings())
         from flows.backtest import backtest as backtest_flow  # deferred: Prefect takes seconds to import and reads its settings then
@@ -151,11 +178,11 @@ def backtest(
         print_metrics(summary, f"backtest {strategy}")
         return
 
+    history = _bar_file_history(bars, chosen.timeframe, symbol)
     from tapeflow.backtest.report import render_report  # deferred: matplotlib
 
     try:
-        history = _history_from(bars, chosen.timeframe, symbol, start, end, watchlist=False)
-        run = run_backtest(chosen, history, BacktestConfig(cash=cash, costs=cost_preset(costs)), universe=bars)
+        run = run_backtest(chosen, history, BacktestConfig(cash=cash, costs=preset), universe=bars)
     except (ValueError, OSError, LookupError) as exc:  # LookupError: no sentiment model for a news strategy
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
@@ -209,6 +236,8 @@ def check_lookahead_command(
     """Rerun a strategy on histories cut at random points; exit 1 if any decision changes."""
 
     chosen = chosen_strategy(strategy, parse_params(param))
+    check_option("--cuts", cuts >= 1, "at least 1", cuts, "--cuts 20")
+    _check_window(start, end)
     try:
         history = _history_from(bars, chosen.timeframe, symbol, start, end, watchlist=chosen.uses_watchlist,
                                 news=chosen.uses_news)

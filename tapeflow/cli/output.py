@@ -3,6 +3,7 @@ environment, and how tables, metrics and command-line values are read and printe
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from datetime import datetime
@@ -83,6 +84,13 @@ def print_metrics(metrics: dict[str, object], title: str) -> None:
     print_frame(pl.DataFrame({"metric": list(metrics), "value": [cell(v) for v in metrics.values()]}), title=title, max_rows=60)
 
 
+def check_option(option: str, ok: bool, rule: str, got: object, example: str) -> None:
+    """Exit 2 in one line when an option's value breaks its rule: checked before anything starts."""
+    if not ok:
+        err.print(f"{option} must be {rule}, got {got}: e.g. {example}", style="red", markup=False, highlight=False)
+        raise typer.Exit(EXIT_REFUSED)
+
+
 def parse_params(pairs: list[str] | None) -> dict[str, float]:
     """--param fast=10 --param slow=30 as a dict (the strategy checks types and ranges)."""
     params: dict[str, float] = {}
@@ -91,9 +99,12 @@ def parse_params(pairs: list[str] | None) -> dict[str, float]:
         if not sep:
             raise typer.BadParameter(f"--param takes name=value, got {pair!r}")
         try:
-            params[name.strip()] = float(value)
+            number = float(value)
         except ValueError:
             raise typer.BadParameter(f"--param {name.strip()} takes a number, got {value!r}") from None
+        if not math.isfinite(number):  # no range holds nan or inf, and int(inf) would not say so
+            raise typer.BadParameter(f"--param {name.strip()} takes a finite number, got {value!r}")
+        params[name.strip()] = number
     return params
 
 

@@ -97,35 +97,6 @@ class History:
                 pl.when(pl.col("superseded_at") <= at).then(pl.col("superseded_at")).alias("superseded_at")),
         )
 
-    @classmethod
-    def from_file(cls, path: str) -> History:
-        """Bars from a Parquet or CSV file (symbol, ts, open, high, low, close, volume; end_ts optional)."""
-        frame = pl.read_parquet(path) if str(path).endswith(".parquet") else pl.read_csv(path, try_parse_dates=True)
-        return cls(bars=with_bar_ends(frame))
-
-
-def with_bar_ends(frame: pl.DataFrame) -> pl.DataFrame:
-    """Bars from outside the warehouse: timestamps read as UTC when they carry no zone, and
-    `end_ts` taken as the next bar's start (the last bar: the median spacing) when absent."""
-    for column in ("ts", "end_ts"):
-        if column not in frame.columns:
-            continue
-        values = frame[column]
-        if values.dtype == pl.String:
-            values = values.str.to_datetime(time_unit="us")
-        if getattr(values.dtype, "time_zone", None) is None:
-            values = values.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-        frame = frame.with_columns(values.dt.convert_time_zone("UTC").alias(column))
-    if "end_ts" in frame.columns:
-        return frame
-    frame = frame.sort("symbol", "ts")
-    step = frame.group_by("symbol").agg(pl.col("ts").diff().median().alias("_step"))
-    return (
-        frame.join(step, on="symbol")
-        .with_columns(pl.col("ts").shift(-1).over("symbol").fill_null(pl.col("ts") + pl.col("_step")).alias("end_ts"))
-        .drop("_step")
-    )
-
 
 def by_symbol_and_time(bars: pl.DataFrame) -> pl.DataFrame:
     """`bars` sorted by symbol then ts: checked first, which is cheaper than sorting millions

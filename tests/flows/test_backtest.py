@@ -63,9 +63,9 @@ def test_backtest_flow_records_the_run_and_writes_its_report(warehouse, tapeflow
 def bars_file(tmp_path: Path) -> Path:
     raw = ReplaySource(PROJECT_DATA).bars(["AAPL", "MSFT"], "1d", Window.days(date(2009, 8, 21), date(2010, 8, 20)))
     path = tmp_path / "bars.parquet"
-    # A user's own file: no end_ts, naive UTC timestamps.
+    # A user's own file: no end_ts, UTC timestamps (a zone is required: docs/backtesting.md).
     raw.filter(pl.col("problem").is_null()).select(
-        "symbol", pl.col("ts").dt.replace_time_zone(None), "open", "high", "low", "close", "volume"
+        "symbol", "ts", "open", "high", "low", "close", "volume"
     ).write_parquet(path)
     return path
 

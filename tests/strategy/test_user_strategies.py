@@ -45,7 +45,7 @@ def bars_file(tmp_path: Path) -> Path:
     raw = ReplaySource(PROJECT_DATA).bars(["AAPL", "MSFT", "INTC"], "1d", Window.days(date(2009, 8, 21), date(2010, 8, 20)))
     path = tmp_path / "bars.parquet"
     raw.filter(pl.col("problem").is_null()).select(
-        "symbol", pl.col("ts").dt.replace_time_zone(None), "open", "high", "low", "close", "volume"
+        "symbol", "ts", "open", "high", "low", "close", "volume"
     ).write_parquet(path)
     return path
 
