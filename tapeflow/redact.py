@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import re
+import traceback
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 MASK = "**********"
@@ -61,6 +63,45 @@ class _RequestLineFilter(logging.Filter):
                 "/…" if isinstance(arg, str) and arg.startswith("/") and len(arg) > 1 else arg for arg in record.args
             )
         return True
+
+
+class _SecretLogFilter(logging.Filter):
+    """Masks known secrets, and anything named like a credential, in a record's message and traceback."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: tuple[str, ...] = ()  # replaced whole, never changed in place: loggers run on many threads
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # arguments that do not fit the format: the handler reports it, not the caller
+            return True
+        masked = self.mask(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        if record.exc_info and record.exc_info[1] is not None:
+            # The traceback repeats the exception's text: it goes on as masked text only, so
+            # that no handler renders the exception itself.
+            shown = record.exc_text or "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+            record.exc_text, record.exc_info = self.mask(shown), None
+        return True
+
+    def mask(self, text: str) -> str:
+        return redact_credentials(redact_text(text, list(self.secrets)))
+
+
+_SECRET_LOG_FILTER = _SecretLogFilter()
+
+
+def guard_logs(logger_names: Iterable[str], secrets: Iterable[str]) -> None:
+    """From now on, mask `secrets` and anything named like a credential in what these loggers
+    record: for a vendor SDK that logs what its server said, which may quote our request."""
+    _SECRET_LOG_FILTER.secrets = tuple(sorted({*_SECRET_LOG_FILTER.secrets, *(s for s in secrets if s)}))
+    for name in logger_names:
+        logger = logging.getLogger(name)
+        if _SECRET_LOG_FILTER not in logger.filters:
+            logger.addFilter(_SECRET_LOG_FILTER)
 
 
 def guard_http_debug_logs() -> None:

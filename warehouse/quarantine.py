@@ -29,7 +29,7 @@ def quarantine(
         return 0
     # Whatever a vendor echoed back (its request's headers, its query string) stays out of the
     # warehouse, for every source alike.
-    rejected = rejected.with_columns(pl.col("payload").map_elements(redact_credentials, return_dtype=pl.String))
+    rejected = rejected.with_columns(pl.col("payload", "reason").map_elements(redact_credentials, return_dtype=pl.String))
     hashes = [payload_hash(*row) for row in rejected.select("source", "reason", "payload").iter_rows()]
     rows = (
         rejected.select("source", "reason", "payload")

@@ -89,6 +89,7 @@ class RestNewsSource:
             key_setting=self.key_setting,
             headers=headers,
             params={self.key_param: self._key} if self.key_param is not None else None,
+            secrets=[self._key],
             policy=policy or HttpPolicy.from_settings(settings),
             sleep=sleep,
         )

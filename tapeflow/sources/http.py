@@ -2,7 +2,9 @@
 429 Retry-After honoured, and errors that name the setting to fix but never a key.
 
 Vendor keys travel in headers or query parameters; requests puts the full URL (query
-included) into its exception messages, so no requests exception is ever re-raised as is.
+included) into its exception messages, so no requests exception is ever re-raised as is. A
+vendor may quote the request back (a debug page, an error echoing its headers): the keys a
+client sends are masked in every answer before anything reads it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -18,7 +20,7 @@ from urllib.parse import urlsplit
 import requests
 from pydantic import SecretStr
 
-from tapeflow.redact import guard_http_debug_logs, redact_url
+from tapeflow.redact import guard_http_debug_logs, redact_text, redact_url
 
 if TYPE_CHECKING:
     from tapeflow.config import Settings
@@ -102,7 +104,8 @@ def _retry_after(response: requests.Response) -> float | None:
 
 
 class VendorHttp:
-    """A requests session for one vendor, with the shared retry policy."""
+    """A requests session for one vendor, with the shared retry policy; `secrets` are the keys it
+    sends, masked in whatever the vendor answers."""
 
     def __init__(
         self,
@@ -112,6 +115,7 @@ class VendorHttp:
         key_setting: str,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
+        secrets: Sequence[str] = (),
         policy: HttpPolicy = HttpPolicy(),
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -120,6 +124,7 @@ class VendorHttp:
         self.key_setting = key_setting
         self.policy = policy
         self._params = dict(params or {})
+        self._secrets = [s for s in secrets if s]
         self._sleep = sleep
         self._session = requests.Session()
         self._session.headers.update(headers or {})
@@ -176,7 +181,8 @@ class VendorHttp:
         )
 
     def _page(self, url: str, response: requests.Response) -> Page:
-        text = response.text
+        # Masked before parsing, so that no payload, problem or item field quotes a key back.
+        text = redact_text(response.text, self._secrets)
         # Only the path is kept for the record: the query may carry a key.
         shown = urlsplit(url).path
         try:

@@ -87,7 +87,7 @@ class BullAlertSource:
         policy = policy or HttpPolicy.from_settings(settings)
         self._http = VendorHttp(
             SOURCE, settings.bullalert_url, key_setting=KEY_SETTING,
-            headers={KEY_HEADER: key}, policy=policy, sleep=sleep,
+            headers={KEY_HEADER: key}, secrets=[key], policy=policy, sleep=sleep,
         )
         self._clock = clock
 

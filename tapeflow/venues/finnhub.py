@@ -71,6 +71,7 @@ class FinnhubSource:
             settings.finnhub_url,
             key_setting=KEY_SETTING,
             headers={"X-Finnhub-Token": key},
+            secrets=[key],
             policy=policy or HttpPolicy.from_settings(settings),
             sleep=sleep,
         )

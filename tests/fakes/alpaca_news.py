@@ -47,7 +47,7 @@ from typing import Any
 import msgpack
 
 from tests.fakes.alpaca_data import AlpacaDataFake, _bound, _instant, _Invalid
-from tests.fakes.vendor_http import Request
+from tests.fakes.vendor_http import Request, echo_message
 
 PATH = "/v1beta1/news"
 MAX_LIMIT = 50
@@ -215,6 +215,7 @@ class _Session:
     ws: Any
     msgpack: bool
     authenticated: bool = False
+    auth: Any = None  # the client's auth message, as received
     news: set[str] = field(default_factory=set)
 
 
@@ -231,6 +232,8 @@ class AlpacaNewsStreamFake:
         self.connections = 0
         self.encodings: list[str] = []  # "msgpack" | "json", per connection
         self._auth_errors: list[tuple[int, str]] = []
+        self._echoes: list[str] = []  # "status" | "malformed": how the next sessions quote their auth back
+        self.echoed = 0  # messages that quoted a client's auth back
         self._sessions: list[_Session] = []
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -278,6 +281,7 @@ class AlpacaNewsStreamFake:
             self.encodings.clear()
             self.connections = 0
             self._auth_errors.clear()
+            self._echoes.clear()
 
     # -- controls ------------------------------------------------------------------------
 
@@ -285,6 +289,14 @@ class AlpacaNewsStreamFake:
         """The next auth attempts get this error (whatever the keys), then the socket closes."""
         with self._lock:
             self._auth_errors += [(code, msg)] * times
+
+    def echo_next(self, kind: str, times: int = 1) -> None:
+        """The next `times` sessions get their auth message quoted back once they subscribe: as
+        an error message ("status") or as a frame that is not msgpack ("malformed")."""
+        if kind not in ("status", "malformed"):
+            raise ValueError(f"the stream echoes as 'status' or 'malformed', not {kind!r}")
+        with self._lock:
+            self._echoes += [kind] * times
 
     def wait_subscribed(self, count: int = 1, timeout: float = 5.0) -> bool:
         """Wait until `count` open sessions have subscribed to something."""
@@ -396,6 +408,7 @@ class AlpacaNewsStreamFake:
             self.received.append(message)
             scripted = self._auth_errors.pop(0) if action == "auth" and self._auth_errors else None
         if action == "auth":
+            session.auth = message
             if scripted is not None:
                 await self._send(session, [{"T": "error", "code": scripted[0], "msg": scripted[1]}])
                 return False
@@ -413,6 +426,13 @@ class AlpacaNewsStreamFake:
                 session.news = session.news | symbols if action == "subscribe" else session.news - symbols
                 self._changed.notify_all()
             await self._send(session, [{"T": "subscription", "news": sorted(session.news)}])
+            with self._lock:
+                echo = self._echoes.pop(0) if self._echoes else None
+                self.echoed += echo is not None
+            if echo == "status":
+                await self._send(session, [{"T": "error", "code": 400, "msg": echo_message(session.auth)}])
+            elif echo == "malformed":
+                await session.ws.send(echo_message(session.auth))  # a text frame: not msgpack
         else:
             await self._send(session, [{"T": "error", "code": 400, "msg": "invalid syntax"}])
         return True

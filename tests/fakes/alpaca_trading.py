@@ -48,8 +48,10 @@ from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 from zoneinfo import ZoneInfo
+
+from tests.fakes.vendor_http import ECHO_KINDS, echo_answer, echo_message, request_text
 
 NEW_YORK = ZoneInfo("America/New_York")
 WORKING = ("accepted", "new", "partially_filled", "held")
@@ -135,6 +137,9 @@ class AlpacaTradingFake:
         self.requests: list[Seen] = []
         self._accepted: Counter[str] = Counter()
         self._injected: list[_Injected] = []
+        self._echoes: list[str] = []  # kinds of echo page (vendor_http.ECHO_KINDS) the next requests get
+        self._echo_streams = 0  # stream clients that get their auth message quoted back
+        self.echoed = 0  # answers and stream messages that quoted a request back
         self._drop_http = 0
         self._delays: list[float] = []
         self._sockets: set[socket.socket] = set()
@@ -238,6 +243,19 @@ class AlpacaTradingFake:
         with self.lock:
             self._injected.append(_Injected(method, re.compile(path), status, answer, times, after_write))
 
+    def echo_next(self, kind: str, times: int = 1) -> None:
+        """The next `times` requests are answered with a page quoting them back (vendor_http.echo_answer)."""
+        if kind not in ECHO_KINDS:
+            raise ValueError(f"echo kind must be one of {ECHO_KINDS}, got {kind!r}")
+        with self.lock:
+            self._echoes += [kind] * times
+
+    def echo_stream_next(self, times: int = 1) -> None:
+        """The next `times` stream clients, once authorized, get a trade_updates message quoting
+        their authentication message back before they are told they listen."""
+        with self.lock:
+            self._echo_streams += times
+
     def reject_next(self, message: str, status: int = 403, code: int = 40310000) -> None:
         """The next order is refused with Alpaca's error body."""
         self.inject_error(status, {"code": code, "message": message})
@@ -291,6 +309,11 @@ class AlpacaTradingFake:
             if self._drop_http > 0:
                 self._drop_http -= 1
                 return None
+            if self._echoes:
+                self.echoed += 1
+                target = path + (f"?{urlencode(query)}" if query else "")
+                sent = "" if body is None else json.dumps(body)
+                return echo_answer(self._echoes.pop(0), request_text(method, target, headers.items(), sent))
             injected = next((e for e in self._injected if e.times > 0 and e.method == method
                              and e.path.search(path)), None)
             if injected is not None:
@@ -682,10 +705,12 @@ class AlpacaTradingFake:
                         self._ws_clients.discard(ws)
 
         async def session(ws: Any) -> None:
+            auth: Any = None
             try:
                 async for raw in ws:
                     message = json.loads(raw)
                     if message.get("action") in ("authenticate", "auth"):
+                        auth = message
                         data = message.get("data") or {}
                         ok = (data.get("key_id"), data.get("secret_key")) == (self.api_key, self.secret_key)
                         await ws.send(json.dumps({"stream": "authorization", "data": {
@@ -694,6 +719,12 @@ class AlpacaTradingFake:
                             await ws.close(1008, "unauthorized")
                             return
                     elif message.get("action") == "listen":
+                        with self.lock:
+                            echo, self._echo_streams = self._echo_streams > 0, max(0, self._echo_streams - 1)
+                            self.echoed += echo
+                        if echo:
+                            await ws.send(json.dumps({"stream": "trade_updates", "data": {
+                                "event": "error", "message": echo_message(auth)}}).encode())
                         streams = [s for s in (message.get("data") or {}).get("streams", []) if s == "trade_updates"]
                         (self._ws_clients.add if streams else self._ws_clients.discard)(ws)
                         await ws.send(json.dumps({"stream": "listening", "data": {"streams": streams}}).encode())

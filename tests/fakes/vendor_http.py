@@ -2,8 +2,12 @@
 
 A vendor fake subclasses `FakeVendor` and registers GET routes; tests then script what the
 next requests meet: an HTTP status (429 with Retry-After, 5xx, 401), a delay longer than the
-client's timeout, or a malformed body. Every server stops on context exit and, failing that,
-after `max_lifetime` seconds.
+client's timeout, a malformed body, or an echo of the request itself (`echo_next`: what a
+vendor's debug or error page does, credentials included). Every server stops on context exit
+and, failing that, after `max_lifetime` seconds.
+
+The echo pages are built here once (`request_text`, `echo_answer`, `echo_message`) for every
+fake, the HTTP ones and the websocket ones alike.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -37,6 +41,7 @@ class Fault:
     delay_s: float = 0.0
     body: str | None = None  # raw text, e.g. malformed JSON, served with 200 unless status is set
     path_prefix: str = ""
+    echo: str | None = None  # one of ECHO_KINDS: the answer quotes the request back
 
 
 Handler = Callable[[Request], tuple[int, Any]]
@@ -53,6 +58,7 @@ class FakeVendor:
 
     def __init__(self, max_lifetime: float = 120.0) -> None:
         self.requests: list[Request] = []
+        self.echoed = 0  # answers that quoted the request back
         self._routes: list[_Route] = []
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
@@ -77,6 +83,13 @@ class FakeVendor:
     def malformed_next(self, body: str = '{"results": [ {"o": 1.0,', times: int = 1) -> None:
         with self._lock:
             self._faults += [Fault(body=body) for _ in range(times)]
+
+    def echo_next(self, kind: str, times: int = 1, path_prefix: str = "") -> None:
+        """The next `times` requests are answered with a page quoting them back (`echo_answer`)."""
+        if kind not in ECHO_KINDS:
+            raise ValueError(f"echo kind must be one of {ECHO_KINDS}, got {kind!r}")
+        with self._lock:
+            self._faults += [Fault(echo=kind, path_prefix=path_prefix) for _ in range(times)]
 
     def hits(self, path_prefix: str = "") -> list[Request]:
         with self._lock:
@@ -133,10 +146,13 @@ class FakeVendor:
             fault = next((f for f in self._faults if request.path.startswith(f.path_prefix)), None)
             if fault is not None:
                 self._faults.remove(fault)
+                self.echoed += fault.echo is not None
         if fault is not None and fault.delay_s:
             time.sleep(fault.delay_s)
         headers: dict[str, str] = {}
-        if fault is not None and fault.status is not None:
+        if fault is not None and fault.echo is not None:
+            status, body = echo_answer(fault.echo, request_text("GET", http.path, http.headers.items()))
+        elif fault is not None and fault.status is not None:
             status = fault.status
             body = fault.body if fault.body is not None else {"error": f"scripted {fault.status}"}
             if fault.retry_after is not None:
@@ -166,6 +182,38 @@ class FakeVendor:
         return 404, {"error": f"no route for {request.path}"}
 
 
+# -- echo: a vendor quoting the request back ---------------------------------------------------
+
+ECHO_TAG = "echo-of-the-request"
+ECHO_STATUS = 400
+# malformed: an HTML page where JSON was due; shape: JSON that is no vendor's page, quoting the
+# request where vendors put their error text; status: that JSON as an HTTP 400 error body.
+ECHO_KINDS = ("malformed", "shape", "status")
+
+
+def request_text(method: str, target: str, headers: Iterable[tuple[str, str]], body: str = "") -> str:
+    """A request as its HTTP/1.1 text: request line (path and query), header lines, blank line, body."""
+    return "\n".join([f"{method} {target} HTTP/1.1", *(f"{name}: {value}" for name, value in headers), "", body])
+
+
+def echo_answer(kind: str, echoed: str) -> tuple[int, str]:
+    """(status, body) of an answer quoting `echoed` back, as `kind` (one of ECHO_KINDS) says."""
+    if kind == "malformed":
+        return 200, f"<html><body><h1>{ECHO_TAG}</h1><pre>{echoed}</pre></body></html>"
+    # Each field is where some vendor puts its error text (Polygon status/error, Finnhub s/error,
+    # Marketaux error.code/message, Tiingo detail, Alpaca message), so every adapter quotes it.
+    page = {
+        "status": "ERROR", "s": "error", "error": {"code": ECHO_TAG, "message": echoed},
+        "message": f"{ECHO_TAG}: {echoed}", "detail": f"{ECHO_TAG}: {echoed}",
+    }
+    return (ECHO_STATUS if kind == "status" else 200), json.dumps(page)
+
+
+def echo_message(message: Any) -> str:
+    """A websocket client's message quoted back, as an error or unknown-message text."""
+    return f"{ECHO_TAG}: unrecognised message {json.dumps(message, default=str)}"
+
+
 def paginate(items: list[Any], cursor: str | None, page_size: int) -> tuple[list[Any], str | None]:
     """Slice `items` at an integer cursor; returns the page and the next cursor (or None)."""
     start = int(cursor or 0)
@@ -173,4 +221,7 @@ def paginate(items: list[Any], cursor: str | None, page_size: int) -> tuple[list
     return items[start:end], (str(end) if end < len(items) else None)
 
 
-__all__ = ["Fault", "FakeVendor", "Request", "paginate"]
+__all__ = [
+    "ECHO_KINDS", "ECHO_STATUS", "ECHO_TAG", "Fault", "FakeVendor", "Request", "echo_answer", "echo_message",
+    "paginate", "request_text",
+]

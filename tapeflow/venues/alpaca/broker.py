@@ -85,7 +85,7 @@ from tapeflow.model import (
     TimeInForce,
 )
 from tapeflow.redact import guard_http_debug_logs, redact_text, redact_url
-from tapeflow.venues.alpaca.websocket import PromptStop, websocket_params
+from tapeflow.venues.alpaca.websocket import PromptStop, guard_stream_logs, websocket_params
 
 NAME = "alpaca"
 KEY_SETTING = "TAPEFLOW_ALPACA_API_KEY"
@@ -161,6 +161,16 @@ class _Stream(PromptStop, TradingStream):
         if msg.get("stream") == "listening":
             self.listening.set()
         await super()._dispatch(msg)
+
+    def _cast(self, msg: dict) -> Any:
+        # alpaca-py logs what this raises, and pydantic's error quotes the values it could not
+        # read (a server echoing our auth message quotes the keys, cut short past any mask):
+        # the error names the fields only.
+        try:
+            return super()._cast(msg)
+        except ValidationError as exc:
+            fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['type']}" for e in exc.errors(include_input=False))
+            raise ValueError(f"{NAME} trade update not understood ({fields}): dropped") from None
 
 
 # -- mapping Alpaca's records ------------------------------------------------------------
@@ -330,6 +340,7 @@ class AlpacaBroker(Broker):
     # -- the stream ----------------------------------------------------------------------
 
     def _start_stream(self, key: str, secret: str) -> None:
+        guard_stream_logs(key, secret)
         self._stream = _Stream(key, secret, self.stream_url, self.tuning.stream_backoff_s)
         self._stream.subscribe_trade_updates(self._on_trade_update)
         self._thread = threading.Thread(target=self._stream.run, name="alpaca-trade-updates", daemon=True)

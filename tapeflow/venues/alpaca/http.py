@@ -110,7 +110,8 @@ class HttpPolicyMixin:
 def vendor_error(exc: APIError, *, attempts: int, check: str, scrub: Callable[[str], str]) -> VendorError:
     """alpaca-py's APIError as VendorError / VendorAuthError (naming `check`), without URL or keys."""
     status = exc.status_code
-    message = scrub(error_message(str(exc)))
+    # Scrubbed before it is shortened: a cut through a key would leave its head unmasked.
+    message = error_message(scrub(str(exc)))
     if status in (401, 403):
         return VendorAuthError(
             f"{VENDOR} refused the credentials (HTTP {status}: {message}): check {check}",

@@ -49,7 +49,7 @@ from tapeflow.redact import redact_text, redact_url
 from tapeflow.sources.http import VendorAuthError, VendorError, require_key
 from tapeflow.venues.alpaca.bars import KEY_SETTING, PAGE_TEXT_LIMIT, SECRET_SETTING
 from tapeflow.venues.alpaca.news import CREDENTIALS, SOURCE, item_row, plain
-from tapeflow.venues.alpaca.websocket import PromptStop, websocket_params
+from tapeflow.venues.alpaca.websocket import PromptStop, guard_stream_logs, websocket_params
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ class AlpacaNewsStream:
     ) -> None:
         self._key = require_key(settings.alpaca_api_key, vendor=SOURCE, setting=KEY_SETTING)
         self._secret = require_key(settings.alpaca_secret_key, vendor=SOURCE, setting=SECRET_SETTING)
+        guard_stream_logs(self._key, self._secret)
         if connect_attempts < 1 or max_batch < 1:
             raise ValueError("connect_attempts and max_batch must be at least 1")
         self.url = settings.alpaca_news_stream_url

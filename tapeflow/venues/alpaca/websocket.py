@@ -1,5 +1,5 @@
 """What tapeflow's alpaca-py websocket streams (trade updates, news) share: the websocket
-settings, and stopping at once from another thread."""
+settings, keys kept out of alpaca-py's logs, and stopping at once from another thread."""
 
 from __future__ import annotations
 
@@ -7,12 +7,24 @@ import asyncio
 import logging
 import time
 
+from tapeflow.redact import guard_logs
+
 WEBSOCKET_PARAMS = {"ping_interval": 10, "ping_timeout": 180, "max_queue": 1024, "close_timeout": 1.0}
+
+
+# alpaca-py's stream loggers quote what the server sent (an error's text, a message its models
+# could not read), and a server may send the client's own auth message back.
+SDK_STREAM_LOGGERS = ("alpaca.data.live.websocket", "alpaca.trading.stream")
 
 
 def websocket_params(logger: logging.Logger) -> dict[str, object]:
     """alpaca-py's `websocket_params` with the stream's own frame logger."""
     return {**WEBSOCKET_PARAMS, "logger": logger}
+
+
+def guard_stream_logs(*keys: str) -> None:
+    """Keep `keys` (and anything named like a credential) out of alpaca-py's stream logs."""
+    guard_logs(SDK_STREAM_LOGGERS, keys)
 
 
 class PromptStop:

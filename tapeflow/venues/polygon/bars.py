@@ -65,6 +65,7 @@ class PolygonSource:
             settings.polygon_url,
             key_setting=KEY_SETTING,
             headers={"Authorization": f"Bearer {key}"},
+            secrets=[key],
             policy=policy or HttpPolicy.from_settings(settings),
             sleep=sleep,
         )
