@@ -44,7 +44,8 @@ def demo(replay_session: bool = True, train_if_missing: bool = True) -> dict[str
     # qty 0: positions sized by the risk rules (10% of equity, at most 10 names).
     grid = {"fast": [8, 10, 12], "slow": [24, 30, 36], "qty": [0]}
     folds = walk_forward(strategy="sma_cross", grid=grid, start=date(2009, 8, 21), end=date(2010, 8, 20), costs="retail")
-    session = trade_session(strategy="opening_range", replay_day=DEMO_DAY, stop_loss_pct=0.005) if replay_session else {}
+    session = (trade_session(strategy="opening_range", replay_day=DEMO_DAY, stop_loss_pct=0.005, fresh=True)
+               if replay_session else {})  # each demo replays its day anew
     missing = train_if_missing and not has_model(load_settings(), open_warehouse(load_settings()))
     model = train_sentiment(**QUICK_MODEL) if missing else {}
     news = ingest_news(source="replay", start=NEWS_WINDOW[0], end=NEWS_WINDOW[1])

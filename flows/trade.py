@@ -13,8 +13,8 @@ from prefect.variables import Variable
 from flows.hooks import alert_on_failure
 from tapeflow.calendar.exchange import get_calendar, ny_day
 from tapeflow.config import load_settings
-from tapeflow.live.launch import live_session, replay_session
-from tapeflow.live.session import SessionReport, SessionRules
+from tapeflow.live.launch import ReplayMismatch, ReplayRunning, live_session, replay_session
+from tapeflow.live.session import SessionAlreadyRunning, SessionReport, SessionRules
 from tapeflow.risk.policy import DEFAULT_POLICY, policy_from
 from warehouse import open_warehouse
 
@@ -54,26 +54,34 @@ def trade_session(
     daily_loss_limit_pct: float | None = DEFAULT_POLICY.daily_loss_limit_pct,
     flatten_on_breaker: bool = DEFAULT_POLICY.flatten_on_breaker,
     replay_through: date | None = None,
+    fresh: bool = False,
 ) -> dict[str, object]:
     """Prepare (reconcile, promoted parameters, warm-up, data freshness), decide every `cycle_s`
     seconds until the close under the execution policy backtests use, reconcile; `replay_day`
-    (to `replay_through`) replays stored days instead, one session a day on one account."""
+    (to `replay_through`) replays stored days instead, one session a day on one account,
+    resuming its file where it stopped unless `fresh`. A session another process runs is
+    refused (status "refused")."""
     logger = get_run_logger()
     settings = load_settings()
     warehouse = open_warehouse(settings)
     policy = policy_from(position_fraction, max_positions, risk_per_trade, max_position_pct, stop_loss_pct,
                          daily_loss_limit_pct, flatten_on_breaker)
     rules = SessionRules(cycle_s=cycle_s, policy=policy)
-    if replay_day is not None:
-        launched = replay_session(settings, warehouse, strategy, replay_day, params, rules=rules, through=replay_through)
-    else:
-        today = ny_day(datetime.now(UTC))
-        if not get_calendar().is_session(today):
-            logger.info("%s is not a trading day: no session", today)
-            return {"status": "no session", "day": today.isoformat()}
-        launched = live_session(settings, warehouse, strategy, params, rules=rules,
-                                external_kill=prefect_kill_switch(strategy))
-    reports = launched.run()
+    try:
+        if replay_day is not None:
+            launched = replay_session(settings, warehouse, strategy, replay_day, params, rules=rules,
+                                      through=replay_through, fresh=fresh)
+        else:
+            today = ny_day(datetime.now(UTC))
+            if not get_calendar().is_session(today):
+                logger.info("%s is not a trading day: no session", today)
+                return {"status": "no session", "day": today.isoformat()}
+            launched = live_session(settings, warehouse, strategy, params, rules=rules,
+                                    external_kill=prefect_kill_switch(strategy))
+        reports = launched.run()
+    except (SessionAlreadyRunning, ReplayRunning, ReplayMismatch) as exc:  # nothing ran: not a failure
+        logger.error("refused: %s", exc)
+        return {"status": "refused", "reason": str(exc)}
     for report in reports:
         publish(report, launched.warehouse.path)
         logger.info("session %s: %s", report.session_id, report.status)
@@ -90,4 +98,6 @@ def publish(report: SessionReport, where) -> None:
         value = getattr(report, name)
         lines.append(f"| {name} | {value:,.2f} |" if isinstance(value, float) else f"| {name} | {value} |")
     lines += ["", f"Rows in `{where}`.", "", "## Alerts", ""] + [f"- {a}" for a in report.alerts or ["none"]]
+    if report.recovery:
+        lines += ["", "## Recovery after a restart", ""] + [f"- {note}" for note in report.recovery]
     create_markdown_artifact("\n".join(lines), key="trade-session", description=report.session_id)

@@ -18,6 +18,8 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 """The checkout tapeflow runs from (it is installed editable: flows, prefect.yaml, data/)."""
 PROJECT_DATA = PROJECT_DIR / "data"
 """Sample data bundled with the project (see data/NOTICE)."""
+DEFAULT_MIN_PAPER_SESSIONS = 30
+"""Reconciled paper sessions live needs; a lower setting counts only with a recorded override reason."""
 
 
 class Settings(BaseSettings):
@@ -31,6 +33,8 @@ class Settings(BaseSettings):
     home: Path = Field(Path("var"), description="where the warehouse file and local state live")
     data_dir: Path = Field(PROJECT_DATA, description="bundled sample data read by the replay source")
     lock_timeout_s: float = Field(30.0, gt=0, description="how long to retry when the warehouse is locked")
+    sql_time_limit_s: float = Field(30.0, gt=0, description="`tapeflow sql` stops a query that runs longer "
+                                    "(its reader keeps writers off the warehouse meanwhile)")
     alert_webhook_url: SecretStr | None = Field(None, description="alerts are POSTed here as JSON")
 
     strategy_path: str | None = Field(
@@ -72,7 +76,8 @@ class Settings(BaseSettings):
 
     # Staged release (tapeflow.live.promotion): reconciled paper sessions a strategy and its
     # parameters need before `tapeflow promote --to live` (an override must give a reason).
-    min_paper_sessions: int = Field(30, ge=0, description="reconciled paper sessions required before live")
+    min_paper_sessions: int = Field(DEFAULT_MIN_PAPER_SESSIONS, ge=0, description="reconciled paper sessions "
+                                    "required before live; below the default only with --override-reason")
 
     # Monitoring and alerts: the shape of webhook bodies, how long a
     # repeated alert stays quiet, and when the monitor calls a heartbeat missing or data stale.

@@ -50,6 +50,13 @@ class Warehouse:
     def __repr__(self) -> str:
         return f"Warehouse({str(self.path)!r})"
 
+    def waiting_at_most(self, seconds: float) -> Warehouse:
+        """This file with a shorter lock timeout, for a write that must not wait (itself, when
+        this process holds the file)."""
+        if self._held is not None:
+            return self
+        return Warehouse(self.path, lock_timeout_s=seconds, on_busy=self.on_busy)
+
     @contextmanager
     def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A migrated read-write connection inside one transaction, committed on success."""

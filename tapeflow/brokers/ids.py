@@ -19,8 +19,17 @@ def client_order_id(strategy: str, decision: str, symbol: str, leg: str = "entry
     if not strategy or not decision or not symbol:
         raise ValueError("strategy, decision and symbol are all needed for a client order id")
     digest = hashlib.sha256("\x1f".join((strategy, decision, symbol, leg)).encode()).hexdigest()[:20]
-    prefix = re.sub(r"[^a-z0-9]", "", strategy.lower())[:10] or "tf"
-    return f"{prefix}-{symbol.replace('.', '_')[:8]}-{leg}-{digest}"
+    return f"{_prefix(strategy)}-{symbol.replace('.', '_')[:8]}-{leg}-{digest}"
+
+
+def is_entry_of(strategy: str, client_order_id: str) -> bool:
+    """Whether an id looks like one of `strategy`'s entries (its prefix may be another strategy's
+    too): for the kill switch when the ledger cannot be read, where cancelling more is safe."""
+    return re.fullmatch(rf"{re.escape(_prefix(strategy))}-.+-entry-[0-9a-f]{{20}}", client_order_id) is not None
+
+
+def _prefix(strategy: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", strategy.lower())[:10] or "tf"
 
 
 TAKE_PROFIT, STOP_LOSS = "tp", "sl"

@@ -167,18 +167,18 @@ class Ledger:
                           [strategy, symbol, self.broker, self.mode.value])
         return rows[0][0] if rows else None
 
-    def cash_flow_recorded_since(self, since: datetime) -> float:
-        """What the fills recorded after `since` (the ledger's own clock) did to cash: sales
-        in, purchases and commissions out."""
+    def cash_flow_since(self, since: datetime) -> float:
+        """What the fills executed after `since` (the broker's clock) did to cash: sales in,
+        purchases and commissions out."""
         rows = self._rows(
             "SELECT coalesce(sum(CASE WHEN side = 'buy' THEN -qty * price ELSE qty * price END - commission), 0) "
-            "FROM fills WHERE broker = ? AND mode = ? AND recorded_at > ?", [self.broker, self.mode.value, since])
+            "FROM fills WHERE broker = ? AND mode = ? AND ts > ?", [self.broker, self.mode.value, since])
         return float(rows[0][0])
 
-    def last_reconciled_cash(self) -> tuple[datetime, float] | None:
-        """When the last reconciliation ran (the ledger's clock) and the cash it read."""
-        rows = self._rows("SELECT ts, cash FROM reconciliations WHERE broker = ? AND mode = ? AND cash IS NOT NULL "
-                          "ORDER BY ts DESC LIMIT 1", [self.broker, self.mode.value])
+    def last_cash_reading(self) -> tuple[datetime, float] | None:
+        """The newest account snapshot: when the broker reported it (its clock) and the cash."""
+        rows = self._rows("SELECT ts, cash FROM account_snapshots WHERE broker = ? AND mode = ? ORDER BY ts DESC LIMIT 1",
+                          [self.broker, self.mode.value])
         return (rows[0][0], rows[0][1]) if rows else None
 
     def entries_blocked(self) -> str | None:

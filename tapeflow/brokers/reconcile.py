@@ -5,6 +5,9 @@ process was down is recorded, marked `adopted`); orders the ledger recorded but 
 are closed. A position that still differs after adopting every fill cannot be explained: it
 is reported, recorded, and blocks new entries until a clean run. Cash that moved more than
 the fills explain is reported beside it (fees, dividends and transfers move cash too).
+
+The window is the caller's: a session's starts before its own day (a replay's, before the
+replayed day), never at the machine's date.
 """
 
 from __future__ import annotations
@@ -78,12 +81,12 @@ def reconcile(ledger: Ledger, broker: Broker, since: datetime) -> Reconciliation
             differences.append(Difference("position", symbol, f"broker holds {held.get(symbol, 0.0):g}, "
                                           f"ledger says {recorded.get(symbol, 0.0):g}", explained=False))
 
-    # Cash moves only by fills: the cash the last reconciliation read, plus the fills recorded
-    # since (every fill made before that reading had been adopted by then), is what it must be.
+    # Cash moves only by fills: the cash the last reading found, plus the fills executed after it
+    # (by the broker's clock, so a fill adopted late that the reading already held counts once).
     account = broker.account()
-    previous = ledger.last_reconciled_cash()
+    previous = ledger.last_cash_reading()
     if previous is not None:
-        expected = previous[1] + ledger.cash_flow_recorded_since(previous[0])
+        expected = previous[1] + ledger.cash_flow_since(previous[0])
         if abs(account.cash - expected) > CASH_TOLERANCE:
             # Reported, not blocking: cash also moves for reasons no fill records (regulatory
             # fees, dividends, interest, transfers); positions are what must agree.

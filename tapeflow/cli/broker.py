@@ -47,6 +47,15 @@ def _execution() -> Iterator[Execution]:
         broker.close()
 
 
+def _window_start(ex: Execution, days: int | None) -> datetime:
+    """Where reconciliation looks from: DAYS back on the broker's clock (a simulated one keeps
+    its own date), or a day before the last reading, or, the first time, the account's start."""
+    if days is not None:
+        return ex.broker.clock().timestamp - timedelta(days=days)
+    last = ex.ledger.last_cash_reading()
+    return last[0] - timedelta(days=1) if last is not None else datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _orders_frame(broker: Broker, everything: bool, days: int) -> pl.DataFrame:
     orders = broker.orders(datetime.now(UTC) - timedelta(days=days)) if everything else broker.open_orders()
     return pl.DataFrame([{
@@ -130,12 +139,17 @@ def flatten(
 
 @broker_app.command("reconcile")
 def reconcile_command(
-    days: Annotated[int, typer.Option(help="compare orders and fills of the last DAYS days")] = 3,
+    days: Annotated[int | None, typer.Option(help="compare orders and fills of the last DAYS days (the broker's "
+                                                   "clock); default: since a day before the last reconciliation, "
+                                                   "or everything the first time")] = None,
 ) -> None:
     """Compare the broker with the warehouse ledger, adopt what the broker did, report differences."""
 
+    if days is not None and days < 1:
+        err.print(f"--days must be at least 1, got {days}: e.g. --days 3")
+        raise typer.Exit(EXIT_REFUSED)
     with _execution() as ex:
-        report = reconcile(ex.ledger, ex.broker, since=datetime.now(UTC) - timedelta(days=days))
+        report = reconcile(ex.ledger, ex.broker, since=_window_start(ex, days))
         out.print(report.describe(), soft_wrap=True)
         if not report.clean:
             raise typer.Exit(1)

@@ -21,11 +21,13 @@ from tapeflow.backtest.run import run_backtest
 from tapeflow.backtest.runs import load_run
 from tapeflow.calendar.exchange import NEW_YORK, get_calendar, ny_day_bounds
 from tapeflow.cli.broker import broker_app
+from tapeflow.cli.flow_runs import running_flows
 from tapeflow.cli.monitor import alerts_command, monitor_command
 from tapeflow.cli.news import recent_catalysts
 from tapeflow.cli.news import register as register_news
 from tapeflow.cli.output import (
     EXIT_BUSY,
+    EXIT_INTERRUPTED,
     EXIT_REFUSED,
     OutputFormat,
     cell,
@@ -50,7 +52,7 @@ from tapeflow.strategy.history import History
 from tapeflow.strategy.registry import available
 from warehouse import Warehouse, WarehouseBusy, WarehouseMissing, open_warehouse
 from warehouse.examples import DEMO_EXAMPLES
-from warehouse.query import WriteRefused, run_read_only
+from warehouse.query import QueryStopped, WriteRefused, run_read_only
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -60,13 +62,20 @@ def sql(
     query: Annotated[str, typer.Argument(help="read-only SQL: SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN")],
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="table, csv or json")] = OutputFormat.TABLE,
     max_rows: Annotated[int, typer.Option(help="rows shown in table format")] = 50,
+    time_limit: Annotated[float | None, typer.Option(
+        help="seconds before the query is stopped; default TAPEFLOW_SQL_TIME_LIMIT_S (30)")] = None,
 ) -> None:
-    """Query the warehouse read-only and print the result."""
+    """Query the warehouse read-only and print the result; Ctrl-C or the time limit stops it."""
 
     settings = load_settings()
+    limit = settings.sql_time_limit_s if time_limit is None else time_limit
+    check_option("--time-limit", math.isfinite(limit) and limit > 0, "a number of seconds > 0", limit, "--time-limit 60")
     warehouse = open_warehouse(settings, on_busy=lambda msg: err.print(f"[yellow]{msg}[/yellow]"))
     try:
-        frame = run_read_only(warehouse, query)
+        frame = run_read_only(warehouse, query, time_limit_s=limit)
+    except QueryStopped as exc:
+        err.print(str(exc), style="red", markup=False, highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED if "Ctrl-C" in str(exc) else 1) from None
     except WriteRefused as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_REFUSED) from None
@@ -93,11 +102,11 @@ def ingest(
     symbol: Annotated[list[str] | None, typer.Option("--symbol", "-s", help="repeat for several; default all")] = None,
 ) -> None:
     """Run the ingest-bars flow once and print its counts."""
-    prefect_environment(load_settings())
-    from flows.ingest import ingest_bars  # deferred: Prefect takes seconds to import and reads its settings then
+    with running_flows(load_settings()):
+        from flows.ingest import ingest_bars  # deferred: Prefect takes seconds to import and reads its settings then
 
-    counts = ingest_bars(source=source, symbols=symbol or None, timeframe=timeframe,
-                         start=start.date(), end=end.date())
+        counts = ingest_bars(source=source, symbols=symbol or None, timeframe=timeframe,
+                             start=start.date(), end=end.date())
     print_frame(pl.DataFrame([counts]), title=f"ingest-bars {source or load_settings().market_data_source} {timeframe}")
 
 
@@ -109,10 +118,10 @@ def snapshot(
 ) -> None:
     """Run the snapshot-watchlist flow once and print what it stored (or why it skipped)."""
     as_of = require_offset(as_of, "--as-of", "2010-05-07T09:00:00-04:00")
-    prefect_environment(load_settings())
-    from flows.watchlist import snapshot_watchlist  # deferred: Prefect takes seconds to import and reads its settings then
+    with running_flows(load_settings()):
+        from flows.watchlist import snapshot_watchlist  # deferred: Prefect takes seconds to import and reads its settings then
 
-    result = snapshot_watchlist(source=source, as_of=as_of, limit=limit)
+        result = snapshot_watchlist(source=source, as_of=as_of, limit=limit)
     print_frame(pl.DataFrame([result]), title="snapshot-watchlist")
 
 
@@ -170,11 +179,11 @@ def backtest(
         err.print(f"--costs: {exc}", style="red", markup=False, highlight=False)
         raise typer.Exit(EXIT_REFUSED) from None
     if bars is None:
-        prefect_environment(load_settings())
-        from flows.backtest import backtest as backtest_flow  # deferred: Prefect takes seconds to import and reads its settings then
+        with running_flows(load_settings()):
+            from flows.backtest import backtest as backtest_flow  # deferred: Prefect takes seconds to import and reads its settings then
 
-        summary = backtest_flow(strategy=strategy, params=params, symbols=symbol, start=start.date(), end=end.date(),
-                                cash=cash, costs=costs)
+            summary = backtest_flow(strategy=strategy, params=params, symbols=symbol, start=start.date(),
+                                    end=end.date(), cash=cash, costs=costs)
         print_metrics(summary, f"backtest {strategy}")
         return
 
@@ -292,13 +301,13 @@ def demo() -> None:
     """Ingest the bundled real data through the flow, then query the warehouse."""
 
     settings = load_settings()
-    prefect_environment(settings)
-    from flows.demo import demo as demo_flow  # deferred: Prefect takes seconds to import and reads its settings then
-
     out.rule("tapeflow demo")
     out.print("Ingesting the bundled real data (data/NOTICE) through the [bold]ingest-bars[/bold] flow "
               "on Prefect's local API ...")
-    counts = demo_flow()
+    with running_flows(settings):
+        from flows.demo import demo as demo_flow  # deferred: Prefect takes seconds to import and reads its settings then
+
+        counts = demo_flow()
     columns = ("fetched", "inserted", "updated", "unchanged", "quarantined", "stored")
     ingests = {name: c for name, c in counts.items()
                if name not in ("backtest", "walk_forward", "session", "sentiment_model")}

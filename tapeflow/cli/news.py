@@ -9,10 +9,10 @@ from typing import Annotated
 import polars as pl
 import typer
 
+from tapeflow.cli.flow_runs import running_flows
 from tapeflow.cli.output import (
     err,
     out,
-    prefect_environment,
     print_frame,
     print_metrics,
     require_offset,
@@ -42,11 +42,11 @@ def ingest_command(
 
     start = require_offset(start, "--start", "2010-08-16T09:30:00-04:00")
     end = require_offset(end, "--end", "2010-08-20T16:00:00-04:00")
-    prefect_environment(load_settings())
-    from flows.news import ingest_news  # deferred: Prefect takes seconds to import and reads its settings then
+    with running_flows(load_settings()):
+        from flows.news import ingest_news  # deferred: Prefect takes seconds to import and reads its settings then
 
-    counts = ingest_news(source=source, symbols=symbol or None, start=start, end=end,
-                         lookback_minutes=lookback_minutes)
+        counts = ingest_news(source=source, symbols=symbol or None, start=start, end=end,
+                             lookback_minutes=lookback_minutes)
     print_frame(pl.DataFrame([counts]), title="ingest-news")
 
 
@@ -57,10 +57,11 @@ def stream_command(
 ) -> None:
     """Run the stream-news flow: Alpaca's news websocket, each batch stored, tagged and scored."""
 
-    prefect_environment(load_settings())
-    from flows.news_stream import stream_news  # deferred: Prefect takes seconds to import and reads its settings then
+    with running_flows(load_settings()):
+        from flows.news_stream import stream_news  # deferred: Prefect takes seconds to import and reads its settings then
 
-    print_frame(pl.DataFrame([stream_news(symbols=symbol or None, minutes=minutes)]), title="stream-news")
+        counts = stream_news(symbols=symbol or None, minutes=minutes)
+    print_frame(pl.DataFrame([counts]), title="stream-news")
 
 
 @news_app.command("catalysts")
@@ -110,21 +111,23 @@ def train_command(
 ) -> None:
     """Run the train-sentiment flow: fine-tune the model, record it and its held-out figures."""
 
-    prefect_environment(load_settings())
-    from flows.nlp import train_sentiment  # deferred: Prefect takes seconds to import and reads its settings then
+    with running_flows(load_settings()):
+        from flows.nlp import train_sentiment  # deferred: Prefect takes seconds to import and reads its settings then
 
-    print_metrics(train_sentiment(subset=subset, epochs=epochs, learning_rate=learning_rate,
-                                   held_out_limit=held_out_limit), "train-sentiment")
+        trained = train_sentiment(subset=subset, epochs=epochs, learning_rate=learning_rate,
+                                  held_out_limit=held_out_limit)
+    print_metrics(trained, "train-sentiment")
 
 
 @nlp_app.command("score")
 def score_command() -> None:
     """Run the score-news flow: tag and score every stored headline not yet read by the current model."""
 
-    prefect_environment(load_settings())
-    from flows.news import score_news  # deferred: Prefect takes seconds to import and reads its settings then
+    with running_flows(load_settings()):
+        from flows.news import score_news  # deferred: Prefect takes seconds to import and reads its settings then
 
-    print_frame(pl.DataFrame([score_news()]), title="score-news")
+        scored = score_news()
+    print_frame(pl.DataFrame([scored]), title="score-news")
 
 
 @nlp_app.command("models")

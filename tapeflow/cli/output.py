@@ -22,6 +22,7 @@ out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
 EXIT_BUSY = 3
+EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C
 EXIT_REFUSED = 2
 
 

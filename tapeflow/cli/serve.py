@@ -75,6 +75,18 @@ def wait_healthy(api: str, timeout_s: float = 90.0, server: subprocess.Popen | N
     raise ServeError(f"Prefect server did not become healthy within {timeout_s:g} s")
 
 
+def close_dead_runs(api: str, console: Console) -> None:
+    """Mark the runs that processes now gone left Running Crashed, before the worker starts."""
+    from flows.crash_sweep import sweep_dead_runs  # deferred: Prefect takes seconds to import
+    from tapeflow.cli.flow_runs import report_swept
+
+    try:
+        report_swept(sweep_dead_runs(api), console)
+    except Exception as exc:  # the stack is worth more than the cleanup: say so and go on
+        console.print(f"could not look for crashed flow runs ({type(exc).__name__}: {exc}); serving anyway",
+                      soft_wrap=True, markup=False)
+
+
 def _stop(proc: subprocess.Popen, sig: int, name: str, console: Console) -> None:
     if proc.poll() is not None:
         return
@@ -112,6 +124,7 @@ def serve_stack(settings: Settings, *, port: int = 4200, console: Console) -> in
             )
         procs.append(("server", server, signal.SIGTERM))
         wait_healthy(api, server=server)
+        close_dead_runs(api, console)
 
         _run("work pool", _prefect("work-pool", "create", WORK_POOL, "--type", "process"), env,
              ok_if="already exists")

@@ -3,25 +3,27 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
+import polars as pl
 import typer
 
+from tapeflow.cli.flow_runs import running_flows
 from tapeflow.cli.output import (
     EXIT_REFUSED,
     chosen_strategy,
     err,
     out,
     parse_params,
-    prefect_environment,
     print_frame,
     print_metrics,
 )
 from tapeflow.config import load_settings
-from tapeflow.live.launch import check_replay
-from tapeflow.risk.state import set_kill_switch
+from tapeflow.live.launch import ReplayRunning, check_replay
+from tapeflow.risk.state import SwitchSetting, kill_switches, set_kill_switch
 from warehouse import open_warehouse
 from warehouse.query import run_read_only
 
@@ -40,6 +42,8 @@ def trade_command(
     through: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"],
                                                      help="with --replay-day: replay every trading day to this one")] = None,
     stop_loss_pct: Annotated[float | None, typer.Option(help="protective stop under each entry, e.g. 0.02")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="with --replay-day: start the replay over instead of "
+                                                        "resuming its file")] = False,
 ) -> None:
     """Run the trade-session flow: today's session with the configured broker, or a replay."""
 
@@ -50,18 +54,24 @@ def trade_command(
         raise typer.Exit(EXIT_REFUSED)
     if replay_day is not None:
         settings = load_settings()
-        try:  # a day that is no session, or too little history for the warm-up, is named before Prefect starts
-            check_replay(settings, open_warehouse(settings), strategy, replay_day.date(), params or None)
-        except ValueError as exc:
+        try:  # a day that is no session, too little history, a replay running elsewhere: named before Prefect starts
+            check_replay(settings, open_warehouse(settings), strategy, replay_day.date(), params or None,
+                         through=through.date() if through else None)
+        except (ValueError, ReplayRunning) as exc:
             err.print(str(exc), soft_wrap=True)
             raise typer.Exit(EXIT_REFUSED) from None
-    prefect_environment(load_settings())
-    from flows.trade import trade_session  # deferred: Prefect takes seconds to import and reads its settings then
+    with running_flows(load_settings()):
+        from flows.trade import trade_session  # deferred: Prefect takes seconds to import and reads its settings then
 
-    result = trade_session(strategy=strategy, params=params or None,
-                           replay_day=replay_day.date() if replay_day else None, stop_loss_pct=stop_loss_pct,
-                           replay_through=through.date() if through else None)
+        result = trade_session(strategy=strategy, params=params or None,
+                               replay_day=replay_day.date() if replay_day else None, stop_loss_pct=stop_loss_pct,
+                               replay_through=through.date() if through else None, fresh=fresh)
+    if result.get("status") == "refused":
+        err.print(f"refused: {result['reason']}", soft_wrap=True)
+        raise typer.Exit(EXIT_REFUSED)
     alerts = result.pop("alerts", [])
+    for note in result.pop("recovery", []):
+        out.print(f"recovered: {note}", soft_wrap=True)
     print_metrics(result, f"trade-session {strategy}")
     for alert in alerts:
         out.print(f"alert: {alert}", soft_wrap=True)
@@ -91,17 +101,19 @@ def kill_switch_command(
 
     warehouse = open_warehouse(load_settings())
     if state is Switch.STATUS:
-        with warehouse.write() as con:
-            frame = con.sql("SELECT scope, engaged, reason, changed_at, changed_by FROM kill_switch ORDER BY scope").pl()
-        print_frame(frame, title="kill switch")
+        switches = [asdict(s) for s in kill_switches(warehouse)]
+        print_frame(pl.DataFrame(switches, schema=list(SwitchSetting.__dataclass_fields__)), title="kill switch")
         return
     try:
         engage = state is Switch.ON
-        set_kill_switch(warehouse, strategy, engage, reason if engage else (reason or "released"), by="cli")
+        recorded = set_kill_switch(warehouse, strategy, engage, reason if engage else (reason or "released"), by="cli")
     except ValueError as exc:
         err.print(f"[red]{exc}: --reason TEXT[/red]")
         raise typer.Exit(EXIT_REFUSED) from None
     out.print(f"kill switch for {strategy}: {'ENGAGED' if state is Switch.ON else 'released'}")
+    if not recorded:  # sessions read the side file every cycle; the warehouse's record follows
+        out.print("the warehouse is busy (a long query?): sessions see the switch from its side file now, "
+                  "and record it in the warehouse when it is free", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,14 +6,19 @@ the strategy's warm-up and its days, and the watchlist snapshots and scored head
 them), so a simulated day never touches the paper account's book, its ledger or the count of
 paper sessions that promotion relies on. A replay of several days runs one session a day
 against one simulated account, as paper trading would: what a day leaves open, the next day
-holds.
+holds. Run again, a replay resumes from its file where it stopped (finished days are kept,
+an unfinished day goes on from its last cycle) unless asked to start afresh; one process at a
+time may run it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import json
+import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
@@ -24,6 +29,7 @@ from tapeflow.calendar.exchange import NEW_YORK, get_calendar, ny_day, ny_day_bo
 from tapeflow.config import Settings
 from tapeflow.live.clock import SimulatedClock, WallClock
 from tapeflow.live.feed import WarehouseFeed
+from tapeflow.live.identity import params_hash, session_id
 from tapeflow.live.promotion import promoted_params, require_promotion
 from tapeflow.live.session import AlertHook, SessionReport, SessionRules, TradingSession
 from tapeflow.model import Mode
@@ -46,17 +52,35 @@ NEWS_TABLES = {"news": ("source", "id"), "news_revisions": (),
                "news_tags": ("source", "id", "tagger", "news_hash"), "news_scores": ("source", "id", "model", "news_hash")}
 
 
+class ReplayRunning(RuntimeError):
+    """Another process is running the same replay (its file is locked)."""
+
+
+class ReplayMismatch(ValueError):
+    """A replay file to resume ran with other rules than the ones asked for now."""
+
+
 @dataclass
 class Launched:
     sessions: list[TradingSession]  # one a day, run in order
     warehouse: Warehouse  # where the sessions' rows are: the main one, or the replay's own
+    done: list[SessionReport] = field(default_factory=list)  # days a resumed replay had finished already
+    lock: int | None = None  # the replay file's lock, held until the run ends
 
     @property
     def session(self) -> TradingSession:
         return self.sessions[-1]
 
     def run(self) -> list[SessionReport]:
-        return [session.run() for session in self.sessions]
+        try:
+            return self.done + [session.run() for session in self.sessions]
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        if self.lock is not None:
+            os.close(self.lock)  # closing the descriptor drops the lock (a dead process's goes with it)
+            self.lock = None
 
 
 def strategy_for(warehouse: Warehouse, name: str, params: dict | None, mode: Mode) -> Strategy:
@@ -90,7 +114,7 @@ def live_session(settings: Settings, warehouse: Warehouse, name: str, params: di
     alert = alert or book_alerts(book_from_settings(settings, warehouse), strategy.name, today)
     require_promotion(warehouse, strategy.name, strategy.p, settings.mode, settings)
     broker = open_broker(settings, warehouse)
-    market = broker.on_bar if isinstance(broker, SimBroker) else None  # the simulator trades the stored bars
+    market = broker if isinstance(broker, SimBroker) else None  # the simulator trades the stored bars
     execution = Execution(broker, Ledger(warehouse, broker.name, settings.mode))
     feed = WarehouseFeed(warehouse, strategy.timeframe, warmup_bars=strategy.warmup_bars(),
                          news=news_reading(settings, warehouse, strategy, replay=False, day=today))
@@ -102,10 +126,11 @@ def live_session(settings: Settings, warehouse: Warehouse, name: str, params: di
 
 def replay_session(settings: Settings, main: Warehouse, name: str, day: date, params: dict | None = None, *,
                    rules: SessionRules = SessionRules(), alert: AlertHook | None = None, through: date | None = None,
-                   external_kill: Callable[[], str | None] | None = None) -> Launched:
+                   external_kill: Callable[[], str | None] | None = None, fresh: bool = False) -> Launched:
     """Stored days `day`..`through` replayed on a simulated clock against the simulated broker,
-    one session a day, in a fresh warehouse file of their own under TAPEFLOW_HOME/replays/;
-    the alerts go to the log (it is a simulation) and are recorded there."""
+    one session a day, in a warehouse file of their own under TAPEFLOW_HOME/replays/ (resumed
+    where it stopped unless `fresh`); the alerts go to the log (it is a simulation) and are
+    recorded there."""
     calendar = get_calendar()
     last = through or day
     if last < day:
@@ -115,35 +140,103 @@ def replay_session(settings: Settings, main: Warehouse, name: str, day: date, pa
         raise ValueError(f"{day} is not a trading day: nothing to replay")
     strategy = strategy_for(main, name, params, Mode.PAPER)
     WarehouseFeed(main, strategy.timeframe, warmup_bars=strategy.warmup_bars()).require_history(day)
-    span = day.isoformat() if last == day else f"{day.isoformat()}..{days[-1].isoformat()}"
-    path = replays_dir(settings) / f"{strategy.name}-{span}.duckdb"
-    warehouse = seeded_warehouse(main, path, days[0], days[-1], strategy)
-    clock = SimulatedClock(datetime.combine(day, START, NEW_YORK))
-    broker = SimBroker(warehouse, cash=settings.sim_cash, costs=cost_preset(settings.sim_costs), now=clock)
-    execution = Execution(broker, Ledger(warehouse, broker.name, Mode.PAPER))
-    news = news_reading(settings, main, strategy, replay=True, day=day)
-    for bar in WarehouseFeed(warehouse, strategy.timeframe, warmup_bars=strategy.warmup_bars()).latest_bars(clock.now()):
-        broker.on_bar(bar)  # the account is marked, and orders priced, as the market stood when the replay begins
-    sessions = []
-    for n, today in enumerate(days):
-        feed = WarehouseFeed(warehouse, strategy.timeframe, warmup_bars=strategy.warmup_bars(), news=news)
-        feed.require_history(today)
-        hook = alert or book_alerts(AlertBook(warehouse, LogChannel(), window=timedelta(0)), strategy.name, today)
-        sessions.append(TradingSession(
-            strategy, execution, feed, _DayStart(clock, today), warehouse, rules=rules, day=today, market=broker.on_bar,
-            market_open=broker.on_open, alert=hook, hold_warehouse=True, external_kill=external_kill,
-            decisions_since=ny_day_bounds(day)[0] if n == 0 else None,
-            market_since=calendar.session(days[n - 1]).close if n else None))
-    return Launched(sessions, warehouse)
+    path = replay_path(settings, strategy, days[0], days[-1])
+    lock = _lock_replay(path)
+    try:
+        resumed = path.exists() and not fresh
+        warehouse = Warehouse(path) if resumed else seeded_warehouse(main, path, days[0], days[-1], strategy)
+        ids = {d: session_id(strategy.name, strategy.p, SimBroker.name, Mode.PAPER.value, d) for d in days}
+        progress = _progress(warehouse, ids, rules) if resumed else {}
+        clock = SimulatedClock(datetime.combine(day, START, NEW_YORK))
+        broker = SimBroker(warehouse, cash=settings.sim_cash, costs=cost_preset(settings.sim_costs), now=clock)
+        execution = Execution(broker, Ledger(warehouse, broker.name, Mode.PAPER))
+        news = news_reading(settings, main, strategy, replay=True, day=day)
+        if not resumed:
+            for bar in WarehouseFeed(warehouse, strategy.timeframe,
+                                     warmup_bars=strategy.warmup_bars()).latest_bars(clock.now()):
+                broker.on_bar(bar)  # the account is marked, and orders priced, as the market stood when the replay begins
+        done, sessions = [], []
+        for n, today in enumerate(days):
+            stopped = progress.get(today)
+            if isinstance(stopped, SessionReport):
+                done.append(stopped)  # finished before: kept as it was
+                continue
+            feed = WarehouseFeed(warehouse, strategy.timeframe, warmup_bars=strategy.warmup_bars(), news=news)
+            feed.require_history(today)
+            hook = alert or book_alerts(AlertBook(warehouse, LogChannel(), window=timedelta(0)), strategy.name, today)
+            sessions.append(TradingSession(
+                strategy, execution, feed, _DayStart(clock, today, stopped), warehouse, rules=rules, day=today,
+                market=broker, alert=hook, hold_warehouse=True, external_kill=external_kill,
+                decisions_since=ny_day_bounds(day)[0] if n == 0 else None,
+                market_since=calendar.session(days[n - 1]).close if n else None))
+    except BaseException:
+        os.close(lock)
+        raise
+    return Launched(sessions, warehouse, done, lock)
 
 
-def check_replay(settings: Settings, main: Warehouse, name: str, day: date, params: dict | None = None) -> None:
-    """Refuse a replay of `day` the main warehouse cannot feed: not a trading day, or too little
-    history for the strategy's warm-up (NotEnoughHistory names what to ingest)."""
+def replay_path(settings: Settings, strategy: Strategy, first: date, last: date) -> Path:
+    """The replay's file: strategy, days, and the parameters' hash when they are not the defaults."""
+    span = first.isoformat() if last == first else f"{first.isoformat()}..{last.isoformat()}"
+    default = params_hash(type(strategy)().p)
+    tag = "" if params_hash(strategy.p) == default else f"-{params_hash(strategy.p)}"
+    return replays_dir(settings) / f"{strategy.name}-{span}{tag}.duckdb"
+
+
+def _lock_replay(path: Path) -> int:
+    """Hold the replay's lock file, or refuse: another process is running this replay."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.with_suffix(".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise ReplayRunning(f"{path.name} is being replayed by process {holder}: wait for it to finish, "
+                            "or stop it first") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def _progress(warehouse: Warehouse, ids: dict[date, str], rules: SessionRules) -> dict[date, object]:
+    """Per day of a replay file: the report of a finished session, or the instant an
+    unfinished one's last cycle ran (where it goes on from); days never started are absent."""
+    asked = json.loads(json.dumps(rules.describe()))
+    known = {f.name for f in fields(SessionReport)}
+    progress: dict[date, object] = {}
+    with warehouse.write() as con:
+        for day, sid in ids.items():
+            rows = con.execute("SELECT status, summary, rules FROM trading_sessions WHERE session_id = ?",
+                               [sid]).fetchall()
+            if not rows:
+                continue
+            status, summary, ran = rows[0]
+            if ran is not None and json.loads(ran) != asked:
+                raise ReplayMismatch(f"{warehouse.path.name} ran {day} with other rules: add --fresh to replay "
+                                     "from the start with these")
+            if status == "finished" and summary:
+                report = json.loads(summary)
+                progress[day] = SessionReport(**{k: v for k, v in report.items() if k in known})
+            else:
+                beats = con.execute("SELECT max(ts) FROM heartbeats WHERE detail->>'session_id' = ?", [sid]).fetchall()
+                if beats[0][0] is not None:
+                    progress[day] = beats[0][0]
+    return progress
+
+
+def check_replay(settings: Settings, main: Warehouse, name: str, day: date, params: dict | None = None, *,
+                 through: date | None = None) -> None:
+    """Refuse a replay of `day` the main warehouse cannot feed (not a trading day, too little
+    history for the strategy's warm-up: NotEnoughHistory names what to ingest), or one another
+    process is running (ReplayRunning)."""
     if not get_calendar().is_session(day):
         raise ValueError(f"{day} is not a trading day: nothing to replay")
     strategy = strategy_for(main, name, params, Mode.PAPER)
     WarehouseFeed(main, strategy.timeframe, warmup_bars=strategy.warmup_bars()).require_history(day)
+    days = [s.date for s in get_calendar().sessions(day, max(through or day, day))]
+    os.close(_lock_replay(replay_path(settings, strategy, days[0], days[-1])))
 
 
 def replays_dir(settings: Settings) -> Path:
@@ -167,14 +260,15 @@ def warehouse_of_session(settings: Settings, main: Warehouse, session_id: str) -
 
 
 class _DayStart:
-    """The replay's clock, moved to `day`'s start when that day's session first looks at it."""
+    """The replay's clock, moved to `day`'s start (or, resumed, to where the day stopped) when
+    that day's session first looks at it."""
 
-    def __init__(self, clock: SimulatedClock, day: date) -> None:
-        self.clock, self.day, self.moved = clock, day, False
+    def __init__(self, clock: SimulatedClock, day: date, stopped: datetime | None = None) -> None:
+        self.clock, self.day, self.moved, self.stopped = clock, day, False, stopped
 
     def now(self) -> datetime:
         if not self.moved:
-            start = datetime.combine(self.day, START, NEW_YORK)
+            start = max(datetime.combine(self.day, START, NEW_YORK), self.stopped or self.clock.now())
             if self.clock.now() < start:
                 self.clock.sleep((start - self.clock.now()).total_seconds())
             self.moved = True

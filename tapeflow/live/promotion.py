@@ -3,7 +3,8 @@
 A promotion is a row in `promotions` keyed by (strategy, params_hash, stage). Paper trading
 needs a paper promotion (`tapeflow promote STRATEGY --to paper` creates it); live needs a
 paper promotion first, then at least `min_paper_sessions` reconciled paper sessions of the
-same parameters, or an override whose reason is recorded. A session calls
+same parameters, or an override whose reason is recorded. A minimum set below the default
+(30) counts only with such a reason: lowering a setting is no record of why. A session calls
 `require_promotion` at start; live mode also needs TAPEFLOW_MODE=live and
 TAPEFLOW_LIVE_CONFIRMED (principle 8: live is opt-in three times).
 
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 import polars as pl
 
 from tapeflow.brokers.live_gate import LiveNotConfirmed, check_live
-from tapeflow.config import Settings
+from tapeflow.config import DEFAULT_MIN_PAPER_SESSIONS, Settings
 from tapeflow.live.identity import params_hash
 from tapeflow.model import Mode
 from tapeflow.strategy.registry import get_strategy
@@ -96,7 +97,7 @@ def _stored(con, strategy: str, hashed: str, stage: Mode) -> Promotion | None:
 
 
 def promote(warehouse: Warehouse, strategy: str, params: Mapping[str, object] | None, to: Mode | str, *,
-            override_reason: str | None = None, min_paper_sessions: int = 30,
+            override_reason: str | None = None, min_paper_sessions: int = DEFAULT_MIN_PAPER_SESSIONS,
             now: datetime | None = None) -> Promotion:
     """Record that `strategy` with `params` may trade at stage `to`; promoting twice keeps the first record."""
     stage = _stage(to)
@@ -118,10 +119,18 @@ def promote(warehouse: Warehouse, strategy: str, params: Mapping[str, object] | 
                 raise PromotionRefused(
                     f"{strategy} {resolved} has {sessions} reconciled paper session(s), live needs "
                     f"{min_paper_sessions}: keep paper trading, or pass --override-reason to record why not")
+            if sessions < DEFAULT_MIN_PAPER_SESSIONS and reason is None:
+                raise PromotionRefused(
+                    f"TAPEFLOW_MIN_PAPER_SESSIONS={min_paper_sessions} is below the default "
+                    f"{DEFAULT_MIN_PAPER_SESSIONS} and {strategy} has {sessions} reconciled paper session(s): "
+                    f"pass --override-reason to record why live comes early, or unset it and keep paper trading")
         else:
             reason = None  # paper needs no minimum, so there is nothing to override
+        # The reason is kept whenever it let the promotion through: under the setting, or under the
+        # default a lowered setting would otherwise have waived.
+        waived = sessions < max(min_paper_sessions, DEFAULT_MIN_PAPER_SESSIONS)
         promotion = Promotion(strategy, resolved, hashed, stage, now or datetime.now(UTC), sessions,
-                              reason if stage is Mode.LIVE and sessions < min_paper_sessions else None)
+                              reason if stage is Mode.LIVE and waived else None)
         con.execute("INSERT INTO promotions VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [strategy, hashed, json.dumps(resolved, sort_keys=True), stage.value, promotion.promoted_at,
                      sessions, promotion.override_reason])

@@ -18,7 +18,10 @@ passed since it (the hours the market is shut do not count).
 
 Crash safety: decisions are recorded before their orders are sent and every order's client
 order id comes from its decision, so a restarted session re-sends exactly the decisions
-that had not reached the broker (the broker answers the others: `place` finds them).
+that had not reached the broker (the broker answers the others: `place` finds them). A
+restart takes the session over at once when the process that claimed it is provably gone
+(else once its heartbeat is older than a cycle), hands the simulator the bars it missed
+while down, and records what it recovered in the session's summary (`recovery`).
 """
 
 from __future__ import annotations
@@ -36,16 +39,17 @@ import polars as pl
 
 from tapeflow.brokers.base import BrokerError, Disconnected, OrderRejected, QueryFailed
 from tapeflow.brokers.execution import EntriesBlocked, Execution
-from tapeflow.brokers.ids import client_order_id
+from tapeflow.brokers.ids import client_order_id, is_entry_of
 from tapeflow.brokers.reconcile import reconcile
 from tapeflow.calendar.exchange import NEW_YORK, ExchangeSession, get_calendar, ny_day
+from tapeflow.live import owner as owners
 from tapeflow.live.feed import WarehouseFeed
 from tapeflow.live.identity import decision_order_id, params_hash, session_id
 from tapeflow.model import Account, Action, Bar, Order, OrderType, Outcome, Side, Timeframe, TimeInForce
 from tapeflow.risk.policy import DEFAULT_POLICY, BookView, ExecutionPolicy
-from tapeflow.risk.state import day_lock, kill_switch, lock_day
+from tapeflow.risk.state import day_lock, kill_switch, lock_day, side_kill_switch
 from tapeflow.strategy.base import Strategy
-from warehouse.connection import Warehouse
+from warehouse.connection import Warehouse, WarehouseBusy
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,22 @@ class SessionClock(Protocol):
 
 class SessionAlreadyRunning(RuntimeError):
     """Another process is running this strategy's session on this account."""
+
+
+class Market(Protocol):
+    """The simulator's side of the market: it gets each bar as it ends, a daily bar's opening
+    print once it has opened, and says up to when it has seen each symbol."""
+
+    def on_bar(self, bar: Bar) -> object: ...
+
+    def on_open(self, bar: Bar) -> object: ...
+
+    def marked_through(self) -> dict[str, datetime]: ...
+
+
+LEASE_SLACK = timedelta(seconds=10)  # a cycle's own work: a heartbeat this much older than a cycle is stale
+TIME_EXIT = "time exit: the session is closing"
+FLATTEN_ATTEMPTS = 5  # a closing sell that keeps dying (cancelled, rejected) is sent again at most this often
 
 
 AlertHook = Callable[[str, str, str], None]  # kind, severity, message
@@ -81,6 +101,11 @@ class SessionRules:
         if self.cycle_s <= 0:
             raise ValueError("cycle_s must be > 0")
 
+    def describe(self) -> dict[str, object]:
+        """The rules as a session's record states them."""
+        return {**self.policy.describe(), "cycle_s": self.cycle_s,
+                "max_decision_age_minutes": self.max_decision_age.total_seconds() / 60}
+
 
 @dataclass
 class SessionReport:
@@ -96,6 +121,7 @@ class SessionReport:
     equity_end: float | None = None
     reconciled: bool = False
     alerts: list[str] = field(default_factory=list)
+    recovery: list[str] = field(default_factory=list)  # what a restart found and did
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -106,7 +132,7 @@ class TradingSession:
 
     def __init__(self, strategy: Strategy, execution: Execution, feed: WarehouseFeed, clock: SessionClock,
                  warehouse: Warehouse, *, rules: SessionRules = SessionRules(), day: date | None = None,
-                 market: Callable[[Bar], None] | None = None, market_open: Callable[[Bar], None] | None = None,
+                 market: Market | None = None,
                  external_kill: Callable[[], str | None] | None = None,
                  alert: AlertHook = _log_alert, hold_warehouse: bool = False,
                  decisions_since: datetime | None = None, market_since: datetime | None = None) -> None:
@@ -119,8 +145,7 @@ class TradingSession:
         self.warehouse = warehouse
         self.rules = rules
         self.day = day or ny_day(clock.now())
-        self.market = market  # the simulator's side of the market: it gets each new bar
-        self.market_open = market_open  # and each daily bar's opening print, once it has opened
+        self.market = market  # the simulator: it gets each new bar
         self._opened: set[tuple[str, datetime]] = set()
         self.external_kill = external_kill
         self._alert = alert
@@ -139,7 +164,6 @@ class TradingSession:
         self._taken: set[str] = set()  # decisions recorded by this process
         self._handed: dict[str, datetime] = {}  # symbol -> end of the last bar the simulator got
         self._market_since = market_since  # bars that ended after it go to the simulator (default: the start)
-        self._timed_out = False
         self._stale = False
         self._history = None  # this cycle's view of the market
 
@@ -152,16 +176,19 @@ class TradingSession:
             self.report.status = "no session"
             return self.report
         session = calendar.session(self.day)
-        with self.warehouse.held() if self.hold_warehouse else nullcontext():
-            self.prepare(session)
-            try:
-                while self.clock.now() < session.close:
-                    self.cycle(session)
-                    self.clock.sleep(self._to_next_cycle(self.clock.now()))
-            except Exception as exc:
-                self._mark_failed(exc)
-                raise
-            return self.finish(session)
+        try:
+            with self.warehouse.held() if self.hold_warehouse else nullcontext():
+                self.prepare(session)
+                try:
+                    while self.clock.now() < session.close:
+                        self.cycle(session)
+                        self.clock.sleep(self._to_next_cycle(self.clock.now()))
+                except Exception as exc:
+                    self._mark_failed(exc)
+                    raise
+                return self.finish(session)
+        finally:
+            owners.stopped(self.id)
 
     def _mark_failed(self, exc: Exception) -> None:
         """A session that dies says so (the monitor and the next start see it), then re-raises."""
@@ -184,8 +211,10 @@ class TradingSession:
             self._prepare(session, self.clock.now())
 
     def _prepare(self, session: ExchangeSession, now: datetime) -> None:
-        self._claim(now)
+        first_start = self._claim(now)
         report = reconcile(self.ledger, self.broker, since=session.pre_open - timedelta(days=3))
+        if report.adopted_fills:
+            self.report.recovery.append(f"adopted {len(report.adopted_fills)} fill(s) made while no session listened")
         if not report.clean:
             self.alert("position_drift", "critical", f"reconciliation before the session is not clean; entries "
                        f"are refused: {report.describe()}")
@@ -202,27 +231,42 @@ class TradingSession:
         if self.decisions_since is not None:
             self._session_start = max(self._session_start, self.decisions_since)
         self._exit_at = self.policy.exit_at(session.close, self.strategy.timeframe)
-        self._market_since = self._market_since or now
+        self._market_since = min(self._market_since or now, first_start)
+        if self.market is not None:  # a restart: the bars since the simulator last saw each symbol reach it in order
+            self._handed = {s: t for s, t in self.market.marked_through().items() if t >= self._market_since}
 
-    def _claim(self, now: datetime) -> None:
-        """One process per session: a running claim whose heartbeat is fresh is refused."""
-        lease = timedelta(seconds=2 * self.rules.cycle_s)
+    def _claim(self, now: datetime) -> datetime:
+        """One process per session. A claim still running is taken over at once when its owner
+        is provably gone, or once its heartbeat is older than a cycle; otherwise refused.
+        Returns when the session first started (`now`, unless this is a restart)."""
+        me = str(owners.Owner.here())
         with self.warehouse.write() as con:
-            row = con.execute("SELECT status FROM trading_sessions WHERE session_id = ?", [self.id]).fetchone()
-            beat = con.execute("SELECT max(ts) FROM heartbeats WHERE component = ?", [self.component]).fetchone()[0]
-            if row and row[0] == "running" and beat is not None and now - beat < lease:
-                raise SessionAlreadyRunning(f"{self.id} is running elsewhere (heartbeat {beat.isoformat()})")
+            row = con.execute("SELECT status, owner, started_at FROM trading_sessions WHERE session_id = ?",
+                              [self.id]).fetchall()
+            beats = con.execute("SELECT max(ts) FROM heartbeats WHERE component = ?", [self.component]).fetchall()
+            beat = beats[0][0] if beats else None
+            if row and row[0][0] == "running":
+                owner = row[0][1]
+                fresh = beat is not None and now - beat <= timedelta(seconds=self.rules.cycle_s) + LEASE_SLACK
+                if owners.session_owner_gone(owner, self.id):
+                    self.report.recovery.append(f"took over from {owner}, which is gone (last heartbeat "
+                                                f"{beat.isoformat() if beat else 'never'})")
+                elif fresh:
+                    raise SessionAlreadyRunning(f"{self.id} is running in {owner or 'another process'} (heartbeat "
+                                                f"{beat.isoformat()}): stop that one first, or wait for it to end")
+                else:
+                    self.report.recovery.append(f"took over from {owner or 'an unknown process'}: its heartbeat "
+                                                f"({beat.isoformat() if beat else 'never'}) is older than a cycle")
+            elif row and row[0][0] == "failed":
+                self.report.recovery.append("restarted after a failure")
             con.execute(
                 "INSERT INTO trading_sessions (session_id, strategy, params, params_hash, broker, mode, session_date, "
-                "status, started_at, rules) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?) ON CONFLICT (session_id) "
-                "DO UPDATE SET status = 'running', rules = excluded.rules",
+                "status, started_at, rules, owner) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?) "
+                "ON CONFLICT (session_id) DO UPDATE SET status = 'running', rules = excluded.rules, owner = excluded.owner",
                 [self.id, self.strategy.name, json.dumps(dict(self.strategy.p)), params_hash(self.strategy.p),
-                 self.broker.name, self.broker.mode.value, self.day, now, json.dumps(self.describe_rules())])
-
-    def describe_rules(self) -> dict[str, object]:
-        """The rules this session runs with, as its record states them."""
-        return {**self.policy.describe(), "cycle_s": self.rules.cycle_s,
-                "max_decision_age_minutes": self.rules.max_decision_age.total_seconds() / 60}
+                 self.broker.name, self.broker.mode.value, self.day, now, json.dumps(self.rules.describe()), me])
+        owners.running(self.id)
+        return min(row[0][2], now) if row else now
 
     def cycle(self, session: ExchangeSession) -> None:
         """One pass: market, events, heartbeat, risk, decisions, stops, time exit. A live
@@ -232,6 +276,29 @@ class TradingSession:
 
     def _cycle(self, session: ExchangeSession, now: datetime) -> None:
         self.report.cycles += 1
+        try:
+            self._steps(session, now)
+        except WarehouseBusy as exc:
+            self._ride_out(exc)
+
+    def _ride_out(self, busy: WarehouseBusy) -> None:
+        """Another process holds the warehouse (a long query): this cycle decides and sends
+        nothing, since decisions are recorded before they go out, and the next cycle tries
+        again. The kill switch still works, from its side file, at the broker."""
+        killed = (self.external_kill() if self.external_kill else None) or side_kill_switch(self.warehouse,
+                                                                                            self.strategy.name)
+        if killed:
+            self._note_killed(killed)
+            try:
+                for order in self.broker.open_orders():
+                    if order.side is Side.BUY and is_entry_of(self.strategy.name, order.client_order_id):
+                        self._quietly(lambda o=order: self.broker.cancel(o.client_order_id))  # the ledger syncs later
+            except Exception as exc:  # the simulator keeps its book in the busy warehouse
+                log.warning("%s: entries not cancelled while the warehouse is busy: %s", self.id, exc)
+        self.alert("warehouse_busy", "warning", f"{busy}: this cycle decided and sent nothing; the next one "
+                   "tries again")
+
+    def _steps(self, session: ExchangeSession, now: datetime) -> None:
         if self.market is not None:
             self._hand_over(now)
         try:
@@ -265,14 +332,14 @@ class TradingSession:
         opened (a market-on-open order fills then, not at the day's end)."""
         assert self.market is not None
         oldest = min(self._handed.values(), default=self._market_since)
-        if self.market_open is not None and self.feed.timeframe is Timeframe.DAY:
+        if self.feed.timeframe is Timeframe.DAY:
             for bar in self.feed.bars_opened(min(oldest, self._market_since), now):
                 if (bar.symbol, bar.ts) not in self._opened:
-                    self.market_open(bar)
+                    self.market.on_open(bar)
                     self._opened.add((bar.symbol, bar.ts))
         for bar in self.feed.bars_ended(min(oldest, self._market_since), now, seen=self._handed):
             if bar.end > self._handed.get(bar.symbol, self._market_since):
-                self.market(bar)
+                self.market.on_bar(bar)
                 self._handed[bar.symbol] = bar.end
 
     def finish(self, session: ExchangeSession) -> SessionReport:
@@ -287,6 +354,11 @@ class TradingSession:
         report = reconcile(self.ledger, self.broker, since=session.pre_open)
         if not report.clean:
             self.alert("position_drift", "critical", report.describe())
+        if self.policy.has_time_exit(self.strategy.timeframe):
+            left = {s: q for s, q in self.ledger.positions(self.strategy.name).items() if q > 0}
+            if left:
+                self.alert("position_left_open", "critical", "still held at the close, though the strategy is flat "
+                           "by then: " + ", ".join(f"{q:g} {s}" for s, q in sorted(left.items())))
         account = self.broker.account()
         mine = self._my_orders()
         fills = [f for f in self.ledger.fills() if f.client_order_id in mine]  # every day's: costs carry over
@@ -319,10 +391,14 @@ class TradingSession:
     def _killed(self) -> str | None:
         """Why the kill switch is engaged for this strategy, or None."""
         killed = (self.external_kill() if self.external_kill else None) or kill_switch(self.warehouse, self.strategy.name)
-        if killed and self.report.status != "killed":
-            self.report.status = "killed"
-            self.alert("kill_switch", "critical", f"{self.strategy.name}: {killed}; entries cancelled")
+        if killed:
+            self._note_killed(killed)
         return killed
+
+    def _note_killed(self, why: str) -> None:
+        if self.report.status != "killed":
+            self.report.status = "killed"
+            self.alert("kill_switch", "critical", f"{self.strategy.name}: {why}; entries cancelled")
 
     def _stand_down(self, why: str) -> None:
         """Cancel the strategy's working entries (exits and stops stay)."""
@@ -446,9 +522,14 @@ class TradingSession:
             if state is not None:  # it did reach the broker before the answer was lost
                 self.ledger.record_order(state, strategy=self.strategy.name)
                 self._outcome(cid, Outcome.SENT)
+                self.report.recovery.append(f"order {cid} ({action} {symbol}) had reached the broker: recorded")
                 continue
-            if action == Action.EXIT and order_type == OrderType.STOP:
-                continue  # a protective stop is placed afresh by `_protect`
+            if action == Action.EXIT and (order_type == OrderType.STOP or reason == TIME_EXIT):
+                continue  # a protective stop is placed afresh by `_protect`; the closing sell by `_time_exit`
+            if cid not in self._taken:  # decided before a restart
+                self._taken.add(cid)
+                self.report.recovery.append(f"decision {cid} ({action} {symbol} at {at.isoformat()}) had not "
+                                            "reached the broker: carried out now")
             row = {"at": at, "symbol": symbol, "action": action, "reason": reason, "qty": qty,
                    "order_type": order_type, "time_in_force": tif, "limit_price": limit_price, "stop_price": stop_price}
             self._carry_out(cid, row, now, account, held, stop)
@@ -498,23 +579,59 @@ class TradingSession:
                                 reason="protective stop")
 
     def _time_exit(self, now: datetime) -> None:
-        """Before the close: cancel the strategy's working orders and sell what it holds."""
-        if self._timed_out:
-            return
-        self._flatten(now, "time exit: the session is closing")
-        self._timed_out = True  # set once everything went out: a failed attempt is retried
+        """Before the close, every cycle until the close: the strategy's orders cancelled, what
+        it holds sold."""
+        self._flatten(now, TIME_EXIT)
 
     def _flatten(self, now: datetime, reason: str) -> None:
-        for symbol in list(self._my_symbols()):
-            self._cancel_symbol(symbol)
+        """Cancel the strategy's working orders, all but this step's own sells, and sell what it
+        still holds. A sell of this step that is working at the broker is kept (one sent before
+        a crash is adopted); one that ended with shares left is followed by another, under a
+        new id, so a restarted closing step never waits on an id the broker has used."""
+        mine, own = self._my_orders(), self._decided(reason)
+        for order in self.broker.open_orders():
+            if order.client_order_id in mine and order.client_order_id not in own:
+                self._quietly(lambda o=order: self.execution.cancel(o.client_order_id))
         held = {p.symbol: p.qty for p in self.broker.positions() if p.qty}
         for symbol, qty in self.ledger.positions(self.strategy.name).items():
-            qty = min(qty, held.get(symbol, 0.0))
+            if min(qty, held.get(symbol, 0.0)) > 0:
+                self._sell_out(now, symbol, reason, own)
+
+    def _sell_out(self, now: datetime, symbol: str, reason: str, own: set[str]) -> None:
+        """One working sell of the strategy's `symbol` for `reason`: kept if there is one, else sent."""
+        for attempt in range(FLATTEN_ATTEMPTS):
+            cid = client_order_id(self.strategy.name, f"{self.id} {reason}" + (f" #{attempt + 1}" if attempt else ""),
+                                  symbol, "exit")
+            state = self.broker.order(cid)
+            if state is not None and not state.is_open:
+                continue  # it ended (filled, cancelled, rejected): the shares left need the next one
+            if state is not None:  # working: keep it
+                if cid not in self._taken:
+                    self.ledger.record_order(state, strategy=self.strategy.name)
+                    self._outcome(cid, Outcome.SENT)
+                    self._taken.add(cid)
+                    self.report.recovery.append(f"kept the closing sell {cid} of {symbol}: it reached the broker "
+                                                "before the restart")
+                return
+            held = {p.symbol: p.qty for p in self.broker.positions() if p.qty}  # afresh: a sell may just have filled
+            qty = self._sellable(symbol, held)
             if qty <= 0:
-                continue
-            cid = client_order_id(self.strategy.name, f"{self.id} {reason}", symbol, "exit")
-            if self._record_exit(cid, now, symbol, reason, OrderType.MARKET, TimeInForce.DAY):
-                self._send_exit(cid, now, symbol, qty, OrderType.MARKET, TimeInForce.DAY, reason=reason)
+                return
+            if cid in own and cid not in self._taken:
+                self.report.recovery.append(f"sent the closing sell {cid} of {symbol}: it was decided before the "
+                                            "restart and never reached the broker")
+            self._record_exit(cid, now, symbol, reason, OrderType.MARKET, TimeInForce.DAY)
+            self._send_exit(cid, now, symbol, qty, OrderType.MARKET, TimeInForce.DAY, reason=reason)
+            return
+        self.alert("position_left_open", "critical", f"{symbol}: {FLATTEN_ATTEMPTS} sells to flatten it "
+                   f"({reason}) ended without selling it all")
+
+    def _decided(self, reason: str) -> set[str]:
+        """Client order ids of this session's decisions made for `reason`."""
+        with self.warehouse.write() as con:
+            rows = con.execute("SELECT client_order_id FROM session_decisions WHERE session_id = ? AND reason = ?",
+                               [self.id, reason]).fetchall()
+        return {r[0] for r in rows}
 
     def _record_exit(self, cid: str, now: datetime, symbol: str, reason: str, order_type: OrderType,
                      tif: TimeInForce, stop_price: float | None = None) -> bool:

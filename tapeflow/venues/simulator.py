@@ -74,15 +74,18 @@ class SimBroker(Broker):
         self.now = now  # a simulated clock replays a stored day
         self._events: queue.Queue[OrderUpdate] = queue.Queue()
         self._printed: dict[tuple[str, datetime], set[str]] = {}  # (symbol, bar start) -> orders traded at its open
-        with warehouse.write() as con:
-            con.execute("INSERT INTO sim_account VALUES (?, ?, ?, NULL, NULL, ?) ON CONFLICT DO NOTHING",
-                        [ACCOUNT, cash, cash, self.now()])
+        self.start_cash = cash  # the account opens with it at its first order or bar: looking changes nothing
+
+    def _open_account(self, con) -> None:
+        con.execute("INSERT INTO sim_account VALUES (?, ?, ?, NULL, NULL, ?) ON CONFLICT DO NOTHING",
+                    [ACCOUNT, self.start_cash, self.start_cash, self.now()])
 
     # -- orders ------------------------------------------------------------------------------
 
     def submit(self, order: Order) -> BrokerOrder:
         now = self.now()
         with self.warehouse.write() as con:
+            self._open_account(con)
             if con.execute("SELECT 1 FROM sim_orders WHERE client_order_id = ?", [order.client_order_id]).fetchone():
                 raise DuplicateOrderId(f"client order id {order.client_order_id} was used before",
                                        broker=self.name, client_order_id=order.client_order_id)
@@ -159,6 +162,12 @@ class SimBroker(Broker):
         series = _one_bar(bar, ny_day(bar.ts), get_calendar())
         return self._trade(bar, series, opening_print=False)
 
+    def marked_through(self) -> dict[str, datetime]:
+        """Each symbol's newest bar end the simulator has traded: a restarted session hands it
+        the bars after that, in order."""
+        with self.warehouse.write() as con:
+            return dict(con.execute("SELECT symbol, ts FROM sim_prices").fetchall())
+
     def _trade(self, bar: Bar, series: SymbolBars, *, opening_print: bool) -> list[Fill]:
         day = ny_day(bar.ts)
         events: list[OrderUpdate] = []
@@ -166,6 +175,7 @@ class SimBroker(Broker):
         key = (bar.symbol, bar.ts)
         traded_at_open = self._printed.setdefault(key, set()) if opening_print else self._printed.pop(key, set())
         with self.warehouse.write() as con:
+            self._open_account(con)
             events += self._roll_session(con, day)
             # A bar trades the orders placed by its start; a closing auction, those placed before its end.
             rows = con.execute(
@@ -272,9 +282,8 @@ class SimBroker(Broker):
         return OrderUpdate(event, _order(con, state.client_order_id), now)
 
     def _roll_session(self, con, day: date) -> list[OrderUpdate]:
-        """On a new New York day (its first bar, or the first look at the account), the equity
-        it starts with becomes the account's last equity, and DAY orders of earlier sessions
-        expire."""
+        """On a new New York day (its first bar), the equity it starts with becomes the account's
+        last equity, and DAY orders of earlier sessions expire."""
         (session,) = con.execute("SELECT session FROM sim_account WHERE account = ?", [ACCOUNT]).fetchone()
         if session is None or day > session:
             equity = _cash(con) + _market_value(con)
@@ -326,13 +335,14 @@ class SimBroker(Broker):
 
     def account(self) -> Account:
         now = self.now()
-        with self.warehouse.write() as con:
-            for event in self._roll_session(con, ny_day(now)):
-                self._events.put(event)
-            cash = _cash(con)
+        with self.warehouse.write() as con:  # a read: the new day is rolled in by its first bar, not by a look
+            rows = con.execute("SELECT cash, session, last_equity FROM sim_account WHERE account = ?",
+                               [ACCOUNT]).fetchall()
+            cash, session, last_equity = rows[0] if rows else (self.start_cash, None, None)
             value = _market_value(con)
             power = max(0.0, cash - _working_buys(con))
-            (last_equity,) = con.execute("SELECT last_equity FROM sim_account WHERE account = ?", [ACCOUNT]).fetchone()
+        if session is not None and ny_day(now) > session:
+            last_equity = cash + value  # what the day's first bar will record as the equity it started with
         return Account(broker=self.name, as_of=now, equity=cash + value, cash=cash, buying_power=power,
                        last_equity=last_equity)
 

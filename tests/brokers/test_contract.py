@@ -145,6 +145,18 @@ def test_a_restart_and_reconciliation_adopt_a_fill_made_while_down(venue, wareho
     assert len(ledger.fills(placed.client_order_id)) == 1
 
 
+def test_a_fill_adopted_after_a_too_narrow_window_moves_cash_once(venue, execution):
+    placed = execution.submit(order("unseen"))
+    venue.set_price("ACME", 10.0)
+    wait_for(lambda: venue.broker.order(placed.client_order_id), lambda o: o.status is OrderStatus.FILLED)
+    # A window that starts after the fill: the fill is not adopted, but the cash read already holds it.
+    narrow = reconcile(execution.ledger, venue.broker, since=datetime.now(UTC) + timedelta(minutes=5))
+    assert narrow.adopted_fills == [] and not narrow.clean
+    wide = reconcile(execution.ledger, venue.broker, since=datetime.now(UTC) - timedelta(days=1))
+    assert [f.client_order_id for f in wide.adopted_fills] == [placed.client_order_id]
+    assert wide.clean and [d for d in wide.differences if d.kind == "cash"] == [], wide.describe()
+
+
 def test_an_unexplained_difference_blocks_entries_but_not_exits(venue, execution):
     execution.submit(order("held"))
     venue.set_price("ACME", 10.0)

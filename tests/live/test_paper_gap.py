@@ -85,7 +85,7 @@ def trade_paper_day(warehouse, decisions: list[Decision], costs: Costs, *, cash:
     broker = SimBroker(warehouse, cash=cash, costs=costs, now=clock)
     execution = Execution(broker, Ledger(warehouse, "sim", Mode.PAPER))
     with warehouse.write() as con:
-        con.execute("INSERT INTO trading_sessions VALUES (?, ?, ?, ?, 'sim', 'paper', ?, 'running', ?, NULL, FALSE, NULL, NULL)",
+        con.execute("INSERT INTO trading_sessions VALUES (?, ?, ?, ?, 'sim', 'paper', ?, 'running', ?, NULL, FALSE, NULL, NULL, NULL)",
                     [sid, STRATEGY, json.dumps(params), params_hash(params), DAY, clock.at])
     for bar in bars:
         for d in (d for d in decisions if d.at == bar.ts and d.symbol == bar.symbol):
@@ -184,7 +184,7 @@ def test_only_paper_sessions_that_exist_are_compared(warehouse):
         measure_gap(warehouse, "nope", FLAT)
     with warehouse.write() as con:
         con.execute("INSERT INTO trading_sessions VALUES ('x:live', 'opening_range', '{}', 'h', 'alpaca', 'live', ?, "
-                    "'finished', ?, NULL, TRUE, NULL, NULL)", [DAY, ny(9, 0)])
+                    "'finished', ?, NULL, TRUE, NULL, NULL, NULL)", [DAY, ny(9, 0)])
     with pytest.raises(GapError, match="only paper sessions"):
         measure_gap(warehouse, "x:live", FLAT)
 

@@ -75,7 +75,7 @@ def replay(case: dict, warehouse: Warehouse) -> tuple[list[tuple], float]:
         return "operator halt" if kill_at and clock.now() >= kill_at else None
 
     trading = session(scripted(case["script"], qty=case["qty"]), sim, warehouse, clock,
-                      rules=SessionRules(cycle_s=60, policy=case["policy"]), market=sim.on_bar, external_kill=engaged)
+                      rules=SessionRules(cycle_s=60, policy=case["policy"]), market=sim, external_kill=engaged)
     report = trading.run()
     assert report.status in ("finished", "killed") and report.reconciled, report
     equity = sim.account().equity

@@ -36,7 +36,10 @@ def add_sessions(warehouse, n: int, params: dict | None = None, *, strategy: str
     with warehouse.write() as con:
         for k in range(n):
             day = first + timedelta(days=k)
-            con.execute("INSERT INTO trading_sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+            # Named columns: later migrations add columns this helper has no value for.
+            con.execute("INSERT INTO trading_sessions (session_id, strategy, params, params_hash, broker, mode, "
+                        "session_date, status, started_at, finished_at, reconciled) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [session_id(strategy, resolved, broker, mode, day), strategy, json.dumps(resolved),
                          params_hash(resolved), broker, mode, day, status, datetime(2024, 1, 1, tzinfo=UTC),
                          datetime(2024, 1, 1, tzinfo=UTC), reconciled])
@@ -80,10 +83,36 @@ def test_an_override_goes_live_early_with_its_reason_recorded(warehouse):
     assert stored == [("live", 3, "minimum size, watched all day")]
 
 
-def test_a_smaller_minimum_is_a_setting(warehouse):
+def test_a_minimum_below_the_default_counts_only_with_a_recorded_reason(warehouse):
     promote(warehouse, "opening_range", {"range_minutes": 30}, "paper")
     add_sessions(warehouse, 5, {"range_minutes": 30}, strategy="opening_range")
-    assert promote(warehouse, "opening_range", {"range_minutes": 30}, "live", min_paper_sessions=5).paper_sessions == 5
+    with pytest.raises(PromotionRefused, match="TAPEFLOW_MIN_PAPER_SESSIONS=5 is below the default 30 .* "
+                                               "pass --override-reason"):
+        promote(warehouse, "opening_range", {"range_minutes": 30}, "live", min_paper_sessions=5)
+    assert list_promotions(warehouse).filter(stage="live").is_empty()
+
+    live = promote(warehouse, "opening_range", {"range_minutes": 30}, "live", min_paper_sessions=5,
+                   override_reason="five clean days at minimum size")
+    assert (live.paper_sessions, live.override_reason) == (5, "five clean days at minimum size")
+    with warehouse.write() as con:
+        stored = con.execute("SELECT paper_sessions, override_reason FROM promotions WHERE stage = 'live'").fetchall()
+    assert stored == [(5, "five clean days at minimum size")]
+
+
+def test_a_raised_minimum_needs_no_reason_once_met_and_keeps_one_given_under_it(warehouse):
+    promote(warehouse, "sma_cross", {}, "paper")
+    add_sessions(warehouse, 31)
+    with pytest.raises(PromotionRefused, match="has 31 reconciled paper session.*needs 40"):
+        promote(warehouse, "sma_cross", {}, "live", min_paper_sessions=40)
+    live = promote(warehouse, "sma_cross", {}, "live", min_paper_sessions=40, override_reason="31 is plenty here")
+    assert live.override_reason == "31 is plenty here"
+
+
+def test_a_reason_is_not_recorded_when_the_default_is_met(warehouse):
+    promote(warehouse, "sma_cross", {}, "paper")
+    add_sessions(warehouse, 30)
+    live = promote(warehouse, "sma_cross", {}, "live", min_paper_sessions=0, override_reason="not needed")
+    assert (live.paper_sessions, live.override_reason) == (30, None)
 
 
 @pytest.mark.parametrize(("strategy", "params", "to", "message"), [
@@ -130,7 +159,8 @@ def test_the_cli_promotes_refuses_and_lists(warehouse, monkeypatch):
 
     monkeypatch.setenv("TAPEFLOW_MIN_PAPER_SESSIONS", "2")
     add_sessions(warehouse, 2, {"fast": 5, "slow": 20})
-    live = runner.invoke(app, ["promote", "sma_cross", "--to", "live", "-p", "fast=5", "-p", "slow=20"])
+    live = runner.invoke(app, ["promote", "sma_cross", "--to", "live", "-p", "fast=5", "-p", "slow=20",
+                               "--override-reason", "two clean days"])
     assert live.exit_code == 0, live.output
     assert "promoted to live" in live.stdout and "TAPEFLOW_LIVE_CONFIRMED" in live.stdout
 
@@ -142,7 +172,27 @@ def test_the_cli_promotes_refuses_and_lists(warehouse, monkeypatch):
     listed = runner.invoke(app, ["promotions"])
     assert listed.exit_code == 0, listed.output
     rows = [line for line in listed.stdout.splitlines() if "sma_cross" in line or "opening_range" in line]
-    assert len(rows) == 4 and "tiny size" in listed.stdout
+    assert len(rows) == 4 and "tiny size" in listed.stdout and "two clean days" in listed.stdout
 
     unknown = runner.invoke(app, ["promote", "nope", "--to", "paper"])
     assert unknown.exit_code == 1 and "unknown strategy 'nope'" in unknown.output
+
+
+def test_the_cli_refuses_a_lowered_minimum_without_a_reason_in_one_line(warehouse, monkeypatch):
+    monkeypatch.setenv("TAPEFLOW_MIN_PAPER_SESSIONS", "0")
+    assert runner.invoke(app, ["promote", "opening_range", "--to", "paper"]).exit_code == 0
+
+    refused = runner.invoke(app, ["promote", "opening_range", "--to", "live"])
+    assert refused.exit_code == 2, refused.output
+    assert refused.stdout == "" and refused.stderr.count("\n") == 1
+    assert "TAPEFLOW_MIN_PAPER_SESSIONS=0 is below the default 30" in refused.stderr
+    assert "--override-reason" in refused.stderr
+    with warehouse.write() as con:
+        assert con.execute("SELECT count(*) FROM promotions WHERE stage = 'live'").fetchone() == (0,)
+
+    live = runner.invoke(app, ["promote", "opening_range", "--to", "live", "--override-reason", "watched it all day"])
+    assert live.exit_code == 0, live.output
+    assert "with 0 reconciled paper session(s); override: watched it all day" in " ".join(live.stdout.split())
+    with warehouse.write() as con:
+        stored = con.execute("SELECT paper_sessions, override_reason FROM promotions WHERE stage = 'live'").fetchall()
+    assert stored == [(0, "watched it all day")]

@@ -4,14 +4,17 @@ sizing. Whole days on every broker are in tests/live/test_session_venues.py."""
 
 from __future__ import annotations
 
+import os
+import socket
+
 import pytest
 
 from tapeflow.backtest.costs import Costs
-from tapeflow.brokers.reconcile import reconcile
 from tapeflow.calendar.exchange import NEW_YORK, get_calendar
+from tapeflow.live import owner as owners
 from tapeflow.live.clock import SimulatedClock
 from tapeflow.live.session import SessionAlreadyRunning, SessionRules
-from tapeflow.model import Mode, OrderStatus, Outcome
+from tapeflow.model import OrderStatus, Outcome
 from tapeflow.risk.policy import ExecutionPolicy, Sizing
 from tapeflow.risk.state import set_kill_switch
 from tapeflow.venues.simulator import SimBroker
@@ -63,7 +66,7 @@ def test_the_kill_switch_cancels_working_entries_within_one_cycle(warehouse, sim
     store_day(warehouse, {"ACME": 10.0, "BETA": 20.0})
     strategy = scripted([(9, 31, "ACME", "enter", 9.0), (9, 31, "BETA", "enter"), (10, 5, "BETA", "exit"),
                          (10, 10, "ACME", "enter")], qty=100)
-    trading = session(strategy, sim, warehouse, clock, rules=RULES, market=sim.on_bar)
+    trading = session(strategy, sim, warehouse, clock, rules=RULES, market=sim)
     day = get_calendar().session(DAY)
     with warehouse.held():
         trading.prepare(day)
@@ -85,7 +88,7 @@ def test_a_broker_disconnect_is_alerted_and_trading_resumes_when_it_is_back(ware
     alerts = []
     broker = Flaky(sim, clock, ny(9, 40), ny(9, 45))
     strategy = scripted([(9, 42, "ACME", "enter")], qty=100)
-    run_until(session(strategy, broker, warehouse, clock, rules=RULES, market=sim.on_bar,
+    run_until(session(strategy, broker, warehouse, clock, rules=RULES, market=sim,
                       alert=lambda kind, severity, message: alerts.append(kind)), clock, 9, 50)
     assert alerts.count("broker_disconnected") >= 5  # every cycle of the outage says so
     # The 09:42 decision waited for the broker and went out at 09:45, well within its age limit.
@@ -93,42 +96,36 @@ def test_a_broker_disconnect_is_alerted_and_trading_resumes_when_it_is_back(ware
     assert fills(sim)[0][:3] == ("09:45", "ACME", "buy")
 
 
-@pytest.mark.parametrize("when", ["after the decision", "after the submission"])
-def test_a_crash_mid_loop_and_a_restart_leave_no_duplicate_and_ledger_equals_broker(warehouse, sim, clock, when):
+def test_a_restart_is_refused_while_the_owner_may_live_and_takes_over_when_it_cannot(warehouse, sim, clock):
+    """Crash points and restarts after them are in tests/live/test_crash_points.py."""
     store_day(warehouse, {"ACME": 10.0})
     strategy = scripted([(9, 31, "ACME", "enter")], qty=100)
-
-    class Dying(FaultyLink):
-        def submit(self, order):
-            if when == "after the decision":
-                raise Crash()
-            super().submit(order)
-            raise Crash()
-
-    with pytest.raises(Crash):
-        session(strategy, Dying(sim), warehouse, clock, rules=RULES, market=sim.on_bar).run()
-    assert [d[3] for d in decisions(warehouse)] == ["decided"]
-    # A restart straight away is refused while the dead run's heartbeat is fresh...
-    with pytest.raises(SessionAlreadyRunning):
-        session(strategy, FaultyLink(sim), warehouse, clock, rules=RULES, market=sim.on_bar).run()
-    clock.sleep(150)  # ...and taken over once it has gone stale
-    report = run_until(session(strategy, FaultyLink(sim), warehouse, clock, rules=RULES, market=sim.on_bar), clock, 9, 50)
-
-    entries = [o for o in sim.orders(ny(0)) if o.side.value == "buy"]
-    assert len(entries) == 1 and entries[0].filled_qty == 100  # one order, sent once
-    assert [d[3] for d in decisions(warehouse) if d[2] == "enter"] == ["sent"]
-    assert report.reconciled
-    from tapeflow.brokers.ledger import Ledger
-    ledger = Ledger(warehouse, "sim", Mode.PAPER)
-    assert ledger.positions() == {p.symbol: p.qty for p in sim.positions()}
-    assert reconcile(ledger, sim, since=ny(0)).clean
+    day = get_calendar().session(DAY)
+    first = session(strategy, sim, warehouse, clock, rules=RULES, market=sim)
+    try:
+        first.prepare(day)
+        first.cycle(day)  # claimed, one heartbeat: it runs in this process
+        with pytest.raises(SessionAlreadyRunning, match="running in"):
+            session(strategy, sim, warehouse, clock, rules=RULES, market=sim).prepare(day)
+        for owner in (f"{socket.gethostname()}:{os.getppid()}", "another-host:4242"):  # alive; not provably gone
+            with warehouse.write() as con:
+                con.execute("UPDATE trading_sessions SET owner = ?", [owner])
+            with pytest.raises(SessionAlreadyRunning, match=owner):
+                session(strategy, sim, warehouse, clock, rules=RULES, market=sim).prepare(day)
+        clock.sleep(RULES.cycle_s + 11)  # its heartbeat is now older than a cycle: the lease is over
+        again = session(strategy, sim, warehouse, clock, rules=RULES, market=sim)
+        again.prepare(day)
+        assert again.report.recovery == ["took over from another-host:4242: its heartbeat (2023-11-24T14:25:00+00:00) "
+                                          "is older than a cycle"]
+    finally:
+        owners.stopped(first.id)
 
 
 def test_entries_risk_a_set_share_of_equity_down_to_the_stop(warehouse, sim, clock):
     store_day(warehouse, {"ACME": 10.0})
     rules = SessionRules(policy=ExecutionPolicy(stop_loss_pct=0.05, daily_loss_limit_pct=None, max_position_pct=1.0,
                                                 sizing=Sizing(fraction=1.0, risk_per_trade=0.005)))
-    trading = session(scripted([(9, 31, "ACME", "enter")]), sim, warehouse, clock, rules=rules, market=sim.on_bar)
+    trading = session(scripted([(9, 31, "ACME", "enter")]), sim, warehouse, clock, rules=rules, market=sim)
     day = get_calendar().session(DAY)
     trading.prepare(day)
     while clock.now() <= ny(9, 32):
@@ -147,7 +144,7 @@ def test_a_restart_does_not_send_a_recorded_entry_past_the_kill_switch(warehouse
             raise Crash()
 
     day = get_calendar().session(DAY)
-    first = session(strategy, Dying(sim), warehouse, clock, rules=RULES, market=sim.on_bar)
+    first = session(strategy, Dying(sim), warehouse, clock, rules=RULES, market=sim)
     first.prepare(day)
     with pytest.raises(Crash):
         while True:
@@ -155,7 +152,7 @@ def test_a_restart_does_not_send_a_recorded_entry_past_the_kill_switch(warehouse
             clock.sleep(60)
     set_kill_switch(warehouse, "all", True, "operator: stop everything", by="cli")
     clock.sleep(150)
-    again = session(strategy, FaultyLink(sim), warehouse, clock, rules=RULES, market=sim.on_bar)
+    again = session(strategy, FaultyLink(sim), warehouse, clock, rules=RULES, market=sim)
     again.prepare(day)
     again.cycle(day)
     assert sim.orders(ny(0)) == []
@@ -165,7 +162,7 @@ def test_a_restart_does_not_send_a_recorded_entry_past_the_kill_switch(warehouse
 def test_bars_that_reach_the_warehouse_late_still_reach_the_simulator(warehouse, sim, clock):
     store_day(warehouse, {"ACME": 10.0}, gaps=[(9, 31, 9, 36)])  # 09:31 to 09:35 are ingested late
     trading = session(scripted([(9, 31, "ACME", "enter")], qty=100), sim, warehouse, clock, rules=RULES,
-                      market=sim.on_bar)
+                      market=sim)
     day = get_calendar().session(DAY)
     with warehouse.held():
         trading.prepare(day)
@@ -185,7 +182,7 @@ def test_two_strategies_on_one_account_count_only_their_own_positions_and_orders
                                                                       (9, 40, "ACME", "exit")]})()
     beta = type("Beta", (Scripted,), {"name": "beta", "script": [(9, 33, "ACME", "enter"), (9, 34, "BETA", "enter")]})()
     rules = SessionRules(policy=ExecutionPolicy(sizing=Sizing(fraction=0.2, max_positions=2), daily_loss_limit_pct=None))
-    sessions = [session(s, sim, warehouse, clock, rules=rules, market=sim.on_bar if s is alpha else None)
+    sessions = [session(s, sim, warehouse, clock, rules=rules, market=sim if s is alpha else None)
                 for s in (alpha, beta)]
     day = get_calendar().session(DAY)
     with warehouse.held():

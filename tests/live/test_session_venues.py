@@ -41,11 +41,22 @@ class Market:
             self.broker = self._venue.broker
 
     def on_bar(self, bar: Bar) -> None:
+        self.before_bar(bar)
         if self._venue is None:
             self.broker.on_bar(bar)
             return
         for price in (bar.open, bar.low, bar.high, bar.close):
             self._venue.set_price(bar.symbol, price)
+
+    def before_bar(self, bar: Bar) -> None:
+        """What else happens as `bar` reaches the market (a test's script)."""
+
+    def on_open(self, bar: Bar) -> None:
+        if self._venue is None:
+            self.broker.on_open(bar)
+
+    def marked_through(self) -> dict:
+        return self.broker.marked_through() if self._venue is None else {}
 
     def drop(self) -> None:
         if self._venue is not None:
@@ -73,7 +84,7 @@ def test_entries_at_the_open_a_stop_and_the_time_exit(market, warehouse):
     store_day(warehouse, {"ACME": 10.0, "AAPL": 20.0}, moves={("ACME", 10, 30): 9.0, ("AAPL", 12, 0): 21.0})
     strategy = scripted([(9, 31, "ACME", "enter"), (9, 31, "AAPL", "enter")], qty=100)
     rules = SessionRules(cycle_s=CYCLE_S, policy=ExecutionPolicy(stop_loss_pct=0.05, daily_loss_limit_pct=None, max_position_pct=0.5))
-    report = session(strategy, m.broker, warehouse, clock, rules=rules, market=m.on_bar).run()
+    report = session(strategy, m.broker, warehouse, clock, rules=rules, market=m).run()
 
     assert trades(m.broker) == [("AAPL", "buy", 100), ("AAPL", "sell", 100), ("ACME", "buy", 100), ("ACME", "sell", 100)]
     fills = {(f.symbol, f.side.value): f.price for f in m.broker.fills(ny(0))}
@@ -98,16 +109,15 @@ def test_breaker_kill_switch_stale_data_and_an_outage(market, warehouse):
     broker = Flaky(m.broker, clock, ny(9, 40), ny(9, 46))  # unreachable for three cycles
     trading = session(strategy, broker, warehouse, clock, rules=SessionRules(
         cycle_s=CYCLE_S, policy=ExecutionPolicy(daily_loss_limit_pct=0.02, max_position_pct=0.5, sizing=Sizing(fraction=0.5))),
-        market=m.on_bar, alert=lambda kind, severity, message: alerts.append(kind))
+        market=m, alert=lambda kind, severity, message: alerts.append(kind))
 
-    def market_then_events(bar: Bar) -> None:
+    def events(bar: Bar) -> None:
         if bar.ts == ny(9, 40):
             m.drop()  # the real connection goes too: the adapter must reconnect afterwards
         if bar.ts == ny(11, 30):  # `tapeflow kill-switch on` while the lock already holds
             set_kill_switch(warehouse, "scripted", True, "operator", by="cli")
-        m.on_bar(bar)
 
-    trading.market = market_then_events
+    m.before_bar = events
     trading.run()
     assert alerts.count("broker_disconnected") >= 3 and alerts.count("breaker_tripped") == 1
     assert alerts.count("stale_data") == 1 and alerts.count("kill_switch") == 1

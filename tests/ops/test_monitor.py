@@ -43,7 +43,7 @@ def ago(**kw: float) -> datetime:
 
 def healthy(con) -> None:
     """A running session with a fresh heartbeat, fresh feeds, a clean reconciliation, no locks."""
-    con.execute("INSERT INTO trading_sessions VALUES (?, ?, '{}', 'h', 'sim', 'paper', ?, 'running', ?, NULL, FALSE, NULL, NULL)",
+    con.execute("INSERT INTO trading_sessions VALUES (?, ?, '{}', 'h', 'sim', 'paper', ?, 'running', ?, NULL, FALSE, NULL, NULL, NULL)",
                 [f"{STRATEGY}:h:sim:paper:{DAY}", STRATEGY, DAY, ago(minutes=30)])
     con.execute("INSERT INTO heartbeats VALUES (?, ?, '{}')", [f"trade_session:{STRATEGY}", ago(seconds=40)])
     con.execute("INSERT INTO source_freshness VALUES ('alpaca', 'bars:1m', ?, ?, ?, NULL)",

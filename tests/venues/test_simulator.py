@@ -4,6 +4,7 @@ expiry, brackets, partial fills, restarts; idempotent placing and reconciliation
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time, timedelta
 
 import polars as pl
@@ -40,6 +41,7 @@ from tapeflow.model import (
 from tapeflow.strategy.base import signal_frame
 from tapeflow.venues.simulator import SimBroker
 from tests.fakes.sim_venue import FaultyLink
+from warehouse import open_warehouse
 
 UTC = UTC
 DAY1, DAY2 = date(2024, 3, 4), date(2024, 3, 5)
@@ -214,6 +216,38 @@ def test_broker_cli_on_the_sim(tapeflow_home):
     refused = runner.invoke(app, ["broker", "flatten"])
     assert refused.exit_code == 2 and "--yes" in refused.output
     assert runner.invoke(app, ["broker", "reconcile"]).exit_code == 0
+
+
+def test_broker_status_changes_nothing_and_reconcile_needs_no_window(settings):
+    """A sim paper account traded in 2024, looked at years later: `broker status` neither rolls
+    the day nor expires the DAY order; `broker reconcile` finds the fill whatever today is,
+    and counts its cash once."""
+    warehouse = open_warehouse(settings)
+    clock = SteppedClock(ny(DAY1, 10))
+    sim = SimBroker(warehouse, cash=100_000.0, now=clock)
+    sim.on_bar(bar("ACME", ny(DAY1, 9, 59), 10.0, 10.0, 10.0, 10.0))
+    execution = Execution(sim, Ledger(warehouse, "sim", Mode.PAPER))
+    execution.submit(order("resting", kind=OrderType.LIMIT, limit_price=5.0))
+    execution.submit(order("filled"))
+    sim.on_bar(bar("ACME", ny(DAY1, 10), 10.0, 10.0, 10.0, 10.0))  # the market order fills; the ledger is not told
+
+    def book() -> list:
+        with warehouse.write() as con:
+            return [con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
+                    for t in ("sim_account", "sim_orders", "reconciliations", "account_snapshots", "orders")]
+
+    before = book()
+    runner = CliRunner()
+    status = runner.invoke(app, ["broker", "status"])
+    assert status.exit_code == 0 and re.search(r"open_orders +│ 1 ", status.output), status.output
+    assert book() == before
+
+    first = runner.invoke(app, ["broker", "reconcile"])
+    assert first.exit_code == 0 and "adopted 1 fill(s); clean" in first.output, first.output
+    again = runner.invoke(app, ["broker", "reconcile"])
+    assert again.exit_code == 0 and again.output.startswith("adopted 0 fill(s); clean"), again.output
+    assert "cash" not in again.output  # the adopted fill's cash was in the first reading already
+    assert runner.invoke(app, ["broker", "reconcile", "--days", "0"]).exit_code == 2
 
 
 def test_live_needs_its_second_switch(tapeflow_home, monkeypatch):
