@@ -53,7 +53,7 @@ class Warehouse:
     def waiting_at_most(self, seconds: float) -> Warehouse:
         """This file with a shorter lock timeout, for a write that must not wait (itself, when
         this process holds the file)."""
-        if self._held is not None:
+        if self._held is not None or self.lock_timeout_s <= seconds:
             return self
         return Warehouse(self.path, lock_timeout_s=seconds, on_busy=self.on_busy)
 

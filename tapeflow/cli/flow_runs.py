@@ -38,9 +38,9 @@ def running_flows(settings: Settings) -> Iterator[None]:
     # deferred: Prefect takes seconds to import and reads its settings then
     from prefect.exceptions import TerminationSignal
 
-    from flows.crash_sweep import sweep_dead_runs
-    from flows.local_api import start_local_api
-    from flows.run_owner import owned_runs
+    from flows.crash_sweep import sweep_dead_runs  # deferred: imports Prefect
+    from flows.local_api import start_local_api  # deferred: imports Prefect
+    from flows.run_owner import owned_runs  # deferred: imports Prefect
 
     stopper = _Stopper((KeyboardInterrupt, TerminationSignal))
     owner: Owner | None = None  # set once runs may carry its tag

@@ -18,6 +18,7 @@ from pathlib import Path
 import requests
 from rich.console import Console
 
+from tapeflow.cli.flow_runs import report_swept
 from tapeflow.config import PROJECT_DIR, Settings, prefect_defaults
 from tapeflow.strategy.registry import strategy_path
 
@@ -78,7 +79,6 @@ def wait_healthy(api: str, timeout_s: float = 90.0, server: subprocess.Popen | N
 def close_dead_runs(api: str, console: Console) -> None:
     """Mark the runs that processes now gone left Running Crashed, before the worker starts."""
     from flows.crash_sweep import sweep_dead_runs  # deferred: Prefect takes seconds to import
-    from tapeflow.cli.flow_runs import report_swept
 
     try:
         report_swept(sweep_dead_runs(api), console)

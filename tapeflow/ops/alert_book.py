@@ -31,6 +31,9 @@ SUPPRESSED = "suppressed"
 FAILED = "failed"
 # A row is a real delivery unless its `delivered` text starts with one of these.
 _NOT_SENT = (f"{SUPPRESSED}:", f"{FAILED}:")
+# An alert never waits long on a busy warehouse (a long query may hold it): it is sent anyway,
+# undeduplicated, and the failure to record it is logged.
+BOOK_WAIT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ class AlertBook:
 
     def _last_delivery(self, key: str) -> datetime | None:
         try:
-            with self.warehouse.write() as con:
+            with self.warehouse.waiting_at_most(BOOK_WAIT_S).write() as con:
                 row = con.execute(
                     "SELECT max(ts) FROM alerts WHERE alert_key = ? AND NOT starts_with(delivered, ?) "
                     "AND NOT starts_with(delivered, ?)", [key, *_NOT_SENT]).fetchone()
@@ -107,7 +110,7 @@ class AlertBook:
 
     def _record(self, alert: Alert, key: str, kind: str, detail: str) -> bool:
         try:
-            with self.warehouse.write() as con:
+            with self.warehouse.waiting_at_most(BOOK_WAIT_S).write() as con:
                 # The same key at the same instant is the same event: kept once.
                 con.execute("INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                             [key, alert.at, alert.component, kind, alert.severity, alert.title, alert.message, detail])

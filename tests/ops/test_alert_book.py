@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from uuid import uuid4
@@ -23,6 +24,7 @@ from tapeflow.ops.alerts import (
     format_payload,
 )
 from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.warehouse_lock import lock_held
 from warehouse import Warehouse
 
 T0 = datetime(2024, 3, 4, 15, 0, tzinfo=UTC)
@@ -143,6 +145,19 @@ def test_an_unusable_warehouse_does_not_stop_the_alert(tmp_path, caplog) -> None
         rx.wait_for(1)
     assert outcome.delivered and not outcome.recorded
     assert "could not record alert flow_failed:x:failed" in caplog.text
+
+
+def test_a_busy_warehouse_delays_an_alert_by_seconds_not_the_lock_timeout(tmp_path, caplog) -> None:
+    warehouse = Warehouse(tmp_path / "w.duckdb", lock_timeout_s=60)  # a live session's patience for its own writes
+    with warehouse.write():
+        pass
+    with lock_held(warehouse.path, 60), WebhookReceiver() as rx:  # a long query holds the file
+        started = time.monotonic()
+        outcome = AlertBook(warehouse, WebhookChannel(rx.url, backoff=0.01)).raise_alert(alert(), "warehouse_busy:x")
+        took = time.monotonic() - started
+        rx.wait_for(1)
+    assert outcome.delivered and not outcome.recorded
+    assert took < 20, f"the alert waited {took:.0f} s on the warehouse"  # 2 x BOOK_WAIT_S, not 2 x 60 s
 
 
 def test_bad_keys_and_windows_are_refused(warehouse) -> None:
