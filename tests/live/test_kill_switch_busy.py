@@ -79,7 +79,9 @@ def test_kill_switch_and_session_while_a_long_query_holds_the_warehouse(settings
         _, stderr = query.communicate(timeout=10)
     finally:
         query.kill()
-    assert query.returncode == 130 and stderr.strip().splitlines() == ["query stopped by Ctrl-C; nothing was changed"]
+    # (it may first have said it waited for the file: the probe above takes the lock for an instant)
+    assert query.returncode == 130 and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == "query stopped by Ctrl-C; nothing was changed"
 
     clock.sleep(60)
     while clock.now() <= ny(9, 41):
