@@ -19,7 +19,8 @@ from tapeflow.brokers.ids import client_order_id
 from tapeflow.brokers.ledger import Ledger
 from tapeflow.brokers.live_gate import LiveNotConfirmed
 from tapeflow.brokers.reconcile import reconcile
-from tapeflow.cli.output import EXIT_REFUSED, err, out, print_frame, print_metrics
+from tapeflow.cli.console import EXIT_REFUSED, err, out
+from tapeflow.cli.output import print_frame, print_metrics
 from tapeflow.config import load_settings
 from tapeflow.model import Order, OrderType, Side, TimeInForce
 from tapeflow.venues.configured import open_broker

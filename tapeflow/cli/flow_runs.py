@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, NoReturn
 
 from rich.console import Console
 
-from tapeflow.cli.output import EXIT_INTERRUPTED, err, prefect_environment
+from tapeflow.cli.console import EXIT_INTERRUPTED, err
+from tapeflow.cli.output import prefect_environment
 from tapeflow.config import Settings
 
 if TYPE_CHECKING:

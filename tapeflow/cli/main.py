@@ -21,20 +21,16 @@ from tapeflow.backtest.run import run_backtest
 from tapeflow.backtest.runs import load_run
 from tapeflow.calendar.exchange import NEW_YORK, get_calendar, ny_day_bounds
 from tapeflow.cli.broker import broker_app
+from tapeflow.cli.console import EXIT_BUSY, EXIT_INTERRUPTED, EXIT_REFUSED, err, out
 from tapeflow.cli.flow_runs import running_flows
 from tapeflow.cli.monitor import alerts_command, monitor_command
 from tapeflow.cli.news import recent_catalysts
 from tapeflow.cli.news import register as register_news
 from tapeflow.cli.output import (
-    EXIT_BUSY,
-    EXIT_INTERRUPTED,
-    EXIT_REFUSED,
     OutputFormat,
     cell,
     check_option,
     chosen_strategy,
-    err,
-    out,
     parse_params,
     prefect_environment,
     print_frame,

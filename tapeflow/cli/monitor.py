@@ -9,14 +9,8 @@ import polars as pl
 import typer
 
 from tapeflow.brokers.live_gate import LiveNotConfirmed
-from tapeflow.cli.output import (
-    EXIT_BUSY,
-    EXIT_REFUSED,
-    OutputFormat,
-    err,
-    out,
-    print_frame,
-)
+from tapeflow.cli.console import EXIT_BUSY, EXIT_REFUSED, err, out
+from tapeflow.cli.output import OutputFormat, print_frame
 from tapeflow.config import load_settings
 from tapeflow.ops.alert_book import book_from_settings
 from tapeflow.ops.monitor import collect, raise_findings

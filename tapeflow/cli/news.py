@@ -9,14 +9,9 @@ from typing import Annotated
 import polars as pl
 import typer
 
+from tapeflow.cli.console import err, out
 from tapeflow.cli.flow_runs import running_flows
-from tapeflow.cli.output import (
-    err,
-    out,
-    print_frame,
-    print_metrics,
-    require_offset,
-)
+from tapeflow.cli.output import print_frame, print_metrics, require_offset
 from tapeflow.config import load_settings
 from tapeflow.news.evaluation import evaluate_all
 from tapeflow.news.metrics import confusion_table

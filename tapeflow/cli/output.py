@@ -1,5 +1,6 @@
-"""What every `tapeflow` command shares: the consoles, exit codes, output formats, Prefect's
-environment, and how tables, metrics and command-line values are read and printed."""
+"""What every `tapeflow` command shares: the consoles and exit codes (`tapeflow.cli.console`),
+output formats, Prefect's environment, and how tables, metrics and command-line values are
+read and printed."""
 
 from __future__ import annotations
 
@@ -11,26 +12,18 @@ from enum import StrEnum
 
 import polars as pl
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from tapeflow.cli.console import EXIT_REFUSED, err, out
 from tapeflow.config import Settings, prefect_defaults
 from tapeflow.strategy.base import Strategy
 from tapeflow.strategy.registry import get_strategy
-
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
-
-EXIT_BUSY = 3
-EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C
-EXIT_REFUSED = 2
 
 
 class OutputFormat(StrEnum):
     TABLE = "table"
     CSV = "csv"
     JSON = "json"
-
 
 def prefect_environment(settings: Settings) -> None:
     """Apply tapeflow's Prefect defaults unless the user chose otherwise; must run before
@@ -39,14 +32,12 @@ def prefect_environment(settings: Settings) -> None:
         os.environ.setdefault(name, value)
     os.makedirs(os.environ["PREFECT_HOME"], exist_ok=True)
 
-
 def require_offset(value: datetime | None, option: str, example: str) -> datetime | None:
     """An aware instant from the command line, or exit 1 saying the option needs an offset."""
     if value is not None and value.tzinfo is None:
         err.print(f"[red]{option} needs a UTC offset, e.g. {example}[/red]")
         raise typer.Exit(1)
     return value
-
 
 def print_frame(frame: pl.DataFrame, fmt: OutputFormat = OutputFormat.TABLE, *, title: str | None = None,
                 max_rows: int = 50) -> None:
@@ -67,7 +58,6 @@ def print_frame(frame: pl.DataFrame, fmt: OutputFormat = OutputFormat.TABLE, *, 
     out.print(f"[dim]{frame.height} row{'s' if frame.height != 1 else ''}"
               + (f", first {shown} shown" if shown < frame.height else "") + "[/dim]")
 
-
 def cell(value: object) -> str:
     """One value as a table shows it: NULL, numbers without trailing zeros, instants with a space."""
     if value is None:
@@ -78,19 +68,15 @@ def cell(value: object) -> str:
         return value.isoformat(sep=" ")
     return str(value)
 
-
-
 def print_metrics(metrics: dict[str, object], title: str) -> None:
     """Metrics as a two-column table: name and value."""
     print_frame(pl.DataFrame({"metric": list(metrics), "value": [cell(v) for v in metrics.values()]}), title=title, max_rows=60)
-
 
 def check_option(option: str, ok: bool, rule: str, got: object, example: str) -> None:
     """Exit 2 in one line when an option's value breaks its rule: checked before anything starts."""
     if not ok:
         err.print(f"{option} must be {rule}, got {got}: e.g. {example}", style="red", markup=False, highlight=False)
         raise typer.Exit(EXIT_REFUSED)
-
 
 def parse_params(pairs: list[str] | None) -> dict[str, float]:
     """--param fast=10 --param slow=30 as a dict (the strategy checks types and ranges)."""
@@ -107,9 +93,6 @@ def parse_params(pairs: list[str] | None) -> dict[str, float]:
             raise typer.BadParameter(f"--param {name.strip()} takes a finite number, got {value!r}")
         params[name.strip()] = number
     return params
-
-
-
 
 def chosen_strategy(name: str, params: dict[str, float]) -> Strategy:
     """The strategy `name` with `params`, or exit 2 naming what is wrong (and the known names)."""

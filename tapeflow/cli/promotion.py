@@ -8,14 +8,8 @@ from typing import Annotated
 import typer
 
 from tapeflow.backtest.costs import cost_preset
-from tapeflow.cli.output import (
-    EXIT_REFUSED,
-    err,
-    out,
-    parse_params,
-    print_frame,
-    print_metrics,
-)
+from tapeflow.cli.console import EXIT_REFUSED, err, out
+from tapeflow.cli.output import parse_params, print_frame, print_metrics
 from tapeflow.config import load_settings
 from tapeflow.live.launch import warehouse_of_session
 from tapeflow.live.paper_gap import GapError, measure_gap, store_gap

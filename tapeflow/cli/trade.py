@@ -1,37 +1,21 @@
-"""`tapeflow trade` (a session now, or a replayed day), `tapeflow sessions` (what ran) and
-`tapeflow kill-switch` (stop a strategy's entries within one cycle, from any terminal)."""
+"""`tapeflow trade` (a session now, or a replayed day) and `tapeflow sessions` (what ran);
+`tapeflow kill-switch` is registered here from its own module."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated
 
-import polars as pl
 import typer
 
+from tapeflow.cli.console import EXIT_REFUSED, err, out
 from tapeflow.cli.flow_runs import running_flows
-from tapeflow.cli.output import (
-    EXIT_REFUSED,
-    chosen_strategy,
-    err,
-    out,
-    parse_params,
-    print_frame,
-    print_metrics,
-)
+from tapeflow.cli.kill_switch import kill_switch_command
+from tapeflow.cli.output import chosen_strategy, parse_params, print_frame, print_metrics
 from tapeflow.config import load_settings
 from tapeflow.live.launch import ReplayRunning, check_replay
-from tapeflow.risk.state import SwitchSetting, kill_switches, set_kill_switch
 from warehouse import open_warehouse
 from warehouse.query import run_read_only
-
-
-class Switch(StrEnum):
-    ON = "on"
-    OFF = "off"
-    STATUS = "status"
 
 
 def trade_command(
@@ -90,34 +74,8 @@ def sessions_command(
     print_frame(frame, title="trading sessions")
 
 
-def kill_switch_command(
-    state: Annotated[Switch, typer.Argument(help="on, off or status")],
-    strategy: Annotated[str, typer.Option(help="one strategy, or all")] = "all",
-    reason: Annotated[str, typer.Option(help="why (required to engage)")] = "",
-) -> None:
-    """Engage or release the kill switch: running sessions cancel their working entries and take
-    no new ones within one cycle (exits still go). In the Prefect UI, the variable
-    `tapeflow_kill_switch` ("all" or strategy names) does the same."""
-
-    warehouse = open_warehouse(load_settings())
-    if state is Switch.STATUS:
-        switches = [asdict(s) for s in kill_switches(warehouse)]
-        print_frame(pl.DataFrame(switches, schema=list(SwitchSetting.__dataclass_fields__)), title="kill switch")
-        return
-    try:
-        engage = state is Switch.ON
-        recorded = set_kill_switch(warehouse, strategy, engage, reason if engage else (reason or "released"), by="cli")
-    except ValueError as exc:
-        err.print(f"[red]{exc}: --reason TEXT[/red]")
-        raise typer.Exit(EXIT_REFUSED) from None
-    out.print(f"kill switch for {strategy}: {'ENGAGED' if state is Switch.ON else 'released'}")
-    if not recorded:  # sessions read the side file every cycle; the warehouse's record follows
-        out.print("the warehouse is busy (a long query?): sessions see the switch from its side file now, "
-                  "and record it in the warehouse when it is free", soft_wrap=True)
-
-
 def register(app: typer.Typer) -> None:
     app.command("trade")(trade_command)
     app.command("sessions")(sessions_command)
-    app.command("kill-switch")(kill_switch_command)
+    app.command("kill-switch")(kill_switch_command)  # its own light module: it starts fast
 

@@ -23,8 +23,8 @@ from typer.testing import CliRunner
 
 from flows.crash_sweep import MIN_STALE, death_of, sweep_dead_runs
 from flows.run_owner import owner_of, owner_tag
+from tapeflow.cli.console import err
 from tapeflow.cli.main import app
-from tapeflow.cli.output import err
 from tapeflow.cli.serve import close_dead_runs
 from tapeflow.live.owner import Owner, process_gone
 

@@ -93,3 +93,17 @@ def test_kill_switch_and_session_while_a_long_query_holds_the_warehouse(settings
         recorded = con.execute("SELECT engaged, reason, changed_by FROM kill_switch").fetchall()
     assert refused == [(Outcome.ENTRIES_STOPPED.with_detail("kill switch (scripted): news halt"),)]
     assert recorded == [(True, "news halt", "cli")]  # recorded in the warehouse once it was free
+
+
+def test_the_kill_switch_command_starts_without_the_rest_of_the_cli(tapeflow_home):
+    """`tapeflow kill-switch` loads neither polars, Prefect nor the strategies: its process
+    answers in about half a second, not the whole CLI's second."""
+    probe = ("import sys; sys.argv = ['tapeflow', 'kill-switch', 'on', '--reason', 'halt']\n"
+             "from tapeflow.cli.entry import main\n"
+             "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+             "print(sorted({m.split('.')[0] for m in sys.modules} & {'polars', 'prefect', 'strategies', 'matplotlib'}))")
+    ran = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines() == ["kill switch for all: ENGAGED", "[]"]
+    status = runner.invoke(app, ["kill-switch", "status"])  # the whole CLI has the same command
+    assert status.exit_code == 0 and "halt" in status.stdout
