@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import sys
 
+import typer
+
+from tapeflow.cli.kill_switch import kill_switch_command
+
 
 def main() -> None:
     if sys.argv[1:2] == ["kill-switch"]:
-        import typer  # deferred: the kill switch needs only this and its own module
-
-        from tapeflow.cli.kill_switch import kill_switch_command  # deferred: see above
-
         app = typer.Typer(add_completion=False)
         app.command()(kill_switch_command)
         app(args=sys.argv[2:], prog_name="tapeflow kill-switch")

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from tapeflow.cli.console import EXIT_REFUSED, err, out
 from tapeflow.config import load_settings
@@ -35,12 +36,12 @@ def kill_switch_command(
 
     warehouse = open_warehouse(load_settings())
     if state is Switch.STATUS:
-        import polars as pl  # deferred: a table only for status, and polars takes a while to import
-
-        from tapeflow.cli.output import print_frame  # deferred: it imports polars
-
-        switches = [asdict(s) for s in kill_switches(warehouse)]
-        print_frame(pl.DataFrame(switches, schema=list(SwitchSetting.__dataclass_fields__)), title="kill switch")
+        table = Table(title="kill switch", title_justify="left")
+        for name in SwitchSetting.__dataclass_fields__:
+            table.add_column(name)
+        for setting in kill_switches(warehouse):
+            table.add_row(*(str(value) for value in asdict(setting).values()))
+        out.print(table)
         return
     try:
         engage = state is Switch.ON

@@ -38,6 +38,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from tapeflow.cli import entry
+from tapeflow.cli.kill_switch import kill_switch_command
 from tapeflow.cli.main import app
 from tapeflow.config import PROJECT_DIR, Settings
 
@@ -153,7 +155,10 @@ def test_every_documented_command_parses(line: Line):
 def test_the_tapeflow_script_is_the_app_and_runs_from_the_path():
     scripts = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())["project"]["scripts"]
     module, _, name = scripts["tapeflow"].partition(":")
-    assert getattr(importlib.import_module(module), name) is app
+    # The script runs `app` for every command, and for `kill-switch` the same command without the rest.
+    assert getattr(importlib.import_module(module), name) is entry.main
+    [registered] = [c.callback for c in app.registered_commands if c.name == "kill-switch"]
+    assert registered is kill_switch_command
     bin_dir = Path(sys.executable).parent  # the virtualenv `source .venv/bin/activate` puts first
     path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
     found = shutil.which("tapeflow", path=path)
