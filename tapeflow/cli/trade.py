@@ -14,7 +14,7 @@ from tapeflow.cli.kill_switch import kill_switch_command
 from tapeflow.cli.output import chosen_strategy, parse_params, print_frame, print_metrics
 from tapeflow.config import load_settings
 from tapeflow.live.launch import ReplayRunning, check_replay
-from warehouse import open_warehouse
+from warehouse import WarehouseMissing, open_warehouse
 from warehouse.query import run_read_only
 
 
@@ -41,7 +41,7 @@ def trade_command(
         try:  # a day that is no session, too little history, a replay running elsewhere: named before Prefect starts
             check_replay(settings, open_warehouse(settings), strategy, replay_day.date(), params or None,
                          through=through.date() if through else None)
-        except (ValueError, ReplayRunning) as exc:
+        except (ValueError, ReplayRunning, WarehouseMissing) as exc:
             err.print(str(exc), soft_wrap=True)
             raise typer.Exit(EXIT_REFUSED) from None
     with running_flows(load_settings()):

@@ -228,14 +228,22 @@ def _progress(warehouse: Warehouse, ids: dict[date, str], rules: SessionRules) -
 
 def check_replay(settings: Settings, main: Warehouse, name: str, day: date, params: dict | None = None, *,
                  through: date | None = None) -> None:
-    """Refuse a replay of `day` the main warehouse cannot feed (not a trading day, too little
-    history for the strategy's warm-up: NotEnoughHistory names what to ingest), or one another
-    process is running (ReplayRunning)."""
+    """Refuse a replay of `day` the main warehouse cannot feed (not a trading day, no bars on the
+    days, too little history for the strategy's warm-up: NotEnoughHistory names what to
+    ingest), or one another process is running (ReplayRunning)."""
     if not get_calendar().is_session(day):
         raise ValueError(f"{day} is not a trading day: nothing to replay")
     strategy = strategy_for(main, name, params, Mode.PAPER)
     WarehouseFeed(main, strategy.timeframe, warmup_bars=strategy.warmup_bars()).require_history(day)
     days = [s.date for s in get_calendar().sessions(day, max(through or day, day))]
+    start, end = ny_day_bounds(days[0])[0], ny_day_bounds(days[-1])[1]
+    with main.read() as con:
+        [(stored,)] = con.execute("SELECT count(*) FROM bars WHERE timeframe = ? AND ts >= ? AND ts < ?",
+                                  [strategy.timeframe.value, start, end]).fetchall()
+    if not stored:
+        raise ValueError(f"the warehouse has no {strategy.timeframe} bars on {days[0]}..{days[-1]}: ingest them first, "
+                         f"e.g. tapeflow ingest --timeframe {strategy.timeframe} --start {days[0]} "
+                         f"--end {days[-1] + timedelta(days=1)}")
     os.close(_lock_replay(replay_path(settings, strategy, days[0], days[-1])))
 
 

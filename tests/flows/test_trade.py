@@ -95,3 +95,10 @@ def test_the_prefect_variable_kill_switch():
     Variable.set(KILL_VARIABLE, "all", overwrite=True)
     assert prefect_kill_switch("watchlist_momentum")() is not None
     Variable.set(KILL_VARIABLE, "", overwrite=True)
+
+
+def test_a_replay_of_days_without_bars_is_refused_before_prefect_starts(tapeflow_home):
+    refused = runner.invoke(app, ["trade", "opening_range", "--replay-day", "2011-03-03"])
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert refused.stderr.strip() == ("the warehouse has no 1m bars on 2011-03-03..2011-03-03: ingest them first, "
+                                      "e.g. tapeflow ingest --timeframe 1m --start 2011-03-03 --end 2011-03-04")
