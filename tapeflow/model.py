@@ -32,6 +32,26 @@ class Adjustment(StrEnum):
     UNKNOWN = "unknown"
 
 
+class ActionKind(StrEnum):
+    """What a corporate action does to a share (tapeflow/backtest/adjust.py prices it)."""
+
+    SPLIT = "split"
+    REVERSE_SPLIT = "reverse_split"
+    CASH_DIVIDEND = "cash_dividend"
+    SPECIAL_DISTRIBUTION = "special_distribution"
+    SPIN_OFF = "spin_off"
+    SYMBOL_CHANGE = "symbol_change"
+    DELISTING = "delisting"
+
+
+class AdjustMode(StrEnum):
+    """Which corporate actions a backtest's prices are adjusted for."""
+
+    RAW = "raw"  # prices as traded
+    SPLITS = "splits"  # splits, reverse splits, spin-offs and special distributions
+    TOTAL_RETURN = "total-return"  # those and regular cash dividends
+
+
 class Mode(StrEnum):
     BACKTEST = "backtest"
     PAPER = "paper"

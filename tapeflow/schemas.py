@@ -38,6 +38,27 @@ BAR_KEY = ("symbol", "timeframe", "ts")
 PRICES = ("open", "high", "low", "close")
 
 
+ACTION_SCHEMA: dict[str, pl.DataType] = {
+    "source": pl.String(),
+    "symbol": pl.String(),
+    "kind": pl.String(),  # ActionKind
+    "ex_date": pl.Date(),
+    "ratio": pl.Float64(),
+    "amount": pl.Float64(),
+    "price_factor": pl.Float64(),
+    "new_symbol": pl.String(),
+    "knowable_at": UTC_TS,
+    "fetched_at": UTC_TS,
+    "payload": pl.String(),
+    "payload_hash": pl.String(),
+}
+"""Columns of a checked corporate-action batch, in the order of the `corporate_actions` table.
+A source hands over the same columns (possibly null or unparsed, `ex_date` as a date or
+ISO text, `payload_hash` may be absent) plus an optional `problem` column."""
+
+ACTION_KEY = ("source", "symbol", "kind", "ex_date")
+
+
 SESSIONS = WATCHLIST_SESSIONS
 """The sessions a stored snapshot belongs to (`watchlist_snapshots.session`)."""
 

@@ -11,7 +11,7 @@ from typing import cast
 import duckdb
 import polars as pl
 
-from tapeflow.schemas import BAR_KEY, NEWS_KEY, UTC_TS
+from tapeflow.schemas import ACTION_KEY, BAR_KEY, NEWS_KEY, UTC_TS
 from warehouse import Warehouse
 from warehouse.quarantine import quarantine
 from warehouse.upsert import UpsertCounts, upsert
@@ -52,6 +52,12 @@ NEWS = Target(
     "news", "news", NEWS_KEY, ("fetched_at", "payload", "payload_hash"), "published_at",
     history="news_revisions",
 )
+
+
+# A re-reported action keeps the moment it was first seen; a source's correction (another
+# ratio or amount) replaces it.
+ACTIONS = Target("corporate_actions", "corporate_actions", ACTION_KEY, ("fetched_at", "payload", "payload_hash"),
+                 "knowable_at")
 
 
 def _now() -> datetime:

@@ -75,6 +75,18 @@ class WatchlistSource(Protocol):
         ...
 
 
+@runtime_checkable
+class ActionSource(Protocol):
+    """Corporate actions from one source, as a raw batch in `tapeflow.schemas.ACTION_SCHEMA`
+    columns (payload_hash optional) plus `problem`; nothing validated or dropped here, as for bars."""
+
+    name: str
+
+    def actions(self, symbols: Sequence[str] | None, first: date, last: date) -> pl.DataFrame:
+        """Actions of `symbols` (None: every symbol the source covers) whose ex-date lies in first..last."""
+        ...
+
+
 def latest_bars(
     source: MarketData, symbols: Sequence[str], timeframe: Timeframe, at: datetime, lookback: timedelta
 ) -> pl.DataFrame:
