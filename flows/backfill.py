@@ -41,17 +41,19 @@ def backfill_watchlist(
     end: date = date(2010, 8, 20),
     limit: int = 20,
     every_minutes: int = 30,
+    universe: str | None = None,
 ) -> dict[str, int]:
-    """Pre-market snapshots for every session start..end: the scanner over stored bars, or
-    BullAlert's own history through `as_of` (every `every_minutes` through each day)."""
+    """Pre-market snapshots for every session start..end: the scanner over stored bars (only
+    `universe`'s members of each morning, when named; None: every symbol), or BullAlert's own
+    history through `as_of` (every `every_minutes` through each day)."""
     source = require_watchlist_source(source)
     started_at = datetime.now(UTC)
-    params = {"source": source, "start": start, "end": end, "limit": limit}
+    params = {"source": source, "start": start, "end": end, "limit": limit, "universe": universe}
     if source == "scanner":  # one list a day from daily bars: 09:00, before the open
         moments = [(at, "pre_market") for at in pre_market_times(start, end)]
     else:  # a vendor's own lists, as they changed through each day
         moments = [(at, "all") for at in session_steps(start, end, timedelta(minutes=every_minutes))]
-    raw = replay_snapshots(source, moments, limit)
+    raw = replay_snapshots(source, moments, limit, universe)
     counts = store(check(raw), flow_run.id or str(uuid4()), source, params, started_at)
     get_run_logger().info("backfilled %s snapshots %s..%s: %s", source, start, end, counts.as_dict())
     return counts.as_dict()

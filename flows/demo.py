@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 
 from prefect import flow
 
+from flows.actions import ingest_actions
 from flows.backfill import backfill_watchlist
 from flows.backtest import backtest
 from flows.hooks import alert_on_failure
@@ -14,9 +15,11 @@ from flows.news import ingest_news
 from flows.nlp import train_sentiment
 from flows.research import walk_forward
 from flows.trade import trade_session
+from flows.universe import ingest_universe
 from tapeflow.config import load_settings
 from tapeflow.model import Timeframe
 from tapeflow.news.model_registry import has_model
+from tapeflow.sources.universe_files import PANEL_UNIVERSE
 from warehouse import open_warehouse
 
 DEMO_DAY = date(2011, 3, 3)  # SPY breaks out of its opening range and is sold by the time exit
@@ -36,18 +39,22 @@ def demo(replay_session: bool = True, train_if_missing: bool = True) -> dict[str
     strategy replayed on 2011-03-03 against the simulated broker; and the bundled sample
     headlines, tagged and scored (training a quick sentiment model when none exists)."""
     daily = ingest_bars(source="replay", timeframe=Timeframe.DAY, start=date(2009, 8, 21), end=date(2010, 8, 20))
+    universe = ingest_universe()  # the panel's own symbol list, recorded as survivorship-biased (data/NOTICE)
+    actions = ingest_actions(source="replay", start=date(2009, 8, 21), end=date(2010, 8, 20))
     minute = ingest_bars(
         source="replay", symbols=["SPY"], timeframe=Timeframe.MINUTE, start=date(2011, 1, 3), end=date(2011, 3, 31)
     )
-    watchlist = backfill_watchlist(source="scanner", start=date(2009, 9, 21), end=date(2010, 8, 20))
-    momentum = backtest(strategy="watchlist_momentum", start=date(2009, 9, 21), end=date(2010, 8, 20), costs="retail")
+    watchlist = backfill_watchlist(source="scanner", start=date(2009, 9, 21), end=date(2010, 8, 20), universe=PANEL_UNIVERSE)
+    momentum = backtest(strategy="watchlist_momentum", start=date(2009, 9, 21), end=date(2010, 8, 20), costs="retail-default",
+                        universe=PANEL_UNIVERSE)
     # qty 0: positions sized by the risk rules (10% of equity, at most 10 names).
     grid = {"fast": [8, 10, 12], "slow": [24, 30, 36], "qty": [0]}
-    folds = walk_forward(strategy="sma_cross", grid=grid, start=date(2009, 8, 21), end=date(2010, 8, 20), costs="retail")
+    folds = walk_forward(strategy="sma_cross", grid=grid, start=date(2009, 8, 21), end=date(2010, 8, 20), costs="retail-default",
+                         universe=PANEL_UNIVERSE)
     session = (trade_session(strategy="opening_range", replay_day=DEMO_DAY, stop_loss_pct=0.005, fresh=True)
                if replay_session else {})  # each demo replays its day anew
     missing = train_if_missing and not has_model(load_settings(), open_warehouse(load_settings()))
     model = train_sentiment(**QUICK_MODEL) if missing else {}
     news = ingest_news(source="replay", start=NEWS_WINDOW[0], end=NEWS_WINDOW[1])
-    return {"daily": daily, "minute": minute, "watchlist": watchlist, "backtest": momentum, "walk_forward": folds,
-            "session": session, "news": news, "sentiment_model": model}
+    return {"daily": daily, "actions": actions, "minute": minute, "watchlist": watchlist, "backtest": momentum,
+            "walk_forward": folds, "universe": universe, "session": session, "news": news, "sentiment_model": model}

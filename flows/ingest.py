@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from uuid import uuid4
 
 from prefect import flow, get_run_logger
@@ -13,6 +13,7 @@ from tapeflow.calendar.windows import Skip, bars_due
 from tapeflow.config import load_settings
 from tapeflow.model import Timeframe
 from tapeflow.sources import Window, require_source
+from tasks.actions import check_price_jumps
 from tasks.bars import check, fetch_bars, store
 from tasks.freshness import note_fetch_failure
 
@@ -45,10 +46,13 @@ def ingest_bars(
         note_fetch_failure(source, f"bars:{timeframe}", fetched.message or "fetch failed")
     checked = check(fetched.result())  # re-raises the fetch error: the run fails with its message
     counts = store(checked, flow_run.id or str(uuid4()), source, timeframe, params, started_at)
+    # A week back, so the first new bar is compared with the last one stored before it.
+    findings = check_price_jumps(Timeframe(timeframe).value, start - timedelta(days=7), end, symbols)
 
     get_run_logger().info(
-        "%s %s bars: fetched %d, stored %d (new %d, changed %d), unchanged %d, quarantined %d",
+        "%s %s bars: fetched %d, stored %d (new %d, changed %d), unchanged %d, quarantined %d; "
+        "%d price jumps no corporate action explains",
         source, timeframe, counts.fetched, counts.stored, counts.inserted, counts.updated,
-        counts.unchanged, counts.quarantined,
+        counts.unchanged, counts.quarantined, findings,
     )
-    return counts.as_dict()
+    return {**counts.as_dict(), "findings": findings}

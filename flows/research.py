@@ -21,6 +21,7 @@ from tapeflow.research.walkforward import folds, sessions_of
 from tapeflow.strategy.registry import get_strategy
 from tasks.backtest import load_history, record, simulate_run, write_report
 from tasks.research import fit_fold, stitch_folds, sweep
+from tasks.universe import run_universe
 
 
 @flow(name="walk-forward", task_runner=ThreadPoolTaskRunner(max_workers=2),
@@ -36,27 +37,32 @@ def walk_forward(
     test_sessions: int = 40,
     anchored: bool = False,
     cash: float = 100_000.0,
-    costs: str = "retail",
+    costs: str = "retail-default",
+    universe: str | None = None,
 ) -> dict[str, object]:
     """Per fold: choose parameters on the train window by `objective`, judge them on the test
-    window; the out-of-sample windows are stitched into one curve and recorded."""
+    window; the out-of-sample windows are stitched into one curve and recorded (with
+    `universe`, entries only on its members at each decision)."""
     strategy_cls = get_strategy(strategy)
     config = BacktestConfig(cash=cash, costs=cost_preset(costs))  # the execution policy sessions use
     run_id = str(flow_run.id or uuid4())
+    members, described = run_universe(universe, strategy_cls.timeframe, symbols, start, end)
     history, snapshot = load_history(strategy_cls.timeframe, symbols, start, end, None, news=strategy_cls.uses_news)
     plan = folds(sessions_of(history), train_sessions, test_sessions, anchored=anchored)
     if not plan:
         raise ValueError(f"{start}..{end} is too short for a {train_sessions}+{test_sessions} session fold")
 
-    fitted = fit_fold.map(unmapped(strategy_cls), unmapped(history), unmapped(grid), unmapped(objective), plan, unmapped(config))
+    fitted = fit_fold.map(unmapped(strategy_cls), unmapped(history), unmapped(grid), unmapped(objective), plan, unmapped(config),
+                          unmapped(members))
     results = [f.result() for f in fitted]
-    oos = stitch_folds(strategy, results, config, history)
+    oos = stitch_folds(strategy, results, config, history, members, described)
     report = write_report(oos, run_id, f"{strategy} walk-forward (out of sample), {start}..{end}")
     record(oos, run_id, kind="walk_forward", timeframe=strategy_cls.timeframe, start=start, end=end, snapshot=snapshot, report_path=report)
     for fold in results:
         detail = Backtest(strategy, fold.params, fold.result,
                           {**fold.out_of_sample, f"in_sample_{objective}": fold.in_sample_objective},
-                          assumptions(config, history))
+                          assumptions(config, history, record=members.universe if members else described,
+                                      applied=members is not None))
         record(detail, f"{run_id}-fold{fold.fold.index}", kind="walk_forward_fold", timeframe=strategy_cls.timeframe,
                start=fold.fold.test_start.date(), end=fold.fold.test_end.date(), snapshot=snapshot, report_path=None,
                parent_run_id=run_id, fold=fold.fold.index)
@@ -77,15 +83,18 @@ def perturbation(
     pct: float = 0.20,
     objective: str = "sharpe",
     cash: float = 100_000.0,
-    costs: str = "retail",
+    costs: str = "retail-default",
+    universe: str | None = None,
 ) -> dict[str, object]:
-    """Move every numeric parameter by ±pct (and a small grid): plateau or spike?"""
+    """Move every numeric parameter by ±pct (and a small grid): plateau or spike? (With
+    `universe`, entries only on its members at each decision.)"""
     strategy_cls = get_strategy(strategy)
     config = BacktestConfig(cash=cash, costs=cost_preset(costs))  # the execution policy sessions use
+    members, described = run_universe(universe, strategy_cls.timeframe, symbols, start, end)
     history, snapshot = load_history(strategy_cls.timeframe, symbols, start, end, None, news=strategy_cls.uses_news)
-    result = sweep(strategy_cls, history, params or {}, config, pct, objective)
+    result = sweep(strategy_cls, history, params or {}, config, pct, objective, members)
     run_id = str(flow_run.id or uuid4())
-    point = simulate_run(strategy_cls(**result.params), history, config)
+    point = simulate_run(strategy_cls(**result.params), history, config, None, members, described)
     verdict = {"verdict": result.verdict, "reason": result.reason, "grid_share": result.grid_share,
                "runs": result.runs.to_dicts()}
     record(Backtest(strategy, result.params, point.result, {**point.metrics, **verdict}, point.assumptions), run_id,

@@ -72,7 +72,8 @@ class Settings(BaseSettings):
     ibkr_trading_client_id: int = Field(18, description="a client id of its own: the data client keeps 17")
     ibkr_account: str | None = Field(None, description="IB account id; default: the gateway's only account")
     sim_cash: float = Field(100_000.0, gt=0, description="the simulated broker's starting cash")
-    sim_costs: str = Field("flat-commission", description="the simulated broker's cost preset: retail | flat-commission | none")
+    sim_costs: str = Field("flat-commission", description="the simulated broker's cost preset: retail-default | liquid-etf | "
+                                                        "large-cap | small-cap | flat-commission | none")
 
     # Staged release (tapeflow.live.promotion): reconciled paper sessions a strategy and its
     # parameters need before `tapeflow promote --to live` (an override must give a reason).

@@ -104,6 +104,7 @@ class Outcome(StrEnum):
     SIZED_TO_ZERO = "ignored: sized to zero shares"
     DAILY_LOSS = "ignored: daily loss limit hit"
     NO_BUYING_POWER = "ignored: insufficient buying power"
+    NOT_IN_UNIVERSE = "ignored: not in universe"  # an entry on a symbol the universe did not hold at the decision
 
     def with_detail(self, detail: str) -> str:
         """The outcome followed by its figure in brackets, e.g. the buying power left."""

@@ -17,6 +17,7 @@ from tapeflow.calendar.exchange import ny_day_bounds
 from tapeflow.config import load_settings
 from tapeflow.model import Timeframe
 from tapeflow.research.summaries import backtest_markdown
+from tapeflow.sources.universe import Membership, Universe
 from tapeflow.strategy.history import History
 from tapeflow.strategy.warmup import history_from, session_warmup
 from warehouse import open_warehouse
@@ -40,8 +41,9 @@ def load_history(timeframe: str, symbols: list[str] | None, start: date, end: da
 
 
 @task(cache_policy=NO_CACHE)
-def simulate_run(strategy, history: History, config: BacktestConfig, start: datetime | None = None) -> Backtest:
-    run = run_backtest(strategy, history, config, start=start)
+def simulate_run(strategy, history: History, config: BacktestConfig, start: datetime | None = None,
+                 members: Membership | None = None, record: Universe | None = None) -> Backtest:
+    run = run_backtest(strategy, history, config, start=start, members=members, record=record)
     get_run_logger().info("%s %s: %d fills, final equity %.2f", run.strategy, run.params,
                           run.result.fills.height, run.result.final_equity)
     return run

@@ -10,22 +10,27 @@ from tapeflow.backtest.metrics import compute_metrics
 from tapeflow.backtest.run import Backtest, assumptions
 from tapeflow.research.perturb import Perturbation, perturb
 from tapeflow.research.walkforward import Fold, FoldResult, stitch, walk_forward
+from tapeflow.sources.universe import Membership, Universe
 from tapeflow.strategy.history import History
 
 
 @task(cache_policy=NO_CACHE)
-def fit_fold(strategy_cls, history: History, grid: dict | None, objective: str, fold: Fold, config: BacktestConfig) -> FoldResult:
+def fit_fold(strategy_cls, history: History, grid: dict | None, objective: str, fold: Fold, config: BacktestConfig,
+             members: Membership | None = None) -> FoldResult:
     """Choose parameters on the fold's train window, run them on its test window."""
-    return walk_forward(strategy_cls, history, grid, objective, folds=[fold], config=config).folds[0]
+    return walk_forward(strategy_cls, history, grid, objective, folds=[fold], config=config, members=members).folds[0]
 
 
 @task(cache_policy=NO_CACHE)
-def stitch_folds(strategy: str, folds: list[FoldResult], config: BacktestConfig, history: History) -> Backtest:
+def stitch_folds(strategy: str, folds: list[FoldResult], config: BacktestConfig, history: History,
+                 members: Membership | None = None, described: Universe | None = None) -> Backtest:
     """The out-of-sample curve, fold after fold, with its metrics."""
     result = stitch([f.result for f in sorted(folds, key=lambda f: f.fold.index)], config)
-    return Backtest(strategy, {}, result, compute_metrics(result), assumptions(config, history))
+    return Backtest(strategy, {}, result, compute_metrics(result), assumptions(
+        config, history, record=members.universe if members else described, applied=members is not None))
 
 
 @task(cache_policy=NO_CACHE)
-def sweep(strategy_cls, history: History, params: dict, config: BacktestConfig, pct: float, objective: str) -> Perturbation:
-    return perturb(strategy_cls, history, params, config, pct, objective=objective)
+def sweep(strategy_cls, history: History, params: dict, config: BacktestConfig, pct: float, objective: str,
+          members: Membership | None = None) -> Perturbation:
+    return perturb(strategy_cls, history, params, config, pct, objective=objective, members=members)

@@ -30,9 +30,11 @@ def take_snapshot(source: str, session: str, as_of: datetime | None, limit: int)
 @task(
     retries=2, retry_delay_seconds=[30, 120], retry_condition_fn=transient_only, cache_policy=NO_CACHE,
 )
-def replay_snapshots(source: str, moments: list[tuple[datetime, str]], limit: int) -> pl.DataFrame:
-    """The lists as they stood at each (as_of, session), from the watchlist source named."""
-    with closing(watchlist_source(source, load_settings())) as watchlist:
+def replay_snapshots(source: str, moments: list[tuple[datetime, str]], limit: int,
+                     universe: str | None = None) -> pl.DataFrame:
+    """The lists as they stood at each (as_of, session), from the watchlist source named (the
+    scanner's among `universe`'s members of each moment, when named)."""
+    with closing(watchlist_source(source, load_settings(), universe=universe)) as watchlist:
         return watchlist.snapshots(moments, limit)
 
 

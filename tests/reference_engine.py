@@ -26,9 +26,11 @@ Orders (all long-only):
   at the open if it gapped through; once triggered, a stop is a market order (its remainder
   fills at later opens). In an auction (OPG/CLS) the bar's range is the one auction price:
   a limit fills only at or better than its limit, a stop only once the price reached it.
-- slippage (fixed bps, or the small-cap model on the average daily dollar volume of the 20
-  sessions before the bar's) moves every fill but limit fills against the trader; then tick
-  rounding against the trader, never through a limit.
+- slippage (fixed bps, or a liquidity model on the fill's dollars, the average daily dollar
+  volume of the 20 sessions before the bar's and the standard deviation of the close-to-close
+  returns between the 21 sessions before it, at least 5, all within 60 calendar days) moves
+  every fill but limit fills against the trader; then tick rounding against the trader, never
+  through a limit.
 - participation cap: at most floor(cap * volume) shares per bar; the rest waits for the
   order's later bars and dies with its window.
 - An order works from its placement until it has filled completely, its window is used up
@@ -60,6 +62,7 @@ The equity curve is marked at every bar end: cash after the fills up to that ins
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
@@ -73,6 +76,8 @@ from tapeflow.risk.policy import DailyLossBreaker, tick_round
 NEW_YORK = ZoneInfo("America/New_York")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ADV_SESSIONS = 20
+LOOKBACK_DAYS = 60
+MIN_RETURNS = 5
 DONE_QTY = 1e-9
 
 
@@ -104,6 +109,7 @@ class Bar:
     opens_session: bool = False
     closes_session: bool = False
     adv: float | None = None  # mean daily dollar volume of the 20 sessions before `day`
+    sigma: float | None = None  # std of the daily returns between the 21 sessions before `day`
 
 
 @dataclass
@@ -154,12 +160,17 @@ def load_bars(bars: pl.DataFrame) -> dict[str, list[Bar]]:
         by_symbol.setdefault(bar.symbol, []).append(bar)
     for series in by_symbol.values():
         dollars: dict[date, float] = {}
+        last_close: dict[date, float] = {}
         for bar in series:
             dollars[bar.day] = dollars.get(bar.day, 0.0) + bar.close * bar.volume
+            last_close[bar.day] = bar.close  # the series is in time order
         days = sorted(dollars)
         for bar in series:
-            before = [d for d in days if d < bar.day][-ADV_SESSIONS:]
-            bar.adv = sum(dollars[d] for d in before) / len(before) if before else None
+            before = [d for d in days if d < bar.day and (bar.day - d).days <= LOOKBACK_DAYS][-ADV_SESSIONS - 1:]
+            recent = before[-ADV_SESSIONS:]
+            bar.adv = sum(dollars[d] for d in recent) / len(recent) if recent else None
+            returns = [last_close[b] / last_close[a] - 1 for a, b in zip(before, before[1:])]
+            bar.sigma = statistics.stdev(returns) if len(returns) >= MIN_RETURNS else None
     return by_symbol
 
 
@@ -372,7 +383,7 @@ class Reference:
     def fill(self, order: Order, bar: Bar, when: int, qty: float, reference: float) -> None:
         price = reference
         if order.order_type != "limit":
-            price = self.costs.slippage.apply(order.side, price, self.costs.slippage.fraction(bar.adv))
+            price = self.costs.slippage.fill_price(order.side, price, qty, bar.adv, bar.sigma)
         if self.costs.round_to_tick:
             price = tick_round(price, order.side)
             if order.order_type == "limit":

@@ -56,4 +56,13 @@ WHERE source = 'scanner' AND timezone('America/New_York', as_of)::DATE = DATE '2
 ORDER BY rank LIMIT 10""",
 )
 
-DEMO_EXAMPLES = (WAREHOUSE_TOTALS, TOP_MOVERS, SPY_SESSIONS, SCANNER_DAY, QUARANTINE)
+ACTIONS_AND_FINDINGS = Example(
+    "Corporate actions backtests price across, and the price jumps none explains",
+    """SELECT symbol, kind, ex_date, coalesce(ratio, price_factor) AS ratio_or_factor, 'action' AS what
+FROM corporate_actions
+UNION ALL
+SELECT symbol, check_name, timezone('America/New_York', ts)::DATE, round(ratio, 3), detail
+FROM data_findings ORDER BY ex_date""",
+)
+
+DEMO_EXAMPLES = (WAREHOUSE_TOTALS, TOP_MOVERS, SPY_SESSIONS, SCANNER_DAY, ACTIONS_AND_FINDINGS, QUARANTINE)

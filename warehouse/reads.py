@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import duckdb
 import polars as pl
@@ -130,4 +130,20 @@ def scored_news_between(
         ORDER BY v.published_at, symbol
         """,
         params={"start": start, "end": end, "model": model, "tagger": tagger},
+    ).pl()
+
+
+def actions_between(con: duckdb.DuckDBPyConnection, first: date, last: date,
+                    symbols: list[str] | None = None) -> pl.DataFrame:
+    """Corporate actions with an ex-date in first..last, one per (symbol, kind, ex-date): the
+    report known earliest, since an action is knowable from the first time any source told it."""
+    return con.sql(
+        """
+        SELECT symbol, kind, ex_date, ratio, amount, price_factor, knowable_at, source
+        FROM corporate_actions
+        WHERE ex_date BETWEEN $first AND $last AND ($all OR list_contains($symbols, symbol))
+        QUALIFY row_number() OVER (PARTITION BY symbol, kind, ex_date ORDER BY knowable_at, source) = 1
+        ORDER BY symbol, ex_date
+        """,
+        params={"first": first, "last": last, "all": symbols is None, "symbols": symbols or []},
     ).pl()

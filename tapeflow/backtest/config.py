@@ -7,6 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from tapeflow.backtest.costs import Costs
+from tapeflow.model import AdjustMode
 from tapeflow.risk.policy import DEFAULT_POLICY, ExecutionPolicy
 
 
@@ -20,6 +21,8 @@ class BacktestConfig:
     # Buying power = equity x this - positions held - buys still working: 1 is a cash
     # account (the simulated broker's), 2 Reg-T margin; None never checks (the SMA benchmark's rules).
     buying_power_multiple: float | None = 1.0
+    # Prices a strategy decides on and positions are booked in (tapeflow/backtest/adjust.py).
+    adjust: AdjustMode = AdjustMode.SPLITS
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.cash) and self.cash > 0):
@@ -27,4 +30,4 @@ class BacktestConfig:
 
     def describe(self) -> dict[str, object]:
         return {"cash": self.cash, "costs": asdict(self.costs), "policy": self.policy.describe(),
-                "buying_power_multiple": self.buying_power_multiple}
+                "buying_power_multiple": self.buying_power_multiple, "adjust": self.adjust.value}

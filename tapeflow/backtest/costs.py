@@ -1,16 +1,17 @@
 """What trading costs: commissions and regulatory fees, slippage, tick rounding.
 
-Defaults are zero so that every cost a report shows is one the user chose; `retail_costs()`
-is a realistic starting point for US small caps.
+Defaults are zero so that every cost a report shows is one the user chose; `retail_default_costs()`
+is a realistic starting point, its slippage set by each name's liquidity.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from tapeflow.backtest.slippage import BY_LIQUIDITY, LARGE_CAP, LIQUID_ETF, SMALL_CAP, LiquidityModel, tick
 from tapeflow.model import Side
 
 
@@ -55,33 +56,39 @@ class Commission:
 
 @dataclass(frozen=True)
 class Slippage:
-    """Adverse price move per side: a fixed number of basis points, or the small-cap model
-    that charges 2% for names trading <= $1M a day, down to 0.5% for >= $50M (log-linear)."""
+    """Adverse price move per side: a fixed number of basis points, or a liquidity `model`
+    (half-spread plus square-root impact, at least a tick: tapeflow/backtest/slippage.py)."""
 
     bps: float = 0.0
-    small_cap: bool = False
-    thin_adv: float = 1e6
-    thick_adv: float = 5e7
-    thin_fraction: float = 0.02
-    thick_fraction: float = 0.005
+    model: LiquidityModel | None = None
 
     def __post_init__(self) -> None:
         if self.bps < 0:
             raise ValueError("slippage bps must be >= 0")
 
-    def fraction(self, adv_dollars: float | None) -> float:
-        """The adverse fraction for a name with this average daily dollar volume."""
-        if not self.small_cap:
+    def fraction(self, order_dollars: float = 0.0, adv_dollars: float | None = None,
+                 sigma_daily: float | None = None) -> float:
+        """The adverse fraction for a fill of `order_dollars` in a name of this ADV and volatility."""
+        if self.model is None:
             return self.bps / 10_000
-        if adv_dollars is None or not math.isfinite(adv_dollars) or adv_dollars <= self.thin_adv:
-            return self.thin_fraction  # unknown liquidity is priced as thin
-        if adv_dollars >= self.thick_adv:
-            return self.thick_fraction
-        share = (math.log(adv_dollars) - math.log(self.thin_adv)) / (math.log(self.thick_adv) - math.log(self.thin_adv))
-        return self.thin_fraction + share * (self.thick_fraction - self.thin_fraction)
+        return self.model.fraction(order_dollars, adv_dollars, sigma_daily)
 
     def apply(self, side: Side, price: float, fraction: float) -> float:
         return price * (1 + fraction) if side is Side.BUY else price * (1 - fraction)
+
+    def fill_price(self, side: Side, reference: float, qty: float, adv_dollars: float | None = None,
+                   sigma_daily: float | None = None, scale: float = 1.0) -> float:
+        """`reference` moved against the trader; a model moves it at least one tick of the traded
+        price (`reference / scale`: the engine may book adjusted units)."""
+        fraction = self.fraction(abs(qty * reference), adv_dollars, sigma_daily)
+        if self.model is None:
+            return self.apply(side, reference, fraction)
+        move = max(reference * fraction, tick(reference / scale) * scale)
+        return reference + move if side is Side.BUY else reference - move
+
+    def describe(self) -> str:
+        """The slippage a report states."""
+        return f"{self.bps:g} bps per side" if self.model is None else self.model.describe()
 
 
 @dataclass(frozen=True)
@@ -98,26 +105,32 @@ class Costs:
             raise ValueError("participation must be within (0, 1]")
 
 
-def retail_costs() -> Costs:
-    """IBKR-fixed-like commissions, SEC and TAF fees, the small-cap slippage model, ticks and
-    a 10% volume cap: a sober default for small-cap momentum."""
+def retail_default_costs(model: LiquidityModel = BY_LIQUIDITY) -> Costs:
+    """IBKR-fixed-like commissions, SEC and TAF fees, tick rounding, a 10% volume cap and the
+    liquidity model (by each name's measured liquidity unless a class `model` is given)."""
     return Costs(
         commission=Commission(per_share=0.005, minimum=1.0, maximum_pct=0.01, sec_fee_rate=0.0000278, taf_per_share=0.000166),
-        slippage=Slippage(small_cap=True),
+        slippage=Slippage(model=model),
         round_to_tick=True,
         participation=0.10,
     )
 
 
+PRESETS: dict[str, Callable[[], Costs]] = {
+    "retail-default": retail_default_costs,
+    "liquid-etf": lambda: retail_default_costs(LIQUID_ETF),
+    "large-cap": lambda: retail_default_costs(LARGE_CAP),
+    "small-cap": lambda: retail_default_costs(SMALL_CAP),
+    "flat-commission": lambda: Costs(commission=Commission(per_share=0.005, minimum=1.0)),
+    "none": Costs,
+}
+
+
 def cost_preset(name: str) -> Costs:
-    """Named cost settings for flows and the CLI: retail (realistic small caps), flat-commission
-    (the SMA benchmark's $0.005/share, $1 minimum), or none."""
-    presets = {
-        "retail": retail_costs,
-        "flat-commission": lambda: Costs(commission=Commission(per_share=0.005, minimum=1.0)),
-        "none": Costs,
-    }
+    """Named cost settings for flows and the CLI: retail-default (slippage by each name's
+    liquidity), liquid-etf, large-cap, small-cap (the same with a class's spread and volatility),
+    flat-commission (the SMA benchmark's $0.005/share, $1 minimum), or none."""
     try:
-        return presets[name]()
+        return PRESETS[name]()
     except KeyError:
-        raise ValueError(f"unknown cost preset {name!r}; known: {', '.join(presets)}") from None
+        raise ValueError(f"unknown cost preset {name!r}; known: {', '.join(PRESETS)}") from None

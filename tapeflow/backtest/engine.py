@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 import numpy as np
 import polars as pl
 
+from tapeflow.backtest.adjust import cash_in_lieu, fills_as_traded, scale_at, to_units, trades_as_traded
 from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.fast import Marks, market_fills, market_only
 from tapeflow.backtest.fills import (
@@ -37,7 +38,7 @@ from tapeflow.backtest.fills import (
 from tapeflow.calendar.exchange import get_calendar, ny_day, ny_day_bounds
 from tapeflow.model import Action, OrderType, Outcome, Side, Timeframe, TimeInForce
 from tapeflow.risk.policy import BookView, DailyLossBreaker, Halt
-from tapeflow.schemas import EQUITY_SCHEMA, FILLS_SCHEMA, TRADES_SCHEMA, conform
+from tapeflow.schemas import EQUITY_SCHEMA, FILLS_SCHEMA, TRADES_SCHEMA, UTC_TS, conform
 
 
 @dataclass
@@ -54,6 +55,7 @@ class _Book:
     applied: list[FillRow] = field(default_factory=list)
     ids: set[str] = field(default_factory=set)  # order ids given out
     filled: dict[str, tuple[Side, float, float]] = field(default_factory=dict)  # order id -> (side, qty, value)
+    traded: dict[str, float] = field(default_factory=dict)  # order id -> shares as traded (commissions are per share)
     done: dict[str, tuple[float, float]] = field(default_factory=dict)  # order id -> (commission, fees), once it stopped
     charged: dict[str, float] = field(default_factory=dict)  # order id -> commission and fees paid so far
     stops: dict[str, OrderSpec] = field(default_factory=dict)  # entry order id -> its protective stop
@@ -74,19 +76,26 @@ class BacktestResult:
 
 
 def simulate(bars: pl.DataFrame, signals: pl.DataFrame, config: BacktestConfig = BacktestConfig(), *,
-             timeframe: Timeframe = Timeframe.DAY, halts: Sequence[Halt] = ()) -> BacktestResult:
+             timeframe: Timeframe = Timeframe.DAY, halts: Sequence[Halt] = (),
+             steps: pl.DataFrame | None = None) -> BacktestResult:
     """Run `signals` (SIGNAL_SCHEMA) against `bars` (symbol, ts, end_ts, OHLCV) under the
     config's execution policy; a `timeframe` of minutes brings the policy's time exit, `halts`
-    are the times the kill switch was engaged."""
+    are the times the kill switch was engaged, `steps` the share changes corporate actions make
+    (`PricedActions.steps`: the book then holds units, see tapeflow/backtest/adjust.py)."""
     signals = signals.sort("at", maintain_order=True)
+    steps = steps if steps is not None else pl.DataFrame(schema={"symbol": pl.String, "ex_start": UTC_TS, "scale": pl.Float64})
+    if not steps.is_empty():
+        bars = to_units(bars, steps)
     marks: Mapping[str, SymbolBars | Marks]
     if not halts and market_only(signals, config, timeframe):
-        fills, outcomes, marks = market_fills(bars, signals, config.costs)
+        fast = signals if steps.is_empty() else signals.with_columns(pl.col("qty") / scale_at(signals, "at", steps))
+        fills, outcomes, marks = market_fills(bars, fast, config.costs)
     else:
         fills, outcomes, marks = _walk_signals(bars, signals, config, Timeframe(timeframe), halts)
+    fills = cash_in_lieu(fills, steps, bars, config.costs.commission)
     return BacktestResult(
-        fills=fills,
-        trades=_trades(fills),
+        fills=fills_as_traded(fills, steps),
+        trades=trades_as_traded(_trades(fills), steps),
         equity=_equity_curve(marks, fills, config.cash),
         decisions=signals.with_columns(pl.Series("outcome", outcomes, dtype=pl.String)),
         config=config,
@@ -191,9 +200,11 @@ class _Loop:
 
     def protect(self, entry: OrderSpec, fills: list[FillRow], until: int) -> None:
         """The entry's protective stop, for what it filled, from the bar after it stops working."""
-        stop_price = self.config.policy.stop_price(sum(f.qty * f.price for f in fills) / sum(f.qty for f in fills))
+        scale = fills[-1].scale  # the stop is set, in ticks, on the traded price
+        stop_price = self.config.policy.stop_price(sum(f.qty * f.price for f in fills) / sum(f.qty for f in fills) / scale)
         if stop_price is None:
             return
+        stop_price *= scale
         base = f"{entry.symbol}-{entry.placed_us}-stop" + entry.order_id[len(f"{entry.symbol}-{entry.placed_us}-enter"):]
         stop = OrderSpec(_new_id(self.book, base), entry.symbol, Side.SELL, sum(f.qty for f in fills), OrderType.STOP,
                          TimeInForce.GTC, until, stop_price=stop_price,
@@ -243,10 +254,12 @@ class _Loop:
                 if refused.startswith(Outcome.DAILY_LOSS) and policy.flatten_on_breaker:
                     self.flatten(at, "daily loss limit: flatten")
                 return refused
-            qty = policy.entry(symbol, asked=row["qty"], price=series.last_close(at), book=view)
+            # The policy sizes in shares at the traded price; the book holds units (adjust.py).
+            qty = policy.entry(symbol, asked=row["qty"], price=series.traded_close(at), book=view)
             if isinstance(qty, str):
                 return qty
-            order = _order(row, symbol, Side.BUY, qty, at, _new_id(book, f"{symbol}-{at}-enter"))
+            scale = series.scale_at(at)
+            order = _order(row, symbol, Side.BUY, qty / scale, at, _new_id(book, f"{symbol}-{at}-enter"), scale)
             fills, until = _place(book, series, order, config, self.seq)
             if fills:
                 # Its size is known once the entry has stopped working (a part-filled DAY entry
@@ -259,7 +272,7 @@ class _Loop:
         _cancel_working(book, config, symbol)
         if held <= 0:
             return Outcome.CANCELLED_ENTRY
-        order = _order(row, symbol, Side.SELL, held, at, _new_id(book, f"{symbol}-{at}-exit"))
+        order = _order(row, symbol, Side.SELL, held, at, _new_id(book, f"{symbol}-{at}-exit"), series.scale_at(at))
         _place(book, series, order, config, self.seq)
         return order
 
@@ -274,9 +287,11 @@ def _new_id(book: _Book, base: str) -> str:
     return order_id
 
 
-def _order(row: dict, symbol: str, side: Side, qty: float, at: int, order_id: str) -> OrderSpec:
+def _order(row: dict, symbol: str, side: Side, qty: float, at: int, order_id: str, scale: float = 1.0) -> OrderSpec:
+    """The decision's order in the book's units: its prices, set on traded prices, times `scale`."""
+    limit, stop = row["limit_price"], row["stop_price"]
     return OrderSpec(order_id, symbol, side, float(qty), OrderType(row["order_type"]), TimeInForce(row["time_in_force"]),
-                     at, row["limit_price"], row["stop_price"], row["reason"])
+                     at, None if limit is None else limit * scale, None if stop is None else stop * scale, row["reason"])
 
 
 def _place(book: _Book, series: SymbolBars, order: OrderSpec, config: BacktestConfig,
@@ -315,7 +330,8 @@ def _settle(book: _Book, config: BacktestConfig, order_id: str) -> None:
     (the cash paid them fill by fill)."""
     if order_id in book.done or order_id not in book.filled:
         return
-    side, qty, value = book.filled[order_id]
+    side, _, value = book.filled[order_id]
+    qty = book.traded[order_id]
     book.done[order_id] = (config.costs.commission.commission(qty, value), config.costs.commission.fees(side, qty, value))
 
 
@@ -337,10 +353,11 @@ def _apply_until(book: _Book, config: BacktestConfig, at: int | None) -> None:
         _, qty, value = book.filled.get(fill.order_id, (fill.side, 0.0, 0.0))
         qty, value = qty + fill.qty, value + fill.qty * fill.price
         book.filled[fill.order_id] = (fill.side, qty, value)
+        traded = book.traded[fill.order_id] = book.traded.get(fill.order_id, 0.0) + fill.qty * fill.scale
         # Commission is paid as the order fills, as a broker books it: each fill pays what the
         # order's total grew by.
         costs = config.costs.commission
-        total = costs.commission(qty, value) + costs.fees(fill.side, qty, value)
+        total = costs.commission(traded, value) + costs.fees(fill.side, traded, value)
         book.cash -= total - book.charged.get(fill.order_id, 0.0)
         book.charged[fill.order_id] = total
 

@@ -6,7 +6,7 @@ volume: every signal is a market order, DAY or GTC; every entry has a positive f
 quantity; no symbol has two signals at one instant; the execution policy
 (`tapeflow.risk.policy`) is passive: no position cap, stop loss, daily-loss limit or time
 exit; and the config has no buying-power check, no participation cap, no tick rounding and
-no small-cap slippage. Then each order fills whole at the open of its symbol's first bar
+no liquidity-model slippage (it prices each fill by its size). Then each order fills whole at the open of its symbol's first bar
 starting at or after the decision (for DAY and GTC alike that bar is in its window), symbols
 never interact, and a symbol's decisions are the engine's small state machine: enter only
 when flat with nothing working; an exit sells what is held, or cancels an entry not yet
@@ -43,7 +43,7 @@ def market_only(signals: pl.DataFrame, config: BacktestConfig, timeframe: Timefr
     costs = config.costs
     policy: ExecutionPolicy = config.policy
     if (not policy.passive(timeframe) or config.buying_power_multiple is not None
-            or costs.participation is not None or costs.round_to_tick or costs.slippage.small_cap):
+            or costs.participation is not None or costs.round_to_tick or costs.slippage.model is not None):
         return False
     if signals.is_empty():
         return True
@@ -64,6 +64,7 @@ def market_fills(bars: pl.DataFrame, signals: pl.DataFrame, costs: Costs) -> tup
     ts = bars["ts"].dt.epoch("us").to_numpy()
     end = bars["end_ts"].dt.epoch("us").to_numpy()
     opens, closes = bars["open"].to_numpy(), bars["close"].to_numpy()
+    traded = bars["scale"].to_numpy() if "scale" in bars.columns else np.ones(bars.height)
     runs = bars["symbol"].rle()
     lengths = runs.struct.field("len").to_numpy()
     stops = np.cumsum(lengths)
@@ -118,7 +119,7 @@ def market_fills(bars: pl.DataFrame, signals: pl.DataFrame, costs: Costs) -> tup
     bar = first[acted]
     sign = np.where(sides, 1.0, -1.0)
     reference = opens[bar]
-    fraction = costs.slippage.fraction(None)
+    fraction = costs.slippage.fraction()
     price = reference * (1 + sign * fraction)
     value = amounts * price
     chosen = sig[acted]
@@ -129,8 +130,9 @@ def market_fills(bars: pl.DataFrame, signals: pl.DataFrame, costs: Costs) -> tup
         "ts": ts[bar],
         "qty": amounts,
         "price": price,
-        "commission": costs.commission.commissions(amounts, value),
-        "fees": costs.commission.sell_fees(~sides, amounts, value),
+        # per-share charges count shares as traded, not the engine's units (adjust.py)
+        "commission": costs.commission.commissions(amounts * traded[bar], value),
+        "fees": costs.commission.sell_fees(~sides, amounts * traded[bar], value),
         "slippage": np.abs(price - reference) * amounts,
         "_decision": chosen["_decision"],
     })

@@ -25,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from tapeflow.backtest.costs import Costs
+from tapeflow.backtest.liquidity import bar_liquidity
 from tapeflow.calendar.exchange import ExchangeCalendar, get_calendar
 from tapeflow.model import OrderType, Side, TimeInForce
 from tapeflow.risk.policy import tick_round
@@ -52,7 +53,14 @@ class SymbolBars:
     session: np.ndarray  # int: New York date ordinal of the bar's session
     opens_session: np.ndarray  # bool: the bar starts at its session's regular open
     closes_session: np.ndarray  # bool: the bar ends at its session's regular close
-    adv_dollars: np.ndarray  # mean daily dollar volume of the 20 sessions before the bar's
+    adv_dollars: np.ndarray  # mean daily dollar volume of the 20 sessions before the bar's (liquidity.py)
+    sigma_daily: np.ndarray  # volatility of daily returns over those sessions; NaN: unknown
+    # Shares as traded per unit the engine books (1 without corporate actions: tapeflow/backtest/adjust.py).
+    scale: np.ndarray = None  # type: ignore[assignment]  # None: all ones
+
+    def __post_init__(self) -> None:
+        if self.scale is None:
+            object.__setattr__(self, "scale", np.ones(len(self.ts)))
 
     @classmethod
     def from_frame(cls, symbol: str, frame: pl.DataFrame) -> SymbolBars:
@@ -71,13 +79,24 @@ class SymbolBars:
             session=session,
             opens_session=frame["_opens"].to_numpy(),
             closes_session=frame["_closes"].to_numpy(),
-            adv_dollars=_prior_adv(session, frame["close"].to_numpy() * frame["volume"].to_numpy()),
+            **_liquidity(frame, session),
+            scale=frame["scale"].to_numpy() if "scale" in frame.columns else np.ones(frame.height),
         )
 
     def last_close(self, at_us: int) -> float | None:
         """Close of the last bar ended by `at_us`."""
         i = int(np.searchsorted(self.end, at_us, side="right")) - 1
         return float(self.close[i]) if i >= 0 else None
+
+    def traded_close(self, at_us: int) -> float | None:
+        """`last_close` in the price it traded at, not the engine's units."""
+        i = int(np.searchsorted(self.end, at_us, side="right")) - 1
+        return float(self.close[i] / self.scale[i]) if i >= 0 else None
+
+    def scale_at(self, at_us: int) -> float:
+        """Shares as traded per unit at `at_us` (that of the last bar started by then)."""
+        i = int(np.searchsorted(self.ts, at_us, side="right")) - 1
+        return float(self.scale[max(i, 0)]) if len(self.scale) else 1.0
 
 
 def split_by_symbol(bars: pl.DataFrame, calendar: ExchangeCalendar | None = None) -> dict[str, SymbolBars]:
@@ -111,17 +130,13 @@ def mark_sessions(bars: pl.DataFrame, calendar: ExchangeCalendar) -> pl.DataFram
     )
 
 
-def _prior_adv(session: np.ndarray, dollars: np.ndarray, days: int = 20) -> np.ndarray:
-    """Per bar: mean dollar volume of the `days` sessions before its own (NaN without any)."""
-    unique, index = np.unique(session, return_inverse=True)
-    per_session = np.bincount(index, weights=dollars)
-    csum = np.concatenate([[0.0], np.cumsum(per_session)])
-    n = np.arange(len(unique))
-    lo = np.maximum(n - days, 0)
-    count = n - lo
-    with np.errstate(invalid="ignore", divide="ignore"):
-        adv = np.where(count > 0, (csum[n] - csum[lo]) / count, np.nan)
-    return adv[index]
+def _liquidity(frame: pl.DataFrame, session: np.ndarray) -> dict[str, np.ndarray]:
+    """ADV and volatility per bar: as the frame gives them (the warehouse's, `with_liquidity`),
+    else measured on the frame's own sessions."""
+    if "adv_dollars" in frame.columns and "sigma_daily" in frame.columns:
+        return {"adv_dollars": frame["adv_dollars"].to_numpy(), "sigma_daily": frame["sigma_daily"].to_numpy()}
+    adv, sigma = bar_liquidity(session, frame["close"].to_numpy(), frame["volume"].to_numpy())
+    return {"adv_dollars": adv, "sigma_daily": sigma}
 
 
 @dataclass(frozen=True)
@@ -150,6 +165,7 @@ class FillRow:
     qty: float
     price: float  # after slippage and tick rounding
     reference: float  # the price before slippage, for the slippage bill
+    scale: float = 1.0  # shares as traded per unit (the bar's)
 
 
 def fill_order(bars: SymbolBars, order: OrderSpec, costs: Costs) -> list[FillRow]:
@@ -253,14 +269,15 @@ def _auction(bars: SymbolBars, order: OrderSpec, costs: Costs, i: int, *, at_clo
 
 def _fill(bars: SymbolBars, order: OrderSpec, costs: Costs, i: int, when: int, qty: float, reference: float) -> FillRow:
     price = reference
+    scale = float(bars.scale[i])
     if order.order_type is not OrderType.LIMIT:
-        adv = bars.adv_dollars[i]
-        price = costs.slippage.apply(order.side, price, costs.slippage.fraction(None if np.isnan(adv) else float(adv)))
-    if costs.round_to_tick:
-        price = tick_round(price, order.side)
+        price = costs.slippage.fill_price(order.side, price, qty, float(bars.adv_dollars[i]), float(bars.sigma_daily[i]),
+                                          scale)
+    if costs.round_to_tick:  # ticks are cents of the traded price, not of the engine's units
+        price = tick_round(price / scale, order.side) * scale
         if order.order_type is OrderType.LIMIT:
             # Rounding must not push a limit fill through its limit.
             limit = order.limit_price
             assert limit is not None  # every limit order carries its price
             price = min(price, limit) if order.side is Side.BUY else max(price, limit)
-    return FillRow(order.order_id, order.symbol, order.side, int(when), i, float(qty), float(price), reference)
+    return FillRow(order.order_id, order.symbol, order.side, int(when), i, float(qty), float(price), reference, scale)

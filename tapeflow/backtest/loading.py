@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from tapeflow.backtest.liquidity import liquidity_of
 from tapeflow.calendar.exchange import ny_day
 from tapeflow.config import Settings
 from tapeflow.news.features import replayed_news
 from tapeflow.news.model_registry import current_model
 from tapeflow.strategy.history import History
 from warehouse import open_warehouse
-from warehouse.reads import bars_between, data_snapshot, watchlist_between
+from warehouse.reads import actions_between, bars_between, data_snapshot, watchlist_between
 
 
 def history_between(settings: Settings, timeframe: str, symbols: list[str] | None, first: datetime, last: datetime, *,
@@ -35,6 +36,10 @@ def history_between(settings: Settings, timeframe: str, symbols: list[str] | Non
         if model is not None:
 
             parts["news"] = replayed_news(con, first, last, model)
+        # Actions with an ex-date inside the window: only those change its prices or positions.
+        parts["actions"] = actions_between(con, ny_day(first), ny_day(last - timedelta(microseconds=1)), symbols)
+        # Each name's ADV and volatility before each session, as the simulated broker reads them.
+        parts["liquidity"] = liquidity_of(con, bars)
         snapshot = data_snapshot(con, timeframe)
     if model is not None:
         snapshot = {**snapshot, "sentiment_model": model}

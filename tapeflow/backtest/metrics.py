@@ -22,6 +22,7 @@ Definitions (None wherever a figure is undefined: no bars, no trades, zero dispe
 - exposure: mean over bars of gross position value / equity (average gross exposure; 1 = fully invested).
 - turnover: sum of |qty * price| over all fills / mean daily equity, for the whole run (not annualised).
 - commissions, fees, slippage: sums over the fills.
+- slippage_bps: slippage / traded value (sum of |qty * price| over the fills) * 1e4: the average cost per side in basis points.
 - final_equity: the last equity mark (the starting cash when there are no bars).
 """
 
@@ -65,6 +66,7 @@ class Metrics:
     commissions: float
     fees: float
     slippage: float
+    slippage_bps: float | None
     final_equity: float
 
 
@@ -104,6 +106,7 @@ def metrics_of(result: BacktestResult) -> Metrics:
     wins, losses = pnl[pnl > 0], pnl[pnl < 0]
     mean_equity = float(equity.mean()) if equity.size else None
     fills = result.fills
+    traded = float((fills["qty"] * fills["price"]).abs().sum())
     return Metrics(
         total_return=total,
         annual_return=annual,
@@ -119,11 +122,12 @@ def metrics_of(result: BacktestResult) -> Metrics:
         # polars types a mean as any scalar; these columns are Float64
         avg_trade_return=_finite(cast(float, result.trades["return_pct"].mean()) / 100) if pnl.size else None,
         exposure=_finite(cast("float | None", result.equity["exposure"].mean())) if result.equity.height else None,
-        turnover=_finite(float((fills["qty"] * fills["price"]).abs().sum()) / mean_equity)
+        turnover=_finite(traded / mean_equity)
         if mean_equity and mean_equity > 0 else None,
         commissions=float(fills["commission"].sum()),
         fees=float(fills["fees"].sum()),
         slippage=float(fills["slippage"].sum()),
+        slippage_bps=_finite(float(fills["slippage"].sum()) / traded * 1e4) if traded > 0 else None,
         final_equity=float(final),
     )
 

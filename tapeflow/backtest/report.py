@@ -18,8 +18,8 @@ user's matplotlibrc does not change the images.
 
 Metric values are formatted by name (see `format_metric`): names about returns, drawdown,
 volatility, exposure, rates or `pct` hold fractions and show as percentages (0.1234 ->
-12.34%), names about money (equity, cash, P&L, costs, fees ...) show with 2 decimals and a $,
-counts stay whole numbers. A value given as a string is shown as it is.
+12.34%), names in basis points (`bps`) show as such, names about money (equity, cash, P&L,
+costs, fees ...) show with 2 decimals and a $, counts stay whole numbers. A value given as a string is shown as it is.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ _COUNT_WORDS = {"days", "bars", "sessions", "duration", "count", "n", "num", "nu
 _RATIO_WORDS = {"ratio", "factor", "sharpe", "sortino", "calmar", "beta", "multiple", "turnover", "skew", "kurtosis"}
 _FRACTION_WORDS = {"return", "returns", "cagr", "drawdown", "dd", "volatility", "vol", "exposure", "rate", "pct",
                    "percent", "fraction"}
+_BPS_WORDS = {"bps", "bp"}  # basis points: before money, so that slippage_bps is not shown in dollars
 _MONEY_WORDS = {"equity", "cash", "pnl", "profit", "loss", "gain", "cost", "costs", "commission",
                 "commissions", "fee", "fees", "slippage", "capital", "value", "usd", "dollars", "expectancy",
                 "win", "balance", "notional"}
@@ -152,12 +153,12 @@ def _words(name: str) -> set[str]:
 
 
 def metric_kind(name: str) -> str:
-    """How a metric named `name` is shown: 'count', 'ratio', 'fraction', 'money' or 'number'."""
+    """How a metric named `name` is shown: 'count', 'ratio', 'fraction', 'bps', 'money' or 'number'."""
     words = _words(name)
     if "%" in name:
         return "fraction"
     for kind, vocabulary in (("count", _COUNT_WORDS), ("ratio", _RATIO_WORDS), ("fraction", _FRACTION_WORDS),
-                             ("money", _MONEY_WORDS)):
+                             ("bps", _BPS_WORDS), ("money", _MONEY_WORDS)):
         if words & vocabulary:
             return kind
     return "number"
@@ -200,6 +201,8 @@ def format_metric(name: str, value: object) -> str:
             return f"{number * 100:,.2f}%"
         if kind == "money":
             return _money(number)
+        if kind == "bps":
+            return f"{number:,.2f} bps"
         if isinstance(value, (int, np.integer)) or (kind == "count" and number.is_integer()):
             return f"{int(value):,}"
         if kind == "ratio":

@@ -8,10 +8,16 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
+from tapeflow.backtest.adjust import HOLDING_WORDS, MODE_WORDS, PricedActions, adjusted_signals, price_actions
 from tapeflow.backtest.config import BacktestConfig
-from tapeflow.backtest.engine import BacktestResult, simulate
+from tapeflow.backtest.engine import BacktestResult
+from tapeflow.backtest.liquidity import with_liquidity
 from tapeflow.backtest.metrics import compute_metrics
+from tapeflow.backtest.universe import simulate_in, survivorship_line, universe_line
+from tapeflow.ingest.price_jumps import find_jumps
+from tapeflow.model import AdjustMode
 from tapeflow.risk.policy import Halt
+from tapeflow.sources.universe import Membership, Universe
 from tapeflow.strategy.base import Strategy
 from tapeflow.strategy.history import History
 
@@ -35,18 +41,26 @@ class Backtest:
 
 
 def run_backtest(strategy: Strategy, history: History, config: BacktestConfig = BacktestConfig(), *, universe: str = "",
-                 start: datetime | None = None, halts: Sequence[Halt] = ()) -> Backtest:
+                 start: datetime | None = None, halts: Sequence[Halt] = (), members: Membership | None = None,
+                 record: Universe | None = None) -> Backtest:
     """Signals from `strategy` over `history`, simulated under `config`: decisions from `start`
-    (the history before it is warm-up) and never before the strategy's declared warm-up."""
+    (the history before it is warm-up) and never before the strategy's declared warm-up; with
+    `members`, entries only on the universe's members at each decision (`record`: a universe
+    that only describes the data, for the report)."""
     first = first_decision(history, strategy.warmup_bars(), start)
-    signals = strategy.signals(history)
+    priced = price_actions(history, config.adjust)
+    signals = adjusted_signals(strategy, history, priced)
     if first is not None:
         signals = signals.filter(pl.col("at") >= first)
-    result = simulate(history.bars, signals, config, timeframe=strategy.timeframe, halts=halts)
+    bars = with_liquidity(history.bars, history.liquidity)  # the warehouse's measure of each name, when loaded from it
+    result = simulate_in(bars, signals, config, members, timeframe=strategy.timeframe, halts=halts,
+                         steps=priced.steps)
     if start is not None:  # the curve covers the traded window only
         result = replace(result, equity=result.equity.filter(pl.col("ts") >= start))
     return Backtest(strategy.name, dict(strategy.p), result, compute_metrics(result),
-                    assumptions(config, history, universe, warmup=(strategy.warmup_bars(), strategy.timeframe.value, first)))
+                    assumptions(config, history, universe, warmup=(strategy.warmup_bars(), strategy.timeframe.value, first),
+                                priced=priced, record=members.universe if members else record,
+                                applied=members is not None))
 
 
 def first_decision(history: History, warmup_bars: int, start: datetime | None) -> datetime | None:
@@ -60,16 +74,21 @@ def first_decision(history: History, warmup_bars: int, start: datetime | None) -
 
 
 def assumptions(config: BacktestConfig, history: History, universe: str = "",
-                warmup: tuple[int, str, datetime | None] | None = None) -> dict[str, object]:
-    """What a report must state next to the numbers: fills, costs, sizing, risk, universe."""
+                warmup: tuple[int, str, datetime | None] | None = None,
+                priced: PricedActions | None = None, *, record: Universe | None = None,
+                applied: bool = False) -> dict[str, object]:
+    """What a report must state next to the numbers: fills, prices, costs, sizing, risk, universe
+    (from `record`, the universes table's row, when there is one; `applied`: membership was applied)."""
     costs = config.costs
+    priced = priced or price_actions(history, config.adjust)
     return {
         "fill rule": FILL_RULES,
-        "slippage": (
-            "small-cap model: 2% per side at <= $1M average daily volume down to 0.5% at >= $50M"
-            if costs.slippage.small_cap
-            else f"{costs.slippage.bps:g} bps per side"
-        ),
+        "prices": MODE_WORDS[config.adjust] + ("; " + HOLDING_WORDS if config.adjust is not AdjustMode.RAW else ""),
+        "corporate actions in the window": priced.lines() or ["none recorded"],
+        "data findings": [f"{symbol} {ts:%Y-%m-%d %H:%M} UTC: {detail}" for symbol, ts, detail in
+                          find_jumps(history.bars, history.actions, "").select("symbol", "ts", "detail").iter_rows()]
+                         or ["no price jump is left unexplained (tapeflow/ingest/price_jumps.py)"],
+        "slippage": costs.slippage.describe(),  # the model, its anchors, the impact law, the floor
         "commissions": (
             f"${costs.commission.per_share:g}/share + ${costs.commission.per_order:g}/order, minimum "
             f"${costs.commission.minimum:g}"
@@ -87,12 +106,13 @@ def assumptions(config: BacktestConfig, history: History, universe: str = "",
             f"equity x {config.buying_power_multiple:g} less positions and working buys; entries are cut to fit"
             if config.buying_power_multiple is not None else "not checked"
         ),
-        "universe": universe or ", ".join(history.symbols[:20]) + (" ..." if len(history.symbols) > 20 else ""),
+        "universe": universe_line(record, applied, history.symbols) if record else (
+            universe or ", ".join(history.symbols[:20]) + (" ..." if len(history.symbols) > 20 else "")),
         **({"news": (
             f"{history.news.height} scored headline-ticker rows; each knowable at the later of its publication "
             "and fetch plus an assumed 5 s of scoring, scored after the fact by the current sentiment model"
         )} if not history.news.is_empty() else {}),
-        "survivorship": (
+        "survivorship": survivorship_line(record) if record else (
             "the universe is the symbols present in the data; names delisted before the window are "
             "absent unless the data includes them (the bundled S&P 500 panel is a 2010 membership "
             "snapshot: survivorship-biased)"

@@ -20,6 +20,7 @@ from tapeflow.backtest.loading import history_between
 from tapeflow.backtest.run import run_backtest
 from tapeflow.backtest.runs import load_run
 from tapeflow.calendar.exchange import NEW_YORK, get_calendar, ny_day_bounds
+from tapeflow.cli.actions import actions_app
 from tapeflow.cli.broker import broker_app
 from tapeflow.cli.console import EXIT_BUSY, EXIT_INTERRUPTED, EXIT_REFUSED, err, out
 from tapeflow.cli.flow_runs import running_flows
@@ -40,8 +41,9 @@ from tapeflow.cli.output import (
 from tapeflow.cli.promotion import register as register_promotion
 from tapeflow.cli.serve import serve_stack
 from tapeflow.cli.trade import register as register_session
+from tapeflow.cli.universe import require_membership, universe_app
 from tapeflow.config import load_settings
-from tapeflow.model import Timeframe
+from tapeflow.model import AdjustMode, Timeframe
 from tapeflow.news.model_registry import current_model
 from tapeflow.research.lookahead import check_lookahead
 from tapeflow.strategy.history import History
@@ -159,9 +161,14 @@ def backtest(
     start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])] = datetime(2009, 8, 21),
     end: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])] = datetime(2010, 8, 20),
     cash: float = 100_000.0,
-    costs: Annotated[str, typer.Option(help="retail, flat-commission or none")] = "retail",
+    costs: Annotated[str, typer.Option(
+        help="retail-default, liquid-etf, large-cap, small-cap, flat-commission or none")] = "retail-default",
     fills_out: Annotated[str | None, typer.Option(help="write the fills here (.parquet or .csv)")] = None,
     equity_out: Annotated[str | None, typer.Option(help="write the equity curve here (.parquet or .csv)")] = None,
+    universe: Annotated[str | None, typer.Option(help="enter only the members of this recorded universe at each "
+                                                      "decision (tapeflow universe show NAME)")] = None,
+    adjust: Annotated[AdjustMode, typer.Option(help="prices adjusted for splits and spin-offs (default), also for "
+                                                    "dividends (total-return), or raw")] = AdjustMode.SPLITS,
 ) -> None:
     """Backtest a strategy; with --bars on any file, otherwise on the warehouse through the flow."""
 
@@ -174,12 +181,13 @@ def backtest(
     except ValueError as exc:
         err.print(f"--costs: {exc}", style="red", markup=False, highlight=False)
         raise typer.Exit(EXIT_REFUSED) from None
+    members = require_membership(load_settings(), universe, "--universe") if universe else None  # before Prefect starts
     if bars is None:
         with running_flows(load_settings()):
             from flows.backtest import backtest as backtest_flow  # deferred: Prefect takes seconds to import and reads its settings then
 
             summary = backtest_flow(strategy=strategy, params=params, symbols=symbol, start=start.date(),
-                                    end=end.date(), cash=cash, costs=costs)
+                                    end=end.date(), cash=cash, costs=costs, universe=universe, adjust=adjust)
         print_metrics(summary, f"backtest {strategy}")
         return
 
@@ -187,7 +195,8 @@ def backtest(
     from tapeflow.backtest.report import render_report  # deferred: matplotlib
 
     try:
-        run = run_backtest(chosen, history, BacktestConfig(cash=cash, costs=preset), universe=bars)
+        run = run_backtest(chosen, history, BacktestConfig(cash=cash, costs=preset, adjust=adjust), universe=bars,
+                           members=members)
     except (ValueError, OSError, LookupError) as exc:  # LookupError: no sentiment model for a news strategy
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
@@ -237,6 +246,8 @@ def check_lookahead_command(
     end: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])] = datetime(2010, 8, 20),
     cuts: Annotated[int, typer.Option(help="random cut points to test")] = 20,
     seed: int = 0,
+    adjust: Annotated[AdjustMode, typer.Option(help="the prices decided on, as `tapeflow backtest --adjust`")]
+        = AdjustMode.SPLITS,
 ) -> None:
     """Rerun a strategy on histories cut at random points; exit 1 if any decision changes."""
 
@@ -249,7 +260,7 @@ def check_lookahead_command(
     except (ValueError, OSError, LookupError) as exc:  # LookupError: no sentiment model for a news strategy
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
-    report = check_lookahead(chosen, history, n=cuts, seed=seed)
+    report = check_lookahead(chosen, history, n=cuts, seed=seed, adjust=adjust)
     (out if report.passed else err).print(report.summary(), soft_wrap=True)
     raise typer.Exit(0 if report.passed else 1)
 
@@ -313,7 +324,7 @@ def demo() -> None:
     headline = ("total_return", "annual_return", "sharpe", "sortino", "max_drawdown", "trades", "win_rate",
                 "profit_factor", "exposure", "commissions", "slippage", "final_equity")
     print_metrics({k: result.get(k) for k in headline},
-                   "backtest: watchlist_momentum on the scanner's pre-market lists, 2009-09-21..2010-08-20 (retail costs)")
+                   "backtest: watchlist_momentum on the scanner's pre-market lists, 2009-09-21..2010-08-20 (retail-default costs)")
     out.print(f"report: {result['report']}", soft_wrap=True)
     folds = counts["walk_forward"]
     print_metrics({k: folds.get(f"oos_{k}") for k in headline},
@@ -333,9 +344,10 @@ Query it:   tapeflow sql "SELECT symbol, count(*) AS bars FROM bars GROUP BY sym
             tapeflow sql "SELECT * FROM quarantine LIMIT 3" --format json
 Ingest:     tapeflow ingest --timeframe 1m --symbol SPY --start 2011-03-01 --end 2011-03-31
 Watchlist:  tapeflow snapshot --source scanner --as-of 2010-05-07T09:00:00-04:00
+Universe:   tapeflow universe show sp500-2010 --on 2010-01-04   (the panel's own list: survivorship-biased)
 News:       tapeflow news catalysts; tapeflow news ingest --source replay --start 2010-08-16T00:00:00Z
             tapeflow nlp train (the full sentiment model, ~14 min on 2 cores); tapeflow nlp eval; tapeflow nlp models
-Backtest:   tapeflow backtest sma_cross -p fast=10 -p slow=30 --costs retail
+Backtest:   tapeflow backtest sma_cross -p fast=10 -p slow=30 --costs retail-default
             tapeflow check-lookahead watchlist_momentum
             tapeflow report RUN_ID --open     (run ids: tapeflow sql "SELECT run_id, strategy, metrics->>'sharpe' FROM backtest_runs")
 Clock:      tapeflow clock
@@ -419,6 +431,8 @@ def serve(
 def _register_subcommands() -> None:
 
     app.add_typer(broker_app, name="broker")
+    app.add_typer(actions_app, name="actions")
+    app.add_typer(universe_app, name="universe")
     app.command("monitor")(monitor_command)
     app.command("alerts")(alerts_command)
     register_promotion(app)  # promote, promotions, paper-gap

@@ -9,16 +9,18 @@ from datetime import date, datetime, timedelta
 
 import polars as pl
 
+from tapeflow.backtest.adjust import view_at
 from tapeflow.calendar.exchange import ny_day
-from tapeflow.model import Bar, Timeframe
+from tapeflow.model import AdjustMode, Bar, Timeframe
 from tapeflow.news.features import LOOKBACK as NEWS_LOOKBACK
 from tapeflow.news.features import NewsReading, news_view
 from tapeflow.strategy.history import History
 from tapeflow.strategy.warmup import history_from, history_start, session_warmup
 from warehouse.connection import Warehouse
-from warehouse.reads import bars_ended, bars_opened, scored_news_between, watchlist_fetched_by
+from warehouse.reads import actions_between, bars_ended, bars_opened, scored_news_between, watchlist_fetched_by
 
 WATCHLIST_LOOKBACK = timedelta(days=7)  # snapshots older than a week decide nothing
+SESSION_ADJUST = AdjustMode.SPLITS  # a backtest's default: a session decides on the prices its backtest did
 
 
 class NotEnoughHistory(ValueError):
@@ -59,14 +61,20 @@ class WarehouseFeed:
 
     def history(self, at: datetime) -> History:
         """Everything knowable at `at`: bars ended by then, snapshots fetched by then, headlines
-        published, fetched and scored by then."""
+        published, fetched and scored by then; prices adjusted for the corporate actions in
+        effect and known by then, as a backtest's decisions see them (orders still trade raw:
+        the latest bar keeps its traded price)."""
+        start = self.start(ny_day(at))
         with self.warehouse.write() as con:  # the session's own process may hold the file
-            bars = bars_ended(con, self.timeframe.value, self.start(ny_day(at)), at, self.symbols)
+            bars = bars_ended(con, self.timeframe.value, start, at, self.symbols)
             watchlist = watchlist_fetched_by(con, at - WATCHLIST_LOOKBACK, at)
-            if self.news is None:
-                return History(bars, watchlist)
-            scored = scored_news_between(con, at - NEWS_LOOKBACK, at, self.news.model, self.news.tagger)
-        return History(bars, watchlist, news_view(scored, self.news.scoring_latency)).until(at)
+            actions = actions_between(con, ny_day(start), ny_day(at), self.symbols)
+            news = None if self.news is None else news_view(
+                scored_news_between(con, at - NEWS_LOOKBACK, at, self.news.model, self.news.tagger),
+                self.news.scoring_latency)
+        history = (History(bars, watchlist, actions=actions) if news is None
+                   else History(bars, watchlist, news, actions=actions))
+        return view_at(history, SESSION_ADJUST, at)
 
     def bars_ended(self, after: datetime, until: datetime, seen: Mapping[str, datetime] | None = None) -> list[Bar]:
         """Bars that ended in (after, until], in time order: what the market did meanwhile

@@ -22,7 +22,10 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
+import polars as pl
+
 from tapeflow.backtest.costs import cost_preset
+from tapeflow.backtest.liquidity import liquidity_sources
 from tapeflow.brokers.execution import Execution
 from tapeflow.brokers.ledger import Ledger
 from tapeflow.calendar.exchange import NEW_YORK, get_calendar, ny_day, ny_day_bounds
@@ -302,8 +305,9 @@ def news_reading(settings: Settings, warehouse: Warehouse, strategy: Strategy, *
 
 def seeded_warehouse(main: Warehouse, path: Path, first: date, last: date, strategy: Strategy) -> Warehouse:
     """A new warehouse at `path` holding the main one's bars of the strategy's timeframe from
-    its warm-up before `first` to the end of `last`, and the watchlist snapshots and headlines
-    (with their tags and scores) from LOOKBACK before `first`."""
+    its warm-up before `first` to the end of `last`, the bars the liquidity of those days is
+    measured on, and the watchlist snapshots and headlines (with their tags and scores) from
+    LOOKBACK before `first`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in (path, path.with_suffix(".duckdb.wal")):
         stale.unlink(missing_ok=True)
@@ -314,6 +318,8 @@ def seeded_warehouse(main: Warehouse, path: Path, first: date, last: date, strat
         start = min(bars_from, ny_day_bounds(first - LOOKBACK)[0])
         bars = con.sql("SELECT * FROM bars WHERE timeframe = $tf AND end_ts > $start AND ts < $end",
                        params={"tf": strategy.timeframe.value, "start": bars_from, "end": end}).pl()
+        # The bars the simulator measures each name's liquidity on, so that it prices as the backtest does.
+        sources = liquidity_sources(con, bars["symbol"].unique().sort().to_list(), first, last)
         watchlist = con.sql("SELECT * FROM watchlist_snapshots WHERE as_of >= $start AND as_of < $end",
                             params={"start": start, "end": end}).pl()
         news = {table: con.sql(f"SELECT x.* FROM {table} x JOIN news n USING (source, id) "
@@ -324,7 +330,8 @@ def seeded_warehouse(main: Warehouse, path: Path, first: date, last: date, strat
         raise ValueError(f"the warehouse has no {strategy.timeframe} bars around {first}: ingest them first")
     replay = Warehouse(path)
     with replay.write() as con:
-        upsert(con, "bars", bars, ("symbol", "timeframe", "ts"))
+        upsert(con, "bars", pl.concat([bars, sources]).unique(["symbol", "timeframe", "ts"], keep="first"),
+               ("symbol", "timeframe", "ts"))
         if watchlist.height:
             upsert(con, "watchlist_snapshots", watchlist, ("source", "session", "as_of", "ticker"))
         for table, rows in news.items():

@@ -36,6 +36,7 @@ from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.costs import Costs
 from tapeflow.backtest.engine import simulate
 from tapeflow.backtest.fills import to_us
+from tapeflow.backtest.liquidity import liquidity_of, with_liquidity
 from tapeflow.calendar.exchange import ny_day_bounds
 from tapeflow.model import Action, Outcome
 from tapeflow.risk.policy import RULES_OFF
@@ -159,6 +160,7 @@ def measure_gap(warehouse: Warehouse, session_id: str, costs: Costs, *, cash: fl
         if every.height:
             start = min(start, every["at"].min())
         bars = bars_between(con, timeframe, start, end, sorted(set(every["symbol"].to_list())) or None)
+        bars = with_liquidity(bars, liquidity_of(con, bars))  # each name's liquidity as the paper broker read it
     if decisions.height and bars.is_empty():
         raise GapError(f"no {timeframe} bars for {session.session_date} in the warehouse: the replay needs them")
 

@@ -14,6 +14,8 @@ from datetime import datetime
 
 import polars as pl
 
+from tapeflow.backtest.adjust import adjusted_signals, price_actions
+from tapeflow.model import AdjustMode
 from tapeflow.strategy.history import History
 
 
@@ -60,16 +62,23 @@ def cut_points(history: History, n: int, seed: int = 0) -> list[datetime]:
     return sorted(set(chosen) | {ends[-1]})
 
 
-def check_lookahead(strategy, history: History, n: int = 20, seed: int = 0) -> LookaheadReport:
-    """Compare full-history decisions with truncated-history decisions at `n` cut points."""
-    full = strategy.signals(history)
+def check_lookahead(strategy, history: History, n: int = 20, seed: int = 0,
+                    adjust: AdjustMode = AdjustMode.RAW) -> LookaheadReport:
+    """Compare full-history decisions with truncated-history decisions at `n` cut points; with
+    `adjust`, on the prices a backtest in that mode decides on (the history's corporate actions,
+    each from when it was in effect and known: a cut removes those not yet knowable)."""
+
+    def decide(h: History) -> pl.DataFrame:
+        return strategy.signals(h) if adjust is AdjustMode.RAW else adjusted_signals(strategy, h, price_actions(h, adjust))
+
+    full = decide(history)
     cuts = cut_points(history, n, seed)
     mismatches = []
     for cut in cuts:
         expected = full.filter(pl.col("at") <= cut)
         # A decision stamped after the cut may be planned from what was known at the cut (an
         # exit scheduled at the entry): only decisions up to the cut are compared.
-        got = strategy.signals(history.until(cut)).filter(pl.col("at") <= cut)
+        got = decide(history.until(cut)).filter(pl.col("at") <= cut)
         if not expected.sort("at", "symbol", "action").equals(got.sort("at", "symbol", "action")):
             mismatches.append(Mismatch(cut, expected, got))
     return LookaheadReport(strategy.name, tuple(cuts), tuple(mismatches), full.height)

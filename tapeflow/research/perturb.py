@@ -43,6 +43,7 @@ import polars as pl
 from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.run import run_backtest
 from tapeflow.research.walkforward import move, numeric_params, score
+from tapeflow.sources.universe import Membership
 from tapeflow.strategy.history import History
 
 MAX_GRID = 64
@@ -96,8 +97,10 @@ def perturb(
     min_ratio: float = MIN_RATIO,
     vary: Sequence[str] | None = None,
     max_grid: int = MAX_GRID,
+    members: Membership | None = None,
 ) -> Perturbation:
-    """Run the point, its ±pct neighbours and a small grid around it; see the module docstring."""
+    """Run the point, its ±pct neighbours and a small grid around it (entries only on `members`'
+    symbols of the moment, when given); see the module docstring."""
     if not 0 < pct < 1:
         raise ValueError(f"pct must be within (0, 1), got {pct}")
     if grid_steps < 0:
@@ -120,7 +123,7 @@ def perturb(
             except ValueError as exc:
                 cache[key] = str(exc)
             else:
-                metrics = run_backtest(strategy, history, config).metrics
+                metrics = run_backtest(strategy, history, config, members=members).metrics
                 if objective not in metrics:
                     raise KeyError(f"no metric {objective!r}; compute_metrics gives {', '.join(metrics)}")
                 cache[key] = (score(metrics, objective), score(metrics, "total_return"))

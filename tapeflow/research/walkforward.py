@@ -67,9 +67,12 @@ from typing import Any
 import polars as pl
 
 from tapeflow.backtest.config import BacktestConfig
-from tapeflow.backtest.engine import BacktestResult, simulate
+from tapeflow.backtest.engine import BacktestResult
+from tapeflow.backtest.liquidity import with_liquidity
 from tapeflow.backtest.metrics import compute_metrics
+from tapeflow.backtest.universe import simulate_in
 from tapeflow.calendar.exchange import NEW_YORK, ny_day_bounds
+from tapeflow.sources.universe import Membership
 from tapeflow.strategy.history import History
 
 MAX_COMBINATIONS = 64
@@ -200,12 +203,14 @@ def _fmt(params: Mapping[str, Any]) -> str:
 # one window
 
 
-def run_window(strategy, history: History, start: datetime, end: datetime, config: BacktestConfig) -> BacktestResult:
+def run_window(strategy, history: History, start: datetime, end: datetime, config: BacktestConfig,
+               members: Membership | None = None) -> BacktestResult:
     """The strategy's signals with `at` in [start, end), simulated on what was knowable at
-    `end`, starting flat with `config.cash`; the equity curve from the window's first bar."""
+    `end`, starting flat with `config.cash` (entries only on `members`' symbols of the moment,
+    when given); the equity curve from the window's first bar."""
     known = history.until(end)
     signals = strategy.signals(known).filter((pl.col("at") >= start) & (pl.col("at") < end))
-    result = simulate(known.bars, signals, config, timeframe=strategy.timeframe)
+    result = simulate_in(with_liquidity(known.bars, known.liquidity), signals, config, members, timeframe=strategy.timeframe)
     return replace(result, equity=result.equity.filter(pl.col("ts") > start))
 
 
@@ -271,9 +276,10 @@ def walk_forward(
     folds: Sequence[Fold],
     config: BacktestConfig = BacktestConfig(),
     max_combinations: int = MAX_COMBINATIONS,
+    members: Membership | None = None,
 ) -> WalkForward:
     """Choose params per fold on its train window, run them on its test window, stitch the
-    test windows: see the module docstring for the rules."""
+    test windows: see the module docstring for the rules (`members`: the universe entries keep to)."""
     if not folds:
         raise ValueError("no folds")
     ordered = sorted(folds, key=lambda f: f.test_start)
@@ -304,7 +310,7 @@ def walk_forward(
     for fold in ordered:
         scored = []
         for order, params in enumerate(candidates):
-            run = run_window(strategy_cls(**params), history, fold.train_start, fold.train_end, config)
+            run = run_window(strategy_cls(**params), history, fold.train_start, fold.train_end, config, members)
             scored.append((order, params, score(compute_metrics(run), objective)))
         ranked = sorted(scored, key=lambda s: (s[2] is None, -(s[2] or 0.0), s[0]))
         _, chosen, chosen_score = ranked[0]
@@ -313,7 +319,7 @@ def walk_forward(
             [{**params, f"in_sample_{objective}": value, "rank": rank[order]} for order, params, value in scored],
             schema_overrides={f"in_sample_{objective}": pl.Float64},
         )
-        test_run = run_window(strategy_cls(**chosen), history, fold.test_start, fold.test_end, config)
+        test_run = run_window(strategy_cls(**chosen), history, fold.test_start, fold.test_end, config, members)
         results.append(FoldResult(fold, dict(chosen), chosen_score, in_sample, compute_metrics(test_run), test_run))
 
     stitched = stitch([r.result for r in results], config)

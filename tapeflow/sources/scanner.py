@@ -33,6 +33,7 @@ import polars as pl
 
 from tapeflow.model import check_aware
 from tapeflow.schemas import SESSIONS, UTC_TS, empty_raw_watchlist
+from tapeflow.sources.universe import Membership, load_membership
 from warehouse.connection import Warehouse
 from warehouse.reads import daily_bars_until
 
@@ -69,13 +70,17 @@ def _mean_of_prior(expr: pl.Expr, n: int) -> pl.Expr:
     return expr.shift(1).rolling_mean(n).over("symbol")
 
 
-def scan(bars: pl.DataFrame, as_of: datetime, session: str, params: ScannerParams = ScannerParams()) -> pl.DataFrame:
-    """A raw watchlist batch (see tapeflow.ingest.watchlist) of the top names at `as_of`.
+def scan(bars: pl.DataFrame, as_of: datetime, session: str, params: ScannerParams = ScannerParams(),
+         universe: Membership | None = None) -> pl.DataFrame:
+    """A raw watchlist batch (see tapeflow.ingest.watchlist) of the top names at `as_of`, only
+    among `universe`'s members at `as_of` when one is given.
 
     `bars` holds daily bars (symbol, ts, end_ts, open, high, low, close, volume).
     """
     as_of = check_aware("as_of", as_of)
     known = bars.filter(pl.col("end_ts") <= as_of).sort("symbol", "ts")
+    if universe is not None:  # point in time: the members of that morning, as known then
+        known = known.filter(pl.col("symbol").is_in(sorted(universe.members_at(as_of))))
     bar_range = pl.col("high") - pl.col("low")
     metrics = (
         known.with_columns(
@@ -106,10 +111,11 @@ def scan(bars: pl.DataFrame, as_of: datetime, session: str, params: ScannerParam
         .head(params.limit)
         .with_row_index("rank", offset=1)
     )
-    return _as_watchlist(listed, as_of, session, params)
+    return _as_watchlist(listed, as_of, session, params, universe.universe.name if universe else None)
 
 
-def _as_watchlist(listed: pl.DataFrame, as_of: datetime, session: str, params: ScannerParams) -> pl.DataFrame:
+def _as_watchlist(listed: pl.DataFrame, as_of: datetime, session: str, params: ScannerParams,
+                  universe: str | None = None) -> pl.DataFrame:
     rows = [
         {
             "ticker": r["symbol"],
@@ -124,7 +130,8 @@ def _as_watchlist(listed: pl.DataFrame, as_of: datetime, session: str, params: S
         for r in listed.iter_rows(named=True)
     ]
     payloads = [json.dumps(row, sort_keys=True) for row in rows]
-    snapshot = json.dumps({"as_of": as_of.isoformat(), "params": asdict(params), "rows": rows}, sort_keys=True)
+    scope = {"universe": universe} if universe else {}  # none named: the hash of an unscoped list stays as it was
+    snapshot = json.dumps({"as_of": as_of.isoformat(), "params": asdict(params), "rows": rows, **scope}, sort_keys=True)
     # Computed from stored bars rather than fetched: the list exists, and is seen, at as_of.
     fetched_at = as_of
     n = len(rows)
@@ -150,7 +157,8 @@ def _utc_now() -> datetime:
 
 class ScannerSource:
     """The scanner as a watchlist source: `daily_bars(until)` answers every daily bar that had
-    ended by `until`, and one answer serves every snapshot of a `snapshots` call."""
+    ended by `until`, `universe()` (optional) the membership scans keep to, and one answer of
+    each serves every snapshot of a `snapshots` call."""
 
     name = SOURCE
 
@@ -160,20 +168,28 @@ class ScannerSource:
         params: ScannerParams = ScannerParams(),
         *,
         clock: Callable[[], datetime] = _utc_now,
+        universe: Callable[[], Membership] | None = None,
     ) -> None:
         self._daily_bars = daily_bars
         self._params = params
         self._clock = clock
+        self._universe = universe
 
     @classmethod
-    def from_warehouse(cls, warehouse: Warehouse, params: ScannerParams = ScannerParams()) -> ScannerSource:
-        """The scanner over the daily bars stored in `warehouse`, read once per call."""
+    def from_warehouse(cls, warehouse: Warehouse, params: ScannerParams = ScannerParams(),
+                       universe: str | None = None) -> ScannerSource:
+        """The scanner over the daily bars stored in `warehouse`, read once per call, among the
+        members of the recorded `universe` when one is named (UnknownUniverse if it is not recorded)."""
 
         def daily_bars(until: datetime) -> pl.DataFrame:
             with warehouse.read() as con:
                 return daily_bars_until(con, until)
 
-        return cls(daily_bars, params)
+        def membership() -> Membership:
+            with warehouse.read() as con:
+                return load_membership(con, str(universe))
+
+        return cls(daily_bars, params, universe=membership if universe is not None else None)
 
     def __repr__(self) -> str:
         return f"ScannerSource({self._params!r})"
@@ -195,4 +211,6 @@ class ScannerSource:
             return empty_raw_watchlist()
         params = self._params if limit is None else replace(self._params, limit=limit)
         bars = self._daily_bars(max(as_of for as_of, _ in moments))
-        return pl.concat([scan(bars, as_of, session, params) for as_of, session in moments], how="vertical_relaxed")
+        universe = self._universe() if self._universe is not None else None
+        return pl.concat([scan(bars, as_of, session, params, universe) for as_of, session in moments],
+                         how="vertical_relaxed")

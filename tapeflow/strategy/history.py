@@ -15,6 +15,7 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
+from tapeflow.calendar.exchange import NEW_YORK
 from tapeflow.model import check_aware
 from tapeflow.schemas import BAR_SCHEMA, UTC_TS
 
@@ -44,17 +45,43 @@ NEWS_COLUMNS = {
 }
 
 
+# Corporate actions as a backtest prices them (tapeflow/backtest/adjust.py): one row per
+# action, knowable from `knowable_at`.
+ACTION_COLUMNS = {
+    "symbol": pl.String(),
+    "kind": pl.String(),
+    "ex_date": pl.Date(),
+    "ratio": pl.Float64(),
+    "amount": pl.Float64(),
+    "price_factor": pl.Float64(),
+    "knowable_at": UTC_TS,
+    "source": pl.String(),
+}
+
+# What a backtest's fill model knew of each name's liquidity before a session
+# (tapeflow/backtest/liquidity.py): average daily dollar volume and daily volatility, NaN unknown.
+LIQUIDITY_COLUMNS = {
+    "symbol": pl.String(),
+    "session": pl.Date(),
+    "adv_dollars": pl.Float64(),
+    "sigma_daily": pl.Float64(),
+}
+
+
 def _empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:
     return pl.DataFrame(schema=schema)
 
 
 @dataclass(frozen=True)
 class History:
-    """Bars (one timeframe) and watchlist snapshots, sorted by symbol and time."""
+    """Bars (one timeframe), watchlist snapshots, scored news and the corporate actions known
+    so far, sorted by symbol and time."""
 
     bars: pl.DataFrame
     watchlist: pl.DataFrame = field(default_factory=lambda: _empty(WATCHLIST_COLUMNS))
     news: pl.DataFrame = field(default_factory=lambda: _empty(NEWS_COLUMNS))
+    actions: pl.DataFrame = field(default_factory=lambda: _empty(ACTION_COLUMNS))
+    liquidity: pl.DataFrame = field(default_factory=lambda: _empty(LIQUIDITY_COLUMNS))
 
     def __post_init__(self) -> None:
         missing = [c for c in BAR_COLUMNS if c not in self.bars.columns]
@@ -81,6 +108,16 @@ class History:
             for c, t in NEWS_COLUMNS.items()
         )
         object.__setattr__(self, "news", news.sort("knowable_at", "symbol"))
+        missing = [c for c in ACTION_COLUMNS if c not in self.actions.columns]
+        if missing:
+            raise ValueError(f"actions lack columns {missing}")
+        actions = self.actions.select(
+            pl.col(c).dt.convert_time_zone("UTC").cast(t) if isinstance(t, pl.Datetime) else pl.col(c).cast(t)
+            for c, t in ACTION_COLUMNS.items()
+        )
+        object.__setattr__(self, "actions", actions.sort("symbol", "ex_date", "knowable_at"))
+        object.__setattr__(self, "liquidity", self.liquidity.select(
+            pl.col(c).cast(t) for c, t in LIQUIDITY_COLUMNS.items()).sort("symbol", "session"))
 
     @property
     def symbols(self) -> list[str]:
@@ -95,6 +132,8 @@ class History:
             # A replaced version stays (a decision taken on it stands); an edit still to come is unknown.
             news=self.news.filter(pl.col("knowable_at") <= at).with_columns(
                 pl.when(pl.col("superseded_at") <= at).then(pl.col("superseded_at")).alias("superseded_at")),
+            actions=self.actions.filter(pl.col("knowable_at") <= at),
+            liquidity=self.liquidity.filter(pl.col("session") <= at.astimezone(NEW_YORK).date()),
         )
 
 

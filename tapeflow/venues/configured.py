@@ -1,10 +1,13 @@
-"""The venue the settings name, for each interface: market data, watchlist, news and the broker.
+"""The venue the settings name, for each interface: market data, watchlist, news, corporate
+actions and the broker.
 
 Vendor modules load on demand (the imports below sit in the branches on purpose): a replay
 run or the simulator need not import alpaca-py or ib_async, which take seconds to load.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from tapeflow.backtest.costs import cost_preset
 from tapeflow.brokers.base import Broker
@@ -14,12 +17,15 @@ from tapeflow.model import Mode
 from tapeflow.news import NewsSource, require_news_source
 from tapeflow.news.replay import ReplayNews
 from tapeflow.sources import MarketData, WatchlistSource, require_source, require_watchlist_source
+from tapeflow.sources.base import ActionSource
 from tapeflow.sources.replay import ReplaySource
+from tapeflow.sources.replay_actions import ReplayActions
 from tapeflow.sources.scanner import ScannerSource
 from tapeflow.venues.benzinga import BenzingaNews
 from tapeflow.venues.bullalert import BullAlertSource
 from tapeflow.venues.finnhub import FinnhubSource
 from tapeflow.venues.marketaux import MarketauxNews
+from tapeflow.venues.polygon.actions import PolygonActions
 from tapeflow.venues.polygon.bars import PolygonSource
 from tapeflow.venues.polygon.news import PolygonNews
 from tapeflow.venues.simulator import SimBroker
@@ -46,12 +52,16 @@ def market_data(name: str, settings: Settings) -> MarketData:
     return IbkrSource(settings)
 
 
-def watchlist_source(name: str, settings: Settings, warehouse: Warehouse | None = None) -> WatchlistSource:
+def watchlist_source(name: str, settings: Settings, warehouse: Warehouse | None = None,
+                     universe: str | None = None) -> WatchlistSource:
     """The watchlist source called `name`: the scanner over `warehouse`'s daily bars (default:
-    the settings' warehouse), or BullAlert configured from settings."""
+    the settings' warehouse), among `universe`'s members of the day when named, or BullAlert
+    configured from settings (its lists are its own: no universe applies)."""
     name = require_watchlist_source(name)
     if name == "scanner":
-        return ScannerSource.from_warehouse(warehouse or open_warehouse(settings))
+        return ScannerSource.from_warehouse(warehouse or open_warehouse(settings), universe=universe)
+    if universe is not None:
+        raise ValueError(f"a universe scopes the scanner's lists only; {name} sends its own (leave universe unset)")
     return BullAlertSource(settings)
 
 
@@ -71,6 +81,29 @@ def news_source(name: str, settings: Settings) -> NewsSource:
     if name == "marketaux":
         return MarketauxNews(settings)
     return TiingoNews(settings)
+
+
+def _alpaca_actions(settings: Settings) -> ActionSource:
+    from tapeflow.venues.alpaca.actions import AlpacaActions  # deferred: alpaca-py
+
+    return AlpacaActions(settings)
+
+
+ACTION_SOURCES: dict[str, Callable[[Settings], ActionSource]] = {
+    "replay": lambda settings: ReplayActions(settings.data_dir),
+    "alpaca": _alpaca_actions,
+    "polygon": PolygonActions,
+}
+"""Corporate-action sources by name. Interactive Brokers is not one: the TWS API has no
+corporate-actions history endpoint."""
+
+
+def action_source(name: str, settings: Settings) -> ActionSource:
+    """The corporate-action source called `name`, configured from settings."""
+    make = ACTION_SOURCES.get(name)
+    if make is None:
+        raise ValueError(f"unknown corporate-action source {name!r}; known: {', '.join(ACTION_SOURCES)}")
+    return make(settings)
 
 
 def open_broker(settings: Settings, warehouse: Warehouse) -> Broker:

@@ -7,7 +7,9 @@ market order fills at the open of the first bar starting at or after it was plac
 orders, fills, cash and last prices live in `sim_*` tables, apart from the ledger: a restart
 resumes exactly, and bars processed while the trading process is down fill orders that
 reconciliation will then find. A cash account: no shorting, buying power is cash less the
-buys still working.
+buys still working. A liquidity cost model prices each name by the ADV and volatility of the
+sessions before the bar's, read from the warehouse's bars as a backtest reads them
+(`tapeflow.backtest.liquidity`), never from the session under way.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import math
 import queue
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import numpy as np
 
 from tapeflow.backtest.costs import Costs
 from tapeflow.backtest.fills import OrderSpec, SymbolBars, fill_order, to_us
+from tapeflow.backtest.liquidity import stored_liquidity
 from tapeflow.brokers.base import (
     Broker,
     BrokerOrder,
@@ -75,6 +79,7 @@ class SimBroker(Broker):
         self._events: queue.Queue[OrderUpdate] = queue.Queue()
         self._printed: dict[tuple[str, datetime], set[str]] = {}  # (symbol, bar start) -> orders traded at its open
         self.start_cash = cash  # the account opens with it at its first order or bar: looking changes nothing
+        self._liquidity: dict[tuple[str, date], tuple[float, float]] = {}  # (symbol, session) -> (ADV, sigma)
 
     def _open_account(self, con) -> None:
         con.execute("INSERT INTO sim_account VALUES (?, ?, ?, NULL, NULL, ?) ON CONFLICT DO NOTHING",
@@ -177,6 +182,7 @@ class SimBroker(Broker):
         with self.warehouse.write() as con:
             self._open_account(con)
             events += self._roll_session(con, day)
+            series = self._measured(con, series, day)
             # A bar trades the orders placed by its start; a closing auction, those placed before its end.
             rows = con.execute(
                 f"SELECT {_COLUMNS} FROM sim_orders WHERE symbol = ? AND status IN ('new', 'partially_filled') "
@@ -218,6 +224,17 @@ class SimBroker(Broker):
         for event in events:
             self._events.put(event)
         return made
+
+    def _measured(self, con, series: SymbolBars, day: date) -> SymbolBars:
+        """`series` with its name's ADV and volatility before `day`, when the costs price by them."""
+        if self.costs.slippage.model is None:
+            return series
+        key = (series.symbol, day)
+        if key not in self._liquidity:  # the sessions before today do not change during it
+            row = stored_liquidity(con, [series.symbol], [day]).row(0, named=True)
+            self._liquidity[key] = (row["adv_dollars"], row["sigma_daily"])
+        adv, sigma = self._liquidity[key]
+        return replace(series, adv_dollars=np.array([adv], dtype=float), sigma_daily=np.array([sigma], dtype=float))
 
     def _apply(self, con, state: BrokerOrder, qty: float, price: float, ts: datetime) -> tuple[Fill, OrderUpdate]:
         """Book one execution: the order's totals, its commission so far, cash, the fill row."""
@@ -430,4 +447,4 @@ def _one_bar(bar: Bar, day: date, calendar, *, opening_print: bool = False) -> S
     return SymbolBars(symbol=bar.symbol, ts=one(to_us(bar.ts)), end=one(to_us(bar.end)), open=one(bar.open),
                       high=one(high), low=one(low), close=one(close), volume=one(bar.volume),
                       session=one(day.toordinal()), opens_session=one(session is not None and bar.ts == session.open),
-                      closes_session=one(closes), adv_dollars=one(math.nan))
+                      closes_session=one(closes), adv_dollars=one(math.nan), sigma_daily=one(math.nan))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -19,6 +20,7 @@ from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.costs import Commission, Costs, Slippage
 from tapeflow.backtest.engine import BacktestResult, _walk_signals, simulate
 from tapeflow.backtest.fast import market_only
+from tapeflow.backtest.slippage import BY_LIQUIDITY, SMALL_CAP
 from tapeflow.calendar.exchange import NEW_YORK, get_calendar
 from tapeflow.model import Outcome, Timeframe
 from tapeflow.risk.policy import ExecutionPolicy, Sizing
@@ -145,9 +147,8 @@ def check_invariants(bars: pl.DataFrame, signals: pl.DataFrame, config: Backtest
         assert f["commission"] >= 0 and f["fees"] >= 0 and f["qty"] > 0
         held[f["symbol"]] = held.get(f["symbol"], 0.0) + (f["qty"] if f["side"] == "buy" else -f["qty"])
         assert held[f["symbol"]] >= -1e-9, "long only: a position went negative"
-    if not costs.round_to_tick:
-        slip = costs.slippage
-        worst = (max(slip.thin_fraction, slip.thick_fraction) if slip.small_cap else slip.bps / 10_000)
+    if not costs.round_to_tick and costs.slippage.model is None:
+        worst = costs.slippage.bps / 10_000
         by_instant: dict[tuple[str, int], list[dict]] = {}
         for b in bars.with_columns(pl.col("ts").dt.epoch("us"), pl.col("end_ts").dt.epoch("us")).to_dicts():
             by_instant.setdefault((b["symbol"], b["ts"]), []).append(b)
@@ -334,15 +335,18 @@ def test_sizing_when_the_quantity_is_null():
     assert outcomes(result) == ["placed", "ignored: sized to zero shares"]
 
 
-def test_small_cap_slippage_uses_the_20_sessions_before_the_bars_session():
+def test_liquidity_slippage_uses_the_20_sessions_before_the_bars_session():
     days = CAL.sessions(date(2024, 2, 1), date(2024, 3, 5))  # 23 sessions, the last two are D1, D2
-    rows = [(s.date, 2.0, 2.0, 2.0, 2.0, 1e5 * (k + 1)) for k, s in enumerate(days)]
-    config = cfg(costs=Costs(slippage=Slippage(small_cap=True)))
-    result = run(daily("A", rows), [sig("A", ny(D1, 16), qty=10.0)], config)
-    # The fill is on D2, the 23rd session (k = 22): the 20 before it are k = 2..21.
-    adv = sum(2.0 * 1e5 * (k + 1) for k in range(2, 22)) / 20
-    fraction = 0.02 + (math.log(adv) - math.log(1e6)) / (math.log(5e7) - math.log(1e6)) * (0.005 - 0.02)
-    assert fills_of(result)[0][4] == round(2.0 * (1 + fraction), 10)
+    closes = [20.0 * (1 + 0.01 * (k % 3)) for k in range(len(days))]
+    rows = [(s.date, c, c, c, c, 1e4 * (k + 1)) for k, (s, c) in enumerate(zip(days, closes))]
+    config = cfg(costs=Costs(slippage=Slippage(model=BY_LIQUIDITY)))
+    result = run(daily("A", rows), [sig("A", ny(D1, 16), qty=1000.0)], config)
+    # The fill is on D2, the 23rd session (k = 22): the 20 before it are k = 2..21, their returns
+    # start from k = 1's close.
+    adv = sum(closes[k] * 1e4 * (k + 1) for k in range(2, 22)) / 20
+    sigma = statistics.stdev(closes[k] / closes[k - 1] - 1 for k in range(2, 22))
+    fraction = BY_LIQUIDITY.half_spread(adv) + sigma * math.sqrt(1000.0 * closes[22] / adv)
+    assert fills_of(result)[0][4] == round(closes[22] * (1 + fraction), 10)
 
 
 def test_tick_rounding_is_against_the_trader_and_never_through_a_limit():
@@ -554,7 +558,8 @@ def configs(draw) -> BacktestConfig:
         sec_fee_rate=draw(st.sampled_from([0.0, 0.0000278])), taf_per_share=draw(st.sampled_from([0.0, 0.000166])),
         taf_maximum=draw(st.sampled_from([8.30, 0.01])),
     )
-    slippage = draw(st.sampled_from([Slippage(), Slippage(bps=5), Slippage(bps=25), Slippage(small_cap=True)]))
+    slippage = draw(st.sampled_from([Slippage(), Slippage(bps=5), Slippage(bps=25), Slippage(model=BY_LIQUIDITY),
+                                     Slippage(model=SMALL_CAP)]))
     costs = Costs(commission=commission, slippage=slippage, round_to_tick=draw(st.booleans()),
                   participation=draw(st.sampled_from([None, None, 0.05, 0.1, 0.5, 1.0])))
     return cfg(
@@ -666,6 +671,6 @@ def test_fast_path_only_for_orders_nothing_couples():
     for config in (cfg(buying_power_multiple=None, stop_loss_pct=0.02), cfg(buying_power_multiple=None, daily_loss_limit_pct=0.02),
                    cfg(buying_power_multiple=None, max_position_pct=0.25),
                    replace(plain, costs=Costs(participation=0.1)), replace(plain, costs=Costs(round_to_tick=True)),
-                   replace(plain, costs=Costs(slippage=Slippage(small_cap=True)))):
+                   replace(plain, costs=Costs(slippage=Slippage(model=BY_LIQUIDITY)))):
         assert not market_only(signal_frame([sig("A", at, qty=10.0)]), config)
     assert run(bars, [sig("A", at, qty=10.0)], plain).fills["price"].to_list() == [10.0]

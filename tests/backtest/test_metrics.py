@@ -17,7 +17,7 @@ import pytest
 from strategies.sma_cross import SmaCross
 from tapeflow.backtest import metrics as metrics_module
 from tapeflow.backtest.config import BacktestConfig
-from tapeflow.backtest.costs import retail_costs
+from tapeflow.backtest.costs import retail_default_costs
 from tapeflow.backtest.engine import BacktestResult, simulate
 from tapeflow.backtest.metrics import (
     Metrics,
@@ -103,7 +103,7 @@ def assert_json_ready(m: dict) -> None:
 def daily_run() -> BacktestResult:
     bars = ReplaySource(PROJECT_DATA).bars(["AAPL", "C", "F", "MSFT", "XRX", "JDSU"], "1d", ALL)
     history = History(bars=bars.filter(pl.col("problem").is_null()))
-    return simulate(history.bars, SmaCross(fast=5, slow=20).signals(history), BacktestConfig(costs=retail_costs()))
+    return simulate(history.bars, SmaCross(fast=5, slow=20).signals(history), BacktestConfig(costs=retail_default_costs()))
 
 
 @pytest.fixture(scope="module")

@@ -200,7 +200,8 @@ def test_cash_must_be_a_finite_amount_above_zero(cash, bars, tmp_path, tapeflow_
 @pytest.mark.parametrize(("argv", "message"), [
     (["check-lookahead", "sma_cross", "--cuts", "0"], "--cuts must be at least 1, got 0: e.g. --cuts 20"),
     (["check-lookahead", "sma_cross", "--cuts", "-3"], "--cuts must be at least 1, got -3"),
-    (["backtest", "sma_cross", "--costs", "cheap"], "unknown cost preset 'cheap'; known: retail, flat-commission, none"),
+    (["backtest", "sma_cross", "--costs", "cheap"],
+     "unknown cost preset 'cheap'; known: retail-default, liquid-etf, large-cap, small-cap, flat-commission, none"),
     (["backtest", "sma_cross", "--start", "2011-01-03"], "--start must be on or before --end (2010-08-20), got 2011-01-03"),
 ])
 def test_other_options_are_checked_before_anything_runs(argv, message, tapeflow_home):

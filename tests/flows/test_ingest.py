@@ -50,6 +50,7 @@ def test_demo_twice_leaves_the_same_rows(warehouse):
 
     second = demo(replay_session=False, train_if_missing=False)
     assert second["daily"]["stored"] == 0 and second["minute"]["stored"] == 0 and second["news"]["stored"] == 0
+    assert (first["universe"]["inserted"], second["universe"]["stored"]) == (525, 0)  # sp500-2010: 1 record, 524 members
     assert table_counts(warehouse) == counts
 
 

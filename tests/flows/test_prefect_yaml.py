@@ -19,6 +19,7 @@ from tapeflow.backtest.metrics import Metrics
 from tapeflow.news import NEWS_SOURCE_NAMES
 from tapeflow.sources import SOURCE_NAMES, WATCHLIST_SOURCE_NAMES
 from tapeflow.strategy.registry import available
+from tapeflow.venues.configured import ACTION_SOURCES
 
 PROJECT = Path(__file__).resolve().parents[2]
 PREFECT_YAML = PROJECT / "prefect.yaml"
@@ -32,6 +33,7 @@ SOURCES_BY_FLOW: dict[str, tuple[str, ...]] = {
     "flows/watchlist.py:snapshot_watchlist": WATCHLIST_SOURCE_NAMES,
     "flows/backfill.py:backfill_watchlist": WATCHLIST_SOURCE_NAMES,
     "flows/news.py:ingest_news": NEWS_SOURCE_NAMES,
+    "flows/actions.py:ingest_actions": tuple(ACTION_SOURCES),
 }
 OBJECTIVES = {f.name for f in dataclasses.fields(Metrics)}
 
@@ -100,7 +102,7 @@ def test_every_name_a_deployment_uses_exists(deployment):
      "unknown strategy 'opening_rang'"),
     ("params: {fast: 10, slow: 30}", "params: {fats: 10, slow: 30}", "params of sma_cross: "),
     ("params: {min_score: 80, max_names: 5}", "params: {min_score: 800, max_names: 5}", "min_score must be within"),
-    ("costs: retail", "costs: retial", "unknown cost preset 'retial'"),
+    ("costs: retail-default", "costs: retial-default", "unknown cost preset 'retial-default'"),
     ("source: bullalert", "source: bulalert", "unknown source 'bulalert'"),
     ("      source: replay\n      symbols: [SPY]", "      source: replya\n      symbols: [SPY]", "unknown source 'replya'"),
     # A market-data source is no news source.

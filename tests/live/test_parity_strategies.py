@@ -67,6 +67,25 @@ def test_opening_range_on_spy_minutes_a_stop_day_and_a_time_exit_day(settings, w
     assert report.gap > 0 and report.totals["commission"] == pytest.approx(report.gap)
 
 
+def test_opening_range_on_spy_under_the_liquidity_model(settings, warehouse):
+    """retail-default on both sides: the simulated broker measures SPY's liquidity in the replay's
+    warehouse, the backtest in the main one; the same fills and P&L, a few bps a side."""
+    store_bundled_bars(warehouse, Timeframe.MINUTE, ["SPY"], date(2011, 1, 3), date(2011, 3, 4))  # January: history
+    priced = settings.model_copy(update={"sim_costs": "retail-default"})
+    day = date(2011, 3, 3)
+    replayed = replay(priced, warehouse, "opening_range", {}, day, day, DEFAULT_POLICY)
+    expected = backtest(priced, warehouse, "opening_range", {}, day, day, DEFAULT_POLICY)
+    assert_parity(replayed, expected)
+    assert [o[1] for o in expected.orders] == ["buy", "sell"]
+    assert gaps(replayed, priced) == [pytest.approx(0.0, abs=0.005)]
+    with warehouse.read() as con:  # each side paid 1 bp and the tick rounding, not a thin name's percent
+        for _, side, fills, _ in expected.orders:
+            for at, _, price in fills:
+                (opened,) = con.execute("SELECT open FROM bars WHERE symbol = 'SPY' AND timeframe = '1m' AND ts = ?",
+                                        [at]).fetchone()
+                assert 1.0 <= (price - opened) * (1 if side == "buy" else -1) / opened * 1e4 <= 5.0
+
+
 def test_sma_cross_on_the_panel_competing_for_slots_through_stops_and_a_kill_switch(settings, warehouse):
     store_bundled_bars(warehouse, Timeframe.DAY, PANEL, date(2009, 8, 21), date(2010, 8, 20))
     params = {"fast": 3, "slow": 8, "qty": 0}  # sized by the policy: eight names for three slots

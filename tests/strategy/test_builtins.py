@@ -12,7 +12,7 @@ from strategies.sma_cross import SmaCross, price_grid
 from strategies.watchlist_momentum import WatchlistMomentum
 from tapeflow.calendar.windows import pre_market_times
 from tapeflow.config import PROJECT_DATA
-from tapeflow.model import Action
+from tapeflow.model import Action, AdjustMode
 from tapeflow.research.lookahead import check_lookahead
 from tapeflow.sources import Window
 from tapeflow.sources.replay import ReplaySource
@@ -20,6 +20,7 @@ from tapeflow.sources.scanner import scan
 from tapeflow.strategy.base import signal_frame
 from tapeflow.strategy.history import History
 from tapeflow.strategy.registry import available, get_strategy
+from tests.actions_kit import action, actions_frame, plant_split
 from tests.history_kit import scored_news
 
 ALL = Window(datetime(2009, 1, 1, tzinfo=UTC), datetime(2012, 1, 1, tzinfo=UTC))
@@ -138,3 +139,23 @@ def test_a_decision_outside_the_enums_is_refused():
         signal_frame(pl.DataFrame({"symbol": ["ABCD"], "at": [at], "action": ["exit"], "time_in_force": [None]},
                                   schema_overrides={"time_in_force": pl.String}))
     assert signal_frame([{"symbol": "ABCD", "at": at, "action": Action.EXIT}])["action"].to_list() == ["exit"]
+
+
+@pytest.mark.parametrize("name", sorted(available()))
+def test_every_built_in_strategy_passes_the_lookahead_check_on_split_adjusted_prices(name, daily, minute, with_watchlist,
+                                                                                    with_news):
+    """The check covers adjusted runs: a split planted in each strategy's data (announced days
+    before its ex-date) is applied only from when it was in effect and known."""
+    strategy = get_strategy(name)()
+    history = (with_watchlist if strategy.uses_watchlist else with_news if strategy.uses_news
+               else History(bars=minute if strategy.timeframe == "1m" else daily))
+    decided = strategy.signals(history)
+    symbol = decided.group_by("symbol").len().sort("len", "symbol", descending=True)["symbol"][0]
+    days = sorted(history.bars["ts"].dt.convert_time_zone("America/New_York").dt.date().unique().to_list())
+    ex = days[len(days) // 2]
+    planted = History(bars=plant_split(history.bars, symbol, ex, 2.0), watchlist=history.watchlist, news=history.news,
+                      actions=actions_frame([action(symbol, "split", ex, ratio=2.0,
+                                                    knowable_at=datetime.combine(days[len(days) // 2 - 3],
+                                                                                 datetime.min.time(), tzinfo=UTC))]))
+    report = check_lookahead(strategy, planted, n=12, seed=7, adjust=AdjustMode.SPLITS)
+    assert report.passed, report.summary()

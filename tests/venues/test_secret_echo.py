@@ -28,6 +28,7 @@ from typer.testing import CliRunner
 from tapeflow.cli.main import app
 from tapeflow.config import PROJECT_DIR, Settings
 from tapeflow.redact import MASK
+from tests.fakes.alpaca_actions import AlpacaActionsFake
 from tests.fakes.alpaca_news import AlpacaNewsFake, AlpacaNewsStreamFake
 from tests.fakes.alpaca_trading import AlpacaTradingFake
 from tests.fakes.benzinga import FakeBenzinga
@@ -35,6 +36,7 @@ from tests.fakes.bullalert import FakeBullAlert
 from tests.fakes.finnhub import FakeFinnhub
 from tests.fakes.marketaux import FakeMarketaux
 from tests.fakes.polygon import FakePolygon
+from tests.fakes.polygon_actions import FakePolygonActions
 from tests.fakes.polygon_news import FakePolygonNews
 from tests.fakes.tiingo import FakeTiingo
 from tests.fakes.vendor_http import ECHO_STATUS, ECHO_TAG
@@ -50,6 +52,7 @@ SECRETS = {name: f"SECRET-{name}-{token_hex(8)}" for name in (
 )}
 
 BARS = ("ingest", "--timeframe", "1m", "--symbol", "SPY", "--start", "2025-11-28", "--end", "2025-11-28", "--source")
+ACTIONS = ("actions", "ingest", "--symbol", "AAPL", "--start", "2026-03-01", "--end", "2026-03-31", "--source")
 NEWS = ("news", "ingest", "--symbol", "AAPL", "--start", "2026-03-09T13:30:00+00:00",
         "--end", "2026-03-09T15:30:00+00:00", "--source")
 # The unreadable page is JSON of the wrong shape: a page that is not JSON at all takes the same
@@ -80,6 +83,8 @@ ADAPTERS = [
             "Authorization", quotes_errors=False),
     Adapter("polygon news", "polygon/news", (*NEWS, "polygon"), "polygon_news", {"TAPEFLOW_POLYGON_URL": "url"},
             "Authorization", quotes_errors=False),
+    Adapter("polygon actions", "polygon/actions", (*ACTIONS, "polygon"), "polygon_actions",
+            {"TAPEFLOW_POLYGON_URL": "url"}, "Authorization", quotes_errors=False),
     Adapter("finnhub", "finnhub", (*BARS, "finnhub"), "finnhub", {"TAPEFLOW_FINNHUB_URL": "url"},
             "X-Finnhub-Token", quotes_errors=False),
     Adapter("bullalert", "bullalert", ("snapshot", "--source", "bullalert", "--as-of", "2026-03-05T09:00:00-05:00"),
@@ -94,6 +99,8 @@ ADAPTERS = [
             "APCA-API-(KEY-ID|SECRET-KEY)", quotes_errors=True),
     Adapter("alpaca news", "alpaca/news", (*NEWS, "alpaca"), "alpaca_data", {"TAPEFLOW_ALPACA_DATA_URL": "url"},
             "APCA-API-(KEY-ID|SECRET-KEY)", quotes_errors=True),
+    Adapter("alpaca actions", "alpaca/actions", (*ACTIONS, "alpaca"), "alpaca_actions",
+            {"TAPEFLOW_ALPACA_DATA_URL": "url"}, "APCA-API-(KEY-ID|SECRET-KEY)", quotes_errors=True),
     # The stream quotes the auth message back after subscribing: as an error, or as a frame
     # that is not msgpack (quarantined; the stream goes on until --minutes is over).
     Adapter("alpaca news stream", "alpaca/news_stream", ("news", "stream", "--symbol", "AAPL", "--minutes", "0.03"),
@@ -147,12 +154,14 @@ def vendors() -> Iterator[SimpleNamespace]:
         yield SimpleNamespace(
             polygon=start(FakePolygon(SECRETS["polygon_api_key"])),
             polygon_news=start(FakePolygonNews(SECRETS["polygon_api_key"])),
+            polygon_actions=start(FakePolygonActions(SECRETS["polygon_api_key"])),
             finnhub=start(FakeFinnhub(SECRETS["finnhub_api_key"])),
             bullalert=start(FakeBullAlert(SECRETS["bullalert_api_key"])),
             benzinga=start(FakeBenzinga(SECRETS["benzinga_api_key"])),
             marketaux=start(FakeMarketaux(SECRETS["marketaux_api_key"])),
             tiingo=start(FakeTiingo(SECRETS["tiingo_api_key"])),
             alpaca_data=start(AlpacaNewsFake(key, secret)),
+            alpaca_actions=start(AlpacaActionsFake(key, secret)),
             alpaca_stream=start(AlpacaNewsStreamFake(key, secret)),
             alpaca_trading=start(AlpacaTradingFake(key, secret)),
             webhook=start(WebhookReceiver(path=f"/hook/{SECRETS['alert_webhook_url']}")),
