@@ -30,6 +30,7 @@ TRADED_CATALYSTS = ("earnings", "fda", "contract", "m&a", "partnership")
 class NewsCatalyst(Strategy):
     name = "news_catalyst"
     timeframe = Timeframe.MINUTE
+    per_symbol = True
     uses_news = True
     params = (
         Param("min_sentiment", float, 0.7, 0.34, 1.0, "lowest probability of the positive label taken"),

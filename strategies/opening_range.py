@@ -25,6 +25,7 @@ from tapeflow.strategy.regular_hours import regular_session_bars
 class OpeningRangeBreakout(Strategy):
     name = "opening_range"
     timeframe = Timeframe.MINUTE
+    per_symbol = True
     params = (
         Param("range_minutes", int, 15, 1, 120, "minutes of the regular session that make the range"),
         Param("exit_minutes_before_close", int, 5, 1, 60, "exit this long before the close"),

@@ -38,6 +38,7 @@ def price_grid(closes: pl.Series) -> int | None:
 class SmaCross(Strategy):
     name = "sma_cross"
     timeframe = Timeframe.DAY
+    per_symbol = True
     params = (
         Param("fast", int, 10, 2, 200, "bars in the fast average"),
         Param("slow", int, 30, 3, 500, "bars in the slow average"),

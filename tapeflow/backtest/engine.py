@@ -245,8 +245,8 @@ class _Loop:
         if row["action"] == Action.ENTER:
             multiple = config.buying_power_multiple
             view = BookView(
-                equity=_equity_at(book, self.bars, at),
-                buying_power=_buying_power(book, self.bars, multiple, at) if multiple is not None else math.inf,
+                equity=(equity := _equity_at(book, self.bars, at)),
+                buying_power=_buying_power(book, self.bars, multiple, at, equity) if multiple is not None else math.inf,
                 held=book.position, working={s for s, ids in book.open_orders.items() if ids})
             refused = policy.gate(symbol, closing=False, stopped=self.stopped(at), book=view, breaker=self.breaker,
                                   session=_session_of(at))
@@ -362,7 +362,7 @@ def _apply_until(book: _Book, config: BacktestConfig, at: int | None) -> None:
         book.charged[fill.order_id] = total
 
 
-def _buying_power(book: _Book, bars: dict[str, SymbolBars], multiple: float, at: int) -> float:
+def _buying_power(book: _Book, bars: dict[str, SymbolBars], multiple: float, at: int, equity: float) -> float:
     """Equity x multiple, less the value of positions held and of the buys still working: their
     unfilled shares at their limit (or stop) price, else at the last close, as a broker holds
     them back (whether they will ever fill lies in the future)."""
@@ -372,7 +372,6 @@ def _buying_power(book: _Book, bars: dict[str, SymbolBars], multiple: float, at:
         * (order.limit_price or order.stop_price or bars[order.symbol].last_close(at) or 0.0)
         for order_id, order in book.working.items() if order.side is Side.BUY
     )
-    equity = book.cash + sum(qty * (bars[s].last_close(at) or 0.0) for s, qty in book.position.items() if qty)
     return max(0.0, equity * multiple - held - working)
 
 

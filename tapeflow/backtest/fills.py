@@ -62,27 +62,6 @@ class SymbolBars:
         if self.scale is None:
             object.__setattr__(self, "scale", np.ones(len(self.ts)))
 
-    @classmethod
-    def from_frame(cls, symbol: str, frame: pl.DataFrame) -> SymbolBars:
-        """One symbol's bars, already marked by `mark_sessions`."""
-        frame = frame.sort("ts")
-        session = frame["_session"].to_numpy()
-        return cls(
-            symbol=symbol,
-            ts=frame["ts"].dt.epoch("us").to_numpy(),
-            end=frame["end_ts"].dt.epoch("us").to_numpy(),
-            open=frame["open"].to_numpy(),
-            high=frame["high"].to_numpy(),
-            low=frame["low"].to_numpy(),
-            close=frame["close"].to_numpy(),
-            volume=frame["volume"].to_numpy(),
-            session=session,
-            opens_session=frame["_opens"].to_numpy(),
-            closes_session=frame["_closes"].to_numpy(),
-            **_liquidity(frame, session),
-            scale=frame["scale"].to_numpy() if "scale" in frame.columns else np.ones(frame.height),
-        )
-
     def last_close(self, at_us: int) -> float | None:
         """Close of the last bar ended by `at_us`."""
         i = int(np.searchsorted(self.end, at_us, side="right")) - 1
@@ -100,13 +79,35 @@ class SymbolBars:
 
 
 def split_by_symbol(bars: pl.DataFrame, calendar: ExchangeCalendar | None = None) -> dict[str, SymbolBars]:
-    """All symbols' bars as SymbolBars, sessions looked up once for every date present."""
+    """All symbols' bars as SymbolBars (in symbol order), sessions looked up once for every date
+    present; the columns become arrays once, and each symbol is a slice of them."""
     calendar = calendar or get_calendar()
-    marked = mark_sessions(bars, calendar)
-    return {
-        symbol: SymbolBars.from_frame(symbol, frame)
-        for (symbol,), frame in marked.partition_by("symbol", as_dict=True, maintain_order=True).items()
-    }
+    marked = mark_sessions(bars, calendar).sort("symbol", "ts", maintain_order=True)
+    if marked.is_empty():
+        return {}
+    column = {name: marked[name].to_numpy() for name in ("open", "high", "low", "close", "volume", "_session", "_opens",
+                                                          "_closes")}
+    ts, end = marked["ts"].dt.epoch("us").to_numpy(), marked["end_ts"].dt.epoch("us").to_numpy()
+    given = "adv_dollars" in marked.columns and "sigma_daily" in marked.columns  # the warehouse's measure (liquidity.py)
+    adv = marked["adv_dollars"].to_numpy() if given else None
+    sigma = marked["sigma_daily"].to_numpy() if given else None
+    scale = marked["scale"].to_numpy() if "scale" in marked.columns else np.ones(marked.height)
+    runs = marked["symbol"].rle()
+    stops = np.cumsum(runs.struct.field("len").to_numpy())
+    out = {}
+    for symbol, stop, n in zip(runs.struct.field("value").to_list(), stops, runs.struct.field("len").to_list()):
+        part = slice(int(stop - n), int(stop))
+        session = column["_session"][part]
+        if adv is None or sigma is None:  # measured on the bars' own sessions
+            liquidity = bar_liquidity(session, column["close"][part], column["volume"][part])
+        else:
+            liquidity = (adv[part], sigma[part])
+        out[symbol] = SymbolBars(
+            symbol=symbol, ts=ts[part], end=end[part], open=column["open"][part], high=column["high"][part],
+            low=column["low"][part], close=column["close"][part], volume=column["volume"][part], session=session,
+            opens_session=column["_opens"][part], closes_session=column["_closes"][part],
+            adv_dollars=liquidity[0], sigma_daily=liquidity[1], scale=scale[part])
+    return out
 
 
 def mark_sessions(bars: pl.DataFrame, calendar: ExchangeCalendar) -> pl.DataFrame:
@@ -128,15 +129,6 @@ def mark_sessions(bars: pl.DataFrame, calendar: ExchangeCalendar) -> pl.DataFram
         (pl.col("ts") == pl.col("_open")).fill_null(False).alias("_opens"),
         (pl.col("end_ts") == pl.col("_close")).fill_null(False).alias("_closes"),
     )
-
-
-def _liquidity(frame: pl.DataFrame, session: np.ndarray) -> dict[str, np.ndarray]:
-    """ADV and volatility per bar: as the frame gives them (the warehouse's, `with_liquidity`),
-    else measured on the frame's own sessions."""
-    if "adv_dollars" in frame.columns and "sigma_daily" in frame.columns:
-        return {"adv_dollars": frame["adv_dollars"].to_numpy(), "sigma_daily": frame["sigma_daily"].to_numpy()}
-    adv, sigma = bar_liquidity(session, frame["close"].to_numpy(), frame["volume"].to_numpy())
-    return {"adv_dollars": adv, "sigma_daily": sigma}
 
 
 @dataclass(frozen=True)

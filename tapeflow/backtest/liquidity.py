@@ -91,21 +91,32 @@ def stored_liquidity(con: duckdb.DuckDBPyConnection, symbols: Sequence[str], ses
     sessions = sorted(set(sessions))
     lo = ny_day_bounds(sessions[0] - timedelta(days=LOOKBACK_DAYS))[0]
     rows = con.sql(_DAYS, params={"symbols": list(symbols), "lo": lo, "hi": ny_day_bounds(sessions[-1])[0]}).pl()
-    by_symbol = rows.partition_by("symbol", as_dict=True) if rows.height else {}
+    # One pass over arrays: each symbol is a run of rows (the query orders by symbol, day).
+    names = rows["symbol"].to_list()
+    days_all = rows["day"].cast(pl.Int32).to_numpy().astype(np.int64)
+    dollars_all, closes_all = rows["dollars"].to_numpy(), rows["close"].to_numpy()
+    runs: dict[str, slice] = {}
+    for i, name in enumerate(names):
+        runs[name] = slice(runs[name].start, i + 1) if name in runs else slice(i, i + 1)
     actions = actions_between(con, sessions[0] - timedelta(days=LOOKBACK_DAYS), sessions[-1], list(symbols))
+    by_action = {s: group for (s,), group in actions.partition_by("symbol", as_dict=True).items()} if actions.height else {}
     targets = np.array([(s - _EPOCH).days for s in sessions], dtype=np.int64)
-    parts = []
+    advs, sigmas = [], []
     for symbol in symbols:
-        part = by_symbol.get((symbol,))
+        part = runs.get(symbol)
         if part is None:
             adv, sigma = prior_liquidity(np.array([], dtype=np.int64), np.array([]), np.array([]), targets)
         else:
-            days = part["day"].cast(pl.Int32).to_numpy().astype(np.int64)
-            closes = _continuous(days, part["close"].to_numpy(), actions.filter(pl.col("symbol") == symbol))
-            adv, sigma = prior_liquidity(days, part["dollars"].to_numpy(), closes, targets)
-        parts.append(pl.DataFrame({"symbol": [symbol] * len(sessions), "session": sessions, "adv_dollars": adv,
-                                   "sigma_daily": sigma}, schema=LIQUIDITY_COLUMNS))
-    return pl.concat(parts)
+            days = days_all[part]
+            closes = closes_all[part]
+            if symbol in by_action:
+                closes = _continuous(days, closes, by_action[symbol])
+            adv, sigma = prior_liquidity(days, dollars_all[part], closes, targets)
+        advs.append(adv)
+        sigmas.append(sigma)
+    return pl.DataFrame({"symbol": np.repeat(np.array(list(symbols), dtype=object), len(sessions)).tolist(),
+                         "session": sessions * len(symbols), "adv_dollars": np.concatenate(advs),
+                         "sigma_daily": np.concatenate(sigmas)}, schema=LIQUIDITY_COLUMNS)
 
 
 def _continuous(days: np.ndarray, close: np.ndarray, actions: pl.DataFrame) -> np.ndarray:

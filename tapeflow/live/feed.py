@@ -39,6 +39,7 @@ class WarehouseFeed:
         self.symbols = symbols
         self.warmup = session_warmup(self.timeframe, warmup_bars)
         self._starts: dict[date, datetime] = {}
+        self._read_actions: dict[date, pl.DataFrame] = {}
 
     def start(self, day: date) -> datetime:
         """Where the history of `day`'s session starts: its warm-up's first bar (the day's
@@ -68,13 +69,21 @@ class WarehouseFeed:
         with self.warehouse.write() as con:  # the session's own process may hold the file
             bars = bars_ended(con, self.timeframe.value, start, at, self.symbols)
             watchlist = watchlist_fetched_by(con, at - WATCHLIST_LOOKBACK, at)
-            actions = actions_between(con, ny_day(start), ny_day(at), self.symbols)
+            actions = self._actions(con, ny_day(start), ny_day(at))
             news = None if self.news is None else news_view(
                 scored_news_between(con, at - NEWS_LOOKBACK, at, self.news.model, self.news.tagger),
                 self.news.scoring_latency)
-        history = (History(bars, watchlist, actions=actions) if news is None
-                   else History(bars, watchlist, news, actions=actions))
-        return view_at(history, SESSION_ADJUST, at)
+        if news is None:
+            history = History(bars, watchlist, actions=actions)  # bars and snapshots are read as of `at`
+            return history if actions.is_empty() else view_at(history, SESSION_ADJUST, at)
+        return view_at(History(bars, watchlist, news, actions=actions), SESSION_ADJUST, at)
+
+    def _actions(self, con, first: date, day: date) -> pl.DataFrame:  # type: ignore[no-untyped-def]
+        """The corporate actions of the history's days, read once a session day (a cycle a
+        minute need not ask again; `History.until` keeps those not yet knowable out)."""
+        if day not in self._read_actions:
+            self._read_actions = {day: actions_between(con, first, day, self.symbols)}
+        return self._read_actions[day]
 
     def bars_ended(self, after: datetime, until: datetime, seen: Mapping[str, datetime] | None = None) -> list[Bar]:
         """Bars that ended in (after, until], in time order: what the market did meanwhile

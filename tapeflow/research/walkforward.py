@@ -66,6 +66,7 @@ from typing import Any
 
 import polars as pl
 
+from tapeflow.backtest.adjust import adjusted_signals, price_actions
 from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.engine import BacktestResult
 from tapeflow.backtest.liquidity import with_liquidity
@@ -209,8 +210,10 @@ def run_window(strategy, history: History, start: datetime, end: datetime, confi
     `end`, starting flat with `config.cash` (entries only on `members`' symbols of the moment,
     when given); the equity curve from the window's first bar."""
     known = history.until(end)
-    signals = strategy.signals(known).filter((pl.col("at") >= start) & (pl.col("at") < end))
-    result = simulate_in(with_liquidity(known.bars, known.liquidity), signals, config, members, timeframe=strategy.timeframe)
+    priced = price_actions(known, config.adjust)  # decided on and booked across corporate actions, as a backtest is
+    signals = adjusted_signals(strategy, known, priced).filter((pl.col("at") >= start) & (pl.col("at") < end))
+    result = simulate_in(with_liquidity(known.bars, known.liquidity), signals, config, members, timeframe=strategy.timeframe,
+                         steps=priced.steps)
     return replace(result, equity=result.equity.filter(pl.col("ts") > start))
 
 

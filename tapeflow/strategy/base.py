@@ -88,6 +88,9 @@ class Strategy(ABC):
     params: ClassVar[tuple[Param, ...]]
     uses_watchlist: ClassVar[bool] = False
     uses_news: ClassVar[bool] = False  # gets scored headlines in History.news (tapeflow/news/features.py)
+    # True: a symbol's decisions depend on its own records only (no ranking across names), so a
+    # backtest may decide for each symbol apart (tapeflow/backtest/adjust.py); the suite checks it.
+    per_symbol: ClassVar[bool] = False
 
     def __init__(self, **overrides: Any) -> None:
         known = {p.name: p for p in self.params}

@@ -159,3 +159,22 @@ def test_every_built_in_strategy_passes_the_lookahead_check_on_split_adjusted_pr
                                                                                  datetime.min.time(), tzinfo=UTC))]))
     report = check_lookahead(strategy, planted, n=12, seed=7, adjust=AdjustMode.SPLITS)
     assert report.passed, report.summary()
+
+
+@pytest.mark.parametrize("name", sorted(n for n, cls in available().items() if cls.per_symbol))
+def test_a_strategy_that_says_it_decides_each_symbol_apart_does(name, daily, minute, with_news):
+    """`per_symbol` lets an adjusted backtest run only the symbols with actions span by span:
+    the claim must hold, or those runs would decide otherwise than the whole history."""
+    strategy = get_strategy(name)()
+    history = with_news if strategy.uses_news else History(bars=minute if strategy.timeframe == "1m" else daily)
+    if history.bars["symbol"].n_unique() == 1:  # one symbol: split its days into two "names"
+        day = history.bars["ts"].dt.convert_time_zone("America/New_York").dt.day()
+        history = History(bars=history.bars.with_columns(
+            pl.when(day % 2 == 0).then(pl.lit("EVEN")).otherwise(pl.col("symbol")).alias("symbol")),
+            news=pl.concat([history.news, history.news.with_columns(pl.lit("EVEN").alias("symbol"))]))
+    whole = strategy.signals(history)
+    apart = pl.concat([strategy.signals(History(bars=history.bars.filter(pl.col("symbol") == s),
+                                                news=history.news.filter(pl.col("symbol") == s)))
+                       for s in history.symbols]).sort("at", "symbol", maintain_order=True)
+    assert whole["symbol"].n_unique() >= 2  # decisions on several names, or the comparison proves nothing
+    assert whole.sort("at", "symbol", maintain_order=True).equals(apart)

@@ -145,12 +145,21 @@ def test_every_venue_module_is_an_adapter_here_or_holds_no_credential():
 # -- the vendors, in echo mode on demand ------------------------------------------------------
 
 
+MODULE_LIFETIME_S = 900.0
+
+
 @pytest.fixture(scope="module")
 def vendors() -> Iterator[SimpleNamespace]:
     """Every fake, started once for the module and keyed with the secrets above."""
     key, secret = SECRETS["alpaca_api_key"], SECRETS["alpaca_secret_key"]
     with ExitStack() as stack:
-        start = stack.enter_context
+        def start(fake):  # type: ignore[no-untyped-def]
+            # They live as long as the module (the stack stops them); their own timer is only a
+            # safety net, which a slow, busy machine must not reach first.
+            if hasattr(fake, "max_lifetime"):
+                fake.max_lifetime = MODULE_LIFETIME_S
+            return stack.enter_context(fake)
+
         yield SimpleNamespace(
             polygon=start(FakePolygon(SECRETS["polygon_api_key"])),
             polygon_news=start(FakePolygonNews(SECRETS["polygon_api_key"])),
