@@ -38,9 +38,11 @@ def demo(replay_session: bool = True, train_if_missing: bool = True) -> dict[str
     the SMA crossover over the whole panel; last, a paper session of the opening-range
     strategy replayed on 2011-03-03 against the simulated broker; and the bundled sample
     headlines, tagged and scored (training a quick sentiment model when none exists)."""
+    # The panel's corporate actions first: the price-jump check after the bars then flags only
+    # the moves they do not explain.
+    actions = ingest_actions(source="replay", start=date(2009, 8, 21), end=date(2010, 8, 20))
     daily = ingest_bars(source="replay", timeframe=Timeframe.DAY, start=date(2009, 8, 21), end=date(2010, 8, 20))
     universe = ingest_universe()  # the panel's own symbol list, recorded as survivorship-biased (data/NOTICE)
-    actions = ingest_actions(source="replay", start=date(2009, 8, 21), end=date(2010, 8, 20))
     minute = ingest_bars(
         source="replay", symbols=["SPY"], timeframe=Timeframe.MINUTE, start=date(2011, 1, 3), end=date(2011, 3, 31)
     )

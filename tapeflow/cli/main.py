@@ -344,6 +344,7 @@ Query it:   tapeflow sql "SELECT symbol, count(*) AS bars FROM bars GROUP BY sym
             tapeflow sql "SELECT * FROM quarantine LIMIT 3" --format json
 Ingest:     tapeflow ingest --timeframe 1m --symbol SPY --start 2011-03-01 --end 2011-03-31
 Watchlist:  tapeflow snapshot --source scanner --as-of 2010-05-07T09:00:00-04:00
+Actions:    tapeflow actions list; tapeflow actions findings   (what backtests price across; the jumps none explains)
 Universe:   tapeflow universe show sp500-2010 --on 2010-01-04   (the panel's own list: survivorship-biased)
 News:       tapeflow news catalysts; tapeflow news ingest --source replay --start 2010-08-16T00:00:00Z
             tapeflow nlp train (the full sentiment model, ~14 min on 2 cores); tapeflow nlp eval; tapeflow nlp models
