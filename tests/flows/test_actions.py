@@ -35,6 +35,8 @@ def test_actions_explain_the_jumps_the_bar_ingest_found_and_backtests_price_acro
     assert found.exit_code == 0 and '"symbol":"CVS"' in found.output.replace(" ", "")
     refused = runner.invoke(app, ["actions", "ingest", "--source", "nasdaq"])
     assert refused.exit_code == 2 and "--source must be one of replay, alpaca, polygon" in refused.output
+    keyless = runner.invoke(app, ["actions", "ingest", "--source", "polygon"], env={"TAPEFLOW_POLYGON_API_KEY": ""})
+    assert keyless.exit_code == 2 and "polygon needs TAPEFLOW_POLYGON_API_KEY to be set" in keyless.output
 
     summary = backtest(strategy="sma_cross", symbols=["GIS"], costs="none")
     with warehouse.read() as con:
