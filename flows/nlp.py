@@ -1,5 +1,5 @@
 """The sentiment model: fine-tune it on labelled financial headlines, record what it learnt
-from and how it scores on the held-out split."""
+from and how it scores on the held-out split, and make it current only if it is better."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from prefect import flow, get_run_logger
 
 from flows.hooks import alert_on_failure
 from tapeflow.news.sentiment import TrainParams
-from tasks.nlp import labelled_sentences, record_trained, train_model
+from tasks.news import read_new
+from tasks.nlp import choose_trained, labelled_sentences, record_trained, train_model
 
 
 @flow(name="train-sentiment", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
@@ -19,18 +20,26 @@ def train_sentiment(
     max_length: int = 64,
     seed: int = 0,
     held_out_limit: int | None = None,
+    make_current: bool = False,
 ) -> dict[str, object]:
     """Fine-tune all-MiniLM-L6-v2 with a sentiment head; `subset` trains on that many sentences
-    (stratified), `held_out_limit` evaluates on that many held-out ones (default: all)."""
+    (stratified), `held_out_limit` evaluates on that many held-out ones (default: all). The
+    model becomes current, and reads every stored headline, only if it beats the current one
+    (or the lexicon baseline) on the same held-out sentences, or with `make_current`."""
     params = TrainParams(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                          max_length=max_length, seed=seed)
     train, held_out, data = labelled_sentences(subset, held_out_limit, seed)
     model = train_model(train, held_out, data, params)
     record_trained(model, data)
+    verdict = choose_trained(model, held_out, data, make_current)
+    # A new current model reads the stored history now, so no headline lacks its score.
+    scored = read_new()["scored"] if verdict.current else 0
 
     report = model.held_out
     get_run_logger().info("%s: held-out accuracy %.3f, macro-F1 %.3f on %d sentences; trained in %.0f s",
                           model.version, report.accuracy, report.macro_f1, len(held_out), model.train_seconds)
     return {"version": model.version, "path": str(model.path), "accuracy": report.accuracy,
             "macro_f1": report.macro_f1, "train_rows": len(train), "held_out_rows": len(held_out),
-            "train_seconds": round(model.train_seconds, 1)}
+            "train_seconds": round(model.train_seconds, 1), "current": verdict.current,
+            "compared_with": verdict.rival, "compared_macro_f1": verdict.rival_macro_f1,
+            "headlines_scored": scored, "verdict": verdict.sentence()}

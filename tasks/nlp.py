@@ -1,4 +1,5 @@
-"""Tasks for the sentiment model: load labelled data, fine-tune, record the model."""
+"""Tasks for the sentiment model: load labelled data, fine-tune, record the model, decide
+whether it becomes current."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tapeflow.config import load_settings
+from tapeflow.news.model_choice import Verdict, held_out_key, judge
 from tapeflow.news.model_registry import record_model
 from tapeflow.news.sentiment import (
     BASE_NAME,
@@ -32,7 +34,7 @@ def train_model(train: list[Example], held_out: list[Example], data: dict, param
     out_dir = load_settings().home.resolve() / "models" / version
     logger = get_run_logger()
     logger.info("fine-tuning %s on %d sentences (%d epochs) into %s", BASE_NAME, len(train), params.epochs, out_dir)
-    return fine_tune(train, held_out, out_dir, version, params, progress=logger.info)
+    return fine_tune(train, held_out, out_dir, version, params, log=logger.info)
 
 
 @task(cache_policy=NO_CACHE, tags=["duckdb-writer"])
@@ -42,3 +44,13 @@ def record_trained(model: TrainedModel, data: dict) -> None:
                  held_out=f"{SPLITS[HELD_OUT]}: {model.held_out.n} of its sentences"
                  + (" (a stratified subset)" if data["held_out_limit"] else ""),
                  report=model.held_out, train_seconds=model.train_seconds)
+
+
+@task(cache_policy=NO_CACHE, tags=["duckdb-writer"])
+def choose_trained(model: TrainedModel, held_out: list[Example], data: dict, make_current: bool) -> Verdict:
+    """Make the recorded model current if it beats the current one (or the lexicon baseline)
+    on the same held-out sentences, or if `make_current` says so."""
+    verdict = judge(open_warehouse(load_settings()), version=model.version, macro_f1=model.held_out.macro_f1,
+                    key=held_out_key(data, asdict(model.params)), held_out=held_out, make_current=make_current)
+    get_run_logger().info(verdict.sentence())
+    return verdict

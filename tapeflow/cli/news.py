@@ -1,5 +1,5 @@
-"""`tapeflow news ...` (ingest and read headlines) and `tapeflow nlp ...` (train, evaluate and
-apply the sentiment model, the catalyst classifier and the ticker extractor)."""
+"""`tapeflow news ...`: ingest, stream and read headlines (the `tapeflow nlp ...` commands,
+registered here too, live in `tapeflow.cli.nlp`)."""
 
 from __future__ import annotations
 
@@ -9,19 +9,19 @@ from typing import Annotated
 import polars as pl
 import typer
 
-from tapeflow.cli.console import err, out
+from tapeflow.cli.console import err
 from tapeflow.cli.flow_runs import running_flows
-from tapeflow.cli.output import print_frame, print_metrics, require_offset
-from tapeflow.config import load_settings
-from tapeflow.news.evaluation import evaluate_all
-from tapeflow.news.metrics import confusion_table
+from tapeflow.cli.nlp import nlp_app, refuse
+from tapeflow.cli.output import check_option, print_frame, require_offset
+from tapeflow.config import Settings, load_settings
+from tapeflow.news import NEWS_SOURCE_NAMES
 from tapeflow.news.model_registry import NoSentimentModel, current_model
 from tapeflow.news.tickers import TAGGER
+from tapeflow.sources.http import VendorError
+from tapeflow.venues.configured import news_source
 from warehouse import open_warehouse
-from warehouse.query import run_read_only
 
 news_app = typer.Typer(no_args_is_help=True, help="Headlines: ingest them, see the recent catalysts.")
-nlp_app = typer.Typer(no_args_is_help=True, help="The sentiment model, the catalyst classifier, the ticker extractor.")
 
 
 @news_app.command("ingest")
@@ -37,7 +37,16 @@ def ingest_command(
 
     start = require_offset(start, "--start", "2010-08-16T09:30:00-04:00")
     end = require_offset(end, "--end", "2010-08-20T16:00:00-04:00")
-    with running_flows(load_settings()):
+    settings = load_settings()
+    named_by = "--source" if source else "TAPEFLOW_NEWS_SOURCE"
+    source = source or settings.news_source
+    check_option(named_by, source in NEWS_SOURCE_NAMES, f"one of {', '.join(NEWS_SOURCE_NAMES)}", source,
+                 "--source replay")
+    try:  # a missing key is said in one line before Prefect starts
+        news_source(source, settings).close()
+    except VendorError as exc:
+        refuse(str(exc))
+    with running_flows(settings):
         from flows.news import ingest_news  # deferred: Prefect takes seconds to import and reads its settings then
 
         counts = ingest_news(source=source, symbols=symbol or None, start=start, end=end,
@@ -52,7 +61,9 @@ def stream_command(
 ) -> None:
     """Run the stream-news flow: Alpaca's news websocket, each batch stored, tagged and scored."""
 
-    with running_flows(load_settings()):
+    settings = load_settings()
+    _check_stream_keys(settings)
+    with running_flows(settings):
         from flows.news_stream import stream_news  # deferred: Prefect takes seconds to import and reads its settings then
 
         counts = stream_news(symbols=symbol or None, minutes=minutes)
@@ -97,64 +108,14 @@ def recent_catalysts(warehouse, *, symbol: str | None = None, since: datetime, l
                                       "limit": limit}).pl()
 
 
-@nlp_app.command("train")
-def train_command(
-    subset: Annotated[int | None, typer.Option(help="train on this many sentences (stratified); default all 9,543")] = None,
-    epochs: Annotated[int, typer.Option(help="passes over the training sentences")] = 3,
-    learning_rate: Annotated[float, typer.Option(help="peak AdamW learning rate")] = 8e-5,
-    held_out_limit: Annotated[int | None, typer.Option(help="evaluate on this many held-out sentences; default all")] = None,
-) -> None:
-    """Run the train-sentiment flow: fine-tune the model, record it and its held-out figures."""
-
-    with running_flows(load_settings()):
-        from flows.nlp import train_sentiment  # deferred: Prefect takes seconds to import and reads its settings then
-
-        trained = train_sentiment(subset=subset, epochs=epochs, learning_rate=learning_rate,
-                                  held_out_limit=held_out_limit)
-    print_metrics(trained, "train-sentiment")
-
-
-@nlp_app.command("score")
-def score_command() -> None:
-    """Run the score-news flow: tag and score every stored headline not yet read by the current model."""
-
-    with running_flows(load_settings()):
-        from flows.news import score_news  # deferred: Prefect takes seconds to import and reads its settings then
-
-        scored = score_news()
-    print_frame(pl.DataFrame([scored]), title="score-news")
-
-
-@nlp_app.command("models")
-def models_command() -> None:
-    """Every sentiment model recorded, newest first, with its held-out figures."""
-
-    print_frame(run_read_only(open_warehouse(load_settings()), """
-        SELECT version, strftime(trained_at, '%Y-%m-%d %H:%M') AS trained, training_data->>'$.train.rows' AS train_rows,
-               round(accuracy, 3) AS accuracy, round(macro_f1, 3) AS macro_f1, held_out, round(train_seconds) AS seconds, path
-        FROM sentiment_models ORDER BY trained_at DESC"""), title="sentiment models")
-
-
-@nlp_app.command("eval")
-def eval_command(
-    model: Annotated[str | None, typer.Option(help="a recorded version, Hugging Face id or path; default the current model")] = None,
-    limit: Annotated[int | None, typer.Option(help="held-out sentences to score (stratified); default all")] = None,
-    confusion: Annotated[bool, typer.Option(help="print each confusion matrix")] = True,
-) -> None:
-    """Accuracy / macro-F1 of the sentiment model on the held-out split against the lexicon
-    baseline, of the catalyst classifier on its labelled test split, and precision / recall of
-    the ticker extractor on its labelled set."""
+def _check_stream_keys(settings: Settings) -> None:
+    """Exit 2 in one line, before Prefect starts, when the Alpaca keys the stream needs are missing."""
+    from tapeflow.venues.alpaca.news_stream import AlpacaNewsStream  # deferred: alpaca-py, only for the stream
 
     try:
-        results = evaluate_all(load_settings(), model=model, limit=limit)
-    except (NoSentimentModel, FileNotFoundError, ValueError) as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    print_frame(results.table(), title="tapeflow nlp eval", max_rows=20)
-    if confusion:
-        for title, report in results.reports.items():
-            out.print(f"\n[bold]{title}[/bold] (rows: true label, columns: predicted)")
-            out.print(confusion_table(report), soft_wrap=True)
+        AlpacaNewsStream(settings)
+    except VendorError as exc:
+        refuse(str(exc))
 
 
 def register(app: typer.Typer) -> None:

@@ -30,6 +30,10 @@ SCORE_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "score": pl.Float64, "polarity": pl.Float64, "news_hash": pl.String, "scored_at": UTC_TS}
 
 
+# A few hundred headlines score in a second or two: a progress line for each stream batch
+# would only be noise, so only a longer history (a new model reading the past) reports one.
+PROGRESS_FROM = 500
+
 # Every version of every item: the current ones and those a vendor's edit replaced.
 VERSIONS = """
     WITH versions AS (
@@ -73,8 +77,9 @@ def tag(items: pl.DataFrame, table: TickerTable) -> pl.DataFrame:
 
 
 def score(items: pl.DataFrame, model: SentimentModel) -> pl.DataFrame:
-    """Sentiment of each item's headline under `model`."""
-    sentiments = model.score(items["headline"].to_list())
+    """Sentiment of each item's headline under `model`; progress is reported for a long history."""
+    work = f"scoring headlines with {model.version}" if items.height >= PROGRESS_FROM else None
+    sentiments = model.score(items["headline"].to_list(), work=work)
     now = datetime.now(UTC)
     return pl.DataFrame(
         [{"source": s, "id": i, "model": model.version, "label": r.label, "score": r.score, "polarity": r.polarity,

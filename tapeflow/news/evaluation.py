@@ -21,6 +21,7 @@ from tapeflow.news.sentiment_data import (
     stratified_subset,
 )
 from tapeflow.news.tickers import TAGGER, TickerTable, extract_tickers
+from tapeflow.progress import tracked
 from warehouse import open_warehouse
 
 ROW_SCHEMA = {"component": pl.String, "version": pl.String, "data": pl.String, "n": pl.Int64,
@@ -77,10 +78,24 @@ def evaluate_tickers(into: Evaluation) -> None:
                       "f1": f1, "precision": precision, "recall": recall})
 
 
+def lexicon_on_held_out(settings: Settings) -> Report | None:
+    """The lexicon baseline on the whole held-out split (None when the labelled data is missing)."""
+    try:
+        held_out = load_split(HELD_OUT, settings.data_dir)
+    except FileNotFoundError:
+        return None
+    return classification_report([e.label for e in held_out], [lexicon_label(e.text) for e in held_out], LABELS)
+
+
 def evaluate_all(settings: Settings, model: str | None = None, limit: int | None = None) -> Evaluation:
     """Sentiment (model and lexicon baseline), catalyst classes and ticker extraction."""
     result = Evaluation()
-    evaluate_sentiment(settings, model, limit, result)
-    evaluate_catalysts(result)
-    evaluate_tickers(result)
+    with tracked("evaluating news readers", total=3) as tracker:
+        tracker.update(0, detail="sentiment")
+        evaluate_sentiment(settings, model, limit, result)
+        tracker.update(1, detail="catalyst classes")
+        evaluate_catalysts(result)
+        tracker.update(2, detail="tickers")
+        evaluate_tickers(result)
+        tracker.update(3, detail="")
     return result

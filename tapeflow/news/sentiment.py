@@ -20,6 +20,7 @@ from typing import Any
 
 from tapeflow.news.metrics import Report, classification_report
 from tapeflow.news.sentiment_data import LABELS, Example, clean
+from tapeflow.progress import Tracker, tracked
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models come from disk; nothing reaches for the hub
 BASE_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -92,8 +93,17 @@ class SentimentModel:
         self._order = _label_order(self._model.config.id2label)
         self._torch = torch
 
-    def score(self, texts: Sequence[str], batch_size: int = 64, max_length: int = 128) -> list[Sentiment]:
-        """Sentiment of each text, in order; similar lengths share a batch to pad little."""
+    def score(self, texts: Sequence[str], batch_size: int = 64, max_length: int = 128,
+              work: str | None = None) -> list[Sentiment]:
+        """Sentiment of each text, in order; similar lengths share a batch to pad little. With
+        `work`, progress is reported under that name, batch by batch."""
+        if work is None:
+            return self._score(texts, batch_size, max_length, None)
+        with tracked(work, total=len(texts)) as tracker:
+            return self._score(texts, batch_size, max_length, tracker)
+
+    def _score(self, texts: Sequence[str], batch_size: int, max_length: int,
+               tracker: Tracker | None) -> list[Sentiment]:
         torch = self._torch
         cleaned = [clean(t) for t in texts]
         order = sorted(range(len(cleaned)), key=lambda i: len(cleaned[i]))
@@ -107,11 +117,14 @@ class SentimentModel:
                 for i, (neg, neu, pos) in zip(idx, probs):
                     best = max(range(3), key=lambda k: (neg, neu, pos)[k])
                     out[i] = Sentiment(LABELS[best], (neg, neu, pos)[best], pos - neg)
+                if tracker is not None:
+                    tracker.advance(len(idx))
         return [s for s in out if s is not None]
 
     def evaluate(self, examples: Sequence[Example]) -> Report:
         """Accuracy, macro-F1 and the confusion matrix on labelled examples."""
-        predicted = [s.label for s in self.score([e.text for e in examples])]
+        predicted = [s.label for s in self.score([e.text for e in examples],
+                                                 work=f"measuring {self.version} on held-out sentences")]
         return classification_report([e.label for e in examples], predicted, LABELS)
 
 
@@ -142,9 +155,10 @@ def fine_tune(
     version: str,
     params: TrainParams = TrainParams(),
     base: Path | None = None,
-    progress: Callable[[str], None] = lambda _: None,
+    log: Callable[[str], None] = lambda _: None,
 ) -> TrainedModel:
-    """Train a three-way head and the encoder under it on `train`; measure on `held_out`."""
+    """Train a three-way head and the encoder under it on `train`; measure on `held_out`.
+    Progress is reported step by step (epoch, running loss); `log` gets a line per epoch."""
     import torch  # deferred: torch takes seconds to import
 
     # deferred: transformers
@@ -172,30 +186,43 @@ def fine_tune(
     weights = torch.tensor([(len(targets) / c) ** 0.5 for c in counts])
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights / weights.mean())
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay)
-    steps = params.epochs * -(-len(train) // params.batch_size)
+    per_epoch = -(-len(train) // params.batch_size)
+    steps = params.epochs * per_epoch
     schedule = get_linear_schedule_with_warmup(optimizer, int(steps * params.warmup_share), steps)
     texts = [e.text for e in train]
     rng = random.Random(params.seed)
     model.train()
-    for epoch in range(params.epochs):
-        order = list(range(len(train)))
-        rng.shuffle(order)
-        total = 0.0
-        for start in range(0, len(order), params.batch_size):
-            idx = order[start:start + params.batch_size]
-            batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                              max_length=params.max_length, return_tensors="pt")
-            loss = loss_fn(model(**batch).logits, torch.tensor([targets[i] for i in idx]))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad()
-            total += loss.item() * len(idx)
-        progress(f"epoch {epoch + 1}/{params.epochs}: mean training loss {total / len(train):.4f}")
+    with tracked("training sentiment model", total=steps) as tracker:
+        for epoch in range(params.epochs):
+            order = list(range(len(train)))
+            rng.shuffle(order)
+            total, seen = 0.0, 0
+            for start in range(0, len(order), params.batch_size):
+                idx = order[start:start + params.batch_size]
+                batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                                  max_length=params.max_length, return_tensors="pt")
+                loss = loss_fn(model(**batch).logits, torch.tensor([targets[i] for i in idx]))
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad()
+                total, seen = total + loss.item() * len(idx), seen + len(idx)
+                step = start // params.batch_size + 1
+                tracker.advance(detail=f"epoch {epoch + 1}/{params.epochs} step {step}/{per_epoch} "
+                                       f"loss {total / seen:.3f}")
+            log(f"epoch {epoch + 1}/{params.epochs}: mean training loss {total / seen:.4f}; "
+                f"{_eta(time.monotonic() - tracker.started, tracker.done, steps)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     seconds = time.perf_counter() - started
     report = SentimentModel(out_dir, version).evaluate(held_out)
     return TrainedModel(version=version, path=out_dir, params=params, held_out=report, train_seconds=seconds)
+
+
+def _eta(elapsed_s: float, done: int, total: int) -> str:
+    """Training time so far and, at the pace so far, the time left (for logs, which draw no bar)."""
+    if done >= total:
+        return f"trained in {elapsed_s:.0f} s"
+    return f"{elapsed_s:.0f} s so far, about {elapsed_s / done * (total - done):.0f} s left"

@@ -66,7 +66,7 @@ def test_backtest_and_replayed_session_act_on_the_fresh_headline_only(spy_day_wi
 def test_a_session_reads_the_days_model_at_the_real_scoring_time(warehouse, tmp_path, tapeflow_home):
     from tapeflow.live.feed import WarehouseFeed
     from tapeflow.news.features import NewsReading
-    from tapeflow.news.model_registry import day_model, record_model
+    from tapeflow.news.model_registry import ChoiceReason, choose_model, day_model, record_model
 
     published = datetime(2011, 3, 3, 15, 0, tzinfo=UTC)
     with warehouse.write() as con:
@@ -75,12 +75,12 @@ def test_a_session_reads_the_days_model_at_the_real_scoring_time(warehouse, tmp_
             "open": [1.0], "high": [1.0], "low": [1.0], "close": [1.0], "volume": [1.0], "adjustment": ["raw"],
             "source": ["test"], "ingested_at": [published]}), ("symbol", "timeframe", "ts"))
 
-    def scored_by(model: str, trained_at: datetime, scored_at: datetime) -> None:
+    def scored_by(model: str, chosen_at: datetime, scored_at: datetime) -> None:
         (tmp_path / model).mkdir()
         record_model(warehouse, version=model, base_model="test", path=tmp_path / model, training_data={}, params={},
                      held_out="-", report=None, train_seconds=None)
+        choose_model(warehouse, model, ChoiceReason.USE, at=chosen_at)
         with warehouse.write() as con:
-            con.execute("UPDATE sentiment_models SET trained_at = ? WHERE version = ?", [trained_at, model])
             upsert(con, "news", pl.DataFrame({"source": ["t"], "id": ["a"], "published_at": [published],
                                               "fetched_at": [published], "headline": ["h"], "tickers": [["SPY"]],
                                               "payload_hash": ["h"]}), ("source", "id"))
@@ -92,8 +92,8 @@ def test_a_session_reads_the_days_model_at_the_real_scoring_time(warehouse, tmp_
                                                      "scored_at": [scored_at]}), ("source", "id", "model", "news_hash"))
 
     settings = load_settings()
-    scored_by("m1", datetime(2011, 3, 2, 20, 0, tzinfo=UTC), published + timedelta(seconds=30))  # trained the day before
-    scored_by("m2", published + timedelta(minutes=30), published + timedelta(minutes=31))  # trained during the day
+    scored_by("m1", datetime(2011, 3, 2, 20, 0, tzinfo=UTC), published + timedelta(seconds=30))  # chosen the day before
+    scored_by("m2", published + timedelta(minutes=30), published + timedelta(minutes=31))  # chosen during the day
     # The day's model is the one current when the New York day began; m2 takes over the next day.
     assert day_model(settings, warehouse, DAY)[0] == "m1"
     assert day_model(settings, warehouse, DAY + timedelta(days=1))[0] == "m2"

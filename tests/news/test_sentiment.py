@@ -78,7 +78,8 @@ def test_the_model_version_follows_data_and_parameters():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, prefect_harness):
-    """Two small models trained by the flow into one warehouse (different seeds: two versions)."""
+    """Two small models trained by the flow into one warehouse (different seeds: two versions),
+    the second made current whatever its figures."""
     home = tmp_path_factory.mktemp("nlp") / "home"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TAPEFLOW_HOME", str(home))
@@ -86,7 +87,7 @@ def trained(tmp_path_factory, prefect_harness):
         from flows.nlp import train_sentiment
 
         first = train_sentiment(subset=48, epochs=1, max_length=32, held_out_limit=30, seed=0)
-        second = train_sentiment(subset=48, epochs=1, max_length=32, held_out_limit=30, seed=1)
+        second = train_sentiment(subset=48, epochs=1, max_length=32, held_out_limit=30, seed=1, make_current=True)
     return home, first, second
 
 
@@ -114,6 +115,16 @@ def test_train_sentiment_records_the_model_its_data_and_held_out_figures(trained
 
 
 @pytest.mark.slow
+def test_a_trained_model_takes_over_only_if_it_beats_the_current_one(trained):
+    _, first, second = trained
+    assert first["compared_with"] == "lexicon-v1"  # nothing was current: the baseline is the bar
+    assert first["current"] == (first["macro_f1"] > first["compared_macro_f1"])
+    assert first["verdict"].startswith(f"made {first['version']} current" if first["current"] else "kept no model")
+    assert second["current"] and second["compared_with"] == (first["version"] if first["current"] else "lexicon-v1")
+    assert second["verdict"].startswith(f"made {second['version']} current")
+
+
+@pytest.mark.slow
 def test_scores_are_kept_per_model_version(trained, monkeypatch):
     from flows.news import ingest_news, score_news
     from tapeflow.config import Settings
@@ -123,7 +134,7 @@ def test_scores_are_kept_per_model_version(trained, monkeypatch):
     monkeypatch.setenv("TAPEFLOW_HOME", str(home))
     monkeypatch.setenv("TAPEFLOW_DATA_DIR", str(PROJECT_DATA))
     window = dict(start=datetime(2010, 8, 16, tzinfo=UTC), end=datetime(2010, 8, 21, tzinfo=UTC))
-    counts = ingest_news(source="replay", **window)  # scored with the latest model: the second
+    counts = ingest_news(source="replay", **window)  # scored with the current model: the second
     assert (counts["inserted"], counts["quarantined"], counts["scored"], counts["model"]) == (13, 1, 13, second["version"])
     assert ingest_news(source="replay", **window)["inserted"] == 0  # idempotent: nothing new, nothing rescored
 
