@@ -26,9 +26,10 @@ def look(now: datetime, broker: bool) -> list[Finding]:
 
 @task(cache_policy=NO_CACHE, tags=["duckdb-writer"])
 def alert(findings: list[Finding], now: datetime) -> MonitorCounts:
-    """Raise the findings through the recorded, deduplicated alert book; note this pass."""
+    """Raise the findings through the recorded, deduplicated alert book, summarise the repeats
+    of closed windows; note this pass."""
     settings = load_settings()
     warehouse = open_warehouse(settings, on_busy=get_run_logger().warning)
-    counts = raise_findings(book_from_settings(settings, warehouse), findings)
+    counts = raise_findings(book_from_settings(settings, warehouse), findings, now)
     record_pass(warehouse, now, counts)
     return counts

@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import urlsplit
@@ -28,13 +29,23 @@ __all__ = [
     "AlertChannel",
     "AlertDeliveryError",
     "LogChannel",
+    "Severity",
     "WebhookChannel",
     "channel_from_settings",
     "format_payload",
     "redact_url",
 ]
 
-SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
+
+class Severity(StrEnum):
+    """How loudly an alert speaks, quietest first."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+SEVERITIES: tuple[str, ...] = tuple(s.value for s in Severity)
 FORMATS: tuple[str, ...] = ("generic", "slack", "discord")
 
 # Receivers refuse (HTTP 400) bodies over their limits; an alert must still get through.
@@ -64,10 +75,11 @@ def _utc_now() -> datetime:
 
 @dataclass(frozen=True)
 class Alert:
-    """One alert event; ``at`` is normalised to aware UTC and severity is validated."""
+    """One alert event; ``at`` is normalised to aware UTC and severity (a Severity or its
+    name) becomes a Severity."""
 
     component: str
-    severity: str
+    severity: Severity
     title: str
     message: str
     # Excluded from hashing because mappings are unhashable; still compared.
@@ -78,6 +90,7 @@ class Alert:
         if self.severity not in SEVERITIES:
             raise ValueError(f"severity must be one of {SEVERITIES}, got {self.severity!r}")
         # Frozen dataclass: bypass __setattr__ to store normalised values.
+        object.__setattr__(self, "severity", Severity(self.severity))
         object.__setattr__(self, "at", check_aware("at", self.at))
         # Snapshot the caller's mapping so later mutation can't change a sent alert.
         object.__setattr__(self, "context", MappingProxyType(dict(self.context)))

@@ -11,6 +11,7 @@ from tapeflow.brokers.base import BrokerError
 from tapeflow.config import Settings
 from tapeflow.model import check_aware
 from tapeflow.ops.alert_book import DELIVERED, FAILED, SUPPRESSED, AlertBook
+from tapeflow.ops.alerts import Severity
 from tapeflow.ops.checks import (
     MONITOR_COMPONENT,
     Finding,
@@ -32,6 +33,7 @@ class MonitorCounts:
     delivered: int = 0
     suppressed: int = 0
     failed: int = 0
+    summaries: int = 0  # closed windows whose suppressed repeats were told
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -59,12 +61,14 @@ def broker_check(settings: Settings, warehouse: Warehouse, now: datetime, config
         opened.close()
 
 
-def raise_findings(book: AlertBook, findings: list[Finding]) -> MonitorCounts:
-    """Raise each finding's alert under its key; count what was delivered, suppressed, failed."""
+def raise_findings(book: AlertBook, findings: list[Finding], now: datetime) -> MonitorCounts:
+    """Raise each finding's alert under its key, then summarise the repeats of every window
+    closed by `now`; count what was delivered, suppressed, failed and summarised."""
     status = [book.raise_alert(f.alert, f.key, kind=f.kind).status for f in findings]
-    return MonitorCounts(findings=len(findings), critical=sum(f.severity == "critical" for f in findings),
+    summaries = book.summarise_closed(check_aware("now", now))
+    return MonitorCounts(findings=len(findings), critical=sum(f.severity == Severity.CRITICAL for f in findings),
                          delivered=status.count(DELIVERED), suppressed=status.count(SUPPRESSED),
-                         failed=status.count(FAILED))
+                         failed=status.count(FAILED), summaries=len(summaries))
 
 
 def record_pass(warehouse: Warehouse, now: datetime, counts: MonitorCounts) -> None:

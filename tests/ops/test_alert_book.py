@@ -1,5 +1,6 @@
 """Alert formats (Slack, Discord) as the local webhook fake receives them, and the alert book:
-deduplication by key within a window, every alert recorded with its fate, no secret kept."""
+deduplication by key within a window, repeats counted and summarised once the window closes,
+every alert recorded with its fate, no secret kept; the flow failure hook's keys and severities."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import json
 import logging
 import time
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from uuid import uuid4
 
 import pytest
+from prefect import Flow, flow
+from prefect.client.schemas.objects import FlowRun
+from prefect.states import Crashed, Failed, State
 from pydantic import ValidationError
 
 from flows.hooks import alert_on_failure
@@ -95,11 +98,13 @@ def test_same_key_is_delivered_once_per_window_and_always_recorded(warehouse) ->
         outcomes = [book.raise_alert(alert(T0 + timedelta(minutes=m)), key) for m in (0, 1, 29)]
         other = book.raise_alert(alert(T0 + timedelta(minutes=2), title="other"), "stale_data:bars:1m:alpaca:2024-03-04")
         again = book.raise_alert(alert(T0 + timedelta(minutes=30)), key)  # the window has passed
-        received = rx.wait_for(3)
+        received = rx.wait_for(4)
     assert [o.status for o in outcomes] == ["delivered", "suppressed", "suppressed"]
     assert other.delivered and again.delivered and other.kind == "stale_data"
-    assert len(received) == 3 and [r.json["blocks"][0]["text"]["text"] for r in received] == [
-        "momo: session not responding", "other", "momo: session not responding"]
+    # The closed window's two repeats are told in one summary, just before the new alert.
+    assert [r.json["blocks"][0]["text"]["text"] for r in received] == [
+        "momo: session not responding", "other", "2 repeats of momo: session not responding suppressed",
+        "momo: session not responding"]
     recorded = rows(warehouse)
     assert [(r[0].split(":")[0], r[1] - T0, r[6].split(":")[0]) for r in recorded] == [
         ("missing_heartbeat", timedelta(0), "webhook"),
@@ -107,9 +112,50 @@ def test_same_key_is_delivered_once_per_window_and_always_recorded(warehouse) ->
         ("stale_data", timedelta(minutes=2), "webhook"),
         ("missing_heartbeat", timedelta(minutes=29), "suppressed"),
         ("missing_heartbeat", timedelta(minutes=30), "webhook"),
+        ("repeats", timedelta(minutes=30), "webhook"),
     ]
     assert recorded[1][6] == "suppressed: delivered 2024-03-04T15:00:00+00:00 within the 30 min window"
     assert recorded[0][2] == "missing_heartbeat" and recorded[0][3] == "critical"
+
+
+def repeats(warehouse: Warehouse, key: str) -> list[tuple]:
+    with warehouse.read() as con:
+        return con.execute("SELECT ts, repeats, last_repeat_at, summarised_at FROM alerts WHERE alert_key = ? "
+                           "AND NOT starts_with(delivered, 'suppressed:') ORDER BY ts", [key]).fetchall()
+
+
+def test_repeats_are_counted_and_the_monitor_summarises_a_closed_window_once(warehouse) -> None:
+    key = "flow_failed:ingest-bars/daily-after-close:error:VendorError"
+    with WebhookReceiver() as rx:
+        book = AlertBook(warehouse, WebhookChannel(rx.url, backoff=0.01), timedelta(minutes=30))
+        statuses = [book.raise_alert(alert(T0 + timedelta(minutes=m)), key).status for m in (0, 4, 4, 11)]
+        assert repeats(warehouse, key) == [(T0, 2, T0 + timedelta(minutes=11), None)]  # the same instant is one event
+        open_window = book.summarise_closed(T0 + timedelta(minutes=29, seconds=59))
+        [summary] = book.summarise_closed(T0 + timedelta(minutes=30))
+        later = book.summarise_closed(T0 + timedelta(minutes=45))
+        [first, told] = rx.wait_for(2)
+    assert statuses == ["delivered", "suppressed", "suppressed", "suppressed"]
+    assert open_window == [] and later == []  # nothing before the window closes, and only once after
+    assert summary.delivered and summary.kind == "repeats" and summary.key == f"repeats:{key}"
+    assert told.json["severity"] == "info" and told.json["component"] == first.json["component"]
+    assert told.json["message"] == (f"2 repeats of {key} suppressed between 2024-03-04T15:00:00+00:00 (when it was "
+                                    "sent) and 2024-03-04T15:11:00+00:00")
+    assert repeats(warehouse, key) == [(T0, 2, T0 + timedelta(minutes=11), T0 + timedelta(minutes=30))]
+    # A new window after the summary starts counting again.
+    with WebhookReceiver() as rx:
+        book = AlertBook(warehouse, WebhookChannel(rx.url, backoff=0.01), timedelta(minutes=30))
+        assert book.raise_alert(alert(T0 + timedelta(minutes=50)), key).delivered
+        assert [r.json["title"] for r in rx.wait_for(1)] == ["momo: session not responding"]  # no second summary
+    assert repeats(warehouse, key)[-1] == (T0 + timedelta(minutes=50), 0, None, None)
+
+
+def test_a_window_without_repeats_needs_no_summary(warehouse) -> None:
+    with WebhookReceiver() as rx:
+        book = AlertBook(warehouse, WebhookChannel(rx.url, backoff=0.01), timedelta(minutes=30))
+        book.raise_alert(alert(), "k:1")
+        assert book.summarise_closed(T0 + timedelta(hours=1)) == []
+        assert book.raise_alert(alert(T0 + timedelta(hours=1)), "k:1").delivered
+        assert len(rx.wait_for(2)) == 2
 
 
 def test_a_failed_delivery_is_recorded_and_tried_again(warehouse, caplog) -> None:
@@ -170,11 +216,31 @@ def test_bad_keys_and_windows_are_refused(warehouse) -> None:
 # -- flow failure hooks ------------------------------------------------------------------
 
 
-def failed_run(name: str = "trade-session") -> tuple[SimpleNamespace, SimpleNamespace, SimpleNamespace]:
-    flow = SimpleNamespace(name=name)
-    run = SimpleNamespace(name="brave-otter", id=uuid4(), parameters={"strategy": "momo", "key": SECRET})
-    state = SimpleNamespace(type=SimpleNamespace(value="FAILED"), message=f"HTTP 401 with key {SECRET}")
-    return flow, run, state
+@flow(name="trade-session")
+def trade_session_stand_in() -> None:
+    """Only its name matters: the hook reads flow.name."""
+
+
+def failed_run(raised: BaseException | None = None, *, crashed: bool = False) -> tuple[Flow, FlowRun, State]:
+    run = FlowRun(flow_id=uuid4(), name="brave-otter", parameters={"strategy": "momo", "key": SECRET})
+    raised = raised or broker_refused()
+    if crashed:
+        return trade_session_stand_in, run, Crashed(message=f"crashed: {raised!r}", data=raised)
+    return trade_session_stand_in, run, Failed(message=f"HTTP 401 with key {SECRET}", data=raised)
+
+
+def broker_refused() -> BaseException:
+    try:
+        raise RuntimeError(f"HTTP 401 with key {SECRET}")
+    except RuntimeError as exc:  # raised, so it carries the traceback a run's exception has
+        return exc
+
+
+def typo() -> BaseException:
+    try:
+        raise ValueError("unknown strategy 'momoo'")
+    except ValueError as exc:
+        return exc
 
 
 def test_flow_failures_go_through_the_book(settings, warehouse, monkeypatch) -> None:
@@ -183,15 +249,42 @@ def test_flow_failures_go_through_the_book(settings, warehouse, monkeypatch) -> 
     with WebhookReceiver() as rx:
         monkeypatch.setenv("TAPEFLOW_ALERT_WEBHOOK_URL", f"{rx.url}/hook-token-9")
         alert_on_failure(*failed_run())
-        alert_on_failure(*failed_run())  # the same flow failing again within the window
+        alert_on_failure(*failed_run())  # the same failure again within the window
         [body] = rx.wait_for(1)
-    assert body.json["content"] == "[critical] trade-session failed: HTTP 401 with key **********"
+    assert body.json["content"] == ("[critical] trade-session failed: error (ad hoc run, RuntimeError): "
+                                    "HTTP 401 with key **********")
     recorded = rows(warehouse)
+    key = "flow_failed:trade-session:error:RuntimeError"
     assert [(r[0], r[2], r[6].split(": ")[0]) for r in recorded] == [
-        ("flow_failed:trade-session:failed", "flow_failed", "webhook:discord"),
-        ("flow_failed:trade-session:failed", "flow_failed", "suppressed")]
+        (key, "flow_failed", "webhook:discord"), (key, "flow_failed", "suppressed")]
+    assert repeats(warehouse, key)[0][1] == 1
     stored = json.dumps(recorded, default=str)
     assert SECRET not in stored and "hook-token-9" not in stored
+
+
+def test_different_failures_of_one_flow_each_alert_within_the_window(settings, warehouse, monkeypatch) -> None:
+    with WebhookReceiver() as rx:
+        monkeypatch.setenv("TAPEFLOW_ALERT_WEBHOOK_URL", rx.url)
+        for raised in (broker_refused(), typo(), json_error(), broker_refused()):
+            alert_on_failure(*failed_run(raised))
+        alert_on_failure(*failed_run(KeyboardInterrupt(), crashed=True))
+        bodies = [r.json for r in rx.wait_for(4)]
+    assert [(b["severity"], b["title"]) for b in bodies] == [
+        ("critical", "trade-session failed: error (ad hoc run, RuntimeError)"),
+        ("info", "trade-session failed: bad input (ad hoc run, ValueError)"),
+        ("critical", "trade-session failed: error (ad hoc run, JSONDecodeError)"),  # a library's ValueError
+        ("info", "trade-session crashed: interrupted (ad hoc run, KeyboardInterrupt)"),
+    ]
+    assert bodies[1]["context"]["cause"] == "bad input" and bodies[1]["context"]["origin"] == "ad hoc"
+    assert [r[6].split(":")[0] for r in rows(warehouse)].count("suppressed") == 1  # the second RuntimeError
+
+
+def json_error() -> BaseException:
+    try:
+        json.loads("<html>")
+    except ValueError as exc:
+        return exc
+    raise AssertionError("json.loads accepted html")
 
 
 def test_a_mistyped_webhook_url_falls_back_to_the_log(settings, warehouse, monkeypatch, caplog) -> None:

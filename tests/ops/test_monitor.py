@@ -273,7 +273,7 @@ def test_monitor_flow_alerts_once_and_skips_outside_the_session(state, monkeypat
         second = monitor(at=NOW + timedelta(minutes=1))
         skipped = monitor(at=AFTER_CLOSE)
         bodies = rx.bodies
-    assert first == {"findings": 2, "critical": 2, "delivered": 2, "suppressed": 0, "failed": 0}
+    assert first == {"findings": 2, "critical": 2, "delivered": 2, "suppressed": 0, "failed": 0, "summaries": 0}
     assert second == {**first, "delivered": 0, "suppressed": 2}
     assert "outside the regular session" in skipped["skipped"]
     assert sorted(b["text"].split(":")[0] for b in bodies) == [
