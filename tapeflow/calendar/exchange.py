@@ -11,7 +11,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from functools import cache
+from functools import cache, cached_property
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -145,6 +145,7 @@ class ExchangeCalendar:
 
         self.start: date = start_d
         self.end: date = end_d if end_d is not None else cal.last_session.date()
+        self._library = cal  # kept for the names of closures, read only when asked for
 
         early = set(cal.early_closes)
         sessions: list[ExchangeSession] = []
@@ -187,6 +188,24 @@ class ExchangeCalendar:
     def is_session(self, d: date | str) -> bool:
         """True if ``d`` is a trading day."""
         return self._check_date(d) in self._by_date
+
+    def closure(self, d: date | str) -> str | None:
+        """Why ``d`` has no session: "weekend", the library's holiday name (e.g. "Thanksgiving"),
+        or "unscheduled closure" for a day it closed outside its rules; None on a trading day."""
+        d = self._check_date(d)
+        if d in self._by_date:
+            return None
+        if self._library.weekmask[d.weekday()] == "0":
+            return "weekend"
+        return self._holiday_names.get(d, "unscheduled closure")
+
+    @cached_property
+    def _holiday_names(self) -> dict[date, str]:
+        # Built on first use: naming the holidays walks every rule over the calendar's years.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            named = self._library.regular_holidays.holidays(self.start, self.end, return_name=True)
+        return {label.date(): str(name) for label, name in named.items()}
 
     def session(self, d: date | str) -> ExchangeSession:
         """The session on date ``d``; ValueError for weekends and holidays."""

@@ -29,11 +29,13 @@ from tapeflow.backtest.liquidity import liquidity_sources
 from tapeflow.brokers.execution import Execution
 from tapeflow.brokers.ledger import Ledger
 from tapeflow.calendar.exchange import NEW_YORK, get_calendar, ny_day, ny_day_bounds
+from tapeflow.calendar.hours import no_session_now
 from tapeflow.config import Settings
 from tapeflow.live.clock import SimulatedClock, WallClock
 from tapeflow.live.feed import WarehouseFeed
 from tapeflow.live.identity import params_hash, session_id
 from tapeflow.live.promotion import promoted_params, require_promotion
+from tapeflow.live.recorded import replays_dir
 from tapeflow.live.session import AlertHook, SessionReport, SessionRules, TradingSession
 from tapeflow.model import Mode
 from tapeflow.news.features import SCORING_LATENCY, NewsReading
@@ -41,12 +43,13 @@ from tapeflow.news.model_registry import current_model, day_model
 from tapeflow.news.tickers import TAGGER
 from tapeflow.ops.alert_book import AlertBook, book_from_settings
 from tapeflow.ops.alerts import Alert, LogChannel
+from tapeflow.progress import tracked
 from tapeflow.strategy.base import Strategy
 from tapeflow.strategy.registry import get_strategy
 from tapeflow.strategy.warmup import history_from, session_warmup
 from tapeflow.venues.configured import open_broker
 from tapeflow.venues.simulator import SimBroker
-from warehouse.connection import Warehouse
+from warehouse.connection import Warehouse, WarehouseMissing
 from warehouse.upsert import upsert
 
 START = time(9, 25)  # New York: a replay starts before the open, as the deployment does
@@ -63,6 +66,10 @@ class ReplayMismatch(ValueError):
     """A replay file to resume ran with other rules than the ones asked for now."""
 
 
+class NoSession(ValueError):
+    """No trading session can run now; the message says why and when the next one opens."""
+
+
 @dataclass
 class Launched:
     sessions: list[TradingSession]  # one a day, run in order
@@ -76,7 +83,18 @@ class Launched:
 
     def run(self) -> list[SessionReport]:
         try:
-            return self.done + [session.run() for session in self.sessions]
+            if len(self.done) + len(self.sessions) < 2 or not self.sessions:  # a day's session tells its own cycles
+                return self.done + [session.run() for session in self.sessions]
+            reports = list(self.done)
+            with tracked(f"replay {self.session.strategy.name} to {self.session.day}",
+                         total=len(self.done) + len(self.sessions)) as progress:
+                if reports:
+                    progress.update(len(reports), detail=f"{len(reports)} finished before, kept")
+                for session in self.sessions:
+                    reports.append(session.run())
+                    progress.advance(detail=f"{session.day}: {reports[-1].orders_sent} orders sent, "
+                                            f"{reports[-1].fills} fills")
+            return reports
         finally:
             self.release()
 
@@ -250,24 +268,26 @@ def check_replay(settings: Settings, main: Warehouse, name: str, day: date, para
     os.close(_lock_replay(replay_path(settings, strategy, days[0], days[-1])))
 
 
-def replays_dir(settings: Settings) -> Path:
-    return Path(settings.home).resolve() / "replays"
-
-
-def warehouse_of_session(settings: Settings, main: Warehouse, session_id: str) -> Warehouse:
-    """The warehouse holding session `session_id`: the main one, or the replay file it ran in
-    (the newest, if the day was replayed more than once)."""
-    with main.read() as con:
-        if con.execute("SELECT 1 FROM trading_sessions WHERE session_id = ?", [session_id]).fetchone():
-            return main
-    strategy = session_id.split(":", 1)[0]
-    files = sorted(replays_dir(settings).glob(f"{strategy}-*.duckdb"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for path in files:
-        replay = Warehouse(path)
-        with replay.read() as con:
-            if con.execute("SELECT 1 FROM trading_sessions WHERE session_id = ?", [session_id]).fetchone():
-                return replay
-    return main
+def check_session(settings: Settings, main: Warehouse, name: str, params: dict | None, now: datetime) -> None:
+    """Refuse a session at `now` that cannot run: none now (NoSession; after the close only an
+    unfinished one may still finish), no warehouse, no promotion, too little warm-up."""
+    day = ny_day(now)
+    closed = no_session_now(now)
+    if closed is not None and not (get_calendar().is_session(day) and main.path.exists()):
+        raise NoSession(closed)
+    if not main.path.exists():  # the checks below would create an empty one
+        raise WarehouseMissing(f"no warehouse at {main.path}: ingest what the strategy trades first "
+                               "(tapeflow demo, or tapeflow ingest)")
+    strategy = strategy_for(main, name, params, settings.mode)
+    if closed is not None:
+        # A session started after the close would record a day it never traded (and count it as paper).
+        sid = session_id(strategy.name, strategy.p, settings.broker, settings.mode.value, day)
+        with main.read() as con:
+            row = con.execute("SELECT status FROM trading_sessions WHERE session_id = ?", [sid]).fetchone()
+        if row is None or row[0] not in ("running", "failed"):
+            raise NoSession(closed)
+    require_promotion(main, strategy.name, strategy.p, settings.mode, settings)
+    WarehouseFeed(main, strategy.timeframe, warmup_bars=strategy.warmup_bars()).require_history(day)
 
 
 class _DayStart:

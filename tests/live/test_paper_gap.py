@@ -204,7 +204,7 @@ def test_the_flow_compares_the_days_paper_sessions_and_the_cli_prints_one(wareho
     assert result.exit_code == 0, result.output
     assert "slippage" in result.stdout and "-2.014" in result.stdout
     missing = runner.invoke(app, ["paper-gap", "no-such-session"])
-    assert missing.exit_code == 1 and "no trading session" in missing.output
+    assert missing.exit_code == 2 and "no trading session 'no-such-session'" in missing.stderr
 
 
 def test_fills_spread_over_more_bars_are_timing(warehouse):

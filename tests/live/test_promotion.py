@@ -175,7 +175,7 @@ def test_the_cli_promotes_refuses_and_lists(warehouse, monkeypatch):
     assert len(rows) == 4 and "tiny size" in listed.stdout and "two clean days" in listed.stdout
 
     unknown = runner.invoke(app, ["promote", "nope", "--to", "paper"])
-    assert unknown.exit_code == 1 and "unknown strategy 'nope'" in unknown.output
+    assert unknown.exit_code == 2 and "unknown strategy 'nope'" in unknown.stderr
 
 
 def test_the_cli_refuses_a_lowered_minimum_without_a_reason_in_one_line(warehouse, monkeypatch):

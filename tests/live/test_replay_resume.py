@@ -15,23 +15,12 @@ from typer.testing import CliRunner
 from tapeflow.cli.main import app
 from tapeflow.config import load_settings
 from tapeflow.live.launch import ReplayRunning, replay_session
-from tests.crash_kit import AFTERNOON_STRATEGY, store_afternoon
 from tests.session_kit import DAY
 from warehouse import Warehouse, open_warehouse
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
-
-
-@pytest.fixture
-def afternoon(tapeflow_home, tmp_path, monkeypatch) -> Path:
-    """The afternoon strategy as a user's file, and its day in the main warehouse."""
-    mine = tmp_path / "mine.py"
-    mine.write_text(AFTERNOON_STRATEGY)
-    monkeypatch.setenv("TAPEFLOW_STRATEGY_PATH", str(mine))
-    store_afternoon(open_warehouse(load_settings()))
-    return tapeflow_home / "replays" / f"afternoon-{DAY.isoformat()}.duckdb"
 
 
 def fills(path: Path) -> list[tuple]:
@@ -54,7 +43,7 @@ def test_a_second_run_of_a_running_replay_is_refused_at_once(afternoon):
     assert afternoon.exists()  # the refused runs left the running one's file alone
 
 
-@pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.usefixtures("prefect_harness", "columns_80")
 def test_a_replay_killed_in_its_closing_step_resumes_and_ends_flat(afternoon):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     died = subprocess.run([sys.executable, "-m", "tests.crash_kit", "replay", DAY.isoformat()], cwd=ROOT, env=env,
@@ -70,6 +59,12 @@ def test_a_replay_killed_in_its_closing_step_resumes_and_ends_flat(afternoon):
     fresh = runner.invoke(app, ["trade", "afternoon", "--replay-day", DAY.isoformat(), "--fresh"])
     assert fresh.exit_code == 0, fresh.output
     assert "recovered" not in fresh.output
+    # Within 80 columns, the session's id and its file each whole on a line of their own.
+    sid = next(text for text in fresh.stdout.splitlines() if text.startswith("session: ")).removeprefix("session: ")
+    whole = [f"session: {sid}", f"rows in: {afternoon}", f"against its backtest: tapeflow paper-gap {sid}"]
+    assert sid.startswith("afternoon:") and sid.endswith(":sim:paper:2023-11-24")
+    assert set(whole) <= set(fresh.stdout.splitlines()) and "…" not in fresh.stdout
+    assert all(len(text) <= 80 for text in fresh.stdout.splitlines() if text not in whole)
     assert crashed_then_resumed == fills(afternoon)
     assert [(f[0], f[1]) for f in crashed_then_resumed] == [("12:31", "buy"), ("12:55", "sell")]
     with Warehouse(afternoon).read() as con:
