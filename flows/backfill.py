@@ -10,15 +10,17 @@ from prefect.runtime import flow_run
 
 from flows.hooks import alert_on_failure
 from flows.ingest import ingest_bars
+from flows.parameters import MarketDataName, WatchlistName
 from tapeflow.calendar.windows import month_chunks, pre_market_times, session_steps
 from tapeflow.model import Timeframe
+from tapeflow.progress import tracked
 from tapeflow.sources import require_watchlist_source
 from tasks.watchlist import check, replay_snapshots, store
 
 
 @flow(name="backfill-bars", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
 def backfill_bars(
-    source: str = "replay",
+    source: MarketDataName = "replay",
     start: date = date(2009, 8, 21),
     end: date = date(2010, 8, 20),
     timeframe: Timeframe = Timeframe.DAY,
@@ -26,17 +28,20 @@ def backfill_bars(
 ) -> dict[str, int]:
     """Ingest start..end one month at a time (each month its own ingest-bars run)."""
     totals: dict[str, int] = {}
-    for month in month_chunks(start, end):
-        counts = ingest_bars(source=source, symbols=symbols, timeframe=timeframe, start=month.first, end=month.last)
-        for name, n in counts.items():
-            totals[name] = totals.get(name, 0) + n
+    months = month_chunks(start, end)
+    with tracked(f"backfill {timeframe} bars from {source}", total=len(months)) as progress:
+        for month in months:
+            counts = ingest_bars(source=source, symbols=symbols, timeframe=timeframe, start=month.first, end=month.last)
+            for name, n in counts.items():
+                totals[name] = totals.get(name, 0) + n
+            progress.advance(detail=f"{month.first:%Y-%m}: {totals.get('stored', 0):,} stored so far")
     get_run_logger().info("backfilled %s %s bars %s..%s: %s", source, timeframe, start, end, totals)
     return totals
 
 
 @flow(name="backfill-watchlist", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
 def backfill_watchlist(
-    source: str = "scanner",
+    source: WatchlistName = "scanner",
     start: date = date(2009, 9, 21),
     end: date = date(2010, 8, 20),
     limit: int = 20,

@@ -19,11 +19,14 @@ from flows.universe import ingest_universe
 from tapeflow.config import load_settings
 from tapeflow.model import Timeframe
 from tapeflow.news.model_registry import has_model
+from tapeflow.progress import tracked
 from tapeflow.sources.universe_files import PANEL_UNIVERSE
 from warehouse import open_warehouse
 
 DEMO_DAY = date(2011, 3, 3)  # SPY breaks out of its opening range and is sold by the time exit
-NEWS_WINDOW = (datetime(2010, 8, 16, tzinfo=UTC), datetime(2010, 8, 21, tzinfo=UTC))
+# Both sample files (data/NOTICE): the panel's last week, and SPY's days of the minute bars, which
+# `tapeflow backtest news_catalyst` trades on.
+NEWS_WINDOW = (datetime(2010, 8, 16, tzinfo=UTC), datetime(2011, 4, 1, tzinfo=UTC))
 # Without a trained model the demo tunes a quick one: 2,500 sentences, one epoch at a higher
 # learning rate (about a minute on 2 cores, held-out macro-F1 about 0.73). `tapeflow nlp
 # train` trains the full model (see docs/news.md).
@@ -38,25 +41,45 @@ def demo(replay_session: bool = True, train_if_missing: bool = True) -> dict[str
     the SMA crossover over the whole panel; last, a paper session of the opening-range
     strategy replayed on 2011-03-03 against the simulated broker; and the bundled sample
     headlines, tagged and scored (training a quick sentiment model when none exists)."""
+    missing = train_if_missing and not has_model(load_settings(), open_warehouse(load_settings()))
+    names = ["corporate actions", "daily bars (S&P 500 panel)", f"universe {PANEL_UNIVERSE}", "SPY minute bars",
+             "scanner watchlists", "backtest watchlist_momentum", "walk-forward sma_cross",
+             *([f"replay opening_range {DEMO_DAY}"] if replay_session else []),
+             *(["quick sentiment model"] if missing else []), "sample headlines"]
+    # Each phase a step of its own, numbered, timed from when its block starts.
+    phase = (tracked(f"demo {n}/{len(names)}: {name}") for n, name in enumerate(names, start=1))
     # The panel's corporate actions first: the price-jump check after the bars then flags only
     # the moves they do not explain.
-    actions = ingest_actions(source="replay", start=date(2009, 8, 21), end=date(2010, 8, 20))
-    daily = ingest_bars(source="replay", timeframe=Timeframe.DAY, start=date(2009, 8, 21), end=date(2010, 8, 20))
-    universe = ingest_universe()  # the panel's own symbol list, recorded as survivorship-biased (data/NOTICE)
-    minute = ingest_bars(
-        source="replay", symbols=["SPY"], timeframe=Timeframe.MINUTE, start=date(2011, 1, 3), end=date(2011, 3, 31)
-    )
-    watchlist = backfill_watchlist(source="scanner", start=date(2009, 9, 21), end=date(2010, 8, 20), universe=PANEL_UNIVERSE)
-    momentum = backtest(strategy="watchlist_momentum", start=date(2009, 9, 21), end=date(2010, 8, 20), costs="retail-default",
-                        universe=PANEL_UNIVERSE)
+    with next(phase):
+        actions = ingest_actions(source="replay", start=date(2009, 8, 21), end=date(2010, 8, 20))
+    with next(phase):
+        daily = ingest_bars(source="replay", timeframe=Timeframe.DAY, start=date(2009, 8, 21), end=date(2010, 8, 20))
+    with next(phase):
+        universe = ingest_universe()  # the panel's own symbol list, recorded as survivorship-biased (data/NOTICE)
+    with next(phase):
+        minute = ingest_bars(
+            source="replay", symbols=["SPY"], timeframe=Timeframe.MINUTE, start=date(2011, 1, 3), end=date(2011, 3, 31)
+        )
+    with next(phase):
+        watchlist = backfill_watchlist(source="scanner", start=date(2009, 9, 21), end=date(2010, 8, 20),
+                                       universe=PANEL_UNIVERSE)
+    with next(phase):
+        momentum = backtest(strategy="watchlist_momentum", start=date(2009, 9, 21), end=date(2010, 8, 20),
+                            costs="retail-default", universe=PANEL_UNIVERSE)
     # qty 0: positions sized by the risk rules (10% of equity, at most 10 names).
     grid = {"fast": [8, 10, 12], "slow": [24, 30, 36], "qty": [0]}
-    folds = walk_forward(strategy="sma_cross", grid=grid, start=date(2009, 8, 21), end=date(2010, 8, 20), costs="retail-default",
-                         universe=PANEL_UNIVERSE)
-    session = (trade_session(strategy="opening_range", replay_day=DEMO_DAY, stop_loss_pct=0.005, fresh=True)
-               if replay_session else {})  # each demo replays its day anew
-    missing = train_if_missing and not has_model(load_settings(), open_warehouse(load_settings()))
-    model = train_sentiment(**QUICK_MODEL) if missing else {}
-    news = ingest_news(source="replay", start=NEWS_WINDOW[0], end=NEWS_WINDOW[1])
+    with next(phase):
+        folds = walk_forward(strategy="sma_cross", grid=grid, start=date(2009, 8, 21), end=date(2010, 8, 20),
+                             costs="retail-default", universe=PANEL_UNIVERSE)
+    session: dict[str, object] = {}
+    if replay_session:  # each demo replays its day anew
+        with next(phase):
+            session = trade_session(strategy="opening_range", replay_day=DEMO_DAY, stop_loss_pct=0.005, fresh=True)
+    model: dict[str, object] = {}
+    if missing:
+        with next(phase):
+            model = train_sentiment(**QUICK_MODEL)
+    with next(phase):
+        news = ingest_news(source="replay", start=NEWS_WINDOW[0], end=NEWS_WINDOW[1])
     return {"daily": daily, "actions": actions, "minute": minute, "watchlist": watchlist, "backtest": momentum,
             "walk_forward": folds, "universe": universe, "session": session, "news": news, "sentiment_model": model}

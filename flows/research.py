@@ -4,32 +4,41 @@ through prefect-dask with `.with_options(task_runner=DaskTaskRunner(...))`)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date
 from uuid import uuid4
 
 from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_markdown_artifact
+from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.hooks import alert_on_failure
+from flows.parameters import CostPreset, Objective, StrategyName
 from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.costs import cost_preset
 from tapeflow.backtest.run import Backtest, assumptions
+from tapeflow.progress import tracked
 from tapeflow.research.summaries import perturbation_markdown, walk_forward_markdown
-from tapeflow.research.walkforward import folds, sessions_of
+from tapeflow.research.walkforward import folds, searched, sessions_of
 from tapeflow.strategy.registry import get_strategy
 from tasks.backtest import load_history, record, simulate_run, write_report
 from tasks.research import fit_fold, stitch_folds, sweep
 from tasks.universe import run_universe
 
 
+def watchlist_of(strategy_cls) -> str | None:
+    """The scanner's stored lists for a strategy that trades a watchlist, as a backtest reads them."""
+    return "scanner" if strategy_cls.uses_watchlist else None
+
+
 @flow(name="walk-forward", task_runner=ThreadPoolTaskRunner(max_workers=2),
       on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
 def walk_forward(
-    strategy: str = "sma_cross",
+    strategy: StrategyName = "sma_cross",
     grid: dict[str, list[float]] | None = None,
-    objective: str = "sharpe",
+    objective: Objective = "sharpe",
     symbols: list[str] | None = None,
     start: date = date(2009, 8, 21),
     end: date = date(2010, 8, 20),
@@ -37,7 +46,7 @@ def walk_forward(
     test_sessions: int = 40,
     anchored: bool = False,
     cash: float = 100_000.0,
-    costs: str = "retail-default",
+    costs: CostPreset = "retail-default",
     universe: str | None = None,
 ) -> dict[str, object]:
     """Per fold: choose parameters on the train window by `objective`, judge them on the test
@@ -45,15 +54,20 @@ def walk_forward(
     `universe`, entries only on its members at each decision)."""
     strategy_cls = get_strategy(strategy)
     config = BacktestConfig(cash=cash, costs=cost_preset(costs))  # the execution policy sessions use
+    _, candidates, _ = searched(strategy_cls, grid)  # a grid it cannot search fails before any data is read
     run_id = str(flow_run.id or uuid4())
     members, described = run_universe(universe, strategy_cls.timeframe, symbols, start, end)
-    history, snapshot = load_history(strategy_cls.timeframe, symbols, start, end, None, news=strategy_cls.uses_news)
+    history, snapshot = load_history(strategy_cls.timeframe, symbols, start, end, watchlist_of(strategy_cls),
+                                     news=strategy_cls.uses_news)
     plan = folds(sessions_of(history), train_sessions, test_sessions, anchored=anchored)
     if not plan:
         raise ValueError(f"{start}..{end} is too short for a {train_sessions}+{test_sessions} session fold")
 
-    fitted = fit_fold.map(unmapped(strategy_cls), unmapped(history), unmapped(grid), unmapped(objective), plan, unmapped(config),
-                          unmapped(members))
+    with tracked(f"walk-forward {strategy}", total=len(plan)) as progress:
+        fitted = fit_fold.map(unmapped(strategy_cls), unmapped(history), unmapped(candidates), unmapped(objective), plan,
+                              unmapped(config), unmapped(members))
+        for done in as_completed(list(fitted)):  # in the order they finish: folds run side by side
+            progress.advance(detail=done.result().line(objective))
     results = [f.result() for f in fitted]
     oos = stitch_folds(strategy, results, config, history, members, described)
     report = write_report(oos, run_id, f"{strategy} walk-forward (out of sample), {start}..{end}")
@@ -70,29 +84,32 @@ def walk_forward(
     create_markdown_artifact(key=f"walk-forward-{strategy.replace('_', '-')}",
                              markdown=walk_forward_markdown(strategy, objective, results, oos, report))
     get_run_logger().info("walk-forward %s: %d folds, OOS %s %s", strategy, len(results), objective, oos.metrics.get(objective))
-    return {"run_id": run_id, "report": report, "folds": len(results), **{f"oos_{k}": v for k, v in oos.metrics.items()}}
+    return {"run_id": run_id, "report": report, "folds": len(results), **{f"oos_{k}": v for k, v in oos.metrics.items()},
+            "per_fold": [fold.row(objective) for fold in results]}
 
 
 @flow(name="perturb", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
 def perturbation(
-    strategy: str = "sma_cross",
+    strategy: StrategyName = "sma_cross",
     params: dict[str, float] | None = None,
     symbols: list[str] | None = None,
     start: date = date(2009, 8, 21),
     end: date = date(2010, 8, 20),
     pct: float = 0.20,
-    objective: str = "sharpe",
+    objective: Objective = "sharpe",
     cash: float = 100_000.0,
-    costs: str = "retail-default",
+    costs: CostPreset = "retail-default",
     universe: str | None = None,
+    grid_steps: int = 2,
 ) -> dict[str, object]:
-    """Move every numeric parameter by ±pct (and a small grid): plateau or spike? (With
-    `universe`, entries only on its members at each decision.)"""
+    """Move every numeric parameter by ±pct, and run a grid of `grid_steps` steps either way:
+    plateau or spike? (With `universe`, entries only on its members at each decision.)"""
     strategy_cls = get_strategy(strategy)
     config = BacktestConfig(cash=cash, costs=cost_preset(costs))  # the execution policy sessions use
     members, described = run_universe(universe, strategy_cls.timeframe, symbols, start, end)
-    history, snapshot = load_history(strategy_cls.timeframe, symbols, start, end, None, news=strategy_cls.uses_news)
-    result = sweep(strategy_cls, history, params or {}, config, pct, objective, members)
+    history, snapshot = load_history(strategy_cls.timeframe, symbols, start, end, watchlist_of(strategy_cls),
+                                     news=strategy_cls.uses_news)
+    result = sweep(strategy_cls, history, params or {}, config, pct, objective, members, grid_steps)
     run_id = str(flow_run.id or uuid4())
     point = simulate_run(strategy_cls(**result.params), history, config, None, members, described)
     verdict = {"verdict": result.verdict, "reason": result.reason, "grid_share": result.grid_share,
@@ -102,5 +119,6 @@ def perturbation(
     create_markdown_artifact(key=f"perturb-{strategy.replace('_', '-')}", markdown=perturbation_markdown(strategy, result))
     return {"run_id": run_id, "verdict": result.verdict, "reason": result.reason, "point": result.params,
             f"point_{objective}": result.point_objective, "grid_share": result.grid_share,
-            "runs": result.runs.height}
+            "runs": result.runs.height, "per_run": result.runs.to_dicts(),
+            "sensitivities": [asdict(s) for s in result.sensitivities]}
 

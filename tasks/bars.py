@@ -13,6 +13,7 @@ from tapeflow.config import load_settings
 from tapeflow.ingest.bars import CheckedBars, check_bars
 from tapeflow.ingest.store import BARS, IngestCounts, store_batch
 from tapeflow.model import Timeframe
+from tapeflow.progress import tracked
 from tapeflow.sources import Window
 from tapeflow.venues.configured import market_data
 from tasks.retries import transient_only
@@ -27,7 +28,9 @@ from warehouse import open_warehouse
 )
 def fetch_bars(source: str, symbols: Sequence[str] | None, timeframe: Timeframe, window: Window) -> pl.DataFrame:
     """Ask the source for bars; transient vendor failures are retried with backoff."""
-    raw = market_data(source, load_settings()).bars(symbols, timeframe, window)
+    with tracked(f"fetch {timeframe} bars from {source}") as progress:
+        raw = market_data(source, load_settings()).bars(symbols, timeframe, window)
+        progress.update(raw.height, detail=f"{raw.height:,} rows")
     get_run_logger().info("fetched %d %s bars from %s", raw.height, timeframe, source)
     return raw
 
@@ -51,9 +54,12 @@ def store(
     """Upsert bars, quarantine rejects and record the run and freshness in one transaction."""
     logger = get_run_logger()
     warehouse = open_warehouse(load_settings(), on_busy=logger.warning)
-    counts = store_batch(
-        warehouse, BARS, checked.good, checked.rejected,
-        run_id=run_id, source=source, feed=f"bars:{timeframe}", params=params, started_at=started_at,
-    )
+    with tracked(f"store {checked.good.height:,} {timeframe} bars") as progress:
+        counts = store_batch(
+            warehouse, BARS, checked.good, checked.rejected,
+            run_id=run_id, source=source, feed=f"bars:{timeframe}", params=params, started_at=started_at,
+        )
+        progress.update(counts.stored, detail=f"{counts.inserted:,} new, {counts.updated:,} changed, "
+                                              f"{counts.quarantined:,} quarantined")
     logger.info("stored %s in %s", counts.as_dict(), warehouse.path)
     return counts

@@ -9,16 +9,16 @@ from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.metrics import compute_metrics
 from tapeflow.backtest.run import Backtest, assumptions
 from tapeflow.research.perturb import Perturbation, perturb
-from tapeflow.research.walkforward import Fold, FoldResult, stitch, walk_forward
+from tapeflow.research.walkforward import Fold, FoldResult, run_fold, stitch
 from tapeflow.sources.universe import Membership, Universe
 from tapeflow.strategy.history import History
 
 
 @task(cache_policy=NO_CACHE)
-def fit_fold(strategy_cls, history: History, grid: dict | None, objective: str, fold: Fold, config: BacktestConfig,
+def fit_fold(strategy_cls, history: History, candidates: list[dict], objective: str, fold: Fold, config: BacktestConfig,
              members: Membership | None = None) -> FoldResult:
-    """Choose parameters on the fold's train window, run them on its test window."""
-    return walk_forward(strategy_cls, history, grid, objective, folds=[fold], config=config, members=members).folds[0]
+    """Choose among the candidates on the fold's train window, run the choice on its test window."""
+    return run_fold(strategy_cls, history, candidates, objective, fold, config, members)
 
 
 @task(cache_policy=NO_CACHE)
@@ -32,5 +32,5 @@ def stitch_folds(strategy: str, folds: list[FoldResult], config: BacktestConfig,
 
 @task(cache_policy=NO_CACHE)
 def sweep(strategy_cls, history: History, params: dict, config: BacktestConfig, pct: float, objective: str,
-          members: Membership | None = None) -> Perturbation:
-    return perturb(strategy_cls, history, params, config, pct, objective=objective, members=members)
+          members: Membership | None = None, grid_steps: int = 2) -> Perturbation:
+    return perturb(strategy_cls, history, params, config, pct, grid_steps, objective=objective, members=members)

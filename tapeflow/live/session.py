@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from tapeflow.live import owner as owners
 from tapeflow.live.feed import WarehouseFeed
 from tapeflow.live.identity import decision_order_id, params_hash, session_id
 from tapeflow.model import Account, Action, Bar, Order, OrderType, Outcome, Side, Timeframe, TimeInForce
+from tapeflow.progress import tracked
 from tapeflow.risk.policy import DEFAULT_POLICY, BookView, ExecutionPolicy
 from tapeflow.risk.state import day_lock, kill_switch, lock_day, side_kill_switch
 from tapeflow.strategy.base import Strategy
@@ -78,6 +80,7 @@ class Market(Protocol):
 LEASE_SLACK = timedelta(seconds=10)  # a cycle's own work: a heartbeat this much older than a cycle is stale
 TIME_EXIT = "time exit: the session is closing"
 FLATTEN_ATTEMPTS = 5  # a closing sell that keeps dying (cancelled, rejected) is sent again at most this often
+REPORT_EVERY_S = 0.2
 
 
 AlertHook = Callable[[str, str, str], None]  # kind, severity, message
@@ -180,9 +183,15 @@ class TradingSession:
             with self.warehouse.held() if self.hold_warehouse else nullcontext():
                 self.prepare(session)
                 try:
-                    while self.clock.now() < session.close:
-                        self.cycle(session)
-                        self.clock.sleep(self._to_next_cycle(self.clock.now()))
+                    with tracked(f"session {self.strategy.name} {self.day}", total=self._cycles_left(session)) as progress:
+                        reported = time.monotonic()
+                        while self.clock.now() < session.close:
+                            self.cycle(session)
+                            self.clock.sleep(self._to_next_cycle(self.clock.now()))
+                            # A replay runs a day's cycles in seconds: its progress is told a few times a second at most.
+                            if time.monotonic() - reported >= REPORT_EVERY_S or self.clock.now() >= session.close:
+                                reported = time.monotonic()
+                                progress.update(self.report.cycles, detail=self._progress_words())
                 except Exception as exc:
                     self._mark_failed(exc)
                     raise
@@ -199,6 +208,18 @@ class TradingSession:
                             [json.dumps(self.report.as_dict(), default=str), self.id])
         except Exception:
             log.exception("could not record the failure of %s", self.id)
+
+    def _cycles_left(self, session: ExchangeSession) -> int:
+        """Cycles from now to the close: one now, then one at each multiple of cycle_s before it."""
+        now, close = self.clock.now().timestamp(), session.close.timestamp()
+        if now >= close:
+            return 0
+        following = math.floor(now / self.rules.cycle_s + 1) * self.rules.cycle_s
+        return 1 + max(0, math.ceil((close - following) / self.rules.cycle_s))
+
+    def _progress_words(self) -> str:
+        return (f"{self.clock.now().astimezone(NEW_YORK):%H:%M} New York: {self.report.decisions} decisions, "
+                f"{self.report.orders_sent} orders sent")
 
     def _to_next_cycle(self, now: datetime) -> float:
         """Seconds to the next multiple of cycle_s: cycles land on bar ends."""

@@ -42,6 +42,7 @@ import polars as pl
 
 from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.run import run_backtest
+from tapeflow.progress import tracked
 from tapeflow.research.walkforward import move, numeric_params, score
 from tapeflow.sources.universe import Membership
 from tapeflow.strategy.history import History
@@ -112,77 +113,7 @@ def perturb(
     if unknown:
         raise ValueError(f"{strategy_cls.name} has no numeric parameter {', '.join(unknown)}")
 
-    cache: dict[tuple, tuple[float | None, float | None] | str] = {}
-
-    def run(candidate: dict[str, Any]) -> tuple[float | None, float | None] | str:
-        """(objective, total_return), or the strategy's refusal as a string."""
-        key = tuple(sorted(candidate.items()))
-        if key not in cache:
-            try:
-                strategy = strategy_cls(**candidate)
-            except ValueError as exc:
-                cache[key] = str(exc)
-            else:
-                metrics = run_backtest(strategy, history, config, members=members).metrics
-                if objective not in metrics:
-                    raise KeyError(f"no metric {objective!r}; compute_metrics gives {', '.join(metrics)}")
-                cache[key] = (score(metrics, objective), score(metrics, "total_return"))
-        return cache[key]
-
-    first = run(point)
-    assert not isinstance(first, str)
-    p_obj, p_ret = first
-    has_edge = p_obj is not None and p_obj > 0
-
-    def passes(value: float | None) -> bool | None:
-        if not has_edge:
-            return None
-        return value is not None and value > 0 and value / p_obj >= min_ratio
-
-    rows: list[dict[str, Any]] = [{"kind": "point", "moved": "", **point, "objective": p_obj, "total_return": p_ret, "passes": None}]
-    skipped: list[str] = []
-    sensitivities: list[Sensitivity] = []
-    failures: list[str] = []
-    ran = 0
-    for name in names:
-        param, value = movable[name], point[name]
-        side: dict[str, tuple[Any, float | None, float | None] | None] = {}
-        notes = []
-        for label, factor in (("-pct", 1 - pct), ("+pct", 1 + pct)):
-            moved = move(param, value, factor)
-            if moved == value:
-                side[label] = None
-                notes.append(f"{label}: no distinct value (rounds or clips back to {value})")
-                continue
-            candidate = {**point, name: moved}
-            outcome = run(candidate)
-            if isinstance(outcome, str):
-                side[label] = None
-                skipped.append(f"{name}={moved} ({label}): refused by the strategy: {outcome}")
-                notes.append(f"{label}: {name}={moved} refused by the strategy")
-                continue
-            obj, ret = outcome
-            ran += 1
-            ratio = obj / p_obj if has_edge and obj is not None else None
-            ok = passes(obj)
-            rows.append({"kind": label, "moved": name, **candidate, "objective": obj, "total_return": ret, "passes": ok})
-            side[label] = (moved, obj, ratio)
-            if ok is False:
-                failures.append(
-                    f"{name}={moved} ({label}): {objective} {_num(obj)} vs {_num(p_obj)} at the point"
-                    + (f", ratio {ratio:.2f}" if ratio is not None else "")
-                )
-        low, high = side["-pct"], side["+pct"]
-        ratios = [s[2] for s in (low, high) if s is not None]
-        worst = None if not ratios or any(r is None for r in ratios) else min(ratios)
-        sensitivities.append(Sensitivity(
-            param=name, low_value=low[0] if low else None, point_value=value, high_value=high[0] if high else None,
-            objective_low=low[1] if low else None, objective_point=p_obj, objective_high=high[1] if high else None,
-            ratio_low=low[2] if low else None, ratio_high=high[2] if high else None, worst_ratio=worst,
-            note="; ".join(notes),
-        ))
-
-    # The grid around the point.
+    # The grid around the point, planned first: the progress counts every distinct run ahead.
     grid_notes: list[str] = []
     axes: dict[str, list] = {}
     size = 1
@@ -195,21 +126,98 @@ def perturb(
             size *= len(values)
         else:
             grid_notes.append(f"grid: {name} held at {value}: varying it would exceed {max_grid} combinations")
-    grid_passes = []
-    for values in itertools.product(*axes.values()):
-        candidate = {**point, **dict(zip(axes, values, strict=True))}
-        if candidate == point:
-            continue
-        outcome = run(candidate)
-        if isinstance(outcome, str):
-            skipped.append(f"grid {_fmt({k: candidate[k] for k in axes})}: refused by the strategy: {outcome}")
-            continue
-        obj, ret = outcome
-        ok = passes(obj)
-        grid_passes.append(ok)
-        rows.append({"kind": "grid", "moved": ",".join(k for k in axes if candidate[k] != point[k]),
-                     **candidate, "objective": obj, "total_return": ret, "passes": ok})
-    grid_share = sum(bool(x) for x in grid_passes) / len(grid_passes) if grid_passes and has_edge else None
+    combos = ({**point, **dict(zip(axes, values, strict=True))} for values in itertools.product(*axes.values()))
+    grid = [candidate for candidate in combos if candidate != point]
+    neighbours = [{**point, n: move(movable[n], point[n], f)} for n in names for f in (1 - pct, 1 + pct)]
+    planned = {_key(c) for c in [point, *neighbours, *grid]}
+
+    cache: dict[tuple, tuple[float | None, float | None] | str] = {}
+
+    def run(candidate: dict[str, Any]) -> tuple[float | None, float | None] | str:
+        """(objective, total_return), or the strategy's refusal as a string."""
+        key = _key(candidate)
+        if key not in cache:
+            try:
+                strategy = strategy_cls(**candidate)
+            except ValueError as exc:
+                cache[key] = str(exc)
+            else:
+                metrics = run_backtest(strategy, history, config, members=members).metrics
+                if objective not in metrics:
+                    raise KeyError(f"no metric {objective!r}; compute_metrics gives {', '.join(metrics)}")
+                cache[key] = (score(metrics, objective), score(metrics, "total_return"))
+            moved = {k: v for k, v in candidate.items() if v != point[k]}
+            outcome = cache[key]
+            progress.advance(detail=f"{_fmt(moved) or 'the point'}: " + (
+                "refused" if isinstance(outcome, str) else f"{objective} {_num(outcome[0])}"))
+        return cache[key]
+
+    with tracked(f"perturb {strategy_cls.name}", total=len(planned)) as progress:
+        first = run(point)
+        assert not isinstance(first, str)
+        p_obj, p_ret = first
+        has_edge = p_obj is not None and p_obj > 0
+
+        def passes(value: float | None) -> bool | None:
+            if not has_edge:
+                return None
+            return value is not None and value > 0 and value / p_obj >= min_ratio
+
+        rows: list[dict[str, Any]] = [{"kind": "point", "moved": "", **point, "objective": p_obj, "total_return": p_ret, "passes": None}]
+        skipped: list[str] = []
+        sensitivities: list[Sensitivity] = []
+        failures: list[str] = []
+        ran = 0
+        for name in names:
+            param, value = movable[name], point[name]
+            side: dict[str, tuple[Any, float | None, float | None] | None] = {}
+            notes = []
+            for label, factor in (("-pct", 1 - pct), ("+pct", 1 + pct)):
+                moved = move(param, value, factor)
+                if moved == value:
+                    side[label] = None
+                    notes.append(f"{label}: no distinct value (rounds or clips back to {value})")
+                    continue
+                candidate = {**point, name: moved}
+                outcome = run(candidate)
+                if isinstance(outcome, str):
+                    side[label] = None
+                    skipped.append(f"{name}={moved} ({label}): refused by the strategy: {outcome}")
+                    notes.append(f"{label}: {name}={moved} refused by the strategy")
+                    continue
+                obj, ret = outcome
+                ran += 1
+                ratio = obj / p_obj if has_edge and obj is not None else None
+                ok = passes(obj)
+                rows.append({"kind": label, "moved": name, **candidate, "objective": obj, "total_return": ret, "passes": ok})
+                side[label] = (moved, obj, ratio)
+                if ok is False:
+                    failures.append(
+                        f"{name}={moved} ({label}): {objective} {_num(obj)} vs {_num(p_obj)} at the point"
+                        + (f", ratio {ratio:.2f}" if ratio is not None else "")
+                    )
+            low, high = side["-pct"], side["+pct"]
+            ratios = [s[2] for s in (low, high) if s is not None]
+            worst = None if not ratios or any(r is None for r in ratios) else min(ratios)
+            sensitivities.append(Sensitivity(
+                param=name, low_value=low[0] if low else None, point_value=value, high_value=high[0] if high else None,
+                objective_low=low[1] if low else None, objective_point=p_obj, objective_high=high[1] if high else None,
+                ratio_low=low[2] if low else None, ratio_high=high[2] if high else None, worst_ratio=worst,
+                note="; ".join(notes),
+            ))
+
+        grid_passes = []
+        for candidate in grid:
+            outcome = run(candidate)
+            if isinstance(outcome, str):
+                skipped.append(f"grid {_fmt({k: candidate[k] for k in axes})}: refused by the strategy: {outcome}")
+                continue
+            obj, ret = outcome
+            ok = passes(obj)
+            grid_passes.append(ok)
+            rows.append({"kind": "grid", "moved": ",".join(k for k in axes if candidate[k] != point[k]),
+                         **candidate, "objective": obj, "total_return": ret, "passes": ok})
+        grid_share = sum(bool(x) for x in grid_passes) / len(grid_passes) if grid_passes and has_edge else None
 
     if not has_edge:
         verdict, reason = "no edge", f"{objective} at the point is {_num(p_obj)}: not positive, nothing to be robust"
@@ -233,6 +241,10 @@ def perturb(
 
 def _num(value: float | None) -> str:
     return "None" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+
+
+def _key(params: Mapping[str, Any]) -> tuple:
+    return tuple(sorted(params.items()))
 
 
 def _fmt(params: Mapping[str, Any]) -> str:

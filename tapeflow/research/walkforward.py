@@ -73,6 +73,7 @@ from tapeflow.backtest.liquidity import with_liquidity
 from tapeflow.backtest.metrics import compute_metrics
 from tapeflow.backtest.universe import simulate_in
 from tapeflow.calendar.exchange import NEW_YORK, ny_day_bounds
+from tapeflow.progress import tracked
 from tapeflow.sources.universe import Membership
 from tapeflow.strategy.history import History
 
@@ -240,6 +241,27 @@ class FoldResult:
     out_of_sample: dict[str, object]  # metrics of the chosen params on the test window
     result: BacktestResult  # the test-window run
 
+    def line(self, objective: str) -> str:
+        """The fold in a few words, for progress: its choice and both sides of the objective."""
+        return (f"fold {self.fold.index}: {objective} {_num(self.in_sample_objective)} in sample, "
+                f"{_num(score(self.out_of_sample, objective))} out ({_fmt(self.params)})")
+
+    def row(self, objective: str) -> dict[str, Any]:
+        """The fold as plain values: the New York days it tested, its choice and its numbers."""
+        marks = self.result.equity["ts"]
+        last = marks.max() if marks.len() else self.fold.test_end - timedelta(microseconds=1)
+        return {
+            "fold": self.fold.index, "test_first": self.fold.test_start.astimezone(NEW_YORK).date(),
+            "test_last": last.astimezone(NEW_YORK).date(),  # type: ignore[union-attr]
+            "params": dict(self.params), f"in_sample_{objective}": self.in_sample_objective,
+            f"oos_{objective}": score(self.out_of_sample, objective),
+            "oos_total_return": score(self.out_of_sample, "total_return"), "oos_trades": self.out_of_sample.get("trades"),
+        }
+
+
+def _num(value: float | None) -> str:
+    return "none" if value is None else f"{value:.2f}"
+
 
 @dataclass(frozen=True)
 class WalkForward:
@@ -289,6 +311,22 @@ def walk_forward(
     for a, b in itertools.pairwise(ordered):
         if b.test_start < a.test_end:
             raise ValueError(f"test windows of folds {a.index} and {b.index} overlap: out-of-sample results cannot be stitched")
+    grid, candidates, notes = searched(strategy_cls, grid, max_combinations)
+
+    results = []
+    with tracked(f"walk-forward {strategy_cls.name}", total=len(ordered)) as progress:
+        for fold in ordered:
+            results.append(run_fold(strategy_cls, history, candidates, objective, fold, config, members))
+            progress.advance(detail=results[-1].line(objective))
+
+    stitched = stitch([r.result for r in results], config)
+    return WalkForward(strategy_cls.name, objective, dict(grid), tuple(results), stitched, compute_metrics(stitched), tuple(notes))
+
+
+def searched(strategy_cls, grid: Mapping[str, Sequence] | None = None,
+             max_combinations: int = MAX_COMBINATIONS) -> tuple[dict[str, list], list[dict[str, Any]], list[str]]:
+    """The grid a walk-forward searches (the default one when None), the combinations the
+    strategy accepts, and notes on what was held or refused; ValueError for a grid it cannot search."""
     notes: list[str] = []
     if grid is None:
         grid, held = default_grid(strategy_cls, max_combinations=max_combinations)
@@ -305,28 +343,27 @@ def walk_forward(
         if size > max_combinations:
             raise ValueError(f"the grid has {size} combinations, more than max_combinations={max_combinations}")
     candidates, refused = combinations(strategy_cls, grid)
-    notes += refused
     if not candidates:
-        raise ValueError("the strategy refused every combination of the grid")
+        raise ValueError(f"the strategy refused every combination of the grid ({refused[0]})")
+    return dict(grid), candidates, notes + refused
 
-    results = []
-    for fold in ordered:
-        scored = []
-        for order, params in enumerate(candidates):
-            run = run_window(strategy_cls(**params), history, fold.train_start, fold.train_end, config, members)
-            scored.append((order, params, score(compute_metrics(run), objective)))
-        ranked = sorted(scored, key=lambda s: (s[2] is None, -(s[2] or 0.0), s[0]))
-        _, chosen, chosen_score = ranked[0]
-        rank = {order: i + 1 for i, (order, _, _) in enumerate(ranked)}
-        in_sample = pl.DataFrame(
-            [{**params, f"in_sample_{objective}": value, "rank": rank[order]} for order, params, value in scored],
-            schema_overrides={f"in_sample_{objective}": pl.Float64},
-        )
-        test_run = run_window(strategy_cls(**chosen), history, fold.test_start, fold.test_end, config, members)
-        results.append(FoldResult(fold, dict(chosen), chosen_score, in_sample, compute_metrics(test_run), test_run))
 
-    stitched = stitch([r.result for r in results], config)
-    return WalkForward(strategy_cls.name, objective, dict(grid), tuple(results), stitched, compute_metrics(stitched), tuple(notes))
+def run_fold(strategy_cls, history: History, candidates: Sequence[Mapping[str, Any]], objective: str, fold: Fold,
+             config: BacktestConfig, members: Membership | None = None) -> FoldResult:
+    """Every candidate on the fold's train window, the best by `objective` on its test window."""
+    scored = []
+    for order, params in enumerate(candidates):
+        run = run_window(strategy_cls(**params), history, fold.train_start, fold.train_end, config, members)
+        scored.append((order, params, score(compute_metrics(run), objective)))
+    ranked = sorted(scored, key=lambda s: (s[2] is None, -(s[2] or 0.0), s[0]))
+    _, chosen, chosen_score = ranked[0]
+    rank = {order: i + 1 for i, (order, _, _) in enumerate(ranked)}
+    in_sample = pl.DataFrame(
+        [{**params, f"in_sample_{objective}": value, "rank": rank[order]} for order, params, value in scored],
+        schema_overrides={f"in_sample_{objective}": pl.Float64},
+    )
+    test_run = run_window(strategy_cls(**chosen), history, fold.test_start, fold.test_end, config, members)
+    return FoldResult(fold, dict(chosen), chosen_score, in_sample, compute_metrics(test_run), test_run)
 
 
 def stitch(runs: Sequence[BacktestResult], config: BacktestConfig) -> BacktestResult:

@@ -25,19 +25,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 
 import polars as pl
 
+from tapeflow.calendar.exchange import NEW_YORK
 from tapeflow.model import check_aware
+from tapeflow.progress import tracked
 from tapeflow.schemas import SESSIONS, UTC_TS, empty_raw_watchlist
 from tapeflow.sources.universe import Membership, load_membership
 from warehouse.connection import Warehouse
 from warehouse.reads import daily_bars_until
 
 SOURCE = "scanner"
+REPORT_EVERY_S = 0.2  # a backfill scans hundreds of sessions: its progress is told this often at most
 
 
 @dataclass(frozen=True)
@@ -212,5 +216,15 @@ class ScannerSource:
         params = self._params if limit is None else replace(self._params, limit=limit)
         bars = self._daily_bars(max(as_of for as_of, _ in moments))
         universe = self._universe() if self._universe is not None else None
-        return pl.concat([scan(bars, as_of, session, params, universe) for as_of, session in moments],
-                         how="vertical_relaxed")
+        if len(moments) == 1:  # a snapshot now: over before anyone would watch it
+            return scan(bars, moments[0][0], moments[0][1], params, universe)
+        lists = []
+        first, last = (f"{min(moments)[0].astimezone(NEW_YORK):%Y-%m-%d}", f"{max(moments)[0].astimezone(NEW_YORK):%Y-%m-%d}")
+        with tracked(f"scanner lists {first}..{last}", total=len(moments)) as progress:
+            reported = time.monotonic()
+            for done, (as_of, session) in enumerate(moments, start=1):
+                lists.append(scan(bars, as_of, session, params, universe))
+                if time.monotonic() - reported >= REPORT_EVERY_S or done == len(moments):
+                    reported = time.monotonic()
+                    progress.update(done, detail=f"{as_of.astimezone(NEW_YORK):%Y-%m-%d %H:%M}: {lists[-1].height} names")
+        return pl.concat(lists, how="vertical_relaxed")

@@ -10,6 +10,7 @@ import pytest
 
 from strategies.sma_cross import SmaCross
 from tapeflow.backtest.config import BacktestConfig
+from tapeflow.progress import Step, listening
 from tapeflow.research.perturb import perturb
 from tapeflow.strategy.history import History
 from tests.research_kit import ALL_IN, EveryN, path_bars, spike_steps
@@ -40,6 +41,19 @@ def test_a_steady_drift_is_a_plateau():
     assert s.worst_ratio >= 0.5 and s.objective_low > 0 and s.objective_high > 0
     assert p.grid_share == 1.0
     assert p.runs.filter(pl.col("kind") == "point")["objective"][0] == p.point_objective
+
+
+def test_every_distinct_run_is_reported_once():
+    history = History(bars=path_bars(spike_steps(120)))
+    steps: list[Step] = []
+    with listening(steps.append):
+        p = perturb(EveryN, history, {"period": 10}, ALL_IN, grid_steps=1)
+    told = [s for s in steps if s.work == "perturb every_n"]
+    distinct = p.runs["period"].n_unique()  # 10, then 8 and 12 as neighbours, and again as the grid
+    assert distinct == 3 < p.runs.height
+    assert [(s.done, s.total) for s in told] == [(k, distinct) for k in range(distinct + 1)] + [(distinct, distinct)]
+    assert [s.finished for s in told] == [False] * (distinct + 1) + [True]
+    assert told[1].detail.startswith("the point: sharpe ") and told[2].detail.startswith("period=8: sharpe ")
 
 
 def test_no_edge_and_the_ratio_rule_threshold():

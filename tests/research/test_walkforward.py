@@ -14,6 +14,7 @@ from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.metrics import compute_metrics
 from tapeflow.calendar.exchange import NEW_YORK, get_calendar
 from tapeflow.model import Timeframe
+from tapeflow.progress import Step, listening
 from tapeflow.research.walkforward import (
     default_grid,
     folds,
@@ -183,6 +184,19 @@ def test_a_regime_change_is_followed_fold_by_fold_and_ties_keep_grid_order():
     tie = walk_forward(EveryN, flat, {"period": [7, 5, 9]}, folds=folds(sessions_of(flat), 50, 20), config=ALL_IN)
     assert [f.params for f in tie.folds] == [{"period": 7}] * len(tie.folds)
     assert tie.folds[0].in_sample["in_sample_sharpe"].null_count() == 3
+
+
+def test_each_fold_is_reported_as_it_is_done():
+    history = History(bars=path_bars(spike_steps(120)))
+    fs = folds(sessions_of(history), train=30, test=30)
+    steps: list[Step] = []
+    with listening(steps.append):
+        wf = walk_forward(EveryN, history, {"period": [10]}, folds=fs, config=ALL_IN)
+    told = [s for s in steps if s.work == "walk-forward every_n"]
+    assert [(s.done, s.total, s.finished) for s in told] == (
+        [(k, len(fs), False) for k in range(len(fs) + 1)] + [(len(fs), len(fs), True)])
+    assert [s.detail for s in told[1:-1]] == [f.line("sharpe") for f in wf.folds]
+    assert told[1].detail.startswith("fold 0: sharpe ") and told[1].detail.endswith(" out (period=10)")
 
 
 def test_stitching_compounds_the_folds_returns():
