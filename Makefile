@@ -28,7 +28,7 @@ demo: $(STAMP)
 
 # The checks first (seconds), then the tests: a wrong-way import or a type error fails fast.
 test: lint $(STAMP)
-	$(BIN)/python -m pytest -n auto --dist loadfile
+	$(BIN)/python -m pytest -n 3 --dist loadfile
 
 # The quick loop while working: everything but the end-to-end tests marked slow.
 test-fast: $(STAMP)

@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.hooks import alert_on_failure
+from flows.parameters import ActionSourceName
 from tapeflow.model import Timeframe
 from tasks.actions import check, check_price_jumps, fetch_actions, store
 from tasks.freshness import note_fetch_failure
@@ -16,7 +17,7 @@ from tasks.freshness import note_fetch_failure
 
 @flow(name="ingest-actions", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
 def ingest_actions(
-    source: str = "replay",
+    source: ActionSourceName = "replay",
     symbols: list[str] | None = None,
     start: date = date(2009, 8, 21),
     end: date = date(2010, 8, 20),

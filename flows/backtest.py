@@ -9,6 +9,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from flows.hooks import alert_on_failure
+from flows.parameters import CostPreset, StrategyName, WatchlistName
 from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.costs import cost_preset
 from tapeflow.model import AdjustMode
@@ -27,18 +28,18 @@ from tasks.universe import run_universe
 
 @flow(name="backtest", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
 def backtest(
-    strategy: str = "sma_cross",
+    strategy: StrategyName = "sma_cross",
     params: dict[str, float] | None = None,
     symbols: list[str] | None = None,
     start: date = date(2009, 8, 21),
     end: date = date(2010, 8, 20),
     cash: float = 100_000.0,
-    costs: str = "retail-default",
+    costs: CostPreset = "retail-default",
     position_fraction: float = DEFAULT_POLICY.sizing.fraction,
     max_positions: int = DEFAULT_POLICY.sizing.max_positions,
     stop_loss_pct: float | None = DEFAULT_POLICY.stop_loss_pct,
     daily_loss_limit_pct: float | None = DEFAULT_POLICY.daily_loss_limit_pct,
-    watchlist_source: str | None = "scanner",
+    watchlist_source: WatchlistName | None = "scanner",
     risk_per_trade: float | None = DEFAULT_POLICY.sizing.risk_per_trade,
     max_position_pct: float | None = DEFAULT_POLICY.max_position_pct,
     universe: str | None = None,

@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.hooks import alert_on_failure
+from flows.parameters import MarketDataName
 from tapeflow.calendar.windows import Skip, bars_due
 from tapeflow.config import load_settings
 from tapeflow.model import Timeframe
@@ -20,7 +21,7 @@ from tasks.freshness import note_fetch_failure
 
 @flow(name="ingest-bars", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
 def ingest_bars(
-    source: str | None = None,
+    source: MarketDataName | None = None,
     symbols: list[str] | None = None,
     timeframe: Timeframe = Timeframe.DAY,
     start: date | None = None,

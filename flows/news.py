@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.hooks import alert_on_failure
+from flows.parameters import NewsName
 from tapeflow.config import load_settings
 from tapeflow.news import require_news_source
 from tapeflow.sources import Window
@@ -19,7 +20,7 @@ from tasks.news import check, fetch_news, read_new, store
 
 @flow(name="ingest-news", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
 def ingest_news(
-    source: str | None = None,
+    source: NewsName | None = None,
     symbols: list[str] | None = None,
     start: datetime | None = None,
     end: datetime | None = None,

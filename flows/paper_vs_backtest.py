@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from prefect import flow
 
 from flows.hooks import alert_on_failure
+from flows.parameters import CostPreset, StrategyName
 from tapeflow.calendar.exchange import ny_day
 from tasks.paper_gap import measure_and_store, publish_gap, sessions_to_compare
 
@@ -15,9 +16,9 @@ from tasks.paper_gap import measure_and_store, publish_gap, sessions_to_compare
 @flow(name="paper-vs-backtest", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
 def paper_vs_backtest(
     session_id: str | None = None,
-    strategy: str | None = None,
+    strategy: StrategyName | None = None,
     day: date | None = None,
-    costs: str | None = None,
+    costs: CostPreset | None = None,
 ) -> list[dict[str, object]]:
     """One session, or every paper session of `day` (default: today in New York), of one
     strategy or all; `costs` is the sim broker's preset (default TAPEFLOW_SIM_COSTS)."""

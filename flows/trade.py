@@ -11,6 +11,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.variables import Variable
 
 from flows.hooks import alert_on_failure
+from flows.parameters import StrategyName
 from tapeflow.calendar.exchange import get_calendar, ny_day
 from tapeflow.config import load_settings
 from tapeflow.live.launch import ReplayMismatch, ReplayRunning, live_session, replay_session
@@ -42,7 +43,7 @@ def prefect_kill_switch(strategy: str):
 
 @flow(name="trade-session", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
 def trade_session(
-    strategy: str = "opening_range",
+    strategy: StrategyName = "opening_range",
     params: dict[str, float] | None = None,
     replay_day: date | None = None,
     cycle_s: float = 60.0,

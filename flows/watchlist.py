@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.hooks import alert_on_failure
+from flows.parameters import WatchlistName
 from tapeflow.calendar.windows import Skip, watchlist_session
 from tapeflow.config import load_settings
 from tapeflow.sources import require_watchlist_source
@@ -18,7 +19,7 @@ from tasks.watchlist import check, store, take_snapshot
 
 @flow(name="snapshot-watchlist", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
 def snapshot_watchlist(
-    source: str | None = None, as_of: datetime | None = None, limit: int = 20
+    source: WatchlistName | None = None, as_of: datetime | None = None, limit: int = 20
 ) -> dict[str, object]:
     """Take one snapshot (BullAlert or the scanner) if the market is in pre-market or
     regular hours at `as_of` (default now); otherwise do nothing and say why."""

@@ -104,8 +104,8 @@ class Settings(BaseSettings):
     tiingo_api_key: SecretStr | None = None
     tiingo_url: str = "https://api.tiingo.com"
     sentiment_model: str | None = Field(
-        None, description="a Hugging Face id or local path of a sequence classifier; default: the latest "
-        "model `tapeflow nlp train` recorded in the warehouse")
+        None, description="a Hugging Face id or local path of a sequence classifier; default: the current "
+        "model in the warehouse (`tapeflow nlp models` marks it, `tapeflow nlp use` chooses it)")
 
     bullalert_api_key: SecretStr | None = None
     bullalert_url: str = "https://api.bullalert.com"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import polars as pl
+import pytest
 
 from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.costs import cost_preset
@@ -115,3 +116,11 @@ def backtest(settings: Settings, main: Warehouse, name: str, params: dict, first
 def gaps(replayed: Replayed, settings: Settings) -> list[float]:
     """paper-vs-backtest's gap for each replayed session."""
     return [measure_gap(replayed.warehouse, r.session_id, cost_preset(settings.sim_costs)).gap for r in replayed.reports]
+
+
+def assert_parity(replayed, expected) -> None:
+    """Replayed sessions ended, reconciled, and match the backtest order for order, equity to the cent."""
+    assert {r.status for r in replayed.reports} <= {"finished", "killed"}
+    assert all(r.reconciled for r in replayed.reports)
+    assert replayed.ledger.orders == expected.orders
+    assert replayed.ledger.equity == pytest.approx(expected.equity, abs=0.005)  # to the cent

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,13 @@ def test_backtest_is_not_a_process_wide_mode(monkeypatch, tmp_path):
     monkeypatch.setenv("TAPEFLOW_MODE", "backtest")
     with pytest.raises(ValidationError, match="mode must be paper or live"):
         Settings()
+
+
+def test_env_example_names_every_setting_and_loads_as_the_defaults(clean_env: Path) -> None:
+    """.env.example lists each setting once; with every non-key line uncommented it is a valid
+    .env that changes nothing, so the file cannot drift from tapeflow/config.py."""
+    example = (Path(__file__).resolve().parents[1] / ".env.example").read_text()
+    named = re.findall(r"^# TAPEFLOW_([A-Z0-9_]+)=(.*)$", example, re.M)
+    assert sorted(n.lower() for n, _ in named) == sorted(Settings.model_fields)
+    (clean_env / ".env").write_text("".join(f"TAPEFLOW_{n}={v}\n" for n, v in named if v and n != "DATA_DIR"))
+    assert load_settings() == Settings(_env_file=None)

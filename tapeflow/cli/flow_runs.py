@@ -4,6 +4,7 @@ command within seconds, its runs marked Crashed, with one line and exit status 1
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import signal
@@ -48,6 +49,7 @@ def running_flows(settings: Settings) -> Iterator[None]:
     server = None
     try:
         server = start_local_api()
+        _no_tracebacks_on_terminal()
         try:
             report_swept(sweep_dead_runs())
         except Exception as exc:  # closing old runs must not keep this command from running
@@ -62,6 +64,27 @@ def running_flows(settings: Settings) -> Iterator[None]:
         _exit_stopped(name, owner, server)
     finally:
         stopper.restore()
+
+
+class _WithoutTrace(logging.Formatter):
+    """Formats a record as `inner` would, without its traceback: the command ends in one line
+    naming the failure, and the trace stays in the flow run's logs and the CLI's log file."""
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        bare = copy.copy(record)  # the API handler still sends the record with its trace
+        bare.exc_info, bare.exc_text, bare.stack_info = None, None, None
+        return self.inner.format(bare)
+
+
+def _no_tracebacks_on_terminal() -> None:
+    """Prefect's console handler logs a failed run's traceback; a command shows one line instead."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler.formatter, _WithoutTrace):
+            handler.setFormatter(_WithoutTrace(handler.formatter))
 
 
 def report_swept(crashed: Sequence[CrashedRun], console: Console = err) -> None:

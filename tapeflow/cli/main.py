@@ -20,6 +20,7 @@ from tapeflow.backtest.loading import history_between
 from tapeflow.backtest.run import run_backtest
 from tapeflow.backtest.runs import load_run
 from tapeflow.calendar.exchange import NEW_YORK, get_calendar, ny_day_bounds
+from tapeflow.calendar.hours import day_hours, next_open_words
 from tapeflow.cli.actions import actions_app
 from tapeflow.cli.broker import broker_app
 from tapeflow.cli.console import EXIT_BUSY, EXIT_INTERRUPTED, EXIT_REFUSED, err, out
@@ -28,17 +29,25 @@ from tapeflow.cli.monitor import alerts_command, monitor_command
 from tapeflow.cli.news import recent_catalysts
 from tapeflow.cli.news import register as register_news
 from tapeflow.cli.output import (
+    WINDOW_END_HELP,
+    WINDOW_HELP,
     OutputFormat,
     cell,
     check_option,
+    check_window,
     chosen_strategy,
+    configured,
     parse_params,
     prefect_environment,
     print_frame,
     print_metrics,
     require_offset,
+    require_sentiment_model,
+    require_warehouse,
+    strategy_window,
 )
 from tapeflow.cli.promotion import register as register_promotion
+from tapeflow.cli.research import register as register_research
 from tapeflow.cli.serve import serve_stack
 from tapeflow.cli.trade import register as register_session
 from tapeflow.cli.universe import require_membership, universe_app
@@ -48,6 +57,7 @@ from tapeflow.news.model_registry import current_model
 from tapeflow.research.lookahead import check_lookahead
 from tapeflow.strategy.history import History
 from tapeflow.strategy.registry import available
+from tapeflow.venues.configured import market_data, watchlist_source
 from warehouse import Warehouse, WarehouseBusy, WarehouseMissing, open_warehouse
 from warehouse.examples import DEMO_EXAMPLES
 from warehouse.query import QueryStopped, WriteRefused, run_read_only
@@ -100,7 +110,10 @@ def ingest(
     symbol: Annotated[list[str] | None, typer.Option("--symbol", "-s", help="repeat for several; default all")] = None,
 ) -> None:
     """Run the ingest-bars flow once and print its counts."""
-    with running_flows(load_settings()):
+    settings = load_settings()
+    check_window(start, end)
+    configured("--source", lambda: market_data(source or settings.market_data_source, settings))
+    with running_flows(settings):
         from flows.ingest import ingest_bars  # deferred: Prefect takes seconds to import and reads its settings then
 
         counts = ingest_bars(source=source, symbols=symbol or None, timeframe=timeframe,
@@ -116,7 +129,13 @@ def snapshot(
 ) -> None:
     """Run the snapshot-watchlist flow once and print what it stored (or why it skipped)."""
     as_of = require_offset(as_of, "--as-of", "2010-05-07T09:00:00-04:00")
-    with running_flows(load_settings()):
+    check_option("--limit", 1 <= limit <= 500, "between 1 and 500", limit, "--limit 20")
+    settings = load_settings()
+    if (source or settings.watchlist_source) == "scanner":  # the scanner ranks the warehouse's bars
+        require_warehouse(settings)
+    else:
+        configured("--source", lambda: watchlist_source(source or settings.watchlist_source, settings))
+    with running_flows(settings):
         from flows.watchlist import snapshot_watchlist  # deferred: Prefect takes seconds to import and reads its settings then
 
         result = snapshot_watchlist(source=source, as_of=as_of, limit=limit)
@@ -147,19 +166,14 @@ def _bar_file_history(path: str, timeframe: str, symbols: list[str] | None) -> H
     return loaded.history
 
 
-def _check_window(start: datetime, end: datetime) -> None:
-    check_option("--start", start <= end, f"on or before --end ({end:%Y-%m-%d})", start.strftime("%Y-%m-%d"),
-                 f"--start {end:%Y-%m-%d}")
-
-
 @app.command()
 def backtest(
     strategy: Annotated[str, typer.Argument(help="a strategy name (tapeflow strategies lists them)")],
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value, repeatable")] = None,
     bars: Annotated[str | None, typer.Option(help="Parquet/CSV bars file instead of the warehouse")] = None,
     symbol: Annotated[list[str] | None, typer.Option("--symbol", "-s")] = None,
-    start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])] = datetime(2009, 8, 21),
-    end: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])] = datetime(2010, 8, 20),
+    start: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help=WINDOW_HELP)] = None,
+    end: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help=WINDOW_END_HELP)] = None,
     cash: float = 100_000.0,
     costs: Annotated[str, typer.Option(
         help="retail-default, liquid-etf, large-cap, small-cap, flat-commission or none")] = "retail-default",
@@ -175,13 +189,16 @@ def backtest(
     params = parse_params(param)
     chosen = chosen_strategy(strategy, params)  # a wrong name or parameter is refused before Prefect starts
     check_option("--cash", math.isfinite(cash) and cash > 0, "a finite amount > 0", cash, "--cash 100000")
-    _check_window(start, end)
+    start, end = strategy_window(chosen.timeframe, start, end)
     try:
         preset = cost_preset(costs)
     except ValueError as exc:
         err.print(f"--costs: {exc}", style="red", markup=False, highlight=False)
         raise typer.Exit(EXIT_REFUSED) from None
     members = require_membership(load_settings(), universe, "--universe") if universe else None  # before Prefect starts
+    if bars is None:
+        require_warehouse(load_settings())
+        require_sentiment_model(load_settings(), chosen)
     if bars is None:
         with running_flows(load_settings()):
             from flows.backtest import backtest as backtest_flow  # deferred: Prefect takes seconds to import and reads its settings then
@@ -207,7 +224,8 @@ def backtest(
     report = render_report(run.result, run_id=run_id, title=f"{chosen!r} on {bars}", metrics=run.metrics,
                            assumptions=run.assumptions, out_dir=load_settings().home.resolve() / "reports")
     print_metrics(run.metrics, f"{chosen!r}")
-    out.print(f"fills: {run.result.fills.height}, final equity: {run.result.final_equity:,.2f}; report: {report}", soft_wrap=True)
+    out.print(f"fills: {run.result.fills.height}, final equity: {run.result.final_equity:,.2f}")
+    out.print(f"report: {report}", soft_wrap=True)
 
 
 @app.command("strategies")
@@ -242,8 +260,8 @@ def check_lookahead_command(
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value, repeatable")] = None,
     bars: Annotated[str | None, typer.Option(help="Parquet/CSV bars file instead of the warehouse")] = None,
     symbol: Annotated[list[str] | None, typer.Option("--symbol", "-s")] = None,
-    start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])] = datetime(2009, 8, 21),
-    end: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])] = datetime(2010, 8, 20),
+    start: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help=WINDOW_HELP)] = None,
+    end: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help=WINDOW_END_HELP)] = None,
     cuts: Annotated[int, typer.Option(help="random cut points to test")] = 20,
     seed: int = 0,
     adjust: Annotated[AdjustMode, typer.Option(help="the prices decided on, as `tapeflow backtest --adjust`")]
@@ -253,7 +271,10 @@ def check_lookahead_command(
 
     chosen = chosen_strategy(strategy, parse_params(param))
     check_option("--cuts", cuts >= 1, "at least 1", cuts, "--cuts 20")
-    _check_window(start, end)
+    start, end = strategy_window(chosen.timeframe, start, end)
+    if bars is None:
+        require_warehouse(load_settings())
+        require_sentiment_model(load_settings(), chosen)
     try:
         history = _history_from(bars, chosen.timeframe, symbol, start, end, watchlist=chosen.uses_watchlist,
                                 news=chosen.uses_news)
@@ -294,13 +315,18 @@ def report(
 def clock(
     at: Annotated[datetime | None, typer.Option(help="an instant, ISO-8601 with offset; default now")] = None,
 ) -> None:
-    """Show the market phase at an instant and the next regular open (XNYS)."""
+    """Show the market phase at an instant, that day's open and close (or why it is closed) and
+    the next regular open (XNYS)."""
 
     t = require_offset(at, "--at", "2026-11-27T12:00:00-05:00") or datetime.now(UTC)
     calendar = get_calendar()
-    nxt = calendar.next_open(t)
+    day = calendar.session_date(t)
+    # Before the calendar's last day, so that a next open is known too.
+    check_option("--at", calendar.start <= day < calendar.end, f"within {calendar.start}..{calendar.end} "
+                 f"({calendar.name} calendar)", t.isoformat(), "--at 2026-11-27T12:00:00-05:00")
     out.print(f"{t.astimezone(NEW_YORK):%Y-%m-%d %H:%M %Z}: {calendar.phase_at(t).value}")
-    out.print(f"next regular open: {nxt.astimezone(NEW_YORK):%a %Y-%m-%d %H:%M %Z} ({nxt:%H:%M} UTC)")
+    out.print(f"{day:%a %Y-%m-%d}: {day_hours(day, calendar)}")
+    out.print(f"next regular open: {next_open_words(t, calendar, utc=True)}")
 
 
 @app.command()
@@ -349,6 +375,8 @@ Universe:   tapeflow universe show sp500-2010 --on 2010-01-04   (the panel's own
 News:       tapeflow news catalysts; tapeflow news ingest --source replay --start 2010-08-16T00:00:00Z
             tapeflow nlp train (the full sentiment model, ~14 min on 2 cores); tapeflow nlp eval; tapeflow nlp models
 Backtest:   tapeflow backtest sma_cross -p fast=10 -p slow=30 --costs retail-default
+            tapeflow backtest news_catalyst   (SPY minutes, 2011-01-03..2011-03-31, on the sample headlines)
+            tapeflow walk-forward sma_cross; tapeflow perturb sma_cross -p fast=10 -p slow=30
             tapeflow check-lookahead watchlist_momentum
             tapeflow report RUN_ID --open     (run ids: tapeflow sql "SELECT run_id, strategy, metrics->>'sharpe' FROM backtest_runs")
 Clock:      tapeflow clock
@@ -364,14 +392,15 @@ def _print_catalysts(warehouse, trained: dict[str, object]) -> None:
 
     out.print("\n[bold]Catalysts[/bold] in the sample headlines (written for the demo, data/NOTICE)")
     if trained:
-        out.print(f"No sentiment model was recorded, so the demo tuned a quick one ({trained['train_rows']} sentences, "
-                  f"one epoch, {trained['train_seconds']} s): held-out macro-F1 {trained['macro_f1']:.3f} on "
-                  f"{trained['held_out_rows']} sentences. `tapeflow nlp train` trains the full model.", soft_wrap=True)
+        out.print(f"No sentiment model was current, so the demo tuned a quick one ({trained['train_rows']} sentences, "
+                  f"one epoch, {trained['train_seconds']} s): {trained['verdict']}. `tapeflow nlp train` trains the "
+                  "full model.", soft_wrap=True)
+        if not trained["current"]:
+            return
     else:
         out.print(_model_line(warehouse), soft_wrap=True)
-    frame = recent_catalysts(warehouse, since=datetime(2010, 8, 1, tzinfo=UTC), limit=20)
-    frame = frame.with_columns(pl.col("published").str.slice(5).alias("2010, NY"))  # the year is the same for all
-    frame = frame.select("2010, NY", *(c for c in frame.columns if c not in ("published", "2010, NY")))
+    frame = recent_catalysts(warehouse, since=datetime(2010, 8, 1, tzinfo=UTC), limit=30)
+    frame = frame.rename({"published": "New York"})
     # One line a headline, cut to the terminal: the headline is the column that gives way.
     widths = {c: max([len(c), *(len(cell(v)) for v in frame[c])]) for c in frame.columns if c != "headline"}
     room = max(20, out.width - sum(widths.values()) - 3 * len(frame.columns) - 1)
@@ -439,6 +468,7 @@ def _register_subcommands() -> None:
     register_promotion(app)  # promote, promotions, paper-gap
     register_session(app)  # trade, sessions, kill-switch
     register_news(app)  # news ingest|catalysts, nlp train|eval|score|models
+    register_research(app)  # walk-forward, perturb
 
 
 _register_subcommands()

@@ -7,8 +7,10 @@ from __future__ import annotations
 import math
 import os
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
+from typing import TypeVar
 
 import polars as pl
 import typer
@@ -16,8 +18,15 @@ from rich.table import Table
 
 from tapeflow.cli.console import EXIT_REFUSED, err, out
 from tapeflow.config import Settings, prefect_defaults
+from tapeflow.model import Timeframe
+from tapeflow.news.model_registry import has_model
+from tapeflow.sources.http import VendorError
+from tapeflow.sources.replay import BUNDLED_DAYS
 from tapeflow.strategy.base import Strategy
 from tapeflow.strategy.registry import get_strategy
+from warehouse import WarehouseMissing, open_warehouse
+
+T = TypeVar("T")
 
 
 class OutputFormat(StrEnum):
@@ -33,10 +42,10 @@ def prefect_environment(settings: Settings) -> None:
     os.makedirs(os.environ["PREFECT_HOME"], exist_ok=True)
 
 def require_offset(value: datetime | None, option: str, example: str) -> datetime | None:
-    """An aware instant from the command line, or exit 1 saying the option needs an offset."""
+    """An aware instant from the command line, or exit 2 saying the option needs an offset."""
     if value is not None and value.tzinfo is None:
-        err.print(f"[red]{option} needs a UTC offset, e.g. {example}[/red]")
-        raise typer.Exit(1)
+        err.print(f"{option} needs a UTC offset, e.g. {option} {example}", style="red", markup=False, highlight=False)
+        raise typer.Exit(EXIT_REFUSED)
     return value
 
 def print_frame(frame: pl.DataFrame, fmt: OutputFormat = OutputFormat.TABLE, *, title: str | None = None,
@@ -50,7 +59,8 @@ def print_frame(frame: pl.DataFrame, fmt: OutputFormat = OutputFormat.TABLE, *, 
         return
     table = Table(title=title, title_justify="left", title_style="bold")
     for name, dtype in frame.schema.items():
-        table.add_column(name, justify="right" if dtype.is_numeric() else "left")
+        # fold, never cut: an id or a path that does not fit goes on over the next lines, whole
+        table.add_column(name, justify="right" if dtype.is_numeric() else "left", overflow="fold")
     for row in frame.head(max_rows).iter_rows():
         table.add_row(*(cell(v) for v in row))
     out.print(table)
@@ -101,3 +111,53 @@ def chosen_strategy(name: str, params: dict[str, float]) -> Strategy:
     except ValueError as exc:
         err.print(f"[red]{exc}[/red]", soft_wrap=True)
         raise typer.Exit(EXIT_REFUSED) from None
+
+def configured(option: str, make: Callable[[], T]) -> T:
+    """`make()` (a vendor source, a broker), or exit 2 in one line when its settings are wrong: an
+    unknown name, a key not set. Called before Prefect starts, so a flow never fails on it."""
+    try:
+        return make()
+    except (VendorError, ValueError) as exc:
+        err.print(f"{option}: {exc}", style="red", markup=False, highlight=False)
+        raise typer.Exit(EXIT_REFUSED) from None
+
+def require_warehouse(settings: Settings) -> None:
+    """Exit 2 in one line when there is no warehouse to read yet: before Prefect starts for nothing."""
+    if not settings.warehouse_path.exists():
+        err.print(f"no warehouse at {settings.warehouse_path}: run `tapeflow demo` (or an ingest) first, or set "
+                  "TAPEFLOW_HOME to the folder that holds tapeflow.duckdb", style="red", markup=False, highlight=False)
+        raise typer.Exit(EXIT_REFUSED)
+
+WINDOW_HELP = "first New York day; default: the bundled data's first (2009-08-21 daily, 2011-01-03 minute)"
+WINDOW_END_HELP = "last New York day; default: the bundled data's last (2010-08-20 daily, 2011-03-31 minute)"
+
+
+def strategy_window(timeframe: Timeframe, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    """--start/--end as given, the bundled data's days for the strategy's timeframe where not,
+    refused in one line when start is after end."""
+    first, last = BUNDLED_DAYS[Timeframe(timeframe)]
+    start = start or datetime.combine(first, datetime.min.time())
+    end = end or datetime.combine(last, datetime.min.time())
+    check_window(start, end)
+    return start, end
+
+
+def check_window(start: datetime, end: datetime) -> None:
+    """Exit 2 in one line when --start is after --end."""
+    check_option("--start", start <= end, f"on or before --end ({end:%Y-%m-%d})", start.strftime("%Y-%m-%d"),
+                 f"--start {end:%Y-%m-%d}")
+
+
+def require_sentiment_model(settings: Settings, strategy: type[Strategy] | Strategy) -> None:
+    """Exit 2 in one line when `strategy` trades on scored headlines and no sentiment model is current."""
+    if not strategy.uses_news:
+        return
+    try:
+        scored = has_model(settings, open_warehouse(settings))
+    except WarehouseMissing:
+        scored = False
+    if not scored:
+        err.print(f"{strategy.name} trades on scored headlines and no sentiment model is current: train one first "
+                  "(tapeflow nlp train), or choose one (tapeflow nlp models; tapeflow nlp use VERSION)",
+                  style="red", markup=False, highlight=False)
+        raise typer.Exit(EXIT_REFUSED)

@@ -8,6 +8,7 @@ bar start / end instants, so replayed data is causally identical to a live feed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -23,6 +24,11 @@ MINUTE_SYMBOL = "SPY"
 # The daily file stores volume in hundreds of shares in an int32, so it saturates here.
 VOLUME_CEILING = 21_474_836
 SOURCE = "replay"
+# The New York days the bundled files cover, by timeframe: the commands' default window.
+BUNDLED_DAYS: dict[Timeframe, tuple[date, date]] = {
+    Timeframe.DAY: (date(2009, 8, 21), date(2010, 8, 20)),
+    Timeframe.MINUTE: (date(2011, 1, 3), date(2011, 3, 31)),
+}
 
 
 class ReplaySource:

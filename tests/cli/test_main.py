@@ -28,7 +28,7 @@ def test_clock(at, phase, next_open):
 
 def test_clock_refuses_a_naive_instant():
     result = runner.invoke(app, ["clock", "--at", "2026-11-27T12:00:00"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "needs a UTC offset" in result.stderr
 
 
@@ -47,6 +47,8 @@ def test_ingest_command_runs_the_flow(warehouse):
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
 def test_snapshot_command_skips_a_holiday_and_says_why(warehouse):
+    with warehouse.write():  # a warehouse exists: the scanner has something to rank on a session day
+        pass
     result = runner.invoke(app, ["snapshot", "--source", "scanner", "--as-of", "2025-12-25T10:00:00-05:00"])
     assert result.exit_code == 0, result.output
     assert "2025-12-25 is not an XNYS session" in result.stdout

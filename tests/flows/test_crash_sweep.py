@@ -26,7 +26,9 @@ from flows.run_owner import owner_of, owner_tag
 from tapeflow.cli.console import err
 from tapeflow.cli.main import app
 from tapeflow.cli.serve import close_dead_runs
+from tapeflow.config import Settings
 from tapeflow.live.owner import Owner, process_gone
+from warehouse import Warehouse
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 90
@@ -136,6 +138,8 @@ def test_killed_runs_are_crashed_at_the_next_start_and_live_ones_left_running(ta
 
             # The other way in: any tapeflow command that runs a flow sweeps before it starts.
             live_pid = live.kill()
+            with Warehouse(Settings().warehouse_path).write():  # the scanner's warehouse exists
+                pass
             result = CliRunner().invoke(app, ["snapshot", "--source", "scanner", "--as-of", "2025-12-25T10:00:00-05:00"])
             assert result.exit_code == 0, result.output
             assert "flow run(s) Crashed that a process which is gone left running" in result.stderr

@@ -141,3 +141,36 @@ def test_trading_sessions_never_run_twice_at_once_and_start_paused():
     for deployment in sessions:
         assert deployment["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
         assert [s["active"] for s in deployment["schedules"]] == [False]  # until the strategy is promoted
+
+
+# The values a run form or an API call could send by mistake, per flow parameter.
+BAD_VALUES = [
+    ("flows/backtest.py:backtest", {"strategy": "sma_crossover"}),
+    ("flows/backtest.py:backtest", {"costs": "cheap"}),
+    ("flows/backtest.py:backtest", {"watchlist_source": "scaner"}),
+    ("flows/ingest.py:ingest_bars", {"source": "yahoo"}),
+    ("flows/news.py:ingest_news", {"source": "finnhub"}),  # a market-data source, not a news one
+    ("flows/trade.py:trade_session", {"strategy": "opening-range"}),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_api_refuses_a_run_with_a_name_tapeflow_does_not_know():
+    """A deployment carries its flow's parameter schema; Prefect checks a new run against it and
+    refuses it at creation, so a misspelled strategy never starts a run that fails later."""
+    from prefect.client.orchestration import get_client
+    from prefect.utilities.callables import parameter_schema
+
+    with get_client(sync_client=True) as client:
+        for entrypoint, values in BAD_VALUES:
+            flow = flow_of({"entrypoint": entrypoint})
+            deployment_id = client.create_deployment(
+                flow_id=client.create_flow(flow), name=f"refuses-{next(iter(values))}", entrypoint=entrypoint,
+                parameter_openapi_schema=parameter_schema(flow).model_dump_for_openapi(), enforce_parameter_schema=True)
+            with pytest.raises(Exception, match="(?i)validation|parameters"):
+                client.create_flow_run_from_deployment(deployment_id, parameters=values)
+            good = {name: {"strategy": "sma_cross", "costs": "none", "watchlist_source": "scanner"}.get(name, "replay")
+                    for name in values}
+            run = client.create_flow_run_from_deployment(deployment_id, parameters=good)
+            client.delete_flow_run(run.id)
