@@ -8,11 +8,9 @@ from typing import Annotated
 import polars as pl
 import typer
 
-from tapeflow.cli.console import EXIT_REFUSED, err
 from tapeflow.cli.flow_runs import running_flows
-from tapeflow.cli.output import OutputFormat, check_option, print_frame
+from tapeflow.cli.output import OutputFormat, check_option, configured, print_frame
 from tapeflow.config import load_settings
-from tapeflow.sources.http import VendorError
 from tapeflow.venues.configured import ACTION_SOURCES, action_source
 from warehouse import open_warehouse
 
@@ -29,11 +27,7 @@ def ingest_command(
     """Run the ingest-actions flow once (then the price-jump check) and print its counts."""
     check_option("--source", source in ACTION_SOURCES, f"one of {', '.join(ACTION_SOURCES)}", source, "--source replay")
     check_option("--end", end >= start, "on or after --start", end.date(), f"--end {start.date()}")
-    try:  # a missing key is said in one line before Prefect starts
-        action_source(source, load_settings())
-    except VendorError as exc:
-        err.print(str(exc), style="red", markup=False, highlight=False)
-        raise typer.Exit(EXIT_REFUSED) from None
+    configured(None, lambda: action_source(source, load_settings()))  # a missing key: one line, before Prefect
     with running_flows(load_settings()):
         from flows.actions import ingest_actions  # deferred: Prefect takes seconds to import and reads its settings then
 

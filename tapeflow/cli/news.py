@@ -11,13 +11,12 @@ import typer
 
 from tapeflow.cli.console import err
 from tapeflow.cli.flow_runs import running_flows
-from tapeflow.cli.nlp import nlp_app, refuse
-from tapeflow.cli.output import check_option, print_frame, require_offset
+from tapeflow.cli.nlp import nlp_app
+from tapeflow.cli.output import check_option, configured, print_frame, require_offset
 from tapeflow.config import Settings, load_settings
 from tapeflow.news import NEWS_SOURCE_NAMES
 from tapeflow.news.model_registry import NoSentimentModel, current_model
 from tapeflow.news.tickers import TAGGER
-from tapeflow.sources.http import VendorError
 from tapeflow.venues.configured import news_source
 from warehouse import open_warehouse
 
@@ -42,10 +41,7 @@ def ingest_command(
     source = source or settings.news_source
     check_option(named_by, source in NEWS_SOURCE_NAMES, f"one of {', '.join(NEWS_SOURCE_NAMES)}", source,
                  "--source replay")
-    try:  # a missing key is said in one line before Prefect starts
-        news_source(source, settings).close()
-    except VendorError as exc:
-        refuse(str(exc))
+    configured(None, lambda: news_source(source, settings)).close()  # a missing key: one line, before Prefect
     with running_flows(settings):
         from flows.news import ingest_news  # deferred: Prefect takes seconds to import and reads its settings then
 
@@ -112,10 +108,7 @@ def _check_stream_keys(settings: Settings) -> None:
     """Exit 2 in one line, before Prefect starts, when the Alpaca keys the stream needs are missing."""
     from tapeflow.venues.alpaca.news_stream import AlpacaNewsStream  # deferred: alpaca-py, only for the stream
 
-    try:
-        AlpacaNewsStream(settings)
-    except VendorError as exc:
-        refuse(str(exc))
+    configured(None, lambda: AlpacaNewsStream(settings))
 
 
 def register(app: typer.Typer) -> None:

@@ -3,12 +3,12 @@ the catalyst classifier and the ticker extractor)."""
 
 from __future__ import annotations
 
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import polars as pl
 import typer
 
-from tapeflow.cli.console import EXIT_REFUSED, err, out
+from tapeflow.cli.console import err, out, refuse
 from tapeflow.cli.flow_runs import running_flows
 from tapeflow.cli.model_listing import ModelLine, listing
 from tapeflow.cli.output import OutputFormat, print_frame, print_metrics
@@ -34,11 +34,6 @@ MODELS_QUERY = """
     FROM sentiment_models ORDER BY trained_at DESC
 """
 
-
-def refuse(message: str) -> NoReturn:
-    """Exit 2 with one line: the problem and how to fix it."""
-    err.print(message, style="red", markup=False, highlight=False)
-    raise typer.Exit(EXIT_REFUSED)
 
 
 @nlp_app.command("train")

@@ -16,7 +16,7 @@ import polars as pl
 import typer
 from rich.table import Table
 
-from tapeflow.cli.console import EXIT_REFUSED, err, out
+from tapeflow.cli.console import out, refuse
 from tapeflow.config import Settings, prefect_defaults
 from tapeflow.model import Timeframe
 from tapeflow.news.model_registry import has_model
@@ -44,8 +44,7 @@ def prefect_environment(settings: Settings) -> None:
 def require_offset(value: datetime | None, option: str, example: str) -> datetime | None:
     """An aware instant from the command line, or exit 2 saying the option needs an offset."""
     if value is not None and value.tzinfo is None:
-        err.print(f"{option} needs a UTC offset, e.g. {option} {example}", style="red", markup=False, highlight=False)
-        raise typer.Exit(EXIT_REFUSED)
+        refuse(f"{option} needs a UTC offset, e.g. {option} {example}")
     return value
 
 def print_frame(frame: pl.DataFrame, fmt: OutputFormat = OutputFormat.TABLE, *, title: str | None = None,
@@ -85,8 +84,7 @@ def print_metrics(metrics: dict[str, object], title: str) -> None:
 def check_option(option: str, ok: bool, rule: str, got: object, example: str) -> None:
     """Exit 2 in one line when an option's value breaks its rule: checked before anything starts."""
     if not ok:
-        err.print(f"{option} must be {rule}, got {got}: e.g. {example}", style="red", markup=False, highlight=False)
-        raise typer.Exit(EXIT_REFUSED)
+        refuse(f"{option} must be {rule}, got {got}: e.g. {example}")
 
 def parse_params(pairs: list[str] | None) -> dict[str, float]:
     """--param fast=10 --param slow=30 as a dict (the strategy checks types and ranges)."""
@@ -109,24 +107,24 @@ def chosen_strategy(name: str, params: dict[str, float]) -> Strategy:
     try:
         return get_strategy(name)(**params)
     except ValueError as exc:
-        err.print(f"[red]{exc}[/red]", soft_wrap=True)
-        raise typer.Exit(EXIT_REFUSED) from None
+        refuse(str(exc))
 
-def configured(option: str, make: Callable[[], T]) -> T:
+
+def configured(option: str | None, make: Callable[[], T]) -> T:
     """`make()` (a vendor source, a broker), or exit 2 in one line when its settings are wrong: an
-    unknown name, a key not set. Called before Prefect starts, so a flow never fails on it."""
+    unknown name, a key not set (the line starts with `option` when given). Called before Prefect
+    starts, so a flow never fails on it."""
     try:
         return make()
     except (VendorError, ValueError) as exc:
-        err.print(f"{option}: {exc}", style="red", markup=False, highlight=False)
-        raise typer.Exit(EXIT_REFUSED) from None
+        refuse(f"{option}: {exc}" if option else str(exc))
+
 
 def require_warehouse(settings: Settings) -> None:
     """Exit 2 in one line when there is no warehouse to read yet: before Prefect starts for nothing."""
     if not settings.warehouse_path.exists():
-        err.print(f"no warehouse at {settings.warehouse_path}: run `tapeflow demo` (or an ingest) first, or set "
-                  "TAPEFLOW_HOME to the folder that holds tapeflow.duckdb", style="red", markup=False, highlight=False)
-        raise typer.Exit(EXIT_REFUSED)
+        refuse(f"no warehouse at {settings.warehouse_path}: run `tapeflow demo` (or an ingest) first, or set "
+               "TAPEFLOW_HOME to the folder that holds tapeflow.duckdb")
 
 WINDOW_HELP = "first New York day; default: the bundled data's first (2009-08-21 daily, 2011-01-03 minute)"
 WINDOW_END_HELP = "last New York day; default: the bundled data's last (2010-08-20 daily, 2011-03-31 minute)"
@@ -157,7 +155,5 @@ def require_sentiment_model(settings: Settings, strategy: type[Strategy] | Strat
     except WarehouseMissing:
         scored = False
     if not scored:
-        err.print(f"{strategy.name} trades on scored headlines and no sentiment model is current: train one first "
-                  "(tapeflow nlp train), or choose one (tapeflow nlp models; tapeflow nlp use VERSION)",
-                  style="red", markup=False, highlight=False)
-        raise typer.Exit(EXIT_REFUSED)
+        refuse(f"{strategy.name} trades on scored headlines and no sentiment model is current: train one first "
+               "(tapeflow nlp train), or choose one (tapeflow nlp models; tapeflow nlp use VERSION)")

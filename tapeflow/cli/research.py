@@ -8,7 +8,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from datetime import date, datetime
-from typing import Annotated, Any, NoReturn, cast
+from typing import Annotated, Any, cast
 
 import typer
 from rich.markup import escape
@@ -16,7 +16,7 @@ from rich.table import Table
 
 from tapeflow.backtest.costs import cost_preset
 from tapeflow.backtest.metrics import Metrics
-from tapeflow.cli.console import EXIT_BUSY, EXIT_REFUSED, err, out
+from tapeflow.cli.console import EXIT_BUSY, err, out, refuse
 from tapeflow.cli.flow_runs import running_flows
 from tapeflow.cli.output import (
     WINDOW_END_HELP,
@@ -79,7 +79,7 @@ def walk_forward_command(
     try:
         plan = folds(sessions, train, test, anchored=anchored)
     except ValueError:
-        _refuse(f"--train/--test: the {len(sessions)} stored sessions of {start:%Y-%m-%d}..{end:%Y-%m-%d} cannot hold one "
+        refuse(f"--train/--test: the {len(sessions)} stored sessions of {start:%Y-%m-%d}..{end:%Y-%m-%d} cannot hold one "
                 f"fold of {train} train + {test} test sessions: e.g. --train {max(1, len(sessions) * 3 // 4)} "
                 f"--test {max(1, len(sessions) // 4)}, or a longer window")
     searched_grid, candidates, _ = searched(strategy_cls, grid)
@@ -158,10 +158,6 @@ def register(app: typer.Typer) -> None:
 # -- checks, before Prefect starts ----------------------------------------------------------------
 
 
-def _refuse(line: str) -> NoReturn:
-    err.print(line, style="red", markup=False, highlight=False)
-    raise typer.Exit(EXIT_REFUSED)
-
 
 def _grid(strategy_cls: type[Strategy], pairs: list[str] | None) -> dict[str, list] | None:
     """The grid -p asks for, laid over the default one (None without -p), or exit 2 in one line."""
@@ -173,24 +169,24 @@ def _grid(strategy_cls: type[Strategy], pairs: list[str] | None) -> dict[str, li
         name, sep, values = (part.strip() for part in pair.partition("="))
         if not sep or not name or not values:
             first = strategy_cls.params[0]
-            _refuse(f"--param takes name=value[,value...], got {pair!r}: e.g. -p {first.name}={_example(first)}")
+            refuse(f"--param takes name=value[,value...], got {pair!r}: e.g. -p {first.name}={_example(first)}")
         if name not in known:
-            _refuse(f"--param: {strategy_cls.name} has no parameter {name}; it has {', '.join(known)}")
+            refuse(f"--param: {strategy_cls.name} has no parameter {name}; it has {', '.join(known)}")
         numbers = [_number(v) for v in values.split(",")]
         if None in numbers:
-            _refuse(f"--param {name} takes numbers separated by commas, got {values!r}: e.g. -p {name}={_example(known[name])}")
+            refuse(f"--param {name} takes numbers separated by commas, got {values!r}: e.g. -p {name}={_example(known[name])}")
         try:
             grid[name] = list(dict.fromkeys(known[name].coerce(n) for n in numbers))
         except ValueError as exc:
-            _refuse(f"--param: {exc}: e.g. -p {name}={_example(known[name])}")
+            refuse(f"--param: {exc}: e.g. -p {name}={_example(known[name])}")
     size = math.prod(len(values) for values in grid.values())
     if size > MAX_COMBINATIONS:
-        _refuse(f"--param: the grid has {size} combinations and a walk-forward searches at most {MAX_COMBINATIONS}: "
+        refuse(f"--param: the grid has {size} combinations and a walk-forward searches at most {MAX_COMBINATIONS}: "
                 "name fewer values")
     try:
         searched(strategy_cls, grid)
     except ValueError as exc:  # no combination the strategy accepts
-        _refuse(f"--param: {exc}")
+        refuse(f"--param: {exc}")
     return grid
 
 
@@ -216,7 +212,7 @@ def _checked(strategy_cls: type[Strategy], objective: str, cash: float, costs: s
     try:
         cost_preset(costs)
     except ValueError as exc:
-        _refuse(f"--costs: {exc}")
+        refuse(f"--costs: {exc}")
     settings = load_settings()
     if universe:
         require_membership(settings, universe, "--universe")
@@ -238,7 +234,7 @@ def _sessions(settings: Settings, strategy_cls: type[Strategy], symbols: list[st
         raise typer.Exit(EXIT_BUSY) from None
     if not sessions:
         of = f" of {', '.join(symbols)}" if symbols else ""
-        _refuse(f"--start/--end: the warehouse holds no {timeframe} bars{of} on {start}..{end}: ingest them first, "
+        refuse(f"--start/--end: the warehouse holds no {timeframe} bars{of} on {start}..{end}: ingest them first, "
                 f"e.g. tapeflow ingest --timeframe {timeframe} --start {start} --end {end}")
     return sessions
 

@@ -4,13 +4,13 @@ warehouse and in the replays); `tapeflow kill-switch` is registered here from it
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
 from tapeflow.brokers.live_gate import LiveNotConfirmed
 from tapeflow.calendar.hours import no_session_now
-from tapeflow.cli.console import EXIT_REFUSED, err
+from tapeflow.cli.console import err, refuse
 from tapeflow.cli.flow_runs import running_flows
 from tapeflow.cli.kill_switch import kill_switch_command
 from tapeflow.cli.output import OutputFormat, check_option, chosen_strategy, parse_params, print_frame
@@ -39,9 +39,9 @@ def trade_command(
     params = parse_params(param)
     chosen_strategy(strategy, params)
     if through is not None and (replay_day is None or through < replay_day):
-        _refuse("--through needs --replay-day on or before it, e.g. --replay-day 2011-03-01 --through 2011-03-04")
+        refuse("--through needs --replay-day on or before it, e.g. --replay-day 2011-03-01 --through 2011-03-04")
     if fresh and replay_day is None:
-        _refuse("--fresh starts a replay over: it goes with --replay-day, e.g. --replay-day 2011-03-08 --fresh")
+        refuse("--fresh starts a replay over: it goes with --replay-day, e.g. --replay-day 2011-03-08 --fresh")
     if stop_loss_pct is not None:
         check_option("--stop-loss-pct", 0 < stop_loss_pct < 1, "a fraction within (0, 1)", stop_loss_pct,
                      "--stop-loss-pct 0.02")
@@ -53,9 +53,9 @@ def trade_command(
         else:  # no session now (and when the next opens), no promotion, too little history
             check_session(settings, open_warehouse(settings), strategy, params or None, WallClock().now())
     except NoSession as exc:
-        _refuse(f"{exc}; --replay-day DAY replays a stored day instead")
+        refuse(f"{exc}; --replay-day DAY replays a stored day instead")
     except (ValueError, ReplayRunning, LiveNotConfirmed, WarehouseMissing) as exc:
-        _refuse(str(exc))
+        refuse(str(exc))
     with running_flows(settings):
         from flows.trade import trade_session  # deferred: Prefect takes seconds to import and reads its settings then
 
@@ -63,9 +63,9 @@ def trade_command(
                                replay_day=replay_day.date() if replay_day else None, stop_loss_pct=stop_loss_pct,
                                replay_through=through.date() if through else None, fresh=fresh)
     if result.get("status") == "refused":
-        _refuse(f"refused: {result['reason']}")
+        refuse(f"refused: {result['reason']}")
     if result.get("status") == "no session":  # the day turned while Prefect started
-        _refuse(no_session_now(WallClock().now()) or f"no trading session on {result.get('day')}")
+        refuse(no_session_now(WallClock().now()) or f"no trading session on {result.get('day')}")
     alerts = result.pop("alerts", [])
     for note in result.pop("recovery", []):
         line(f"recovered: {note}")
@@ -73,11 +73,6 @@ def trade_command(
     for alert in alerts:
         line(f"alert: {alert}")
 
-
-def _refuse(message: str) -> NoReturn:
-    """Exit 2 with `message`, one line on stderr."""
-    err.print(message, style="red", markup=False, highlight=False, emoji=False)
-    raise typer.Exit(EXIT_REFUSED)
 
 
 def sessions_command(
