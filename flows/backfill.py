@@ -10,7 +10,7 @@ from prefect.runtime import flow_run
 
 from flows.hooks import alert_on_failure
 from flows.ingest import ingest_bars
-from flows.parameters import MarketDataName, WatchlistName
+from flows.parameters import UNSET, MarketDataName, OptionalName, Symbols, WatchlistName
 from tapeflow.calendar.windows import month_chunks, pre_market_times, session_steps
 from tapeflow.model import Timeframe
 from tapeflow.progress import tracked
@@ -24,9 +24,17 @@ def backfill_bars(
     start: date = date(2009, 8, 21),
     end: date = date(2010, 8, 20),
     timeframe: Timeframe = Timeframe.DAY,
-    symbols: list[str] | None = None,
+    symbols: Symbols = UNSET,
 ) -> dict[str, int]:
-    """Ingest start..end one month at a time (each month its own ingest-bars run)."""
+    """Ingest start..end one month at a time (each month its own ingest-bars run).
+
+    Args:
+        source: Market data vendor (replay: the bundled files).
+        start: First New York day.
+        end: Last New York day.
+        timeframe: Bar length: 1d (daily) or 1m (one minute).
+        symbols: Symbols to fetch; empty means the source's whole list.
+    """
     totals: dict[str, int] = {}
     months = month_chunks(start, end)
     with tracked(f"backfill {timeframe} bars from {source}", total=len(months)) as progress:
@@ -46,11 +54,20 @@ def backfill_watchlist(
     end: date = date(2010, 8, 20),
     limit: int = 20,
     every_minutes: int = 30,
-    universe: str | None = None,
+    universe: OptionalName = UNSET,
 ) -> dict[str, int]:
     """Pre-market snapshots for every session start..end: the scanner over stored bars (only
     `universe`'s members of each morning, when named; None: every symbol), or BullAlert's own
-    history through `as_of` (every `every_minutes` through each day)."""
+    history through `as_of` (every `every_minutes` through each day).
+
+    Args:
+        source: Watchlist source: the scanner (over stored daily bars) or BullAlert's history.
+        start: First New York session.
+        end: Last New York session.
+        limit: Most names kept per snapshot, best first.
+        every_minutes: BullAlert only: minutes between snapshots through each day.
+        universe: Scanner only: rank only this universe's members of each morning; blank: every symbol.
+    """
     source = require_watchlist_source(source)
     started_at = datetime.now(UTC)
     params = {"source": source, "start": start, "end": end, "limit": limit, "universe": universe}

@@ -40,7 +40,12 @@ def demo(replay_session: bool = True, train_if_missing: bool = True) -> dict[str
     a backtest of the watchlist momentum strategy on those snapshots, and a walk-forward of
     the SMA crossover over the whole panel; last, a paper session of the opening-range
     strategy replayed on 2011-03-03 against the simulated broker; and the bundled sample
-    headlines, tagged and scored (training a quick sentiment model when none exists)."""
+    headlines, tagged and scored (training a quick sentiment model when none exists).
+
+    Args:
+        replay_session: Replay the opening-range paper session on the demo day.
+        train_if_missing: Train the quick sentiment model when none is current.
+    """
     missing = train_if_missing and not has_model(load_settings(), open_warehouse(load_settings()))
     names = ["corporate actions", "daily bars (S&P 500 panel)", f"universe {PANEL_UNIVERSE}", "SPY minute bars",
              "scanner watchlists", "backtest watchlist_momentum", "walk-forward sma_cross",

@@ -12,7 +12,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import ParameterBindError, ParameterTypeError, SignatureMismatchError, TerminationSignal
 from prefect.states import State
 
-from tapeflow.config import load_settings
+from flows.secrets import vendor_settings
 from tapeflow.ops.alert_book import book_from_settings
 from tapeflow.ops.alerts import Alert
 from tapeflow.ops.failures import FLOW_FAILED, RunFailure, cause_of, origin_of
@@ -32,7 +32,7 @@ def alert_on_failure(flow: Flow, flow_run: FlowRun, state: State) -> None:
     """Raise a `flow_failed` alert for a failed or crashed flow run, keyed by deployment (or
     flow), cause and error; never raises."""
     try:
-        settings = load_settings()
+        settings = vendor_settings()  # the webhook URL may live in a Secret block
         secrets = settings.secret_values()
         failure = run_failure(flow, flow_run, state)
         alert = Alert(

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.hooks import alert_on_failure
-from flows.parameters import MarketDataName
+from flows.parameters import UNSET, OptionalDay, OptionalMarketData, Symbols
+from flows.secrets import vendor_settings
 from tapeflow.calendar.windows import Skip, bars_due
-from tapeflow.config import load_settings
 from tapeflow.model import Timeframe
 from tapeflow.sources import Window, require_source
 from tasks.actions import check_price_jumps
@@ -21,17 +21,25 @@ from tasks.freshness import note_fetch_failure
 
 @flow(name="ingest-bars", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
 def ingest_bars(
-    source: MarketDataName | None = None,
-    symbols: list[str] | None = None,
+    source: OptionalMarketData = UNSET,
+    symbols: Symbols = UNSET,
     timeframe: Timeframe = Timeframe.DAY,
-    start: date | None = None,
-    end: date | None = None,
+    start: OptionalDay = UNSET,
+    end: OptionalDay = UNSET,
 ) -> dict[str, object]:
     """Fetch bars for New York days start..end, store the good ones, quarantine the rest.
 
     Without start and end (a scheduled run): today's session for minute bars, the last
-    closed session for daily bars; outside any session there is nothing to do."""
-    source = require_source(source or load_settings().market_data_source)
+    closed session for daily bars; outside any session there is nothing to do.
+
+    Args:
+        source: Market data vendor; blank means TAPEFLOW_MARKET_DATA (replay: the bundled files).
+        symbols: Symbols to fetch; empty means the source's whole list.
+        timeframe: Bar length: 1d (daily) or 1m (one minute).
+        start: First New York day; blank (with end blank) means today's or the last closed session.
+        end: Last New York day; blank means the same as start.
+    """
+    source = require_source(source or vendor_settings().market_data_source)  # keys may live in Secret blocks
     if start is None or end is None:
         try:
             due = bars_due(timeframe, datetime.now(UTC))

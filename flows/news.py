@@ -10,8 +10,8 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.hooks import alert_on_failure
-from flows.parameters import NewsName
-from tapeflow.config import load_settings
+from flows.parameters import UNSET, OptionalNews, OptionalTime, Symbols
+from flows.secrets import vendor_settings
 from tapeflow.news import require_news_source
 from tapeflow.sources import Window
 from tasks.freshness import note_fetch_failure
@@ -20,15 +20,23 @@ from tasks.news import check, fetch_news, read_new, store
 
 @flow(name="ingest-news", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
 def ingest_news(
-    source: NewsName | None = None,
-    symbols: list[str] | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    source: OptionalNews = UNSET,
+    symbols: Symbols = UNSET,
+    start: OptionalTime = UNSET,
+    end: OptionalTime = UNSET,
     lookback_minutes: int = 30,
 ) -> dict[str, object]:
     """Fetch headlines published in [start, end) (default: the last `lookback_minutes`), store,
-    tag and score them. Re-running a window changes nothing already stored."""
-    source = require_news_source(source or load_settings().news_source)
+    tag and score them. Re-running a window changes nothing already stored.
+
+    Args:
+        source: News vendor; blank means TAPEFLOW_NEWS_SOURCE (replay: the bundled headlines).
+        symbols: Only headlines about these symbols; empty means all.
+        start: Earliest publish time (UTC); blank means lookback_minutes before end.
+        end: Publish time before which headlines are fetched (UTC); blank means now.
+        lookback_minutes: Window length when start is blank.
+    """
+    source = require_news_source(source or vendor_settings().news_source)  # keys may live in Secret blocks
     started_at = datetime.now(UTC)
     end = end or started_at
     start = start or end - timedelta(minutes=lookback_minutes)

@@ -9,7 +9,8 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.hooks import alert_on_failure
-from tapeflow.config import load_settings
+from flows.parameters import UNSET, Symbols
+from flows.secrets import vendor_settings
 from tapeflow.ingest.news_stream import StreamStore
 from tapeflow.ingest.store import record_failure
 from tapeflow.sources.http import VendorError
@@ -21,10 +22,15 @@ FEED = "news:stream"
 
 
 @flow(name="stream-news", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
-def stream_news(symbols: list[str] | None = None, minutes: float = 390) -> dict[str, object]:
+def stream_news(symbols: Symbols = UNSET, minutes: float = 390) -> dict[str, object]:
     """Stream news about `symbols` (None: all) for `minutes` (390: a regular session); each
-    batch is checked and stored at once (good items upserted, the rest quarantined)."""
-    settings = load_settings()
+    batch is checked and stored at once (good items upserted, the rest quarantined).
+
+    Args:
+        symbols: Only news about these symbols; empty means all.
+        minutes: How long to stream (390: a regular session).
+    """
+    settings = vendor_settings()  # keys may live in Secret blocks
     logger = get_run_logger()
     store = StreamStore(settings, run_id=flow_run.id or str(uuid4()), source=SOURCE, feed=FEED,
                         params={"symbols": symbols, "minutes": minutes}, on_busy=logger.warning)

@@ -15,7 +15,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.hooks import alert_on_failure
-from flows.parameters import CostPreset, Objective, StrategyName
+from flows.parameters import UNSET, CostPreset, Objective, OptionalName, ParamGrid, StrategyName, StrategyParams, Symbols
 from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.costs import cost_preset
 from tapeflow.backtest.run import Backtest, assumptions
@@ -37,9 +37,9 @@ def watchlist_of(strategy_cls) -> str | None:
       on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
 def walk_forward(
     strategy: StrategyName = "sma_cross",
-    grid: dict[str, list[float]] | None = None,
+    grid: ParamGrid = UNSET,
     objective: Objective = "sharpe",
-    symbols: list[str] | None = None,
+    symbols: Symbols = UNSET,
     start: date = date(2009, 8, 21),
     end: date = date(2010, 8, 20),
     train_sessions: int = 120,
@@ -47,11 +47,26 @@ def walk_forward(
     anchored: bool = False,
     cash: float = 100_000.0,
     costs: CostPreset = "retail-default",
-    universe: str | None = None,
+    universe: OptionalName = UNSET,
 ) -> dict[str, object]:
     """Per fold: choose parameters on the train window by `objective`, judge them on the test
     window; the out-of-sample windows are stitched into one curve and recorded (with
-    `universe`, entries only on its members at each decision)."""
+    `universe`, entries only on its members at each decision).
+
+    Args:
+        strategy: The registered strategy to fit.
+        grid: Values tried per parameter, e.g. {"fast": [8, 10, 12]}; blank means each parameter's own search range.
+        objective: Metric the train window maximises.
+        symbols: Symbols to trade; empty means every symbol of the strategy's timeframe.
+        start: First New York day.
+        end: Last New York day.
+        train_sessions: Sessions in each train window.
+        test_sessions: Sessions in each test window.
+        anchored: Train windows all start at start (else they roll).
+        cash: Starting cash, in dollars.
+        costs: Cost preset: commissions, spread and slippage.
+        universe: Universe whose members at each decision may be entered; blank: no filter.
+    """
     strategy_cls = get_strategy(strategy)
     config = BacktestConfig(cash=cash, costs=cost_preset(costs))  # the execution policy sessions use
     _, candidates, _ = searched(strategy_cls, grid)  # a grid it cannot search fails before any data is read
@@ -91,25 +106,39 @@ def walk_forward(
 @flow(name="perturb", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
 def perturbation(
     strategy: StrategyName = "sma_cross",
-    params: dict[str, float] | None = None,
-    symbols: list[str] | None = None,
+    params: StrategyParams = UNSET,
+    symbols: Symbols = UNSET,
     start: date = date(2009, 8, 21),
     end: date = date(2010, 8, 20),
     pct: float = 0.20,
     objective: Objective = "sharpe",
     cash: float = 100_000.0,
     costs: CostPreset = "retail-default",
-    universe: str | None = None,
+    universe: OptionalName = UNSET,
     grid_steps: int = 2,
 ) -> dict[str, object]:
     """Move every numeric parameter by ±pct, and run a grid of `grid_steps` steps either way:
-    plateau or spike? (With `universe`, entries only on its members at each decision.)"""
+    plateau or spike? (With `universe`, entries only on its members at each decision.)
+
+    Args:
+        strategy: The registered strategy to perturb.
+        params: The parameters perturbed around; blank fields keep the strategy's defaults.
+        symbols: Symbols to trade; empty means every symbol of the strategy's timeframe.
+        start: First New York day.
+        end: Last New York day.
+        pct: Move of each parameter either way, as a fraction (0.2 = ±20%).
+        objective: Metric compared across the runs.
+        cash: Starting cash, in dollars.
+        costs: Cost preset: commissions, spread and slippage.
+        universe: Universe whose members at each decision may be entered; blank: no filter.
+        grid_steps: Steps of the grid either way of each parameter.
+    """
     strategy_cls = get_strategy(strategy)
     config = BacktestConfig(cash=cash, costs=cost_preset(costs))  # the execution policy sessions use
     members, described = run_universe(universe, strategy_cls.timeframe, symbols, start, end)
     history, snapshot = load_history(strategy_cls.timeframe, symbols, start, end, watchlist_of(strategy_cls),
                                      news=strategy_cls.uses_news)
-    result = sweep(strategy_cls, history, params or {}, config, pct, objective, members, grid_steps)
+    result = sweep(strategy_cls, history, params.values(), config, pct, objective, members, grid_steps)
     run_id = str(flow_run.id or uuid4())
     point = simulate_run(strategy_cls(**result.params), history, config, None, members, described)
     verdict = {"verdict": result.verdict, "reason": result.reason, "grid_share": result.grid_share,

@@ -4,18 +4,18 @@ days on a simulated clock against the simulated broker."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
 from prefect.variables import Variable
 
 from flows.hooks import alert_on_failure
-from flows.parameters import StrategyName
+from flows.parameters import UNSET, OffAtZero, OptionalDay, StrategyName, StrategyParams
+from flows.secrets import vendor_settings
+from flows.session_view import PrefectSessionView, publish
 from tapeflow.calendar.exchange import get_calendar, ny_day
-from tapeflow.config import load_settings
 from tapeflow.live.launch import ReplayMismatch, ReplayRunning, live_session, replay_session
-from tapeflow.live.session import SessionAlreadyRunning, SessionReport, SessionRules
+from tapeflow.live.session import SessionAlreadyRunning, SessionRules
 from tapeflow.risk.policy import DEFAULT_POLICY, policy_from
 from warehouse import open_warehouse
 
@@ -44,61 +44,71 @@ def prefect_kill_switch(strategy: str):
 @flow(name="trade-session", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
 def trade_session(
     strategy: StrategyName = "opening_range",
-    params: dict[str, float] | None = None,
-    replay_day: date | None = None,
+    params: StrategyParams = UNSET,
+    replay_day: OptionalDay = UNSET,
     cycle_s: float = 60.0,
     position_fraction: float = DEFAULT_POLICY.sizing.fraction,
     max_positions: int = DEFAULT_POLICY.sizing.max_positions,
-    max_position_pct: float | None = DEFAULT_POLICY.max_position_pct,
-    risk_per_trade: float | None = DEFAULT_POLICY.sizing.risk_per_trade,
-    stop_loss_pct: float | None = DEFAULT_POLICY.stop_loss_pct,
-    daily_loss_limit_pct: float | None = DEFAULT_POLICY.daily_loss_limit_pct,
+    max_position_pct: OffAtZero = DEFAULT_POLICY.max_position_pct or UNSET,
+    risk_per_trade: OffAtZero = DEFAULT_POLICY.sizing.risk_per_trade or UNSET,
+    stop_loss_pct: OffAtZero = DEFAULT_POLICY.stop_loss_pct or UNSET,
+    daily_loss_limit_pct: OffAtZero = DEFAULT_POLICY.daily_loss_limit_pct or UNSET,
     flatten_on_breaker: bool = DEFAULT_POLICY.flatten_on_breaker,
-    replay_through: date | None = None,
+    replay_through: OptionalDay = UNSET,
     fresh: bool = False,
 ) -> dict[str, object]:
-    """Prepare (reconcile, promoted parameters, warm-up, data freshness), decide every `cycle_s`
-    seconds until the close under the execution policy backtests use, reconcile; `replay_day`
-    (to `replay_through`) replays stored days instead, one session a day on one account,
-    resuming its file where it stopped unless `fresh`. A session another process runs is
-    refused (status "refused")."""
+    """Trade one strategy through today's session (paper by default), or replay stored days.
+
+    Prepares (reconcile, promoted parameters, warm-up, data freshness), decides every `cycle_s`
+    seconds until the close under the execution policy backtests use, then reconciles. While
+    it runs, the flow run shows its progress, its book (artifact `trade-session-book`) and
+    emits events for fills, the breaker and the kill switch. A session another process runs
+    is refused (status "refused").
+
+    Args:
+        strategy: Registered strategy to trade, e.g. opening_range.
+        params: Strategy parameters by name; empty uses those last promoted for paper.
+        replay_day: Replay this stored day on a simulated clock and broker instead of trading today.
+        cycle_s: Seconds between decision cycles (cycles land on bar ends).
+        position_fraction: Share of equity one entry may use.
+        max_positions: Most positions held at once.
+        max_position_pct: Largest position as a share of equity; 0 or empty for no cap.
+        risk_per_trade: Share of equity risked per entry down to its stop; 0 or empty sizes by fraction.
+        stop_loss_pct: Protective stop this far under each entry (0.01 = 1%); 0 or empty for none.
+        daily_loss_limit_pct: Day's loss that trips the breaker and locks entries; 0 or empty for none.
+        flatten_on_breaker: Sell everything the strategy holds when the breaker trips.
+        replay_through: Last day of a replay of several days (one session a day, one account).
+        fresh: Replay from the start, discarding a replay file left unfinished.
+    """
     logger = get_run_logger()
-    settings = load_settings()
+    settings = vendor_settings()  # broker keys may live in Secret blocks
     warehouse = open_warehouse(settings)
     policy = policy_from(position_fraction, max_positions, risk_per_trade, max_position_pct, stop_loss_pct,
                          daily_loss_limit_pct, flatten_on_breaker)
     rules = SessionRules(cycle_s=cycle_s, policy=policy)
+    view = PrefectSessionView()
+    chosen = params.values() or None  # none given: the parameters last promoted
     try:
         if replay_day is not None:
-            launched = replay_session(settings, warehouse, strategy, replay_day, params, rules=rules,
-                                      through=replay_through, fresh=fresh)
+            launched = replay_session(settings, warehouse, strategy, replay_day, chosen, rules=rules,
+                                      through=replay_through, fresh=fresh, observer=view)
         else:
             today = ny_day(datetime.now(UTC))
             if not get_calendar().is_session(today):
                 logger.info("%s is not a trading day: no session", today)
                 return {"status": "no session", "day": today.isoformat()}
-            launched = live_session(settings, warehouse, strategy, params, rules=rules,
-                                    external_kill=prefect_kill_switch(strategy))
+            launched = live_session(settings, warehouse, strategy, chosen, rules=rules,
+                                    external_kill=prefect_kill_switch(strategy), observer=view)
+        view.where = launched.warehouse.path
         reports = launched.run()
     except (SessionAlreadyRunning, ReplayRunning, ReplayMismatch) as exc:  # nothing ran: not a failure
         logger.error("refused: %s", exc)
         return {"status": "refused", "reason": str(exc)}
     for report in reports:
-        publish(report, launched.warehouse.path)
+        if report.session_id not in view.published:  # a day a resumed replay had finished before
+            publish(report, launched.warehouse.path)
         logger.info("session %s: %s", report.session_id, report.status)
     report = reports[-1]
     days = {"days": len(reports), "realized_pnl_all_days": sum(r.realized_pnl for r in reports)} if len(reports) > 1 else {}
     return {**report.as_dict(), **days, "warehouse": str(launched.warehouse.path)}
 
-
-def publish(report: SessionReport, where) -> None:
-    """The day in a markdown artifact: counts, P&L and alerts."""
-    lines = [f"# {report.session_id}", "", "| | |", "|---|---|"]
-    for name in ("status", "cycles", "decisions", "orders_sent", "rejected", "fills", "realized_pnl", "equity_start",
-                 "equity_end", "reconciled"):
-        value = getattr(report, name)
-        lines.append(f"| {name} | {value:,.2f} |" if isinstance(value, float) else f"| {name} | {value} |")
-    lines += ["", f"Rows in `{where}`.", "", "## Alerts", ""] + [f"- {a}" for a in report.alerts or ["none"]]
-    if report.recovery:
-        lines += ["", "## Recovery after a restart", ""] + [f"- {note}" for note in report.recovery]
-    create_markdown_artifact("\n".join(lines), key="trade-session", description=report.session_id)

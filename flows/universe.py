@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.hooks import alert_on_failure
+from flows.parameters import UNSET, OptionalName
 from tapeflow.config import load_settings
 from tapeflow.sources.universe_files import UNIVERSE_DIR
 from tasks.universe import check, read_files, store
@@ -18,9 +19,13 @@ SOURCE = "universe-files"
 
 
 @flow(name="ingest-universe", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
-def ingest_universe(folder: str | None = None) -> dict[str, int]:
+def ingest_universe(folder: OptionalName = UNSET) -> dict[str, int]:
     """Store the universes of `folder` (default: the bundled data/universes/): universes.csv and
-    one members file each; a second load of the same files stores nothing new."""
+    one members file each; a second load of the same files stores nothing new.
+
+    Args:
+        folder: Folder holding universes.csv and one members file per universe; blank means the bundled data/universes/.
+    """
     path = Path(folder) if folder else load_settings().data_dir / UNIVERSE_DIR
     started_at = datetime.now(UTC)
     records, members = read_files(str(path))

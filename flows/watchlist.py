@@ -9,9 +9,9 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.hooks import alert_on_failure
-from flows.parameters import WatchlistName
+from flows.parameters import UNSET, OptionalTime, OptionalWatchlist
+from flows.secrets import vendor_settings
 from tapeflow.calendar.windows import Skip, watchlist_session
-from tapeflow.config import load_settings
 from tapeflow.sources import require_watchlist_source
 from tasks.freshness import note_fetch_failure
 from tasks.watchlist import check, store, take_snapshot
@@ -19,11 +19,17 @@ from tasks.watchlist import check, store, take_snapshot
 
 @flow(name="snapshot-watchlist", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
 def snapshot_watchlist(
-    source: WatchlistName | None = None, as_of: datetime | None = None, limit: int = 20
+    source: OptionalWatchlist = UNSET, as_of: OptionalTime = UNSET, limit: int = 20
 ) -> dict[str, object]:
     """Take one snapshot (BullAlert or the scanner) if the market is in pre-market or
-    regular hours at `as_of` (default now); otherwise do nothing and say why."""
-    source = require_watchlist_source(source or load_settings().watchlist_source)
+    regular hours at `as_of` (default now); otherwise do nothing and say why.
+
+    Args:
+        source: Watchlist source; blank means TAPEFLOW_WATCHLIST_SOURCE.
+        as_of: Moment of the snapshot (UTC); blank means now.
+        limit: Most names kept, best first.
+    """
+    source = require_watchlist_source(source or vendor_settings().watchlist_source)  # keys may live in Secret blocks
     at = as_of or datetime.now(UTC)
     try:
         session = watchlist_session(at)

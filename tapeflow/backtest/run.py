@@ -9,10 +9,11 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from tapeflow.backtest.adjust import HOLDING_WORDS, MODE_WORDS, PricedActions, adjusted_signals, price_actions
+from tapeflow.backtest.benchmark import Benchmark, buy_and_hold
 from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.engine import BacktestResult
 from tapeflow.backtest.liquidity import with_liquidity
-from tapeflow.backtest.metrics import compute_metrics
+from tapeflow.backtest.metrics import benchmark_metrics, compute_metrics
 from tapeflow.backtest.universe import simulate_in, survivorship_line, universe_line
 from tapeflow.ingest.price_jumps import find_jumps
 from tapeflow.model import AdjustMode
@@ -31,13 +32,17 @@ FILL_RULES = (
 
 @dataclass(frozen=True)
 class Backtest:
-    """A finished run: the result, its metrics and the assumptions a report must state."""
+    """A finished run: the result, its metrics and the assumptions a report must state; the
+    bars it ran on and its buy-and-hold benchmark when known (a run read back from the
+    warehouse has neither)."""
 
     strategy: str
     params: dict[str, int | float]
     result: BacktestResult
     metrics: Mapping[str, object]
     assumptions: dict[str, object]
+    bars: pl.DataFrame | None = None
+    benchmark: Benchmark | None = None
 
 
 def run_backtest(strategy: Strategy, history: History, config: BacktestConfig = BacktestConfig(), *, universe: str = "",
@@ -57,10 +62,19 @@ def run_backtest(strategy: Strategy, history: History, config: BacktestConfig = 
                          steps=priced.steps)
     if start is not None:  # the curve covers the traded window only
         result = replace(result, equity=result.equity.filter(pl.col("ts") >= start))
-    return Backtest(strategy.name, dict(strategy.p), result, compute_metrics(result),
-                    assumptions(config, history, universe, warmup=(strategy.warmup_bars(), strategy.timeframe.value, first),
-                                priced=priced, record=members.universe if members else record,
-                                applied=members is not None))
+    benchmark = buy_and_hold(bars, config, start=first, steps=priced.steps)
+    if benchmark is not None and start is not None:  # the same marks as the run's curve
+        benchmark = replace(benchmark, equity=benchmark.equity.filter(pl.col("ts") >= start))
+    metrics: dict[str, object] = {**compute_metrics(result)}
+    if benchmark is not None:
+        metrics |= benchmark_metrics(result, benchmark.equity)
+    stated = assumptions(config, history, universe, warmup=(strategy.warmup_bars(), strategy.timeframe.value, first),
+                         priced=priced, record=members.universe if members else record, applied=members is not None)
+    if benchmark is not None:
+        stated["benchmark"] = (f"{benchmark.label}: each name an equal share of the starting cash (fractional "
+                               "shares) at its last close before the first decision, bought at market through the "
+                               "same fills and costs, then held")
+    return Backtest(strategy.name, dict(strategy.p), result, metrics, stated, bars=history.bars, benchmark=benchmark)
 
 
 def first_decision(history: History, warmup_bars: int, start: datetime | None) -> datetime | None:

@@ -38,7 +38,6 @@ from tapeflow.cli.output import (
     chosen_strategy,
     configured,
     parse_params,
-    prefect_environment,
     print_frame,
     print_metrics,
     require_offset,
@@ -48,13 +47,14 @@ from tapeflow.cli.output import (
 )
 from tapeflow.cli.promotion import register as register_promotion
 from tapeflow.cli.research import register as register_research
-from tapeflow.cli.serve import serve_stack
+from tapeflow.cli.serve import serve_command
 from tapeflow.cli.trade import register as register_session
 from tapeflow.cli.universe import require_membership, universe_app
 from tapeflow.config import load_settings
 from tapeflow.model import AdjustMode, Timeframe
 from tapeflow.news.model_registry import current_model
 from tapeflow.research.lookahead import check_lookahead
+from tapeflow.research.summaries import params_text
 from tapeflow.strategy.history import History
 from tapeflow.strategy.registry import available
 from tapeflow.venues.configured import market_data, watchlist_source
@@ -222,7 +222,8 @@ def backtest(
             frame.write_parquet(path) if path.endswith(".parquet") else frame.write_csv(path)
     run_id = f"file-{uuid4().hex[:12]}"
     report = render_report(run.result, run_id=run_id, title=f"{chosen!r} on {bars}", metrics=run.metrics,
-                           assumptions=run.assumptions, out_dir=load_settings().home.resolve() / "reports")
+                           assumptions=run.assumptions, out_dir=load_settings().home.resolve() / "reports",
+                           bars=run.bars, benchmark=run.benchmark)
     print_metrics(run.metrics, f"{chosen!r}")
     out.print(f"fills: {run.result.fills.height}, final equity: {run.result.final_equity:,.2f}")
     out.print(f"report: {report}", soft_wrap=True)
@@ -303,7 +304,7 @@ def report(
         raise typer.Exit(1) from None
     path = Path(run["report_path"]) if run["report_path"] else None
     if path is None or not path.exists():
-        path = render_report(backtest.result, run_id=run_id, title=f"{backtest.strategy} {backtest.params}",
+        path = render_report(backtest.result, run_id=run_id, title=f"{backtest.strategy} ({params_text(backtest.params)})",
                              metrics=backtest.metrics, assumptions=backtest.assumptions,
                              out_dir=settings.home.resolve() / "reports")
     out.print(str(path), soft_wrap=True)
@@ -447,15 +448,7 @@ def _print_session(session: dict[str, object]) -> None:
     out.print(f"its rows: {session['warehouse']}", soft_wrap=True)
 
 
-@app.command()
-def serve(
-    port: Annotated[int, typer.Option(help="Prefect server port on 127.0.0.1")] = 4200,
-) -> None:
-    """Prefect server and UI, work pool, deployments from prefect.yaml and a worker; Ctrl-C stops all."""
-
-    settings = load_settings()
-    prefect_environment(settings)
-    raise typer.Exit(serve_stack(settings, port=port, console=out))
+app.command("serve")(serve_command)
 
 
 def _register_subcommands() -> None:

@@ -1,7 +1,8 @@
 """`tapeflow serve`: the local Prefect stack in one command that stops cleanly on Ctrl-C.
 
-Prefect server (API and UI) on 127.0.0.1, the `local-process` work pool, the deployments of
-prefect.yaml, and one process worker, all started from this project's virtualenv.
+Prefect server (API and UI) on 127.0.0.1, the `local-process` work pool, Prefect's own parts
+(automations, the kill-switch variable, the writers' limit: `tapeflow.cli.stack_parts`), the
+deployments of prefect.yaml, one process worker, and the reports folder over HTTP.
 """
 
 from __future__ import annotations
@@ -14,23 +15,31 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import requests
+import typer
 from rich.console import Console
 
+from tapeflow.cli.console import out as console_out
 from tapeflow.cli.flow_runs import report_swept
-from tapeflow.config import PROJECT_DIR, Settings, prefect_defaults
+from tapeflow.cli.output import prefect_environment
+from tapeflow.cli.report_server import ReportServer
+from tapeflow.config import PROJECT_DIR, REPORTS_URL_ENV, Settings, load_settings, prefect_defaults
+from tapeflow.redact import redact_text
 from tapeflow.strategy.registry import strategy_path
 
+if TYPE_CHECKING:
+    from tapeflow.cli.stack_parts import StackParts
+
 WORK_POOL = "local-process"
-WRITER_LIMIT = ("duckdb-writer", "1")  # tasks tagged duckdb-writer run one at a time
 
 
 class ServeError(RuntimeError):
     """A step of bringing the stack up failed; the message names the step."""
 
 
-def stack_environment(settings: Settings, port: int) -> dict[str, str]:
+def stack_environment(settings: Settings, port: int, reports_url: str | None = None) -> dict[str, str]:
     """Environment for every process of the stack: one Prefect home, one API, one warehouse."""
     env = {**prefect_defaults(settings), **os.environ}
     api = f"http://127.0.0.1:{port}/api"
@@ -46,6 +55,8 @@ def stack_environment(settings: Settings, port: int) -> dict[str, str]:
     )
     if settings.strategy_path:  # workers start in the project folder: the user's files by absolute path
         env["TAPEFLOW_STRATEGY_PATH"] = os.pathsep.join(str(p.resolve()) for p in strategy_path(settings))
+    if reports_url:  # flow runs link reports as f"{TAPEFLOW_REPORTS_URL}{run_id}/report.html"
+        env[REPORTS_URL_ENV] = reports_url
     env["PREFECT_LOGGING_LEVEL"] = "INFO"
     return env
 
@@ -87,6 +98,21 @@ def close_dead_runs(api: str, console: Console) -> None:
                       soft_wrap=True, markup=False)
 
 
+def _stack_parts(settings: Settings, api: str, secrets_from_env: bool) -> StackParts:
+    """Automations, variable, limit (and Secret blocks if asked) through one client, in this process."""
+    from tapeflow.cli.stack_parts import ensure_stack_parts  # deferred: Prefect takes seconds to import
+
+    try:
+        return ensure_stack_parts(settings, api, secrets_from_env=secrets_from_env)
+    except Exception as exc:  # one line naming the step; never the values it carried
+        raise ServeError(f"creating Prefect's automations, variable and limits failed: {type(exc).__name__}: "
+                         f"{redact_text(str(exc), settings.secret_values())}") from None
+
+
+def _summary(parts: StackParts) -> str:
+    return "\n".join("  " + line for line in parts.lines())
+
+
 def _stop(proc: subprocess.Popen, sig: int, name: str, console: Console) -> None:
     if proc.poll() is not None:
         return
@@ -104,9 +130,19 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def serve_stack(settings: Settings, *, port: int = 4200, console: Console) -> int:
-    """Bring the stack up, block until Ctrl-C (or a child dies), then stop it; returns an exit code."""
-    env = stack_environment(settings, port)
+def serve_stack(settings: Settings, *, port: int = 4200, reports_port: int | None = None,
+                secrets_from_env: bool = False, console: Console) -> int:
+    """Bring the stack up, block until Ctrl-C (or a child dies), then stop it; returns an exit code.
+
+    Reports are served on `reports_port` (default: `port` + 1); `secrets_from_env` first copies
+    the keys set in the environment or .env into Prefect Secret blocks."""
+    say = functools.partial(console.print, soft_wrap=True)  # commands must stay pasteable
+    try:
+        reports = ReportServer(settings.home.resolve() / "reports", port + 1 if reports_port is None else reports_port)
+    except OSError as exc:
+        say(f"[red]cannot serve the reports folder on 127.0.0.1:{reports_port or port + 1}: {exc.strerror}[/red]")
+        return 1
+    env = stack_environment(settings, port, reports.url)
     Path(env["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
     api = env["PREFECT_API_URL"]
     logs = settings.home.resolve() / "logs"
@@ -114,7 +150,6 @@ def serve_stack(settings: Settings, *, port: int = 4200, console: Console) -> in
 
     procs: list[tuple[str, subprocess.Popen, int]] = []
     previous = signal.signal(signal.SIGTERM, _interrupt)
-    say = functools.partial(console.print, soft_wrap=True)  # commands must stay pasteable
     try:
         say(f"starting Prefect server on {env['PREFECT_UI_URL']} (log: {logs / 'server.log'})")
         with open(logs / "server.log", "ab") as log:
@@ -128,7 +163,7 @@ def serve_stack(settings: Settings, *, port: int = 4200, console: Console) -> in
 
         _run("work pool", _prefect("work-pool", "create", WORK_POOL, "--type", "process"), env,
              ok_if="already exists")
-        _run("concurrency limit", _prefect("concurrency-limit", "create", *WRITER_LIMIT), env)
+        parts = _stack_parts(settings, api, secrets_from_env)
         say("deploying prefect.yaml")
         _run("deploy", _prefect("--no-prompt", "deploy", "--all"), env)
 
@@ -142,10 +177,11 @@ def serve_stack(settings: Settings, *, port: int = 4200, console: Console) -> in
         procs.append(("worker", worker, signal.SIGINT))
 
         say(f"""
-[bold green]ready[/bold green]  UI: {env['PREFECT_UI_URL']}   API: {api}
+[bold green]ready[/bold green]  UI: {env['PREFECT_UI_URL']}   API: {api}   reports: {reports.url}
+{_summary(parts)}
 Run a deployment from the UI, or in another shell:
-  PREFECT_API_URL={api} .venv/bin/prefect deployment run 'ingest-bars/replay-daily'
-  PREFECT_API_URL={api} .venv/bin/prefect deployment run 'ingest-bars/replay-minute' \\
+  PREFECT_API_URL={api} .venv/bin/prefect deployment run 'ingest-bars/bundled-daily-bars'
+  PREFECT_API_URL={api} .venv/bin/prefect deployment run 'ingest-bars/bundled-spy-minute-bars' \\
       --param start=2011-03-01 --param end=2011-03-04
 Then: .venv/bin/tapeflow sql "SELECT * FROM ingest_runs ORDER BY finished_at DESC LIMIT 3"
 Ctrl-C stops the worker and the server.""")
@@ -166,6 +202,23 @@ Ctrl-C stops the worker and the server.""")
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for name, proc, sig in reversed(procs):
             _stop(proc, sig, name, console)
+        reports.stop()
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
         say("stopped")
+
+
+def serve_command(
+    port: Annotated[int, typer.Option(help="Prefect server port on 127.0.0.1")] = 4200,
+    reports_port: Annotated[int | None, typer.Option(help="port of the reports folder's HTTP server "
+                                                     "(default: --port + 1)")] = None,
+    secrets_from_env: Annotated[bool, typer.Option(
+        "--secrets-from-env", help="first copy the keys set in the environment or .env into Prefect Secret blocks "
+        "(tapeflow-alpaca-api-key, ...); prints their names, never their values")] = False,
+) -> None:
+    """Prefect server and UI, work pool, automations, deployments from prefect.yaml, a worker and the
+    reports folder over HTTP; Ctrl-C stops all."""
+    settings = load_settings()
+    prefect_environment(settings)
+    raise typer.Exit(serve_stack(settings, port=port, reports_port=reports_port, secrets_from_env=secrets_from_env,
+                                 console=console_out))

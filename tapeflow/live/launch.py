@@ -34,9 +34,11 @@ from tapeflow.config import Settings
 from tapeflow.live.clock import SimulatedClock, WallClock
 from tapeflow.live.feed import WarehouseFeed
 from tapeflow.live.identity import params_hash, session_id
+from tapeflow.live.observer import SessionObserver
 from tapeflow.live.promotion import promoted_params, require_promotion
 from tapeflow.live.recorded import replays_dir
-from tapeflow.live.session import AlertHook, SessionReport, SessionRules, TradingSession
+from tapeflow.live.report import SessionReport
+from tapeflow.live.session import AlertHook, SessionRules, TradingSession
 from tapeflow.model import Mode
 from tapeflow.news.features import SCORING_LATENCY, NewsReading
 from tapeflow.news.model_registry import current_model, day_model
@@ -127,9 +129,9 @@ def book_alerts(book: AlertBook, strategy: str, day: date) -> AlertHook:
 
 def live_session(settings: Settings, warehouse: Warehouse, name: str, params: dict | None = None, *,
                  rules: SessionRules = SessionRules(), external_kill: Callable[[], str | None] | None = None,
-                 alert: AlertHook | None = None) -> Launched:
+                 alert: AlertHook | None = None, observer: SessionObserver | None = None) -> Launched:
     """Today's session with the configured broker (paper unless live is confirmed and promoted);
-    alerts go through the settings' channel and are recorded."""
+    alerts go through the settings' channel and are recorded; `observer` is told what it does."""
     strategy = strategy_for(warehouse, name, params, settings.mode)
     today = ny_day(WallClock().now())
     alert = alert or book_alerts(book_from_settings(settings, warehouse), strategy.name, today)
@@ -141,17 +143,18 @@ def live_session(settings: Settings, warehouse: Warehouse, name: str, params: di
                          news=news_reading(settings, warehouse, strategy, replay=False, day=today))
     feed.require_history(today)
     session = TradingSession(strategy, execution, feed, WallClock(), warehouse, rules=rules, market=market,
-                             external_kill=external_kill, alert=alert)
+                             external_kill=external_kill, alert=alert, observer=observer)
     return Launched([session], warehouse)
 
 
 def replay_session(settings: Settings, main: Warehouse, name: str, day: date, params: dict | None = None, *,
                    rules: SessionRules = SessionRules(), alert: AlertHook | None = None, through: date | None = None,
-                   external_kill: Callable[[], str | None] | None = None, fresh: bool = False) -> Launched:
+                   external_kill: Callable[[], str | None] | None = None, fresh: bool = False,
+                   observer: SessionObserver | None = None) -> Launched:
     """Stored days `day`..`through` replayed on a simulated clock against the simulated broker,
     one session a day, in a warehouse file of their own under TAPEFLOW_HOME/replays/ (resumed
     where it stopped unless `fresh`); the alerts go to the log (it is a simulation) and are
-    recorded there."""
+    recorded there. `observer` is told what each day's session does."""
     calendar = get_calendar()
     last = through or day
     if last < day:
@@ -189,7 +192,7 @@ def replay_session(settings: Settings, main: Warehouse, name: str, day: date, pa
                 strategy, execution, feed, _DayStart(clock, today, stopped), warehouse, rules=rules, day=today,
                 market=broker, alert=hook, hold_warehouse=True, external_kill=external_kill,
                 decisions_since=ny_day_bounds(day)[0] if n == 0 else None,
-                market_since=calendar.session(days[n - 1]).close if n else None))
+                market_since=calendar.session(days[n - 1]).close if n else None, observer=observer))
     except BaseException:
         os.close(lock)
         raise

@@ -32,13 +32,13 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Protocol
 
 import polars as pl
 
-from tapeflow.brokers.base import BrokerError, Disconnected, OrderRejected, QueryFailed
+from tapeflow.brokers.base import BrokerError, BrokerOrder, Disconnected, OrderRejected, OrderUpdate, QueryFailed
 from tapeflow.brokers.execution import EntriesBlocked, Execution
 from tapeflow.brokers.ids import client_order_id, is_entry_of
 from tapeflow.brokers.reconcile import reconcile
@@ -46,7 +46,9 @@ from tapeflow.calendar.exchange import NEW_YORK, ExchangeSession, get_calendar, 
 from tapeflow.live import owner as owners
 from tapeflow.live.feed import WarehouseFeed
 from tapeflow.live.identity import decision_order_id, params_hash, session_id
-from tapeflow.model import Account, Action, Bar, Order, OrderType, Outcome, Side, Timeframe, TimeInForce
+from tapeflow.live.observer import Guard, Holding, SessionObserver, SessionView, WorkingOrder
+from tapeflow.live.report import SessionReport
+from tapeflow.model import Account, Action, Bar, Order, OrderType, Outcome, Position, Side, Timeframe, TimeInForce
 from tapeflow.progress import tracked
 from tapeflow.risk.policy import DEFAULT_POLICY, BookView, ExecutionPolicy
 from tapeflow.risk.state import day_lock, kill_switch, lock_day, side_kill_switch
@@ -110,26 +112,6 @@ class SessionRules:
                 "max_decision_age_minutes": self.max_decision_age.total_seconds() / 60}
 
 
-@dataclass
-class SessionReport:
-    session_id: str
-    status: str  # finished | no session | killed
-    cycles: int = 0
-    decisions: int = 0
-    orders_sent: int = 0
-    rejected: int = 0
-    fills: int = 0
-    realized_pnl: float = 0.0
-    equity_start: float | None = None
-    equity_end: float | None = None
-    reconciled: bool = False
-    alerts: list[str] = field(default_factory=list)
-    recovery: list[str] = field(default_factory=list)  # what a restart found and did
-
-    def as_dict(self) -> dict[str, object]:
-        return dict(self.__dict__)
-
-
 class TradingSession:
     """Runs `strategy` through `execution` for one trading day on `clock`."""
 
@@ -138,7 +120,8 @@ class TradingSession:
                  market: Market | None = None,
                  external_kill: Callable[[], str | None] | None = None,
                  alert: AlertHook = _log_alert, hold_warehouse: bool = False,
-                 decisions_since: datetime | None = None, market_since: datetime | None = None) -> None:
+                 decisions_since: datetime | None = None, market_since: datetime | None = None,
+                 observer: SessionObserver | None = None) -> None:
         self.strategy = strategy
         self.execution = execution
         self.broker = execution.broker
@@ -169,6 +152,15 @@ class TradingSession:
         self._market_since = market_since  # bars that ended after it go to the simulator (default: the start)
         self._stale = False
         self._history = None  # this cycle's view of the market
+        # What an observer is told (nothing of it is kept without one).
+        self.observer = observer
+        self._cycles = 0  # the day's cycles, counted at the start
+        self._read: tuple[Account, list[Position]] | None = None  # the book as this cycle read it
+        self._working: dict[str, BrokerOrder] = {}  # client order id -> a working order, from the broker's answers
+        self._heard: set[str] = set()  # fill ids told already (a stream may repeat an event)
+        self._guards: dict[Guard, bool] = {}
+        self._unrealized_start: float | None = None
+        self._observer_failed: set[str] = set()
 
     # -- the day --------------------------------------------------------------------------
 
@@ -183,7 +175,7 @@ class TradingSession:
             with self.warehouse.held() if self.hold_warehouse else nullcontext():
                 self.prepare(session)
                 try:
-                    with tracked(f"session {self.strategy.name} {self.day}", total=self._cycles_left(session)) as progress:
+                    with tracked(f"session {self.strategy.name} {self.day}", total=self._cycles) as progress:
                         reported = time.monotonic()
                         while self.clock.now() < session.close:
                             self.cycle(session)
@@ -230,6 +222,9 @@ class TradingSession:
         """Claim the session, reconcile with the broker, set the breaker's reference equity."""
         with self.warehouse.held():
             self._prepare(session, self.clock.now())
+        self._cycles = self._cycles_left(session)
+        if self.observer is not None:
+            self._start_watch()
 
     def _prepare(self, session: ExchangeSession, now: datetime) -> None:
         first_start = self._claim(now)
@@ -297,10 +292,13 @@ class TradingSession:
 
     def _cycle(self, session: ExchangeSession, now: datetime) -> None:
         self.report.cycles += 1
+        self._read = None
         try:
             self._steps(session, now)
         except WarehouseBusy as exc:
             self._ride_out(exc)
+        if self.observer is not None and self._read is not None:
+            self._tell("on_cycle", self._view(now, *self._read))
 
     def _ride_out(self, busy: WarehouseBusy) -> None:
         """Another process holds the warehouse (a long query): this cycle decides and sends
@@ -323,9 +321,10 @@ class TradingSession:
         if self.market is not None:
             self._hand_over(now)
         try:
-            self.execution.sync()
+            self._heard_from(self.execution.sync())
             account = self.broker.account()
-            held = {p.symbol: p.qty for p in self.broker.positions() if p.qty}
+            positions = self.broker.positions()
+            held = {p.symbol: p.qty for p in positions if p.qty}
         except (Disconnected, QueryFailed) as exc:
             self.alert("broker_disconnected", "critical", f"{self.broker.name}: {exc}")
             self._heartbeat(now, {"broker": "unreachable"})
@@ -336,8 +335,12 @@ class TradingSession:
             killed = self._killed()
             if killed:  # the kill switch takes back the working entries; the breaker's lock only refuses new ones
                 self._stand_down(killed)
-            stop = killed or day_lock(self.warehouse, self.lock_scope, self.day)
+            locked = None if killed else day_lock(self.warehouse, self.lock_scope, self.day)
+            if not killed:  # the lock is read only when the kill switch is off
+                self._guard(Guard.DAY_LOCK, locked)
+            stop = killed or locked
             self._history = self.feed.history(now)  # what is knowable now: every step of the cycle sees this
+            self._read = (account, positions)
             self._retry_unsent(now, account, held, stop)
             if self._closing(now):
                 self._time_exit(now)
@@ -371,7 +374,7 @@ class TradingSession:
     def _finish(self, session: ExchangeSession, now: datetime) -> SessionReport:
         if self.market is not None:
             self._hand_over(now)  # the bars that ended by the close trade what was working
-        self.execution.sync()
+        self._heard_from(self.execution.sync())
         report = reconcile(self.ledger, self.broker, since=session.pre_open)
         if not report.clean:
             self.alert("position_drift", "critical", report.describe())
@@ -392,6 +395,9 @@ class TradingSession:
             con.execute("UPDATE trading_sessions SET status = ?, finished_at = ?, reconciled = ?, summary = ? "
                         "WHERE session_id = ?", [self.report.status, now, report.clean,
                                                  json.dumps(self.report.as_dict(), default=str), self.id])
+        if self.observer is not None:  # the closing book (one read of positions a day), with the ledger's P&L
+            closing = replace(self._view(now, account, self.broker.positions()), realized_pnl=self.report.realized_pnl)
+            self._tell("on_finish", self.report, closing)
         return self.report
 
     def _check_freshness(self, now: datetime, session: ExchangeSession) -> None:
@@ -414,12 +420,15 @@ class TradingSession:
         killed = (self.external_kill() if self.external_kill else None) or kill_switch(self.warehouse, self.strategy.name)
         if killed:
             self._note_killed(killed)
+        else:
+            self._guard(Guard.KILL_SWITCH, None)
         return killed
 
     def _note_killed(self, why: str) -> None:
         if self.report.status != "killed":
             self.report.status = "killed"
             self.alert("kill_switch", "critical", f"{self.strategy.name}: {why}; entries cancelled")
+        self._guard(Guard.KILL_SWITCH, why)
 
     def _stand_down(self, why: str) -> None:
         """Cancel the strategy's working entries (exits and stops stay)."""
@@ -508,6 +517,8 @@ class TradingSession:
             return
         why = self.breaker.describe(self.day.toordinal(), equity)
         lock_day(self.warehouse, self.lock_scope, self.day, "daily_loss", why)
+        if self.observer is not None:
+            self._tell("on_guard", Guard.BREAKER, True, why)
         self.alert("breaker_tripped", "critical", f"{self.strategy.name}: daily loss limit hit, {why}; "
                    "entries locked for the day")
         if self.policy.flatten_on_breaker:
@@ -515,7 +526,7 @@ class TradingSession:
 
     def _send(self, order: Order) -> None:
         try:
-            self.execution.submit(order)
+            state = self.execution.submit(order)
         except OrderRejected as exc:
             self.report.rejected += 1
             self._outcome(order.client_order_id, Outcome.REJECTED.with_detail(str(exc.reason)))
@@ -529,6 +540,7 @@ class TradingSession:
             return
         self.report.orders_sent += 1
         self._outcome(order.client_order_id, Outcome.SENT)
+        self._track(state)
 
     def _retry_unsent(self, now: datetime, account: Account, held: dict[str, float], stop: str | None) -> None:
         """Decisions recorded but never confirmed sent (a crash, a broker that did not answer)
@@ -708,9 +720,71 @@ class TradingSession:
 
     def _quietly(self, action: Callable[[], object]) -> None:
         try:
-            action()
+            done = action()
         except BrokerError as exc:  # a cancel that races a fill is not an error worth stopping for
             log.info("%s: %s", self.id, exc)
+            return
+        if isinstance(done, BrokerOrder):  # a cancel's answer: the order as it stands now
+            self._track(done)
+
+    # -- what an observer is told ----------------------------------------------------------------
+
+    def _start_watch(self) -> None:
+        """The orders working when the day starts (one look a day); then the broker's answers keep them."""
+        try:
+            self._working = {o.client_order_id: o for o in self.broker.open_orders()}
+        except BrokerError as exc:
+            log.info("%s: working orders unknown at the start: %s", self.id, exc)
+        self._tell("on_start", self.id, self.day, self._cycles)
+
+    def _track(self, order: BrokerOrder) -> None:
+        if self.observer is None:
+            return
+        if order.is_open:
+            self._working[order.client_order_id] = order
+        else:
+            self._working.pop(order.client_order_id, None)
+
+    def _heard_from(self, updates: list[OrderUpdate]) -> None:
+        """The broker's order events, in order: the working orders they change, the fills they bring."""
+        if self.observer is None:
+            return
+        for update in updates:
+            self._track(update.order)
+            fill = update.fill
+            if fill is not None and fill.fill_id not in self._heard:
+                self._heard.add(fill.fill_id)
+                self._tell("on_fill", fill)
+
+    def _guard(self, guard: Guard, why: str | None) -> None:
+        """Tell a guard's change (engaged with `why`, or let go), once per change."""
+        if self.observer is None or self._guards.get(guard, False) == (why is not None):
+            return
+        self._guards[guard] = why is not None
+        self._tell("on_guard", guard, why is not None, why or f"{guard} released")
+
+    def _view(self, now: datetime, account: Account, positions: list[Position]) -> SessionView:
+        holdings = tuple(Holding.of(p, self._last_close(p.symbol) if self._history is not None else None)
+                         for p in sorted(positions, key=lambda p: p.symbol) if p.qty)
+        unrealized = sum(h.unrealized_pnl for h in holdings)
+        if self._unrealized_start is None:
+            self._unrealized_start = unrealized
+        start = self.report.equity_start if self.report.equity_start is not None else account.equity
+        working = tuple(WorkingOrder.of(o) for o in sorted(self._working.values(),
+                                                           key=lambda o: (o.symbol, o.client_order_id)))
+        return SessionView(self.id, now, self.report.cycles, max(self._cycles, self.report.cycles), account.equity,
+                           account.cash, account.equity - start - (unrealized - self._unrealized_start), unrealized,
+                           holdings, working)
+
+    def _tell(self, hook: str, *args: object) -> None:
+        """An observer that fails never stops trading: one warning per kind of call, then quiet."""
+        try:
+            getattr(self.observer, hook)(*args)
+        except Exception as exc:
+            if hook not in self._observer_failed:
+                self._observer_failed.add(hook)
+                log.warning("%s: the session's observer failed in %s (%s); trading goes on", self.id, hook,
+                            type(exc).__name__)
 
 
 def _realized(fills, since: datetime) -> float:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import Mapping
+from datetime import date
 
+from tapeflow.backtest.formatting import headline_pairs
 from tapeflow.backtest.run import Backtest
 from tapeflow.research.perturb import Perturbation
 from tapeflow.research.walkforward import FoldResult
@@ -13,10 +17,38 @@ def number(value: object) -> str:
     return f"{value:,.4f}" if isinstance(value, float) else str(value)
 
 
-def backtest_markdown(run: Backtest, run_id: str, report_path: str | None) -> str:
-    rows = "\n".join(f"| {name} | {number(value)} |" for name, value in run.metrics.items())
+def params_text(params: Mapping[str, object]) -> str:
+    """`fast=10, slow=30`: a strategy's parameters as a person writes them."""
+    return ", ".join(f"{name}={value}" for name, value in params.items()) or "default parameters"
+
+
+def backtest_title(run: Backtest, start: date, end: date) -> str:
+    return f"{run.strategy} ({params_text(run.params)}), {start:%Y-%m-%d}..{end:%Y-%m-%d}"
+
+
+def metric_rows(run: Backtest) -> list[dict[str, str]]:
+    """The run's metrics, each with its unit (%, $, days ...), as rows of a table artifact."""
+    return [{"metric": name, "value": value} for name, value in headline_pairs(run.metrics)]
+
+
+def setting_rows(run: Backtest, settings: Mapping[str, object]) -> list[dict[str, str]]:
+    """What the run was asked for: the strategy's parameters, then the flow's other settings."""
+    rows = [{"setting": f"params.{name}", "value": str(value)} for name, value in run.params.items()]
+    return rows + [{"setting": name, "value": "" if value is None else str(value)} for name, value in settings.items()]
+
+
+def _image(png: bytes | None) -> str:
+    # Embedded, so the artifact shows the chart with no file server and keeps it after the file is gone.
+    return f"![equity and drawdown](data:image/png;base64,{base64.b64encode(png).decode()})\n\n" if png else ""
+
+
+def backtest_markdown(run: Backtest, run_id: str, report_path: str | None, *, title: str = "",
+                      report_url: str | None = None, chart: bytes | None = None) -> str:
+    """The run at a glance: title, equity chart, headline metrics with units, where the report is."""
+    rows = "\n".join(f"| {name} | {value} |" for name, value in headline_pairs(run.metrics))
+    where = f"[open the report]({report_url})" if report_url else f"report: `{report_path}`"
     assumptions = "\n".join(f"- **{name}**: {value}" for name, value in run.assumptions.items())
-    return (f"# {run.strategy} {run.params}\n\nrun `{run_id}`; report: `{report_path}`\n\n"
+    return (f"# {title or run.strategy}\n\nrun `{run_id}`; {where}\n\n{_image(chart)}"
             f"| metric | value |\n|---|---|\n{rows}\n\n## Assumptions\n{assumptions}\n")
 
 

@@ -247,7 +247,10 @@ def test_exposure_and_turnover_by_hand():
          "commission": 1.5, "fees": 0.1, "slippage": 0.5},
     ]
     m = compute_metrics(make_result(ts, [100.0, 104.0, 96.0], start=100.0, exposure=[0.5, 1.0, 0.0], fills=fills))
-    assert m["exposure"] == pytest.approx(0.5)  # mean over the three bars
+    # Time in the market: held from an hour before day 1's close to day 2's close, so 1 h of
+    # day 1's 6.5 h session and all of day 2's, over the two sessions' 13 h.
+    assert m["exposure"] == pytest.approx(7.5 / 13)
+    assert m["gross_exposure"] == pytest.approx(0.5)  # mean over the three bars of gross value / equity
     assert m["turnover"] == pytest.approx((50 + 60) / ((104 + 96) / 2))  # over the mean daily equity
     assert (m["commissions"], m["fees"], m["slippage"]) == pytest.approx((2.5, 0.1, 0.75))
 

@@ -1,5 +1,6 @@
 """The backtest report: a real SMA-cross backtest on the bundled S&P 500 panel, rendered to a
-self-contained HTML file with its charts, checked for content, safety and determinism."""
+self-contained HTML file with its charts, checked for content, safety and determinism (the
+tearsheet's numbers are checked in test_tearsheet.py)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,16 @@ import polars as pl
 import pytest
 
 from strategies.sma_cross import SmaCross
+from tapeflow.backtest.benchmark import buy_and_hold
 from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.costs import Commission, Costs, Slippage
 from tapeflow.backtest.engine import BacktestResult, simulate
 from tapeflow.backtest.report import (
     MAX_TRADES,
+    TRADES_CSV,
+    equity_png_path,
     format_metric,
+    headline_pairs,
     metric_kind,
     monthly_returns,
     png_size,
@@ -34,7 +39,9 @@ from tapeflow.sources.replay import ReplaySource
 from tapeflow.strategy.history import BAR_COLUMNS, History
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-CHARTS = ("equity.png", "drawdown.png")
+WIDE_CHARTS = ("equity.png", "drawdown.png")
+CHARTS = (*WIDE_CHARTS, "rolling.png", "returns.png", "positions.png")
+PRICE_CHARTS = ("price-1.png", "price-2.png", "price-3.png")  # with the bars: the top 3 symbols by |P&L|
 CONFIG = BacktestConfig(
     cash=100_000.0,
     costs=Costs(commission=Commission(per_share=0.005, minimum=1.0), slippage=Slippage(bps=5)),
@@ -72,9 +79,9 @@ def busy(history: History) -> BacktestResult:
 
 @pytest.fixture(scope="module")
 def calm(history: History) -> BacktestResult:
-    """SMA 10/30: fewer round trips than the report lists."""
+    """SMA 10/30: fewer round trips than the busy run."""
     result = _run(history, 10, 30)
-    assert 0 < result.trades.height < MAX_TRADES
+    assert 10 < result.trades.height < 200
     return result
 
 
@@ -89,6 +96,8 @@ def _metrics(result: BacktestResult) -> dict[str, object]:
         "trades": result.trades.height,
         "win_rate": float((result.trades["pnl"] > 0).mean()),
         "max_drawdown_days": 57,
+        "max_drawdown_duration": 1,
+        "alpha": -0.0627,
         "profit_factor": 1.2345,
         "benchmark": "none <given>",
         "turnover": None,
@@ -101,8 +110,9 @@ def _render(result: BacktestResult, out_dir: Path, run_id: str = "run-1", **kwar
 
 
 @pytest.fixture(scope="module")
-def rendered(busy: BacktestResult, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _render(busy, tmp_path_factory.mktemp("report"))
+def rendered(busy: BacktestResult, history: History, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _render(busy, tmp_path_factory.mktemp("report"), bars=history.bars,
+                   benchmark=buy_and_hold(history.bars, CONFIG))
 
 
 def _png_chunks(data: bytes) -> list[bytes]:
@@ -116,13 +126,14 @@ def _png_chunks(data: bytes) -> list[bytes]:
 
 def test_files_are_written_next_to_the_html(rendered: Path):
     assert rendered.name == "report.html" and rendered.parent.name == "run-1"
-    for name in ("report.html", *CHARTS):
+    for name in ("report.html", TRADES_CSV, *CHARTS, *PRICE_CHARTS):
         assert (rendered.parent / name).is_file()
-    for name in CHARTS:
+    for name in (*CHARTS, *PRICE_CHARTS):
         assert (rendered.parent / name).stat().st_size < 150_000
+    assert equity_png_path(rendered) == rendered.parent / "equity.png"
 
 
-@pytest.mark.parametrize("name", CHARTS)
+@pytest.mark.parametrize("name", [*CHARTS, *PRICE_CHARTS])
 def test_charts_are_valid_pngs_without_timestamps(rendered: Path, name: str):
     data = (rendered.parent / name).read_bytes()
     assert data[:8] == PNG_SIGNATURE
@@ -132,21 +143,25 @@ def test_charts_are_valid_pngs_without_timestamps(rendered: Path, name: str):
     pixels = mpimg.imread(rendered.parent / name)
     height, width = pixels.shape[:2]
     assert (width, height) == png_size(data)
-    assert width == 1000 and 200 <= height <= 400
+    if name in WIDE_CHARTS:
+        assert width == 1000 and 150 <= height <= 320
+    else:  # two or three to a row
+        assert width in (500, 330) and 180 <= height <= 240
     assert pixels.std() > 0  # something was drawn
 
 
 def test_html_embeds_the_same_pngs(rendered: Path):
     page = rendered.read_text("utf-8")
     embedded = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert [base64.b64decode(e) for e in embedded] == [(rendered.parent / n).read_bytes() for n in CHARTS]
+    assert [base64.b64decode(e) for e in embedded] == [(rendered.parent / n).read_bytes() for n in (*CHARTS, *PRICE_CHARTS)]
 
 
 def test_no_external_urls(rendered: Path):
     page = rendered.read_text("utf-8")
     assert "http://" not in page and "https://" not in page
     assert "//" not in re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", page)
-    assert all(src.startswith("data:") for src in re.findall(r'(?:src|href)="([^"]*)"', page))
+    assert all(src.startswith("data:") for src in re.findall(r'src="([^"]*)"', page))
+    assert set(re.findall(r'href="([^"]*)"', page)) == {TRADES_CSV}  # the CSV next to it, by its relative name
     assert "<script" not in page and "@import" not in page and "url(" not in page
     assert "default-src 'none'" in page  # a browser would refuse to fetch anything
 
@@ -157,9 +172,11 @@ def test_metric_values_are_formatted(rendered: Path, busy: BacktestResult):
     expected = {
         "total_return": f"{(busy.final_equity / busy.start_cash - 1) * 100:,.2f}%",
         "final_equity": f"${busy.final_equity:,.2f}",
-        "trades": f"{busy.trades.height:,}",
+        "trades": f"{busy.trades.height:,} trades",
         "sharpe": "0.81",
-        "max_drawdown_days": "57",
+        "max_drawdown_days": "57 days",
+        "max_drawdown_duration": "1 day",
+        "alpha": "-6.27%",
         "profit_factor": "1.23",
         "benchmark": "none <given>",
         "turnover": "—",
@@ -167,6 +184,8 @@ def test_metric_values_are_formatted(rendered: Path, busy: BacktestResult):
     for name in metrics:
         value = format_metric(name, metrics[name])
         assert f'<td class="k">{name}</td><td class="v">{html.escape(value)}</td>' in page
+    assert headline_pairs(metrics)[:2] == [("total_return", expected["total_return"]), ("max_drawdown", format_metric(
+        "max_drawdown", metrics["max_drawdown"]))]
     for name, value in expected.items():
         assert format_metric(name, metrics[name]) == value
     assert page.index("<td class=\"k\">total_return") < page.index("<td class=\"k\">turnover")  # given order
@@ -188,6 +207,7 @@ def test_trade_list_is_truncated_with_a_note(rendered: Path, busy: BacktestResul
     page = rendered.read_text("utf-8")
     assert page.count('<tr class="trade">') == MAX_TRADES
     assert f"Showing the first {MAX_TRADES} of {busy.trades.height} trades" in page
+    assert f"{busy.trades.height - MAX_TRADES} more in <a href=\"{TRADES_CSV}\">" in page
     first = busy.trades.sort("entry_ts", "symbol").row(0, named=True)
     row = re.search(r'<tr class="trade"><td>1</td><td class="l">([^<]*)</td>', page)
     assert row and row.group(1) == first["symbol"]
@@ -197,7 +217,7 @@ def test_trade_list_is_truncated_with_a_note(rendered: Path, busy: BacktestResul
 
 
 def test_short_trade_list_is_complete(calm: BacktestResult, tmp_path: Path):
-    page = _render(calm, tmp_path).read_text("utf-8")
+    page = _render(calm, tmp_path, max_trades=500).read_text("utf-8")
     assert page.count('<tr class="trade">') == calm.trades.height
     assert "Showing the first" not in page
     assert _render(calm, tmp_path, run_id="few", max_trades=10).read_text("utf-8").count('<tr class="trade">') == 10
@@ -211,11 +231,12 @@ def test_monthly_returns_compound_to_the_total(busy: BacktestResult, rendered: P
     assert re.search(r'<table class="monthly">.*?<th class="l">2009</th>.*?<th class="l">2010</th>', page)
 
 
-def test_rendering_is_deterministic(busy: BacktestResult, tmp_path: Path):
+def test_rendering_is_deterministic(busy: BacktestResult, history: History, tmp_path: Path):
     digests = []
     for attempt in ("a", "b"):
-        folder = _render(busy, tmp_path / attempt).parent
-        digests.append({n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in ("report.html", *CHARTS)})
+        folder = _render(busy, tmp_path / attempt, bars=history.bars, benchmark=buy_and_hold(history.bars, CONFIG)).parent
+        digests.append({p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())})
+    assert set(digests[0]) == {"report.html", TRADES_CSV, *CHARTS, *PRICE_CHARTS}
     assert digests[0] == digests[1]
 
 
@@ -235,7 +256,9 @@ def test_a_result_without_bars_renders(tmp_path: Path):
     path = render_report(nothing, run_id="nothing", title="No data", metrics={}, assumptions={}, out_dir=tmp_path)
     page = path.read_text("utf-8")
     assert "No metrics were given" in page and "no monthly returns" in page
-    assert [png_size((path.parent / n).read_bytes()) for n in CHARTS] == [(1000, 320), (1000, 240)]
+    assert [png_size((path.parent / n).read_bytes()) for n in CHARTS] == [(1000, 300), (1000, 170), (500, 220),
+                                                                         (500, 220), (500, 220)]
+    assert (path.parent / TRADES_CSV).read_text("utf-8").startswith("symbol,entry_ts,exit_ts,")
 
 
 @pytest.mark.parametrize("run_id", ["", "../up", "a/b", ".hidden", "x y"])
@@ -256,9 +279,15 @@ def test_run_id_must_be_one_plain_path_component(busy: BacktestResult, tmp_path:
         ("net_pnl", -1234.567, "-$1,234.57"),
         ("avg_win", 12, "$12.00"),
         ("costs", 0.5, "$0.50"),
-        ("trades", 42, "42"),
-        ("n_fills", 1234.0, "1,234"),
-        ("max_drawdown_days", 57, "57"),
+        ("trades", 42, "42 trades"),
+        ("trades", 1, "1 trade"),
+        ("n_fills", 1234.0, "1,234 fills"),
+        ("max_drawdown_days", 57, "57 days"),
+        ("max_drawdown_duration", 119, "119 days"),
+        ("longest_win_streak", 8, "8 trades"),
+        ("turnover", 12.187, "12.19×"),
+        ("alpha", 0.0512, "5.12%"),
+        ("beta", 0.637, "0.64"),
         ("sharpe", 1.23456, "1.23"),
         ("profit_factor", float("inf"), "∞"),
         ("sortino", float("nan"), "n/a"),
@@ -273,5 +302,5 @@ def test_format_metric(name: str, value: object, text: str):
 
 
 def test_metric_kind_rules():
-    assert [metric_kind(n) for n in ("win_rate", "avg_win", "profit_factor", "n_trades", "volatility", "alpha")] == [
-        "fraction", "money", "ratio", "count", "fraction", "number"]
+    assert [metric_kind(n) for n in ("win_rate", "avg_win", "profit_factor", "n_trades", "volatility", "alpha", "kelly")] == [
+        "fraction", "money", "ratio", "count", "fraction", "fraction", "number"]

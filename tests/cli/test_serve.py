@@ -252,7 +252,7 @@ def test_serve_runs_minute_ingest_deployment_and_stops_on_sigterm(tmp_path: Path
 
         # 2. A deployment run of the minute ingest completes on the stack's worker.
         run = run_cli(
-            [str(PREFECT), "deployment", "run", "ingest-bars/replay-minute",
+            [str(PREFECT), "deployment", "run", "ingest-bars/bundled-spy-minute-bars",
              "--param", f"start={DAY}", "--param", f"end={DAY}",
              "--watch", "--watch-timeout", str(RUN_TIMEOUT_S)],
             api_env, RUN_TIMEOUT_S + 15,

@@ -53,7 +53,7 @@ NOT_RUN: dict[tuple[str, ...], str] = {
     ("news", "stream"): "listens to Alpaca's news websocket: needs keys and the network",
     ("news", "catalysts"): "needs a trained sentiment model (`tapeflow nlp train`, minutes)",
     ("backtest", "news_catalyst"): "needs the demo's SPY minute bars, sample headlines and sentiment model; "
-                                   "tests/flows/test_deployments.py runs it as the deployment backtest/news-catalyst",
+                                   "tests/flows/test_deployments.py runs it as the deployment backtest/backtest-news-catalyst",
     ("nlp", "train"): "fine-tunes the sentiment model: minutes",
     ("nlp", "eval"): "needs a trained sentiment model and scores thousands of headlines",
     ("nlp", "score"): "needs a trained sentiment model",

@@ -4,6 +4,7 @@ summary artifact), and the CLI on a bars file, the look-ahead check and the repo
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import date
 from pathlib import Path
 
@@ -56,8 +57,34 @@ def test_backtest_flow_records_the_run_and_writes_its_report(warehouse, tapeflow
         async with get_client() as client:
             return await client.read_latest_artifacts()
 
-    keys = [a.key for a in asyncio.run(artifact())]
-    assert "backtest-sma-cross" in keys
+    artifacts = {a.key: a for a in asyncio.run(artifact())}
+    summary_md = artifacts["backtest-sma-cross"].data
+    assert summary_md.startswith("# sma_cross (fast=10, slow=30, qty=100), 2009-08-21..2010-08-20")  # no dict repr
+    assert "](data:image/png;base64," in summary_md  # the equity chart shows in the UI with no file server
+    assert str(report) in summary_md  # no reports server in this test: the path instead of a link
+    assert "backtest-sma-cross-report" not in artifacts
+    metrics = {row["metric"]: row["value"] for row in json.loads(artifacts["backtest-sma-cross-metrics"].data)}
+    assert metrics["total_return"].endswith("%") and metrics["final_equity"].startswith("$")
+    assert float(metrics["final_equity"].strip("$").replace(",", "")) == pytest.approx(summary["final_equity"], abs=0.01)
+    settings = {row["setting"]: row["value"] for row in json.loads(artifacts["backtest-sma-cross-settings"].data)}
+    assert settings["params.fast"] == "10" and settings["costs"] == "flat-commission"
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_backtest_links_its_report_where_the_stack_serves_reports(warehouse, tapeflow_home, monkeypatch):
+    monkeypatch.setenv("TAPEFLOW_REPORTS_URL", "http://127.0.0.1:4201/")
+    ingest_bars(source="replay", symbols=SYMBOLS[:2], timeframe="1d", start=date(2010, 1, 4), end=date(2010, 6, 30))
+    summary = backtest(strategy="sma_cross", symbols=SYMBOLS[:2], start=date(2010, 3, 1), end=date(2010, 6, 30))
+
+    from prefect.client.orchestration import get_client
+
+    async def artifacts():
+        async with get_client() as client:
+            return {a.key: a for a in await client.read_latest_artifacts()}
+
+    link = asyncio.run(artifacts())["backtest-sma-cross-report"]
+    assert f"](http://127.0.0.1:4201/{summary['run_id']}/report.html)" in link.data  # Prefect keeps links as markdown
 
 
 def bars_file(tmp_path: Path) -> Path:

@@ -32,49 +32,50 @@ PANEL_SYMBOLS = ("AAPL", "CVS", "GE", "GIS", "INTC", "MSFT", "XOM")
 
 # Data first, then what reads it: the order a new install runs them in.
 RUN_ORDER = (
-    "ingest-actions/bundled",
-    "ingest-bars/replay-daily",
-    "ingest-universe/bundled",
-    "ingest-bars/replay-minute",
-    "backfill-bars/replay",
-    "backfill-watchlist/scanner-history",
-    "train-sentiment/quick",
-    "ingest-news/replay-sample",
-    "score-news/rescore-all",
-    "backtest/sma-cross",
-    "backtest/watchlist-momentum",
-    "backtest/opening-range",
-    "backtest/news-catalyst",
-    "walk-forward/sma-cross",
-    "perturb/sma-cross",
-    "paper-vs-backtest/paper-vs-backtest-after-close",
+    "ingest-actions/bundled-corporate-actions",
+    "ingest-bars/bundled-daily-bars",
+    "ingest-universe/bundled-universes",
+    "ingest-bars/bundled-spy-minute-bars",
+    "backfill-bars/backfill-bundled-daily-bars",
+    "backfill-watchlist/backfill-scanner-watchlists",
+    "train-sentiment/train-sentiment-quick",
+    "ingest-news/bundled-headlines",
+    "score-news/score-unread-headlines",
+    "backtest/backtest-sma-cross",
+    "backtest/backtest-watchlist-momentum",
+    "backtest/backtest-opening-range",
+    "backtest/backtest-news-catalyst",
+    "walk-forward/walk-forward-sma-cross",
+    "perturb/perturb-sma-cross",
+    "paper-vs-backtest/compare-paper-to-backtest-after-close",
 )
 
 # Run with other values than the deployment's, and why.
 CHEAPER: dict[str, dict[str, Any]] = {
     # Two of its thirteen monthly runs: the rest repeat them on the months replay-daily stored.
-    "backfill-bars/replay": {"start": "2010-07-01"},
+    "backfill-bars/backfill-bundled-daily-bars": {"start": "2010-07-01"},
     # 48 sentences instead of 2,500 (about a minute of training); a model this small cannot beat
     # the lexicon baseline, so it is made current by hand for the deployments after it.
-    "train-sentiment/quick": {"subset": 48, "held_out_limit": 30, "make_current": True},
+    "train-sentiment/train-sentiment-quick": {"subset": 48, "held_out_limit": 30, "make_current": True},
 }
 
 LIVE = "live market: acts on the session at the wall clock (nothing outside its hours); the bundled data has no today"
 SKIPPED: dict[str, str] = {
-    "ingest-bars/minute-during-session": LIVE + "; today's bars come from a vendor (keys)",
-    "ingest-bars/daily-after-close": LIVE + "; today's bars come from a vendor (keys)",
-    "snapshot-watchlist/bullalert-every-minute": LIVE + "; BullAlert's list over the network",
-    "snapshot-watchlist/scanner-pre-market": LIVE + "; backfill-watchlist/scanner-history runs the same scanner on the panel",
-    "monitor/every-minute-in-session": LIVE + "; it watches running trading sessions",
-    "trade-session/opening-range": LIVE + "; runs until the close and needs a promotion",
-    "trade-session/watchlist-momentum": LIVE + "; runs until the close and needs a promotion",
-    "ingest-news/every-5-minutes": LIVE + "; the last 15 minutes of a vendor's headlines (keys)",
-    "stream-news/alpaca-market-days": "vendor keys: Alpaca's news websocket, listened to for 960 minutes",
-    "train-sentiment/full": "fine-tunes on 9,543 sentences for three epochs (~14 min on 2 cores); "
-                            "train-sentiment/quick runs the same flow here",
+    "ingest-bars/vendor-minute-bars-in-session": LIVE + "; today's bars come from a vendor (keys)",
+    "ingest-bars/vendor-daily-bars-after-close": LIVE + "; today's bars come from a vendor (keys)",
+    "snapshot-watchlist/bullalert-watchlist-every-minute": LIVE + "; BullAlert's list over the network",
+    "snapshot-watchlist/scanner-watchlist-pre-market": LIVE + "; backfill-watchlist/backfill-scanner-watchlists "
+                                                       "runs the same scanner on the panel",
+    "monitor/monitor-every-minute-in-session": LIVE + "; it watches running trading sessions",
+    "trade-session/paper-opening-range-daily": LIVE + "; runs until the close and needs a promotion",
+    "trade-session/paper-watchlist-momentum-daily": LIVE + "; runs until the close and needs a promotion",
+    "ingest-news/vendor-headlines-every-5-minutes": LIVE + "; the last 15 minutes of a vendor's headlines (keys)",
+    "stream-news/alpaca-news-stream-market-days": "vendor keys: Alpaca's news websocket, listened to for 960 minutes",
+    "train-sentiment/train-sentiment-full": "fine-tunes on 9,543 sentences for three epochs (~14 min on 2 cores); "
+                                            "train-sentiment/train-sentiment-quick runs the same flow here",
     # Run with these parameters by other tests: either would cost about as much as this whole test.
-    "trade-session/replay-opening-range": "a replayed day, ~35 s of CPU: tests/flows/test_trade.py runs trade_session "
-                                          "with these parameters and checks its fills against the backtest",
+    "trade-session/replay-opening-range-day": "a replayed day, ~35 s of CPU: tests/flows/test_trade.py runs "
+                                              "trade_session with these parameters and checks its fills against the backtest",
     "demo/demo": "these flows in one run (1-2 min, and a minute of training): `make demo` runs it with its defaults, "
                  "tests/flows/test_ingest.py runs the flow twice on the whole bundled data",
 }
@@ -121,14 +122,14 @@ def bundled_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def check_result(name: str, result: Any) -> None:
     """What a run must have done beyond finishing, where success alone could hide an empty run."""
-    if name == "ingest-news/replay-sample":  # both sample files: 2010's 14 (one bad on purpose), 2011's 11
+    if name == "ingest-news/bundled-headlines":  # both sample files: 2010's 14 (one bad on purpose), 2011's 11
         assert (result["fetched"], result["inserted"], result["quarantined"]) == (25, 24, 1), result
-    if name == "backtest/news-catalyst":  # the sample headlines meet the minute bars
+    if name == "backtest/backtest-news-catalyst":  # the sample headlines meet the minute bars
         with open_warehouse(load_settings()).read() as con:
             row = con.execute("SELECT assumptions FROM backtest_runs WHERE run_id = ?", [result["run_id"]]).fetchone()
         assert row is not None, f"run {result['run_id']} was not recorded"
         assert json.loads(row[0])["news"].startswith("11 scored headline-ticker rows"), row[0]
-    if name == "backtest/opening-range":
+    if name == "backtest/backtest-opening-range":
         assert result["trades"] > 0, result
 
 

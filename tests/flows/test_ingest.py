@@ -70,7 +70,7 @@ def test_failed_flow_posts_an_alert_without_secrets(settings, monkeypatch):
         [alert] = rx.bodies
     assert alert["component"] == "flow:ingest-bars"
     assert alert["severity"] == "info"  # a bad parameter on a direct call: the caller's to fix, not critical
-    assert "source: Input should be 'replay'" in alert["message"]  # Prefect refuses the name before the flow runs
+    assert "unknown market data source" in alert["message"]  # Prefect refuses the name before the flow runs
     assert alert["context"]["parameters"]["source"] == "nope-**********"
     assert "SEKRET-9f3a" not in json.dumps(alert)
 

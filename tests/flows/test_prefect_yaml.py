@@ -1,6 +1,7 @@
 """prefect.yaml: every deployment points at a real flow, with parameters that flow accepts and
 names (strategy and its params, cost preset, sources, objective) that tapeflow really has,
-schedules in New York time, and no path of any one machine."""
+schedules in New York time, and no path of any one machine; its name is unique and documented,
+and the run form it gets shows every parameter with a type and a description."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 import yaml
 from prefect import Flow
 
+from flows.parameters import Unset
 from tapeflow.backtest.costs import cost_preset
 from tapeflow.backtest.metrics import Metrics
 from tapeflow.news import NEWS_SOURCE_NAMES
@@ -48,7 +50,7 @@ def name_problems(deployment: dict[str, Any]) -> list[str]:
     does not know: strategy, its params, cost preset, sources, objective."""
     entrypoint = deployment["entrypoint"]
     defaults = {name: p.default for name, p in inspect.signature(flow_of(deployment).fn).parameters.items()
-                if p.default is not inspect.Parameter.empty}
+                if p.default is not inspect.Parameter.empty and not isinstance(p.default, Unset)}
     given = {**defaults, **(deployment.get("parameters") or {})}
     where = f"{deployment['name']} ({entrypoint})"
     problems = []
@@ -151,7 +153,13 @@ BAD_VALUES = [
     ("flows/ingest.py:ingest_bars", {"source": "yahoo"}),
     ("flows/news.py:ingest_news", {"source": "finnhub"}),  # a market-data source, not a news one
     ("flows/trade.py:trade_session", {"strategy": "opening-range"}),
+    ("flows/backtest.py:backtest", {"params": {"fats": 10}}),  # no strategy has it
+    ("flows/backtest.py:backtest", {"params": {"fast": 1}}),  # below every strategy's range
+    ("flows/backtest.py:backtest", {"stop_loss_pct": -0.1}),
+    ("flows/research.py:walk_forward", {"grid": {"fats": [8, 10]}}),
 ]
+GOOD_VALUES = {"strategy": "sma_cross", "costs": "none", "watchlist_source": "scanner", "params": {"fast": 12},
+               "stop_loss_pct": 0.05, "grid": {"fast": [8, 10]}}
 
 
 @pytest.mark.slow
@@ -170,7 +178,59 @@ def test_the_api_refuses_a_run_with_a_name_tapeflow_does_not_know():
                 parameter_openapi_schema=parameter_schema(flow).model_dump_for_openapi(), enforce_parameter_schema=True)
             with pytest.raises(Exception, match="(?i)validation|parameters"):
                 client.create_flow_run_from_deployment(deployment_id, parameters=values)
-            good = {name: {"strategy": "sma_cross", "costs": "none", "watchlist_source": "scanner"}.get(name, "replay")
-                    for name in values}
+            good = {name: GOOD_VALUES.get(name, "replay") for name in values}
             run = client.create_flow_run_from_deployment(deployment_id, parameters=good)
             client.delete_flow_run(run.id)
+
+
+def full_name(deployment: dict[str, Any]) -> str:
+    return f"{flow_of(deployment).name}/{deployment['name']}"
+
+
+def test_every_deployment_name_is_unique_and_in_the_operations_manual():
+    names = [d["name"] for d in DEPLOYMENTS]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+    manual = (PROJECT / "docs" / "operations.md").read_text()
+    assert [full_name(d) for d in DEPLOYMENTS if f"`{full_name(d)}`" not in manual] == []
+
+
+def form_problems(entrypoint: str) -> list[str]:
+    """What the run form would show badly: a field with no description, with no type, with a
+    "None" variant (an anyOf with null, which the form draws as a second choice), or with a
+    null default (which the form fills in and then refuses as "None is not of type ...")."""
+    from prefect.utilities.callables import parameter_schema
+
+    schema = parameter_schema(flow_of({"entrypoint": entrypoint}).fn).model_dump()
+    problems = []
+    for name, field in schema["properties"].items():
+        if not field.get("description"):
+            problems.append(f"{entrypoint} {name}: no description")
+        if not {"type", "enum", "$ref"} & field.keys():
+            problems.append(f"{entrypoint} {name}: no type")
+        if any(v.get("type") == "null" for v in field.get("anyOf", [])):
+            problems.append(f"{entrypoint} {name}: a None variant")
+        if "default" in field and field["default"] is None:  # the form's own check refuses null for a typed field
+            problems.append(f"{entrypoint} {name}: a null default")
+    return problems
+
+
+@pytest.mark.parametrize("entrypoint", sorted({d["entrypoint"] for d in DEPLOYMENTS}))
+def test_every_run_form_field_has_a_type_and_a_description(entrypoint):
+    assert form_problems(entrypoint) == []
+
+
+def test_strategy_parameters_are_fields_with_their_ranges():
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.backtest import backtest
+
+    schema = parameter_schema(backtest.fn).model_dump()
+    fields = schema["properties"]["params"]["properties"]
+    for cls in available().values():
+        for param in cls.params:
+            field = fields[param.name]
+            assert field["minimum"] <= param.low and field["maximum"] >= param.high
+            assert f"{cls.name}: {param.doc}" in field["description"]
+    assert schema["properties"]["params"]["additionalProperties"] is False
+    assert backtest.validate_parameters({"params": {"fast": 5}})["params"].values() == {"fast": 5}
+    assert backtest.validate_parameters({"params": None})["params"].values() == {}

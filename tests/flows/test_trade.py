@@ -102,3 +102,13 @@ def test_a_replay_of_days_without_bars_is_refused_before_prefect_starts(tapeflow
     assert refused.exit_code == 2 and "Traceback" not in refused.output
     assert refused.stderr.strip() == ("the warehouse has no 1m bars on 2011-03-03..2011-03-03: ingest them first, "
                                       "e.g. tapeflow ingest --timeframe 1m --start 2011-03-03 --end 2011-03-04")
+
+
+def test_the_run_form_describes_every_parameter():
+    """Prefect reads the docstring's Args: the run form says what each field does."""
+    import inspect
+
+    described = {name: schema.get("description") for name, schema in trade_session.parameters.properties.items()}
+    assert set(described) == set(inspect.signature(trade_session.fn).parameters)
+    assert all(described.values()), [name for name, text in described.items() if not text]
+    assert trade_session.description.splitlines()[0].startswith("Trade one strategy")

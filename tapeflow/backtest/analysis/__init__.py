@@ -1,0 +1,1 @@
+"""What a tearsheet shows, computed without HTML: trades, periods, signals, positions."""
