@@ -16,6 +16,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.types import SecretDict
 
 from flows.secrets import read_secret_blocks, save_secret_blocks
+from flows.trade import KILL_VARIABLE
 from tapeflow.config import Settings
 
 FAILED_AUTOMATION = "tapeflow: flow run failed"
@@ -23,7 +24,6 @@ LATE_AUTOMATION = "tapeflow: flow run late"
 NOTIFY_BLOCK = "tapeflow-alert-webhook"
 LATE_FOR = timedelta(minutes=10)  # a run Late this long without starting: somebody should look
 
-KILL_VARIABLE = "tapeflow_kill_switch"  # flows/trade.py reads it each cycle (a test keeps the names equal)
 # Prefect 3.8.8 variables have no description field: tags are what the Variables page shows.
 KILL_TAGS = ("tapeflow", "kill-switch", "empty = off", "all = stop every strategy", "or: strategy names, comma-separated")
 

@@ -1,7 +1,9 @@
 """The Prefect UI of `tapeflow serve`, in headless Chromium: every backtest deployment's run
 form shows its choices as dropdowns and every field with its description, and submits as it
 is; a bad value is refused in the form, before any run exists; the automations, the
-kill-switch variable and the writers' limit are on their pages by name.
+kill-switch variable and the writers' limit are on their pages by name; a trading day replayed
+through the worker shows its progress, its book refreshed through the day and its
+reconciliation on the run's Artifacts tab.
 
 The work pool is paused while the forms are submitted, so the runs they create wait
 (and are then deleted) instead of running."""
@@ -48,7 +50,7 @@ def runs_of(client, deployment_id) -> list:
     return client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def paused_pool(stack):  # noqa: F811
     with stack.client() as client:
         client.update_work_pool(WORK_POOL, WorkPoolUpdate(is_paused=True))
@@ -107,3 +109,32 @@ def test_the_stack_parts_are_on_their_pages_by_name(stack, page, path, names):  
     page.goto(f"http://127.0.0.1:{stack.port}{path}", timeout=PAGE_TIMEOUT_MS)
     for name in names:
         page.get_by_text(name).first.wait_for(timeout=PAGE_TIMEOUT_MS)
+
+
+def run_deployment(client, name: str, parameters: dict, timeout_s: float = 240):
+    """Run a deployment through the stack's worker and wait for its final state."""
+    stored = client.read_deployment_by_name(name)
+    run = client.create_flow_run_from_deployment(stored.id, parameters=parameters)
+    deadline = time.monotonic() + timeout_s
+    while not (run := client.read_flow_run(run.id)).state.is_final() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert run.state.is_completed(), f"{name}: {run.state.name} {run.state.message}"
+    return run
+
+
+def test_a_replayed_trading_day_shows_its_progress_book_and_reconciliation(stack, page, tmp_path: Path):  # noqa: F811
+    with stack.client() as client:
+        run_deployment(client, "ingest-bars/bundled-spy-minute-bars", {"start": "2011-03-01", "end": "2011-03-04"})
+        run = run_deployment(client, "trade-session/replay-opening-range-day", {"fresh": True})
+        artifacts = {a.key: a for a in client.read_artifacts() if a.flow_run_id == run.id}
+    assert {"trade-session-progress", "trade-session-book", "trade-session"} <= artifacts.keys()
+    page.goto(f"http://127.0.0.1:{stack.port}/runs/flow-run/{run.id}", timeout=PAGE_TIMEOUT_MS)
+    page.get_by_text("Artifacts", exact=True).first.click()
+    for key in ("trade-session-progress", "trade-session-book", "trade-session"):
+        page.get_by_text(key).first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    assert page.get_by_text("trade-session-book", exact=True).count() >= 3  # the book, refreshed through the day
+    page.screenshot(path=str(tmp_path / "trade-session-artifacts.png"), full_page=True)
+    book = artifacts["trade-session-book"]
+    page.goto(f"http://127.0.0.1:{stack.port}/artifacts/artifact/{book.id}", timeout=PAGE_TIMEOUT_MS)
+    page.get_by_text("realized P&L").first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    page.screenshot(path=str(tmp_path / "trade-session-book.png"), full_page=True)

@@ -17,7 +17,6 @@ from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.trade import KILL_VARIABLE
-from tapeflow.cli import stack_parts
 from tapeflow.cli.stack_parts import (
     FAILED_AUTOMATION,
     KILL_TAGS,
@@ -185,8 +184,3 @@ def test_a_failed_deployment_run_fires_the_automation(stack):
     [sent] = [p for p in posts if p.get("component") == "prefect-automation"]
     assert "Failed" in sent["title"] and "ingest-bars" in sent["title"]
     assert any(p.get("component") == "flow:ingest-bars" for p in posts)  # the in-flow hook still alerts
-
-
-
-def test_the_kill_variable_name_is_the_one_trading_reads():
-    assert stack_parts.KILL_VARIABLE == KILL_VARIABLE
