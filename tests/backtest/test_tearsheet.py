@@ -16,6 +16,7 @@ import pytest
 
 from strategies.opening_range import OpeningRangeBreakout
 from strategies.sma_cross import SmaCross
+from strategies.watchlist_momentum import WatchlistMomentum
 from tapeflow.backtest.analysis.periods import drawdowns, rolling_stats, yearly_returns
 from tapeflow.backtest.analysis.positions import open_positions
 from tapeflow.backtest.analysis.signals import signal_groups
@@ -43,6 +44,7 @@ from tapeflow.sources.base import Window
 from tapeflow.sources.replay import ReplaySource
 from tapeflow.strategy.history import BAR_COLUMNS, History
 from tests.research_kit import path_bars
+from tests.strategy.test_builtins import daily, with_watchlist  # noqa: F401 (fixtures: scanner snapshots over the panel)
 from warehouse.connection import Warehouse
 
 START = datetime(2009, 8, 21, 4, tzinfo=UTC)  # the demo's window: New York days 2009-08-21..2010-08-20
@@ -264,3 +266,15 @@ def test_the_demo_tearsheet(sma: Backtest, tmp_path: Path):
     assert "(4.02)" not in page and "insufficient buying power (" not in page
     assert sum(1 for name in ("price-1.png", "price-2.png", "price-3.png") if (path.parent / name).is_file()) == 3
     assert timedelta(0) < annotated_trades(sma.result)["duration"].min()  # type: ignore[operator]
+
+
+def test_watchlist_momentum_is_exposed_on_the_days_it_trades(with_watchlist: History):  # noqa: F811
+    """Bought at the open and sold at the close: flat at every daily mark, in the market all
+    day on each day it trades."""
+    run = run_backtest(WatchlistMomentum(), with_watchlist, CONFIG)
+    trades = run.result.trades
+    assert trades.height > 0
+    assert run.metrics["gross_exposure"] == 0  # the daily marks see no position
+    traded = trades["entry_ts"].dt.convert_time_zone("America/New_York").dt.date().n_unique()
+    sessions = run.result.equity["ts"].dt.convert_time_zone("America/New_York").dt.date().n_unique()
+    assert 0.9 * traded / sessions <= run.metrics["exposure"] <= traded / sessions  # most of each such day
