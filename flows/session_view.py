@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar, cast
 from uuid import UUID
 
+from prefect import get_run_logger
 from prefect.artifacts import (
     create_markdown_artifact,
     create_progress_artifact,
@@ -23,6 +24,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.events import emit_event
+from prefect.exceptions import MissingContextError
 
 from tapeflow.calendar.exchange import NEW_YORK
 from tapeflow.live.observer import Guard, SessionView
@@ -68,6 +70,7 @@ class PrefectSessionView:
         self._booked: tuple | None = None  # the book last published, without prices
         self._booked_at: datetime | None = None  # session time it was published at
         self._failed: set[str] = set()
+        self._log = _run_logger()
 
     # -- the observer's calls ---------------------------------------------------------------------
 
@@ -84,6 +87,8 @@ class PrefectSessionView:
             self._publish_book(view, final=False)
 
     def on_fill(self, fill: Fill) -> None:
+        self._log.info("fill: %s %g %s at %.4f, order %s", fill.side.value, fill.qty, fill.symbol, fill.price,
+                       fill.client_order_id)
         # occurred is left to now: a replayed fill's own time is years back, and Automations
         # and the event feed look at recent events; the fill's time is in the payload.
         payload = {"symbol": fill.symbol, "side": fill.side.value, "qty": fill.qty, "price": fill.price,
@@ -93,6 +98,7 @@ class PrefectSessionView:
                                                  payload=payload))
 
     def on_guard(self, guard: Guard, engaged: bool, reason: str) -> None:
+        self._log.warning("%s %s: %s", guard.value, "engaged" if engaged else "released", reason)
         name = GUARD_EVENTS.get((guard, engaged))
         if name is None:  # the breaker only trips; its lock is let go as the day lock
             return
@@ -130,6 +136,14 @@ class PrefectSessionView:
                 log.warning("the trading session's %s could not be sent to Prefect (%s); trading goes on, "
                             "further failures of it are not logged", what, type(exc).__name__)
             return None
+
+
+def _run_logger() -> logging.Logger | logging.LoggerAdapter:
+    """The flow run's logger, so fills and guards show on the run's Logs tab; else this module's."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return log
 
 
 def _progress_words(view: SessionView) -> str:

@@ -129,6 +129,7 @@ def test_a_replayed_trading_day_shows_its_progress_book_and_reconciliation(stack
         artifacts = {a.key: a for a in client.read_artifacts() if a.flow_run_id == run.id}
     assert {"trade-session-progress", "trade-session-book", "trade-session"} <= artifacts.keys()
     page.goto(f"http://127.0.0.1:{stack.port}/runs/flow-run/{run.id}", timeout=PAGE_TIMEOUT_MS)
+    page.get_by_text("fill: buy").first.wait_for(timeout=PAGE_TIMEOUT_MS)  # the day's fills on the Logs tab
     page.get_by_text("Artifacts", exact=True).first.click()
     for key in ("trade-session-progress", "trade-session-book", "trade-session"):
         page.get_by_text(key).first.wait_for(timeout=PAGE_TIMEOUT_MS)
