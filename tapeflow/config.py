@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     sql_time_limit_s: float = Field(30.0, gt=0, description="`tapeflow sql` stops a query that runs longer "
                                     "(its reader keeps writers off the warehouse meanwhile)")
     alert_webhook_url: SecretStr | None = Field(None, description="alerts are POSTed here as JSON")
+    mcp_token: SecretStr | None = Field(None, description="bearer token `tapeflow mcp serve --transport http` "
+                                        "requires (a non-loopback host refuses to start without one)")
 
     strategy_path: str | None = Field(
         None, description="your own strategy files or folders, separated like PATH; found by name "
@@ -46,7 +48,7 @@ class Settings(BaseSettings):
     # Market data: which vendor `ingest-bars` uses when no source is given, and each vendor's
     # endpoint and keys. Base URLs are settings so that a proxy or a test server can stand in.
     market_data_source: str = Field("replay", description="replay | alpaca | polygon | finnhub | ibkr")
-    watchlist_source: str = Field("scanner", description="scanner | bullalert")
+    watchlist_source: str = Field("scanner", description="scanner | bullalert | bullalert-mcp")
 
     alpaca_api_key: SecretStr | None = None
     alpaca_secret_key: SecretStr | None = None
@@ -111,6 +113,8 @@ class Settings(BaseSettings):
 
     bullalert_api_key: SecretStr | None = None
     bullalert_url: str = "https://api.bullalert.com"
+    bullalert_mcp_url: str = Field("https://api.bullalert.com/mcp", description="BullAlert's MCP endpoint "
+                                   "(streamable HTTP), for TAPEFLOW_WATCHLIST_SOURCE=bullalert-mcp")
 
     http_timeout_s: float = Field(10.0, gt=0, description="per request, for every REST vendor")
     http_attempts: int = Field(4, ge=1, description="tries per request before giving up")

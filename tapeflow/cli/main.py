@@ -25,6 +25,7 @@ from tapeflow.cli.actions import actions_app
 from tapeflow.cli.broker import broker_app
 from tapeflow.cli.console import EXIT_BUSY, EXIT_INTERRUPTED, EXIT_REFUSED, err, out
 from tapeflow.cli.flow_runs import running_flows
+from tapeflow.cli.mcp import mcp_app
 from tapeflow.cli.monitor import alerts_command, monitor_command
 from tapeflow.cli.news import recent_catalysts
 from tapeflow.cli.news import register as register_news
@@ -123,7 +124,7 @@ def ingest(
 
 @app.command()
 def snapshot(
-    source: Annotated[str | None, typer.Option(help="scanner or bullalert; default TAPEFLOW_WATCHLIST_SOURCE")] = None,
+    source: Annotated[str | None, typer.Option(help="scanner, bullalert or bullalert-mcp; default TAPEFLOW_WATCHLIST_SOURCE")] = None,
     as_of: Annotated[datetime | None, typer.Option("--as-of", help="ISO-8601 with offset; default now")] = None,
     limit: Annotated[int, typer.Option(help="names to keep")] = 20,
 ) -> None:
@@ -456,6 +457,7 @@ def _register_subcommands() -> None:
     app.add_typer(broker_app, name="broker")
     app.add_typer(actions_app, name="actions")
     app.add_typer(universe_app, name="universe")
+    app.add_typer(mcp_app, name="mcp")
     app.command("monitor")(monitor_command)
     app.command("alerts")(alerts_command)
     register_promotion(app)  # promote, promotions, paper-gap

@@ -6,7 +6,7 @@ from __future__ import annotations
 from tapeflow.sources.base import MarketData, WatchlistSource, Window, latest_bars
 
 SOURCE_NAMES = ("replay", "alpaca", "polygon", "finnhub", "ibkr")
-WATCHLIST_SOURCE_NAMES = ("scanner", "bullalert")
+WATCHLIST_SOURCE_NAMES = ("scanner", "bullalert", "bullalert-mcp")
 
 
 def require_source(name: str) -> str:

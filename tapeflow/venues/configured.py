@@ -56,12 +56,16 @@ def watchlist_source(name: str, settings: Settings, warehouse: Warehouse | None 
                      universe: str | None = None) -> WatchlistSource:
     """The watchlist source called `name`: the scanner over `warehouse`'s daily bars (default:
     the settings' warehouse), among `universe`'s members of the day when named, or BullAlert
-    configured from settings (its lists are its own: no universe applies)."""
+    configured from settings, over REST or its MCP server (its lists are its own: no universe applies)."""
     name = require_watchlist_source(name)
     if name == "scanner":
         return ScannerSource.from_warehouse(warehouse or open_warehouse(settings), universe=universe)
     if universe is not None:
         raise ValueError(f"a universe scopes the scanner's lists only; {name} sends its own (leave universe unset)")
+    if name == "bullalert-mcp":
+        from tapeflow.venues.bullalert_mcp import BullAlertMcpSource  # deferred: the MCP SDK (about 1 s)
+
+        return BullAlertMcpSource(settings)
     return BullAlertSource(settings)
 
 

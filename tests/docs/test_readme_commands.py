@@ -60,6 +60,8 @@ NOT_RUN: dict[tuple[str, ...], str] = {
     ("report",): "names a run id (RUN_ID) of the reader's own backtests",
     ("paper-gap",): "names a paper session (SESSION_ID) that has run",
     ("promote", "opening_range", "--to", "live"): "is refused on purpose: no reconciled paper sessions yet",
+    ("snapshot", "--source", "bullalert-mcp"): "calls BullAlert's MCP server (a key and the network); "
+                                               "tests/venues/test_bullalert_mcp.py runs it against a fake",
 }
 
 # The warehouse the pages' queries and backtests read: a year of five names of the daily panel.

@@ -39,14 +39,16 @@ def _artifacts(client, key: str, flow_run_id: UUID) -> list:
                                  sort=ArtifactSort.CREATED_DESC)
 
 
-def _fill_events(client, session_id: str, expected: int) -> list:
-    """The session's fill events once the server has stored `expected` of them (or what it has when the wait ends)."""
-    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+def _fill_events(client, session_id: str, run_id, expected: int) -> list:
+    """The fill events of this run of the session once the server has stored `expected` of them
+    (or what it has when the wait ends); another test's replay of the same day shares the server."""
+    from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter, EventResourceFilter
     from prefect.events.worker import EventsWorker
 
     EventsWorker.drain_all()  # what this process still holds goes to the server now
     wanted = EventFilter(event=EventNameFilter(name=[FILL_EVENT]),
-                         resource=EventResourceFilter(id=[f"tapeflow.session.{session_id}"]))
+                         resource=EventResourceFilter(id=[f"tapeflow.session.{session_id}"]),
+                         related=EventRelatedFilter(id=[f"prefect.flow-run.{run_id}"]))
     deadline = time.monotonic() + EVENTS_WAIT_S
     while True:
         events = client.read_events(filter=wanted, limit=50).events
@@ -102,7 +104,7 @@ def test_a_replayed_day_shows_progress_book_report_and_fills_in_prefect(tapeflow
         assert table["status"] == listed["status"] and table["reconciled"] == str(listed["reconciled"])
 
         # A fill event per fill, about the session, with what was traded.
-        events = _fill_events(client, sid, len(fills))
+        events = _fill_events(client, sid, run_id, len(fills))
         assert [(e.payload["symbol"], e.payload["side"], e.payload["qty"], e.payload["price"]) for e in events] == [
             (symbol, side, qty, price) for _, symbol, side, qty, price in fills]
         assert {e.resource.id for e in events} == {f"tapeflow.session.{sid}"}

@@ -33,6 +33,7 @@ from tests.fakes.alpaca_news import AlpacaNewsFake, AlpacaNewsStreamFake
 from tests.fakes.alpaca_trading import AlpacaTradingFake
 from tests.fakes.benzinga import FakeBenzinga
 from tests.fakes.bullalert import FakeBullAlert
+from tests.fakes.bullalert_mcp import FakeBullAlertMcp
 from tests.fakes.finnhub import FakeFinnhub
 from tests.fakes.marketaux import FakeMarketaux
 from tests.fakes.polygon import FakePolygon
@@ -48,7 +49,7 @@ runner = CliRunner()
 # its token is what must not leak.
 SECRETS = {name: f"SECRET-{name}-{token_hex(8)}" for name in (
     "alpaca_api_key", "alpaca_secret_key", "polygon_api_key", "finnhub_api_key", "bullalert_api_key",
-    "benzinga_api_key", "marketaux_api_key", "tiingo_api_key", "alert_webhook_url",
+    "benzinga_api_key", "marketaux_api_key", "tiingo_api_key", "alert_webhook_url", "mcp_token",
 )}
 
 BARS = ("ingest", "--timeframe", "1m", "--symbol", "SPY", "--start", "2025-11-28", "--end", "2025-11-28", "--source")
@@ -89,6 +90,10 @@ ADAPTERS = [
             "X-Finnhub-Token", quotes_errors=False),
     Adapter("bullalert", "bullalert", ("snapshot", "--source", "bullalert", "--as-of", "2026-03-05T09:00:00-05:00"),
             "bullalert", {"TAPEFLOW_BULLALERT_URL": "url"}, "x-ba-api-key", quotes_errors=False),
+    # Over MCP the "status" echo is a tool error, whose message tapeflow quotes (masked, cut short).
+    Adapter("bullalert mcp", "bullalert_mcp",
+            ("snapshot", "--source", "bullalert-mcp", "--as-of", "2026-03-05T09:00:00-05:00"),
+            "bullalert_mcp", {"TAPEFLOW_BULLALERT_MCP_URL": "url"}, "x-ba-api-key", quotes_errors=True),
     Adapter("benzinga", "benzinga", (*NEWS, "benzinga"), "benzinga", {"TAPEFLOW_BENZINGA_URL": "url"},
             "token", quotes_errors=False),
     Adapter("marketaux", "marketaux", (*NEWS, "marketaux"), "marketaux", {"TAPEFLOW_MARKETAUX_URL": "url"},
@@ -166,6 +171,7 @@ def vendors() -> Iterator[SimpleNamespace]:
             polygon_actions=start(FakePolygonActions(SECRETS["polygon_api_key"])),
             finnhub=start(FakeFinnhub(SECRETS["finnhub_api_key"])),
             bullalert=start(FakeBullAlert(SECRETS["bullalert_api_key"])),
+            bullalert_mcp=start(FakeBullAlertMcp(SECRETS["bullalert_api_key"])),
             benzinga=start(FakeBenzinga(SECRETS["benzinga_api_key"])),
             marketaux=start(FakeMarketaux(SECRETS["marketaux_api_key"])),
             tiingo=start(FakeTiingo(SECRETS["tiingo_api_key"])),

@@ -1,0 +1,1 @@
+"""A read-only MCP server over the warehouse, for LLM agents (`tapeflow mcp serve`)."""
