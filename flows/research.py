@@ -1,6 +1,6 @@
 """Walk-forward and perturbation: is a strategy's edge real out of sample, and robust to its
-parameters? Folds fan out as tasks on the flow's task runner (threads here; a Dask cluster
-through prefect-dask with `.with_options(task_runner=DaskTaskRunner(...))`)."""
+parameters? Folds fan out as tasks on the flow's task runner: two local threads, or the Dask
+cluster at TAPEFLOW_DASK_ADDRESS (flows/runners.py reads it when each run starts)."""
 
 from __future__ import annotations
 
@@ -12,20 +12,24 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_markdown_artifact
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.hooks import alert_on_failure
 from flows.parameters import UNSET, CostPreset, Objective, OptionalName, ParamGrid, StrategyName, StrategyParams, Symbols
+from flows.runners import ResearchTaskRunner
 from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.costs import cost_preset
 from tapeflow.backtest.run import Backtest, assumptions
 from tapeflow.progress import tracked
+from tapeflow.research.perturb import sweep_points
 from tapeflow.research.summaries import perturbation_markdown, walk_forward_markdown
 from tapeflow.research.walkforward import folds, searched, sessions_of
 from tapeflow.strategy.registry import get_strategy
 from tasks.backtest import load_history, record, simulate_run, write_report
-from tasks.research import fit_fold, stitch_folds, sweep
+from tasks.research import fit_fold, stitch_folds, sweep, sweep_batch
 from tasks.universe import run_universe
+
+SWEEP_BATCHES = 8
+"""A perturbation's runs go out in at most this many tasks (each carries the whole history)."""
 
 
 def watchlist_of(strategy_cls) -> str | None:
@@ -33,7 +37,7 @@ def watchlist_of(strategy_cls) -> str | None:
     return "scanner" if strategy_cls.uses_watchlist else None
 
 
-@flow(name="walk-forward", task_runner=ThreadPoolTaskRunner(max_workers=2),
+@flow(name="walk-forward", task_runner=ResearchTaskRunner(),
       on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
 def walk_forward(
     strategy: StrategyName = "sma_cross",
@@ -79,7 +83,10 @@ def walk_forward(
         raise ValueError(f"{start}..{end} is too short for a {train_sessions}+{test_sessions} session fold")
 
     with tracked(f"walk-forward {strategy}", total=len(plan)) as progress:
-        fitted = fit_fold.map(unmapped(strategy_cls), unmapped(history), unmapped(candidates), unmapped(objective), plan,
+        # Each fold gets only what its windows can see (a fold runs on history.until(test_end) anyway):
+        # on a Dask cluster that is what crosses the wire, once per fold.
+        seen = [history.until(fold.test_end) for fold in plan]
+        fitted = fit_fold.map(unmapped(strategy_cls), seen, unmapped(candidates), unmapped(objective), plan,
                               unmapped(config), unmapped(members))
         for done in as_completed(list(fitted)):  # in the order they finish: folds run side by side
             progress.advance(detail=done.result().line(objective))
@@ -103,7 +110,7 @@ def walk_forward(
             "per_fold": [fold.row(objective) for fold in results]}
 
 
-@flow(name="perturb", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
+@flow(name="perturb", task_runner=ResearchTaskRunner(), on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
 def perturbation(
     strategy: StrategyName = "sma_cross",
     params: StrategyParams = UNSET,
@@ -138,7 +145,18 @@ def perturbation(
     members, described = run_universe(universe, strategy_cls.timeframe, symbols, start, end)
     history, snapshot = load_history(strategy_cls.timeframe, symbols, start, end, watchlist_of(strategy_cls),
                                      news=strategy_cls.uses_news)
-    result = sweep(strategy_cls, history, params.values(), config, pct, objective, members, grid_steps)
+    points = sweep_points(strategy_cls, params.values(), pct, grid_steps)  # a bad point fails here, before any run
+    # At most SWEEP_BATCHES tasks, so the history crosses to a Dask cluster that many times, not once per run.
+    batches = [points[i::SWEEP_BATCHES] for i in range(min(SWEEP_BATCHES, len(points)))]
+    with tracked(f"perturb {strategy}", total=len(points)) as progress:
+        runs = sweep_batch.map(unmapped(strategy_cls), unmapped(history), batches, unmapped(config),
+                               unmapped(objective), unmapped(members))
+        for done in as_completed(list(runs)):  # in the order they finish: batches go side by side
+            progress.advance(len(done.result()))
+    by_batch = [run.result() for run in runs]
+    outcomes = [by_batch[i % len(batches)][i // len(batches)] for i in range(len(points))]  # back in plan order
+    result = sweep(strategy_cls, history, params.values(), config, pct, objective, members, grid_steps,
+                   known=list(zip(points, outcomes, strict=True)))
     run_id = str(flow_run.id or uuid4())
     point = simulate_run(strategy_cls(**result.params), history, config, None, members, described)
     verdict = {"verdict": result.verdict, "reason": result.reason, "grid_share": result.grid_share,

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     strategy_path: str | None = Field(
         None, description="your own strategy files or folders, separated like PATH; found by name "
         "beside the built-ins (tapeflow strategies lists them)")
+    dask_address: str | None = Field(
+        None, description="Dask scheduler (tcp://host:8786) walk-forward and perturbation run their folds on; "
+        "unset: local threads")
 
     # Market data: which vendor `ingest-bars` uses when no source is given, and each vendor's
     # endpoint and keys. Base URLs are settings so that a proxy or a test server can stand in.

@@ -24,6 +24,7 @@ from tapeflow.calendar.hours import day_hours, next_open_words
 from tapeflow.cli.actions import actions_app
 from tapeflow.cli.broker import broker_app
 from tapeflow.cli.console import EXIT_BUSY, EXIT_INTERRUPTED, EXIT_REFUSED, err, out
+from tapeflow.cli.files_ingest import ingest_files_command
 from tapeflow.cli.flow_runs import running_flows
 from tapeflow.cli.mcp import mcp_app
 from tapeflow.cli.monitor import alerts_command, monitor_command
@@ -109,8 +110,14 @@ def ingest(
     start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="first New York day")] = datetime(2009, 8, 21),
     end: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="last New York day")] = datetime(2010, 8, 20),
     symbol: Annotated[list[str] | None, typer.Option("--symbol", "-s", help="repeat for several; default all")] = None,
+    files: Annotated[str | None, typer.Option(
+        "--files", help="your CSV, CSV.gz or Parquet bars (a path or quoted glob) in place of --source")] = None,
 ) -> None:
-    """Run the ingest-bars flow once and print its counts."""
+    """Run the ingest-bars flow once and print its counts (or, with --files, ingest your own bar files)."""
+    if files is not None:
+        counts = ingest_files_command(files, timeframe)
+        print_frame(pl.DataFrame([counts.as_dict()]), title=f"ingest --files {files} {timeframe}")
+        return
     settings = load_settings()
     check_window(start, end)
     configured("--source", lambda: market_data(source or settings.market_data_source, settings))
@@ -386,6 +393,7 @@ Broker:     tapeflow broker status     (the simulated paper broker by default; s
 Trade:      tapeflow promote opening_range --to paper; tapeflow trade opening_range --replay-day 2011-03-08
             tapeflow kill-switch on --reason "..."; tapeflow monitor; tapeflow sessions
 UI:         make serve   (Prefect UI on http://127.0.0.1:4200 with the deployments of prefect.yaml)
+Agents:     tapeflow mcp config   (the warehouse, read-only, for Claude Desktop or Cursor: docs/agents.md)
 Run again:  make demo    (idempotent: a second run stores nothing new)""", soft_wrap=True)
 
 

@@ -37,15 +37,14 @@ class CheckedBars:
 def instants(frame: pl.DataFrame, name: str) -> tuple[pl.Series, pl.Series]:
     """Column `name` as UTC instants, plus a problem text per row (null when fine)."""
     column = frame[name]
-    none = pl.Series(name, [None] * frame.height, dtype=pl.String)
     if isinstance(column.dtype, pl.Datetime):
         if column.dtype.time_zone is None:
             problem = f"{name} is a naive timestamp: a time zone is required"
-            return pl.Series(name, [None] * frame.height, dtype=UTC_TS), pl.Series(
-                name, [problem] * frame.height, dtype=pl.String
-            )
+            return pl.Series(name, [None] * frame.height, dtype=UTC_TS), pl.repeat(
+                problem, frame.height, dtype=pl.String, eager=True
+            ).alias(name)
         converted = column.dt.convert_time_zone("UTC").cast(UTC_TS)
-        return converted, none.zip_with(converted.is_not_null(), pl.Series([f"{name} is missing"] * frame.height))
+        return converted, _where(converted.is_null(), f"{name} is missing").alias(name)
     if column.dtype == pl.String or column.dtype == pl.Null:
         values, problems = [], []
         for text in column.cast(pl.String).to_list():
@@ -113,7 +112,12 @@ def _lost_in_parsing(raw: pl.DataFrame, name: str) -> pl.Series:
     if name == "trade_count":
         problems = problems | (as_float.is_not_null() & (as_float != as_float.floor()))
         reason = "trade_count is not a whole number"
-    return pl.Series(f"_{name}_problem", [reason if bad else None for bad in problems.to_list()], dtype=pl.String)
+    return _where(problems, reason).alias(f"_{name}_problem")
+
+
+def _where(mask: pl.Series, text: str) -> pl.Series:
+    """`text` where `mask` is true, null elsewhere: a vectorised column of problems."""
+    return pl.select(pl.when(pl.lit(mask)).then(pl.lit(text)).otherwise(pl.lit(None, dtype=pl.String))).to_series()
 
 
 def check_bars(raw: pl.DataFrame, received_at: datetime | None = None) -> CheckedBars:
@@ -140,17 +144,25 @@ def check_bars(raw: pl.DataFrame, received_at: datetime | None = None) -> Checke
     )
     # A source that could not date a row has said why; "ts is missing" would only repeat it.
     undated_by_source = pl.col("_source_problem").is_not_null() & pl.col("ts").is_null()
-    reasons = [
-        pl.col("_source_problem"),
-        pl.when(~undated_by_source).then(pl.col("_ts_problem")),
-        pl.when(~undated_by_source).then(pl.col("_end_problem")),
-        pl.col("_vwap_problem"),
-        pl.col("_trade_count_problem"),
-    ] + [pl.when(bad.fill_null(False)).then(pl.lit(reason)) for bad, reason in _rules()]
-    reasons.append(
-        pl.when(pl.col("end_ts") > received_at).then(pl.lit("bar had not ended when it was received (still forming)"))
-    )
-    frame = frame.with_columns(pl.concat_str(reasons, separator="; ", ignore_nulls=True).alias("reason"))
+    # (true for a bad row, its reason); the texts are built only for rows some check refuses.
+    checks = [
+        (pl.col("_source_problem").is_not_null(), pl.col("_source_problem")),
+        (~undated_by_source & pl.col("_ts_problem").is_not_null(), pl.col("_ts_problem")),
+        (~undated_by_source & pl.col("_end_problem").is_not_null(), pl.col("_end_problem")),
+        (pl.col("_vwap_problem").is_not_null(), pl.col("_vwap_problem")),
+        (pl.col("_trade_count_problem").is_not_null(), pl.col("_trade_count_problem")),
+        *((bad.fill_null(False), pl.lit(reason)) for bad, reason in _rules()),
+        ((pl.col("end_ts") > received_at).fill_null(False),
+         pl.lit("bar had not ended when it was received (still forming)")),
+    ]
+    suspects = frame.select(pl.any_horizontal(bad for bad, _ in checks)).to_series().arg_true()
+    reason = pl.repeat(None, frame.height, dtype=pl.String, eager=True)
+    if suspects.len():
+        texts = frame[suspects].select(
+            pl.concat_str([pl.when(bad).then(text) for bad, text in checks], separator="; ", ignore_nulls=True)
+        ).to_series()
+        reason = reason.scatter(suspects, texts)
+    frame = frame.with_columns(reason.alias("reason"))
     frame = frame.with_columns(pl.when(pl.col("reason") == "").then(None).otherwise("reason").alias("reason"))
     frame = _flag_duplicates(frame)
 
@@ -163,6 +175,11 @@ def check_bars(raw: pl.DataFrame, received_at: datetime | None = None) -> Checke
 
 def _flag_duplicates(frame: pl.DataFrame) -> pl.DataFrame:
     """Rows sharing a key: exact copies keep the first; conflicting versions are all refused."""
+    # Most batches have no shared key at all: the per-group comparison below is then skipped.
+    # Distinct key hashes prove distinct keys (a collision only costs the slow path).
+    hashes = frame.select(pl.struct(BAR_KEY).hash().n_unique()).item()
+    if hashes == frame.height:
+        return frame
     values = [c for c in BAR_SCHEMA if c not in BAR_KEY]
     valid = pl.col("reason").is_null()
     # Only rows that passed every other check take part: a bad row cannot shadow a good one.

@@ -35,6 +35,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,22 +87,24 @@ class Perturbation:
     notes: tuple[str, ...]
 
 
-def perturb(
-    strategy_cls,
-    history: History,
-    params: Mapping[str, Any],
-    config: BacktestConfig = BacktestConfig(),
-    pct: float = 0.20,
-    grid_steps: int = 2,
-    *,
-    objective: str = "sharpe",
-    min_ratio: float = MIN_RATIO,
-    vary: Sequence[str] | None = None,
-    max_grid: int = MAX_GRID,
-    members: Membership | None = None,
-) -> Perturbation:
-    """Run the point, its ±pct neighbours and a small grid around it (entries only on `members`'
-    symbols of the moment, when given); see the module docstring."""
+Outcome = tuple[float | None, float | None] | str
+"""One run's (objective, total_return), or the strategy's refusal as a string."""
+
+
+@dataclass(frozen=True)
+class _Plan:
+    point: dict[str, Any]
+    movable: dict[str, Any]  # numeric parameters by name
+    names: list[str]
+    axes: dict[str, list]
+    grid: list[dict[str, Any]]
+    neighbours: list[dict[str, Any]]
+    notes: list[str]
+
+
+def _plan(strategy_cls, params: Mapping[str, Any], pct: float, grid_steps: int, vary: Sequence[str] | None,
+          max_grid: int) -> _Plan:
+    """The point, its neighbours and the grid around it (refusing bad arguments first)."""
     if not 0 < pct < 1:
         raise ValueError(f"pct must be within (0, 1), got {pct}")
     if grid_steps < 0:
@@ -113,7 +116,6 @@ def perturb(
     if unknown:
         raise ValueError(f"{strategy_cls.name} has no numeric parameter {', '.join(unknown)}")
 
-    # The grid around the point, planned first: the progress counts every distinct run ahead.
     grid_notes: list[str] = []
     axes: dict[str, list] = {}
     size = 1
@@ -129,30 +131,68 @@ def perturb(
     combos = ({**point, **dict(zip(axes, values, strict=True))} for values in itertools.product(*axes.values()))
     grid = [candidate for candidate in combos if candidate != point]
     neighbours = [{**point, n: move(movable[n], point[n], f)} for n in names for f in (1 - pct, 1 + pct)]
+    return _Plan(point, movable, names, axes, grid, neighbours, grid_notes)
+
+
+def sweep_points(strategy_cls, params: Mapping[str, Any], pct: float = 0.20, grid_steps: int = 2, *,
+                 vary: Sequence[str] | None = None, max_grid: int = MAX_GRID) -> list[dict[str, Any]]:
+    """Every distinct parameter set `perturb` runs, in its order: to fan them out as separate runs."""
+    plan = _plan(strategy_cls, params, pct, grid_steps, vary, max_grid)
+    distinct = {_key(c): c for c in [plan.point, *plan.neighbours, *plan.grid]}
+    return list(distinct.values())
+
+
+def sweep_outcome(strategy_cls, history: History, candidate: Mapping[str, Any], config: BacktestConfig,
+                  objective: str, members: Membership | None = None) -> Outcome:
+    """One parameter set's run: (objective, total_return), or the strategy's refusal."""
+    try:
+        strategy = strategy_cls(**candidate)
+    except ValueError as exc:
+        return str(exc)
+    metrics = run_backtest(strategy, history, config, members=members).metrics
+    if objective not in metrics:
+        raise KeyError(f"no metric {objective!r}; compute_metrics gives {', '.join(metrics)}")
+    return (score(metrics, objective), score(metrics, "total_return"))
+
+
+def perturb(
+    strategy_cls,
+    history: History,
+    params: Mapping[str, Any],
+    config: BacktestConfig = BacktestConfig(),
+    pct: float = 0.20,
+    grid_steps: int = 2,
+    *,
+    objective: str = "sharpe",
+    min_ratio: float = MIN_RATIO,
+    vary: Sequence[str] | None = None,
+    max_grid: int = MAX_GRID,
+    members: Membership | None = None,
+    known: Sequence[tuple[Mapping[str, Any], Outcome]] = (),
+) -> Perturbation:
+    """Run the point, its ±pct neighbours and a small grid around it (entries only on `members`'
+    symbols of the moment, when given); `known` outcomes (run elsewhere) are not run again."""
+    plan = _plan(strategy_cls, params, pct, grid_steps, vary, max_grid)
+    point, movable, names, axes = plan.point, plan.movable, plan.names, plan.axes
+    grid, neighbours, grid_notes = plan.grid, plan.neighbours, plan.notes
     planned = {_key(c) for c in [point, *neighbours, *grid]}
 
-    cache: dict[tuple, tuple[float | None, float | None] | str] = {}
+    cache: dict[tuple, Outcome] = {_key(c): outcome for c, outcome in known}
+    planned -= cache.keys()  # the progress counts only the runs made here
 
-    def run(candidate: dict[str, Any]) -> tuple[float | None, float | None] | str:
+    def run(candidate: dict[str, Any]) -> Outcome:
         """(objective, total_return), or the strategy's refusal as a string."""
         key = _key(candidate)
         if key not in cache:
-            try:
-                strategy = strategy_cls(**candidate)
-            except ValueError as exc:
-                cache[key] = str(exc)
-            else:
-                metrics = run_backtest(strategy, history, config, members=members).metrics
-                if objective not in metrics:
-                    raise KeyError(f"no metric {objective!r}; compute_metrics gives {', '.join(metrics)}")
-                cache[key] = (score(metrics, objective), score(metrics, "total_return"))
+            cache[key] = sweep_outcome(strategy_cls, history, candidate, config, objective, members)
             moved = {k: v for k, v in candidate.items() if v != point[k]}
             outcome = cache[key]
             progress.advance(detail=f"{_fmt(moved) or 'the point'}: " + (
                 "refused" if isinstance(outcome, str) else f"{objective} {_num(outcome[0])}"))
         return cache[key]
 
-    with tracked(f"perturb {strategy_cls.name}", total=len(planned)) as progress:
+    # Every run known already (fanned out by the caller, who reports them): no second progress.
+    with tracked(f"perturb {strategy_cls.name}", total=len(planned)) if planned else nullcontext() as progress:
         first = run(point)
         assert not isinstance(first, str)
         p_obj, p_ret = first
