@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint serve lock clean help
+.PHONY: demo test test-fast lint serve postgres lock clean help
 
 help:
 	@echo "make demo   - set up .venv and run the end-to-end demo"
@@ -12,6 +12,7 @@ help:
 	@echo "make lint   - ruff, the import-layer contracts (lint-imports) and mypy"
 	@echo "make test-fast - the tests not marked slow (about a minute): no flows, sessions, training or servers"
 	@echo "make serve  - Prefect server + UI on 127.0.0.1:4200, deployments and a worker"
+	@echo "make postgres - a local PostgreSQL for Prefect on 127.0.0.1:5433 (var/postgres); prints its URL"
 	@echo "make lock   - refresh constraints.txt from the current .venv"
 
 # The venv is rebuilt only when the dependency declarations change.
@@ -41,6 +42,9 @@ lint: $(STAMP)
 
 serve: $(STAMP)
 	$(BIN)/tapeflow serve
+
+postgres: $(STAMP)
+	$(BIN)/tapeflow postgres start
 
 lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^tapeflow' > constraints.txt

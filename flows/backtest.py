@@ -17,9 +17,10 @@ from tapeflow.research.summaries import backtest_title
 from tapeflow.risk.policy import DEFAULT_POLICY, policy_from
 from tapeflow.strategy.registry import get_strategy
 from tasks.backtest import (
+    keep,
     load_history,
     publish_summary,
-    record,
+    rows_of,
     simulate_run,
     window,
     write_report,
@@ -80,7 +81,8 @@ def backtest(
     run = simulate_run(chosen, history, config, window(start, end)[0], members, described)
     title = backtest_title(run, start, end)
     report = write_report(run, run_id, title)
-    record(run, run_id, kind="backtest", timeframe=chosen.timeframe, start=start, end=end, snapshot=snapshot, report_path=report)
+    keep([rows_of(run, run_id, kind="backtest", timeframe=chosen.timeframe, start=start, end=end, snapshot=snapshot,
+                  report_path=report)])
     publish_summary(run, run_id, report, title, {
         "symbols": ", ".join(symbols or []) or "all", "cash": cash, "costs": costs, "adjust": AdjustMode(adjust).value,
         "universe": universe, "position_fraction": position_fraction, "max_positions": max_positions,

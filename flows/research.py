@@ -24,7 +24,7 @@ from tapeflow.research.perturb import sweep_points
 from tapeflow.research.summaries import perturbation_markdown, walk_forward_markdown
 from tapeflow.research.walkforward import folds, searched, sessions_of
 from tapeflow.strategy.registry import get_strategy
-from tasks.backtest import load_history, record, simulate_run, write_report
+from tasks.backtest import keep, load_history, rows_of, simulate_run, write_report
 from tasks.research import fit_fold, stitch_folds, sweep, sweep_batch
 from tasks.universe import run_universe
 
@@ -93,15 +93,18 @@ def walk_forward(
     results = [f.result() for f in fitted]
     oos = stitch_folds(strategy, results, config, history, members, described)
     report = write_report(oos, run_id, f"{strategy} walk-forward (out of sample), {start}..{end}")
-    record(oos, run_id, kind="walk_forward", timeframe=strategy_cls.timeframe, start=start, end=end, snapshot=snapshot, report_path=report)
+    runs = [rows_of(oos, run_id, kind="walk_forward", timeframe=strategy_cls.timeframe, start=start, end=end,
+                    snapshot=snapshot, report_path=report)]
     for fold in results:
         detail = Backtest(strategy, fold.params, fold.result,
                           {**fold.out_of_sample, f"in_sample_{objective}": fold.in_sample_objective},
                           assumptions(config, history, record=members.universe if members else described,
                                       applied=members is not None))
-        record(detail, f"{run_id}-fold{fold.fold.index}", kind="walk_forward_fold", timeframe=strategy_cls.timeframe,
-               start=fold.fold.test_start.date(), end=fold.fold.test_end.date(), snapshot=snapshot, report_path=None,
-               parent_run_id=run_id, fold=fold.fold.index)
+        runs.append(rows_of(detail, f"{run_id}-fold{fold.fold.index}", kind="walk_forward_fold",
+                            timeframe=strategy_cls.timeframe, start=fold.fold.test_start.date(),
+                            end=fold.fold.test_end.date(), snapshot=snapshot, report_path=None, parent_run_id=run_id,
+                            fold=fold.fold.index))
+    keep(runs)  # the run and its folds in one transaction
 
     create_markdown_artifact(key=f"walk-forward-{strategy.replace('_', '-')}",
                              markdown=walk_forward_markdown(strategy, objective, results, oos, report))
@@ -161,8 +164,9 @@ def perturbation(
     point = simulate_run(strategy_cls(**result.params), history, config, None, members, described)
     verdict = {"verdict": result.verdict, "reason": result.reason, "grid_share": result.grid_share,
                "runs": result.runs.to_dicts()}
-    record(Backtest(strategy, result.params, point.result, {**point.metrics, **verdict}, point.assumptions), run_id,
-           kind="perturbation", timeframe=strategy_cls.timeframe, start=start, end=end, snapshot=snapshot, report_path=None)
+    keep([rows_of(Backtest(strategy, result.params, point.result, {**point.metrics, **verdict}, point.assumptions), run_id,
+                  kind="perturbation", timeframe=strategy_cls.timeframe, start=start, end=end, snapshot=snapshot,
+                  report_path=None)])
     create_markdown_artifact(key=f"perturb-{strategy.replace('_', '-')}", markdown=perturbation_markdown(strategy, result))
     return {"run_id": run_id, "verdict": result.verdict, "reason": result.reason, "point": result.params,
             f"point_{objective}": result.point_objective, "grid_share": result.grid_share,

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tapeflow.model import Mode
+from tapeflow.model import Mode, Role
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 """The checkout tapeflow runs from (it is installed editable: flows, prefect.yaml, data/)."""
@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     strategy_path: str | None = Field(
         None, description="your own strategy files or folders, separated like PATH; found by name "
         "beside the built-ins (tapeflow strategies lists them)")
+    role: Role = Field(Role.WAREHOUSE, description="warehouse: this machine owns the warehouse file (one-machine "
+                       "installs); compute: backtests and research hand their results back to the warehouse pool")
+    handoff_dir: Path | None = Field(None, description="where compute runs leave results (Parquet) for the warehouse "
+                                     "pool to record; storage both see. Default: TAPEFLOW_HOME/handoff")
+    archive_dir: Path | None = Field(None, description="the partitioned Parquet bar archive (timeframe=/month=) the "
+                                     "warehouse reads through views. Default: TAPEFLOW_HOME/archive")
     dask_address: str | None = Field(
         None, description="Dask scheduler (tcp://host:8786) walk-forward and perturbation run their folds on; "
         "unset: local threads")
@@ -142,6 +148,16 @@ class Settings(BaseSettings):
     def warehouse_path(self) -> Path:
         """The DuckDB file; an absolute path so worker processes agree on it."""
         return (self.home / "tapeflow.duckdb").resolve()
+
+    @property
+    def handoff_path(self) -> Path:
+        """Where compute runs leave results for the warehouse pool (absolute, as workers must agree)."""
+        return (self.handoff_dir or self.home / "handoff").resolve()
+
+    @property
+    def archive_path(self) -> Path:
+        """The root of the partitioned Parquet bar archive (absolute, as workers must agree)."""
+        return (self.archive_dir or self.home / "archive").resolve()
 
 
 def secret_fields() -> tuple[str, ...]:

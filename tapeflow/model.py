@@ -58,6 +58,14 @@ class Mode(StrEnum):
     LIVE = "live"
 
 
+class Role(StrEnum):
+    """What a machine of a multi-machine install does: warehouse owns the DuckDB file (and is
+    the whole install on one machine); compute runs backtests and research and hands results back."""
+
+    WAREHOUSE = "warehouse"
+    COMPUTE = "compute"
+
+
 class Side(StrEnum):
     BUY = "buy"
     SELL = "sell"

@@ -9,21 +9,27 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.deployments import run_deployment
 
 from tapeflow.backtest.config import BacktestConfig
+from tapeflow.backtest.handoff import write_handoff
 from tapeflow.backtest.loading import history_between
 from tapeflow.backtest.report import equity_png_path, render_report
 from tapeflow.backtest.run import Backtest, run_backtest
-from tapeflow.backtest.runs import store_run
+from tapeflow.backtest.runs import RunRows, run_rows, store_runs
 from tapeflow.calendar.exchange import ny_day_bounds
 from tapeflow.config import load_settings, report_url
-from tapeflow.model import Timeframe
+from tapeflow.model import Role, Timeframe
 from tapeflow.progress import tracked
 from tapeflow.research.summaries import backtest_markdown, metric_rows, setting_rows
 from tapeflow.sources.universe import Membership, Universe
 from tapeflow.strategy.history import History
 from tapeflow.strategy.warmup import history_from, session_warmup
 from warehouse import open_warehouse
+
+RECORD_DEPLOYMENT = "record-results/record-handed-back-results"
+"""The warehouse pool's deployment that records what compute machines hand back."""
+RECORD_TIMEOUT_S = 900
 
 
 def window(start: date, end: date) -> tuple[datetime, datetime]:
@@ -61,11 +67,39 @@ def write_report(run: Backtest, run_id: str, title: str) -> str:
     return str(path)
 
 
+def rows_of(run: Backtest, run_id: str, *, kind: str, timeframe: str, start: date, end: date, snapshot: dict,
+            report_path: str | None, parent_run_id: str | None = None, fold: int | None = None) -> RunRows:
+    """The warehouse rows of a run over New York days start..end."""
+    return run_rows(run_id, run, kind=kind, timeframe=timeframe, window=window(start, end), data_snapshot=snapshot,
+                    report_path=report_path, parent_run_id=parent_run_id, fold=fold)
+
+
+def keep(runs: list[RunRows]) -> None:
+    """Record runs in the warehouse, or on a compute machine (TAPEFLOW_ROLE=compute) hand them
+    back for the warehouse pool to record; either way the flow goes on only once they are kept."""
+    if load_settings().role is Role.COMPUTE:
+        hand_back(runs)
+    else:
+        record(runs)
+
+
 @task(cache_policy=NO_CACHE, tags=["duckdb-writer"])
-def record(run: Backtest, run_id: str, *, kind: str, timeframe: str, start: date, end: date, snapshot: dict,
-           report_path: str | None, parent_run_id: str | None = None, fold: int | None = None) -> None:
-    store_run(open_warehouse(load_settings()), run_id, run, kind=kind, timeframe=timeframe, window=window(start, end),
-              data_snapshot=snapshot, report_path=report_path, parent_run_id=parent_run_id, fold=fold)
+def record(runs: list[RunRows]) -> None:
+    store_runs(open_warehouse(load_settings()), runs)
+
+
+@task(cache_policy=NO_CACHE)
+def hand_back(runs: list[RunRows]) -> str:
+    """Leave the runs' rows as Parquet in the handoff folder and wait for the warehouse pool's
+    `record-results` run to record them."""
+    folder = write_handoff(load_settings().handoff_path, runs)
+    recorded = run_deployment(RECORD_DEPLOYMENT, parameters={"folder": str(folder)}, timeout=RECORD_TIMEOUT_S)
+    if recorded.state is None or not recorded.state.is_completed():
+        state = recorded.state.name if recorded.state else "unknown"
+        raise RuntimeError(f"the warehouse pool did not record {folder} (flow run {recorded.name}: {state}); "
+                           f"is a worker of pool {Role.WAREHOUSE.value} running?")
+    get_run_logger().info("handed back %d run(s); recorded by flow run %s", len(runs), recorded.name)
+    return str(folder)
 
 
 @task(cache_policy=NO_CACHE)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 
-import duckdb
 import polars as pl
 
 from tapeflow import __version__
@@ -33,8 +35,21 @@ def code_version() -> str:
     return described.stdout.strip() if described.returncode == 0 and described.stdout.strip() else f"tapeflow {__version__}"
 
 
-def store_run(
-    warehouse: Warehouse,
+@dataclass(frozen=True)
+class RunRows:
+    """One run as the rows the warehouse keeps, table by table: what a compute machine hands back."""
+
+    run_id: str
+    tables: dict[str, pl.DataFrame]
+
+
+RUN_TABLES = ("backtest_runs", "backtest_fills", "backtest_trades", "backtest_equity", "fills", "orders")
+"""The tables a run writes, in the order they are written."""
+_KEYS = {"backtest_runs": ("run_id",), "backtest_fills": ("run_id", "seq"), "backtest_trades": ("run_id", "seq"),
+         "backtest_equity": ("run_id", "ts"), "fills": ("broker", "fill_id"), "orders": ("client_order_id",)}
+
+
+def run_rows(
     run_id: str,
     backtest: Backtest,
     *,
@@ -45,8 +60,8 @@ def store_run(
     parent_run_id: str | None = None,
     fold: int | None = None,
     report_path: str | None = None,
-) -> None:
-    """Write one run and its detail in a transaction; writing the same run again replaces it."""
+) -> RunRows:
+    """The rows one run writes: its record, fills, trades, equity curve and ledger rows."""
     result = backtest.result
     run = pl.DataFrame([{
         "run_id": run_id, "kind": kind, "parent_run_id": parent_run_id, "strategy": backtest.strategy,
@@ -59,32 +74,43 @@ def store_run(
     }], schema_overrides={"window_start": pl.Datetime("us", "UTC"), "window_end": pl.Datetime("us", "UTC"),
                           "fold": pl.Int32, "parent_run_id": pl.String, "report_path": pl.String})
     with_id = lambda frame: frame.with_row_index("seq").with_columns(pl.lit(run_id).alias("run_id"))  # noqa: E731
+    tables = {"backtest_runs": run}
+    if result.fills.height:
+        tables["backtest_fills"] = with_id(conform(result.fills, FILLS_SCHEMA)).with_columns(pl.col("seq").cast(pl.Int32))
+    if result.trades.height:
+        tables["backtest_trades"] = with_id(conform(result.trades, TRADES_SCHEMA)).with_columns(pl.col("seq").cast(pl.Int32))
+    if result.equity.height:
+        tables["backtest_equity"] = conform(result.equity, EQUITY_SCHEMA).with_columns(pl.lit(run_id).alias("run_id"))
+    if result.fills.height:
+        tables.update(_ledger_rows(run_id, backtest))
+    return RunRows(run_id, tables)
+
+
+def store_runs(warehouse: Warehouse, runs: Sequence[RunRows]) -> None:
+    """Write runs and their detail in one transaction; writing a run again replaces it."""
     with warehouse.write() as con:
-        for table in ("backtest_fills", "backtest_trades", "backtest_equity"):
-            con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
-        upsert(con, "backtest_runs", run, ("run_id",))
-        if result.fills.height:
-            fills = with_id(conform(result.fills, FILLS_SCHEMA))
-            upsert(con, "backtest_fills", fills.with_columns(pl.col("seq").cast(pl.Int32)), ("run_id", "seq"))
-        if result.trades.height:
-            trades = with_id(conform(result.trades, TRADES_SCHEMA))
-            upsert(con, "backtest_trades", trades.with_columns(pl.col("seq").cast(pl.Int32)), ("run_id", "seq"))
-        if result.equity.height:
-            equity = conform(result.equity, EQUITY_SCHEMA)
-            upsert(con, "backtest_equity", equity.with_columns(pl.lit(run_id).alias("run_id")), ("run_id", "ts"))
-        _store_ledger_rows(con, run_id, backtest)
+        for run in runs:
+            for table in ("backtest_fills", "backtest_trades", "backtest_equity"):
+                con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run.run_id])
+            prefix = f"{run.run_id}:"
+            con.execute("DELETE FROM fills WHERE broker = 'backtest' AND starts_with(fill_id, ?)", [prefix])
+            con.execute("DELETE FROM orders WHERE broker = 'backtest' AND starts_with(client_order_id, ?)", [prefix])
+            for table in RUN_TABLES:
+                if table in run.tables:
+                    upsert(con, table, run.tables[table], _KEYS[table])
 
 
-def _store_ledger_rows(con: duckdb.DuckDBPyConnection, run_id: str, backtest: Backtest) -> None:
+def store_run(warehouse: Warehouse, run_id: str, backtest: Backtest, **described: Any) -> None:
+    """Write one run (see run_rows for what describes it) and its detail in a transaction."""
+    store_runs(warehouse, [run_rows(run_id, backtest, **described)])
+
+
+def _ledger_rows(run_id: str, backtest: Backtest) -> dict[str, pl.DataFrame]:
     """The run's orders and fills also go to the `orders` and `fills` tables every mode shares
     (mode backtest, broker backtest, ids prefixed with the run id), so paper and backtest
     executions can be queried side by side."""
     prefix = f"{run_id}:"
-    con.execute("DELETE FROM fills WHERE broker = 'backtest' AND starts_with(fill_id, ?)", [prefix])
-    con.execute("DELETE FROM orders WHERE broker = 'backtest' AND starts_with(client_order_id, ?)", [prefix])
     fills = backtest.result.fills
-    if fills.is_empty():
-        return
     now = datetime.now(UTC)
     rows = fills.with_row_index("seq").select(
         pl.lit("backtest").alias("broker"), (prefix + pl.col("seq").cast(pl.String)).alias("fill_id"),
@@ -92,7 +118,6 @@ def _store_ledger_rows(con: duckdb.DuckDBPyConnection, run_id: str, backtest: Ba
         "qty", "price", (pl.col("commission") + pl.col("fees")).alias("commission"), pl.lit(False).alias("adopted"),
         pl.lit(now, dtype=pl.Datetime("us", "UTC")).alias("recorded_at"),
     )
-    upsert(con, "fills", rows, ("broker", "fill_id"))
     # Order types come from the decision that placed each order (ids: symbol-at-action[-n]);
     # the engine's own stop-loss legs (-stop) are GTC stops.
     decisions = backtest.result.decisions
@@ -115,7 +140,7 @@ def _store_ledger_rows(con: duckdb.DuckDBPyConnection, run_id: str, backtest: Ba
         pl.lit(OrderStatus.FILLED.value).alias("status"), pl.col("qty").alias("filled_qty"), "avg_fill_price",
         pl.lit("").alias("reason"), "created_at", "updated_at",
     )
-    upsert(con, "orders", orders, ("client_order_id",))
+    return {"fills": rows, "orders": orders}
 
 
 def load_run(warehouse: Warehouse, run_id: str) -> tuple[dict[str, object], Backtest]:

@@ -1,8 +1,9 @@
 """`tapeflow serve`: the local Prefect stack in one command that stops cleanly on Ctrl-C.
 
-Prefect server (API and UI) on 127.0.0.1, the `local-process` work pool, Prefect's own parts
-(automations, the kill-switch variable, the writers' limit: `tapeflow.cli.stack_parts`), the
-deployments of prefect.yaml, one process worker, and the reports folder over HTTP.
+Prefect server (API and UI) on 127.0.0.1, on SQLite or PostgreSQL; the `warehouse` and `compute`
+work pools with a process worker each (docs/topology.md); Prefect's own parts (automations, the
+kill-switch variable, the writers' limit: `tapeflow.cli.stack_parts`); the deployments of
+prefect.yaml; and the reports folder over HTTP.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
+from urllib.parse import urlsplit
 
 import requests
 import typer
@@ -24,15 +27,28 @@ from rich.console import Console
 from tapeflow.cli.console import out as console_out
 from tapeflow.cli.flow_runs import report_swept
 from tapeflow.cli.output import prefect_environment
+from tapeflow.cli.postgres import DEFAULT_PORT, PostgresError, ensure_local_postgres
 from tapeflow.cli.report_server import ReportServer
-from tapeflow.config import PROJECT_DIR, REPORTS_URL_ENV, Settings, load_settings, prefect_defaults
+from tapeflow.cli.worker import process_environment, worker_argv, worker_environment
+from tapeflow.config import PROJECT_DIR, REPORTS_URL_ENV, Settings, load_settings
+from tapeflow.model import Role
 from tapeflow.redact import redact_text
-from tapeflow.strategy.registry import strategy_path
 
 if TYPE_CHECKING:
     from tapeflow.cli.stack_parts import StackParts
 
-WORK_POOL = "local-process"
+WORK_POOLS = (Role.WAREHOUSE, Role.COMPUTE)
+"""One process pool per role, named for it; prefect.yaml puts each deployment in one."""
+
+
+class Database(StrEnum):
+    """Where the Prefect server keeps its state."""
+
+    SQLITE = "sqlite"  # a file under PREFECT_HOME: one machine, a few flows at a time
+    POSTGRES = "postgres"  # PREFECT_API_DATABASE_CONNECTION_URL, else a local cluster (tapeflow postgres)
+
+
+DATABASE_URL_ENV = "PREFECT_API_DATABASE_CONNECTION_URL"
 
 
 class ServeError(RuntimeError):
@@ -41,24 +57,20 @@ class ServeError(RuntimeError):
 
 def stack_environment(settings: Settings, port: int, reports_url: str | None = None) -> dict[str, str]:
     """Environment for every process of the stack: one Prefect home, one API, one warehouse."""
-    env = {**prefect_defaults(settings), **os.environ}
-    api = f"http://127.0.0.1:{port}/api"
-    env.update(
-        PREFECT_API_URL=api,
-        PREFECT_UI_URL=f"http://127.0.0.1:{port}",
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        DO_NOT_TRACK="1",
-        # Workers and flow runs must agree on the files whatever directory they start in.
-        TAPEFLOW_HOME=str(settings.home.resolve()),
-        TAPEFLOW_DATA_DIR=str(settings.data_dir.resolve()),
-        TAPEFLOW_PROJECT_DIR=str(PROJECT_DIR),
-    )
-    if settings.strategy_path:  # workers start in the project folder: the user's files by absolute path
-        env["TAPEFLOW_STRATEGY_PATH"] = os.pathsep.join(str(p.resolve()) for p in strategy_path(settings))
+    env = process_environment(settings)
+    env.update(PREFECT_API_URL=f"http://127.0.0.1:{port}/api", PREFECT_UI_URL=f"http://127.0.0.1:{port}")
     if reports_url:  # flow runs link reports as f"{TAPEFLOW_REPORTS_URL}{run_id}/report.html"
         env[REPORTS_URL_ENV] = reports_url
     env["PREFECT_LOGGING_LEVEL"] = "INFO"
     return env
+
+
+def describe_database(url: str | None) -> str:
+    """The server's database in words, without the user or password a URL may carry."""
+    if not url:
+        return "SQLite"
+    parsed = urlsplit(url)
+    return f"PostgreSQL {parsed.hostname}:{parsed.port or 5432}{parsed.path}"
 
 
 def _prefect(*args: str) -> list[str]:
@@ -130,8 +142,23 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def database_url(settings: Settings, database: Database, console: Console) -> str | None:
+    """The PostgreSQL URL the server uses (the configured one, else a local cluster it starts), or
+    None for SQLite."""
+    if database is Database.SQLITE:
+        return None
+    if os.environ.get(DATABASE_URL_ENV):
+        return os.environ[DATABASE_URL_ENV]
+    root = settings.home.resolve() / "postgres"
+    console.print(f"starting PostgreSQL on 127.0.0.1:{DEFAULT_PORT} (data: {root})", soft_wrap=True)
+    try:
+        return ensure_local_postgres(root, DEFAULT_PORT)
+    except PostgresError as exc:
+        raise ServeError(str(exc)) from None
+
+
 def serve_stack(settings: Settings, *, port: int = 4200, reports_port: int | None = None,
-                secrets_from_env: bool = False, console: Console) -> int:
+                secrets_from_env: bool = False, database: Database = Database.SQLITE, console: Console) -> int:
     """Bring the stack up, block until Ctrl-C (or a child dies), then stop it; returns an exit code.
 
     Reports are served on `reports_port` (default: `port` + 1); `secrets_from_env` first copies
@@ -144,6 +171,14 @@ def serve_stack(settings: Settings, *, port: int = 4200, reports_port: int | Non
         return 1
     env = stack_environment(settings, port, reports.url)
     Path(env["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+    try:
+        url = database_url(settings, database, console)
+    except ServeError as exc:
+        reports.stop()
+        say(f"[red]{exc}[/red]")
+        return 1
+    if url:
+        env[DATABASE_URL_ENV] = url
     api = env["PREFECT_API_URL"]
     logs = settings.home.resolve() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -151,7 +186,8 @@ def serve_stack(settings: Settings, *, port: int = 4200, reports_port: int | Non
     procs: list[tuple[str, subprocess.Popen, int]] = []
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        say(f"starting Prefect server on {env['PREFECT_UI_URL']} (log: {logs / 'server.log'})")
+        say(f"starting Prefect server on {env['PREFECT_UI_URL']}, state in {describe_database(url)} "
+            f"(log: {logs / 'server.log'})")
         with open(logs / "server.log", "ab") as log:
             server = subprocess.Popen(
                 _prefect("server", "start", "--host", "127.0.0.1", "--port", str(port), "--analytics-off"),
@@ -161,20 +197,21 @@ def serve_stack(settings: Settings, *, port: int = 4200, reports_port: int | Non
         wait_healthy(api, server=server)
         close_dead_runs(api, console)
 
-        _run("work pool", _prefect("work-pool", "create", WORK_POOL, "--type", "process"), env,
-             ok_if="already exists")
+        for pool in WORK_POOLS:
+            _run(f"work pool {pool}", _prefect("work-pool", "create", pool.value, "--type", "process"), env,
+                 ok_if="already exists")
         parts = _stack_parts(settings, api, secrets_from_env)
         say("deploying prefect.yaml")
         _run("deploy", _prefect("--no-prompt", "deploy", "--all"), env)
 
-        say(f"starting a worker for pool {WORK_POOL} (log: {logs / 'worker.log'})")
-        # The worker ignores SIGTERM while it cannot reach the server; SIGINT always stops it.
-        with open(logs / "worker.log", "ab") as log:
-            worker = subprocess.Popen(
-                _prefect("worker", "start", "--pool", WORK_POOL),
-                env=env, cwd=PROJECT_DIR, stdout=log, stderr=subprocess.STDOUT,
-            )
-        procs.append(("worker", worker, signal.SIGINT))
+        for pool in WORK_POOLS:
+            log_path = logs / f"worker-{pool.value}.log"
+            say(f"starting a worker for pool {pool.value} (log: {log_path})")
+            # The worker ignores SIGTERM while it cannot reach the server; SIGINT always stops it.
+            with open(log_path, "ab") as log:
+                worker = subprocess.Popen(worker_argv(pool), env=worker_environment(env, pool), cwd=PROJECT_DIR,
+                                          stdout=log, stderr=subprocess.STDOUT)
+            procs.append((f"{pool.value} worker", worker, signal.SIGINT))
 
         say(f"""
 [bold green]ready[/bold green]  UI: {env['PREFECT_UI_URL']}   API: {api}   reports: {reports.url}
@@ -212,6 +249,9 @@ def serve_command(
     port: Annotated[int, typer.Option(help="Prefect server port on 127.0.0.1")] = 4200,
     reports_port: Annotated[int | None, typer.Option(help="port of the reports folder's HTTP server "
                                                      "(default: --port + 1)")] = None,
+    database: Annotated[Database, typer.Option(
+        help="where Prefect keeps its state: sqlite (a file, one machine) or postgres "
+        "(PREFECT_API_DATABASE_CONNECTION_URL, else a local cluster under TAPEFLOW_HOME/postgres)")] = Database.SQLITE,
     secrets_from_env: Annotated[bool, typer.Option(
         "--secrets-from-env", help="first copy the keys set in the environment or .env into Prefect Secret blocks "
         "(tapeflow-alpaca-api-key, ...); prints their names, never their values")] = False,
@@ -221,4 +261,4 @@ def serve_command(
     settings = load_settings()
     prefect_environment(settings)
     raise typer.Exit(serve_stack(settings, port=port, reports_port=reports_port, secrets_from_env=secrets_from_env,
-                                 console=console_out))
+                                 database=database, console=console_out))

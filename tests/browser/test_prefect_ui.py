@@ -5,7 +5,7 @@ kill-switch variable and the writers' limit are on their pages by name; a tradin
 through the worker shows its progress, its book refreshed through the day and its
 reconciliation on the run's Artifacts tab.
 
-The work pool is paused while the forms are submitted, so the runs they create wait
+The work pools are paused while the forms are submitted, so the runs they create wait
 (and are then deleted) instead of running."""
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from prefect.client.schemas.actions import WorkPoolUpdate
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
 from flows.trade import KILL_VARIABLE
-from tapeflow.cli.serve import WORK_POOL
+from tapeflow.cli.serve import WORK_POOLS
 from tapeflow.cli.stack_parts import FAILED_AUTOMATION, LATE_AUTOMATION, WRITER_TAG
 from tests.cli.test_serve_parts import stack  # noqa: F401 (fixture: one `tapeflow serve` for this module)
 from tests.flows.test_prefect_yaml import DEPLOYMENTS, full_name
 
 pytestmark = pytest.mark.slow
 
-BACKTESTS = [d for d in DEPLOYMENTS if d["entrypoint"] == "flows/backtest.py:backtest"]
+BACKTESTS = [d for d in DEPLOYMENTS if d["entrypoint"] == "flows.backtest:backtest"]
 PAGE_TIMEOUT_MS = 60_000  # the UI's first load on a busy machine
 
 
@@ -55,10 +55,12 @@ def runs_of(client, deployment_id) -> list:
 @pytest.fixture
 def paused_pool(stack):  # noqa: F811
     with stack.client() as client:
-        client.update_work_pool(WORK_POOL, WorkPoolUpdate(is_paused=True))
+        for pool in WORK_POOLS:
+            client.update_work_pool(pool.value, WorkPoolUpdate(is_paused=True))
     yield
     with stack.client() as client:
-        client.update_work_pool(WORK_POOL, WorkPoolUpdate(is_paused=False))
+        for pool in WORK_POOLS:
+            client.update_work_pool(pool.value, WorkPoolUpdate(is_paused=False))
 
 
 @pytest.mark.usefixtures("paused_pool")

@@ -40,6 +40,9 @@ MISTAKES: list[tuple[list[str], str]] = [
     (["clock", "--at", "2026-11-27T12:00"], "--at needs a UTC offset"),
     (["strategies", "--format", "xml"], "--format"),
     (["nope"], "No such command 'nope'"),
+    (["worker", "compute"], "set PREFECT_API_URL"),
+    (["worker", "gpu"], "'gpu' is not one of 'warehouse', 'compute'"),
+    (["serve", "--database", "mysql"], "'mysql' is not one of 'sqlite', 'postgres'"),
 ]
 
 

@@ -232,7 +232,7 @@ def test_serve_runs_minute_ingest_deployment_and_stops_on_sigterm(tmp_path: Path
 
     def diagnostics(what: str) -> str:
         return "\n".join([what, "--- tapeflow serve output:", output.text[-6000:],
-                          log_tail(logs / "server.log"), log_tail(logs / "worker.log")])
+                          log_tail(logs / "server.log"), log_tail(logs / "worker-warehouse.log"), log_tail(logs / "worker-compute.log")])
 
     t0 = time.monotonic()
 

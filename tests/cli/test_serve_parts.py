@@ -49,7 +49,8 @@ REPORT = "<html><body>run-1 report</body></html>"
 
 
 class Stack:
-    def __init__(self, port: int, home: Path, env: dict[str, str], output: Output, receiver: WebhookReceiver) -> None:
+    def __init__(self, port: int, home: Path, env: dict[str, str], output: Output,
+                 receiver: WebhookReceiver | None = None) -> None:
         self.port, self.home, self.env, self.output, self.receiver = port, home, env, output, receiver
         self.api = f"http://127.0.0.1:{port}/api"
 
@@ -60,7 +61,7 @@ class Stack:
     def diagnostics(self, what: str) -> str:
         logs = self.home / "logs"
         return "\n".join([what, "--- tapeflow serve output:", self.output.text[-4000:],
-                          log_tail(logs / "server.log"), log_tail(logs / "worker.log")])
+                          log_tail(logs / "server.log"), log_tail(logs / "worker-warehouse.log"), log_tail(logs / "worker-compute.log")])
 
 
 class _Client:

@@ -49,6 +49,8 @@ EXAMPLES = PROJECT_DIR / "docs" / "examples"
 NOT_RUN: dict[tuple[str, ...], str] = {
     ("demo",): "a minute or two; `make demo` runs it in CI",
     ("serve",): "runs Prefect's server and a worker until Ctrl-C",
+    ("postgres",): "starts a PostgreSQL server; tests/cli/test_postgres.py and tests/e2e/ run it",
+    ("worker",): "runs a Prefect worker until Ctrl-C; tests/e2e/test_multi_machine.py runs it",
     ("trade",): "a session runs until the close; a replayed day takes half a minute",
     ("news", "stream"): "listens to Alpaca's news websocket: needs keys and the network",
     ("news", "catalysts"): "needs a trained sentiment model (`tapeflow nlp train`, minutes)",

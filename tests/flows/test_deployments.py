@@ -48,6 +48,7 @@ RUN_ORDER = (
     "walk-forward/walk-forward-sma-cross",
     "perturb/perturb-sma-cross",
     "paper-vs-backtest/compare-paper-to-backtest-after-close",
+    "record-results/record-handed-back-results",  # nothing handed back on one machine: records none
 )
 
 # Run with other values than the deployment's, and why.
@@ -100,10 +101,8 @@ def test_every_deployment_is_run_or_skipped_with_a_reason() -> None:
     assert set(CHEAPER) <= set(RUN_ORDER)
 
 
-@pytest.fixture(scope="module")
-def bundled_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """TAPEFLOW_HOME in a temp dir, over the bundled data with the daily panel cut to PANEL_SYMBOLS."""
-    root = tmp_path_factory.mktemp("deployments")
+def cut_bundled_data(root: Path) -> Path:
+    """A data folder under `root`: the bundled data with the daily panel cut to PANEL_SYMBOLS."""
     data = root / "data"
     data.mkdir()
     for folder in ("intraday", "news", "sentiment", "tickers", "actions"):
@@ -112,6 +111,14 @@ def bundled_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     panel = pl.read_csv(PROJECT_DATA / DAILY_FILE, infer_schema=False).filter(pl.col("Symbol").is_in(PANEL_SYMBOLS))
     (data / DAILY_FILE).write_bytes(gzip.compress(panel.write_csv().encode()))
     write_panel_universe(data)  # sp500-2010, as tapeflow derives it from the (cut) panel
+    return data
+
+
+@pytest.fixture(scope="module")
+def bundled_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """TAPEFLOW_HOME in a temp dir, over the bundled data with the daily panel cut to PANEL_SYMBOLS."""
+    root = tmp_path_factory.mktemp("deployments")
+    data = cut_bundled_data(root)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TAPEFLOW_HOME", str(root / "home"))
         mp.setenv("TAPEFLOW_DATA_DIR", str(data))
@@ -129,6 +136,8 @@ def check_result(name: str, result: Any) -> None:
             row = con.execute("SELECT assumptions FROM backtest_runs WHERE run_id = ?", [result["run_id"]]).fetchone()
         assert row is not None, f"run {result['run_id']} was not recorded"
         assert json.loads(row[0])["news"].startswith("11 scored headline-ticker rows"), row[0]
+    if name == "record-results/record-handed-back-results":
+        assert result == {"folders": 0, "runs": [], "rows": 0}, result
     if name == "backtest/backtest-opening-range":
         assert result["trades"] > 0, result
         # An intraday strategy holds nothing at the daily marks: exposure counts the time held from the fills.

@@ -18,6 +18,7 @@ from prefect import Flow
 from flows.parameters import Unset
 from tapeflow.backtest.costs import cost_preset
 from tapeflow.backtest.metrics import Metrics
+from tapeflow.config import PROJECT_DIR
 from tapeflow.news import NEWS_SOURCE_NAMES
 from tapeflow.sources import SOURCE_NAMES, WATCHLIST_SOURCE_NAMES
 from tapeflow.strategy.registry import available
@@ -30,12 +31,12 @@ DEPLOYMENTS = CONFIG["deployments"]
 
 # A flow's `source` parameter names a market-data, watchlist or news source depending on the flow.
 SOURCES_BY_FLOW: dict[str, tuple[str, ...]] = {
-    "flows/ingest.py:ingest_bars": SOURCE_NAMES,
-    "flows/backfill.py:backfill_bars": SOURCE_NAMES,
-    "flows/watchlist.py:snapshot_watchlist": WATCHLIST_SOURCE_NAMES,
-    "flows/backfill.py:backfill_watchlist": WATCHLIST_SOURCE_NAMES,
-    "flows/news.py:ingest_news": NEWS_SOURCE_NAMES,
-    "flows/actions.py:ingest_actions": tuple(ACTION_SOURCES),
+    "flows.ingest:ingest_bars": SOURCE_NAMES,
+    "flows.backfill:backfill_bars": SOURCE_NAMES,
+    "flows.watchlist:snapshot_watchlist": WATCHLIST_SOURCE_NAMES,
+    "flows.backfill:backfill_watchlist": WATCHLIST_SOURCE_NAMES,
+    "flows.news:ingest_news": NEWS_SOURCE_NAMES,
+    "flows.actions:ingest_actions": tuple(ACTION_SOURCES),
 }
 OBJECTIVES = {f.name for f in dataclasses.fields(Metrics)}
 
@@ -83,6 +84,19 @@ def name_problems(deployment: dict[str, Any]) -> list[str]:
     return problems
 
 
+COMPUTE_FLOWS = {"flows.backtest:backtest", "flows.research:walk_forward", "flows.research:perturbation"}
+
+
+def test_compute_flows_keep_their_results_through_the_hand_back():
+    """A compute flow writes the warehouse only through `keep` (which hands back on a compute machine)."""
+    writers = {"record", "store", "store_runs", "store_run", "open_warehouse"}
+    for entrypoint in COMPUTE_FLOWS:
+        source = (PROJECT_DIR / (entrypoint.split(":")[0].replace(".", "/") + ".py")).read_text()
+        called = {name for name in writers if f"{name}(" in source}
+        assert not called, f"{entrypoint} writes the warehouse directly: {called}"
+        assert "keep(" in source
+
+
 @pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=[d["name"] for d in DEPLOYMENTS])
 def test_deployment_runs_a_flow_with_valid_parameters(deployment):
     flow = flow_of(deployment)
@@ -90,7 +104,8 @@ def test_deployment_runs_a_flow_with_valid_parameters(deployment):
     flow.validate_parameters(deployment.get("parameters") or {})
     for schedule in deployment.get("schedules", []):
         assert schedule["timezone"] == "America/New_York"
-    assert deployment["work_pool"]["name"] == "local-process"
+    # Only flows that hand their results back may leave the machine that owns the warehouse file.
+    assert deployment["work_pool"]["name"] == ("compute" if deployment["entrypoint"] in COMPUTE_FLOWS else "warehouse")
 
 
 @pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=[d["name"] for d in DEPLOYMENTS])
@@ -138,7 +153,7 @@ def test_bad_parameters_are_caught():
 
 
 def test_trading_sessions_never_run_twice_at_once_and_start_paused():
-    sessions = [d for d in DEPLOYMENTS if d["entrypoint"] == "flows/trade.py:trade_session" and d.get("schedules")]
+    sessions = [d for d in DEPLOYMENTS if d["entrypoint"] == "flows.trade:trade_session" and d.get("schedules")]
     assert {d["parameters"]["strategy"] for d in sessions} >= {"opening_range", "watchlist_momentum"}
     for deployment in sessions:
         assert deployment["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
@@ -147,16 +162,16 @@ def test_trading_sessions_never_run_twice_at_once_and_start_paused():
 
 # The values a run form or an API call could send by mistake, per flow parameter.
 BAD_VALUES = [
-    ("flows/backtest.py:backtest", {"strategy": "sma_crossover"}),
-    ("flows/backtest.py:backtest", {"costs": "cheap"}),
-    ("flows/backtest.py:backtest", {"watchlist_source": "scaner"}),
-    ("flows/ingest.py:ingest_bars", {"source": "yahoo"}),
-    ("flows/news.py:ingest_news", {"source": "finnhub"}),  # a market-data source, not a news one
-    ("flows/trade.py:trade_session", {"strategy": "opening-range"}),
-    ("flows/backtest.py:backtest", {"params": {"fats": 10}}),  # no strategy has it
-    ("flows/backtest.py:backtest", {"params": {"fast": 1}}),  # below every strategy's range
-    ("flows/backtest.py:backtest", {"stop_loss_pct": -0.1}),
-    ("flows/research.py:walk_forward", {"grid": {"fats": [8, 10]}}),
+    ("flows.backtest:backtest", {"strategy": "sma_crossover"}),
+    ("flows.backtest:backtest", {"costs": "cheap"}),
+    ("flows.backtest:backtest", {"watchlist_source": "scaner"}),
+    ("flows.ingest:ingest_bars", {"source": "yahoo"}),
+    ("flows.news:ingest_news", {"source": "finnhub"}),  # a market-data source, not a news one
+    ("flows.trade:trade_session", {"strategy": "opening-range"}),
+    ("flows.backtest:backtest", {"params": {"fats": 10}}),  # no strategy has it
+    ("flows.backtest:backtest", {"params": {"fast": 1}}),  # below every strategy's range
+    ("flows.backtest:backtest", {"stop_loss_pct": -0.1}),
+    ("flows.research:walk_forward", {"grid": {"fats": [8, 10]}}),
 ]
 GOOD_VALUES = {"strategy": "sma_cross", "costs": "none", "watchlist_source": "scanner", "params": {"fast": 12},
                "stop_loss_pct": 0.05, "grid": {"fast": [8, 10]}}
