@@ -1,11 +1,14 @@
-"""Walk-forward and perturbation: is a strategy's edge real out of sample, and robust to its
-parameters? Folds fan out as tasks on the flow's task runner: two local threads, or the Dask
-cluster at TAPEFLOW_DASK_ADDRESS (flows/runners.py reads it when each run starts)."""
+"""Walk-forward, perturbation and the parameter grid by symbol: is a strategy's edge real out
+of sample, robust to its parameters, and on how many names? Folds, sweeps and symbol batches
+fan out as tasks on the flow's task runner: two local threads, or the Dask cluster at
+TAPEFLOW_DASK_ADDRESS (flows/runners.py reads it when each run starts)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from datetime import date
+from pathlib import Path
 from uuid import uuid4
 
 from prefect import flow, get_run_logger, unmapped
@@ -20,16 +23,19 @@ from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.costs import cost_preset
 from tapeflow.backtest.run import Backtest, assumptions
 from tapeflow.progress import tracked
+from tapeflow.research.grid import batches, combined, grid_candidates, ranking, refusals
 from tapeflow.research.perturb import sweep_points
 from tapeflow.research.summaries import perturbation_markdown, walk_forward_markdown
 from tapeflow.research.walkforward import folds, searched, sessions_of
 from tapeflow.strategy.registry import get_strategy
 from tasks.backtest import keep, load_history, rows_of, simulate_run, write_report
-from tasks.research import fit_fold, stitch_folds, sweep, sweep_batch
+from tasks.research import fit_fold, grid_symbols, ranking_run, scan_batch, stitch_folds, sweep, sweep_batch, write_grid_report
 from tasks.universe import run_universe
 
 SWEEP_BATCHES = 8
 """A perturbation's runs go out in at most this many tasks (each carries the whole history)."""
+RANKING_KEPT = 20
+"""A parameter grid's run records this many of its best candidates in its metrics (the CSV has them all)."""
 
 
 def watchlist_of(strategy_cls) -> str | None:
@@ -173,3 +179,77 @@ def perturbation(
             "runs": result.runs.height, "per_run": result.runs.to_dicts(),
             "sensitivities": [asdict(s) for s in result.sensitivities]}
 
+
+@flow(name="param-grid", task_runner=ResearchTaskRunner(), on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
+def param_grid(
+    strategy: StrategyName = "sma_cross",
+    grid: ParamGrid = UNSET,
+    objective: Objective = "sharpe",
+    symbols: Symbols = UNSET,
+    start: date = date(2009, 8, 21),
+    end: date = date(2010, 8, 20),
+    cash: float = 100_000.0,
+    costs: CostPreset = "retail-default",
+    batch_size: int = 25,
+) -> dict[str, object]:
+    """A per-symbol scan: each symbol backtested alone (its own account) with every candidate of the
+    grid, candidates ranked by the median objective across symbols; symbols go out in batches,
+    each task loading only its own batch's bars, so memory stays bounded.
+
+    Args:
+        strategy: The registered strategy to scan.
+        grid: Values tried per parameter, e.g. {"fast": [8, 10, 12]}; blank means each parameter's own search range.
+        objective: Metric the candidates are ranked by (its median across symbols).
+        symbols: Symbols to scan; empty means every symbol of the strategy's timeframe with bars in the window.
+        start: First New York day.
+        end: Last New York day.
+        cash: Starting cash of each symbol's own account, in dollars.
+        costs: Cost preset: commissions, spread and slippage.
+        batch_size: Symbols per task: each task holds this many symbols' history at most.
+    """
+    strategy_cls = get_strategy(strategy)
+    config = BacktestConfig(cash=cash, costs=cost_preset(costs))
+    searched_grid, _, _ = searched(strategy_cls, grid)  # a grid it cannot search fails before any data is read
+    candidates = grid_candidates(searched_grid)
+    timeframe = strategy_cls.timeframe.value
+    scanned = grid_symbols(timeframe, start, end, symbols)
+    if not scanned:
+        raise ValueError(f"no {timeframe} bars{' of ' + ', '.join(symbols) if symbols else ''} in the warehouse "
+                         f"for {start}..{end}: ingest them first")
+    missing = sorted(set(symbols or ()) - set(scanned))
+    if missing:
+        get_run_logger().warning("param-grid: no %s bars in %s..%s for %s: not scanned", timeframe, start, end,
+                                 ", ".join(missing))
+    plan = batches(scanned, batch_size)
+    with tracked(f"param-grid {strategy}", total=len(scanned)) as progress:
+        scans = scan_batch.map(unmapped(strategy_cls), plan, unmapped(candidates), unmapped(config), unmapped(objective),
+                               unmapped(start), unmapped(end), unmapped(watchlist_of(strategy_cls)),
+                               unmapped(strategy_cls.uses_news))
+        for done in as_completed(list(scans)):  # in the order they finish: batches go side by side
+            progress.advance(len(done.result().loaded))
+    parts = [s.result() for s in scans]
+    table = combined([part.rows for part in parts])
+    ranked = ranking(table)  # never empty: `searched` refused a grid without one accepted candidate
+    run_id = str(flow_run.id or uuid4())
+    csv_path, summary_path = write_grid_report(strategy, objective, table, ranked, batch_size, run_id)
+    best = ranked.row(0, named=True)
+    best_params = json.loads(best["params"])
+    summary = {"per_symbol_scan": True, "objective": objective, "symbols": len(scanned), "batch_size": batch_size,
+               "candidates": len(candidates), "best_params": best_params,
+               f"median_{objective}": best["median_objective"], "positive_share": best["positive_share"],
+               "ranking": ranked.head(RANKING_KEPT).to_dicts(), "table": csv_path}
+    if len(scanned) <= batch_size:  # one batch of history: small enough to run the best as one portfolio
+        history, snapshot = load_history(timeframe, scanned, start, end, watchlist_of(strategy_cls),
+                                         news=strategy_cls.uses_news)
+        point = simulate_run(strategy_cls(**best_params), history, config)
+        recorded = Backtest(strategy, point.params, point.result, {**point.metrics, **summary}, point.assumptions)
+    else:  # a portfolio of every symbol would hold them all at once: the scan's numbers are the record
+        recorded, snapshot = ranking_run(strategy, summary, config, timeframe)
+    keep([rows_of(recorded, run_id, kind="param_grid", timeframe=timeframe, start=start, end=end, snapshot=snapshot,
+                  report_path=summary_path)])
+    create_markdown_artifact(key=f"param-grid-{strategy.replace('_', '-')}", markdown=Path(summary_path).read_text())
+    get_run_logger().info("param-grid %s: %d symbols x %d candidates in %d batches; best %s", strategy, len(scanned),
+                          len(candidates), len(plan), best["params"])
+    return {"run_id": run_id, "table": csv_path, "summary": summary_path, "symbols": scanned,
+            "batches": [list(part.loaded) for part in parts], "best": best_params,
+            "ranking": ranked.to_dicts(), "refused": refusals(table)}

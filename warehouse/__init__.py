@@ -14,5 +14,6 @@ __all__ = ["Warehouse", "WarehouseBusy", "WarehouseMissing", "open_warehouse"]
 
 
 def open_warehouse(settings: Settings, on_busy: Callable[[str], None] | None = None) -> Warehouse:
-    """The warehouse named by tapeflow settings (`warehouse_path`, `lock_timeout_s`)."""
-    return Warehouse(settings.warehouse_path, lock_timeout_s=settings.lock_timeout_s, on_busy=on_busy)
+    """The warehouse named by tapeflow settings (`warehouse_path`, `lock_timeout_s`, `archive_path`)."""
+    return Warehouse(settings.warehouse_path, lock_timeout_s=settings.lock_timeout_s, on_busy=on_busy,
+                     archive=settings.archive_path)

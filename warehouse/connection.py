@@ -8,6 +8,7 @@ with a message that says so.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 
+from warehouse.bars_view import define_bars_all
 from warehouse.migrate import apply_migrations
 
 
@@ -39,8 +41,11 @@ class Warehouse:
         *,
         lock_timeout_s: float = 30.0,
         on_busy: Callable[[str], None] | None = None,
+        archive: Path | str | None = None,
     ) -> None:
         self.path = Path(path)
+        # The Parquet bar archive `bars_all` reads; by default beside the file, as in the settings.
+        self.archive = Path(archive) if archive is not None else self.path.parent / "archive"
         self.lock_timeout_s = lock_timeout_s
         self.on_busy = on_busy
         self._held: duckdb.DuckDBPyConnection | None = None
@@ -55,7 +60,7 @@ class Warehouse:
         this process holds the file)."""
         if self._held is not None or self.lock_timeout_s <= seconds:
             return self
-        return Warehouse(self.path, lock_timeout_s=seconds, on_busy=self.on_busy)
+        return Warehouse(self.path, lock_timeout_s=seconds, on_busy=self.on_busy, archive=self.archive)
 
     @contextmanager
     def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -67,6 +72,7 @@ class Warehouse:
         con = self._open(read_only=False)
         try:
             self._migrate(con)
+            define_bars_all(con, self.archive)
             yield from self._transaction(con)
         finally:
             con.close()
@@ -83,6 +89,7 @@ class Warehouse:
         con = self._open(read_only=False)
         try:
             self._migrate(con)
+            define_bars_all(con, self.archive)
             self._held = con
             yield
         finally:
@@ -149,21 +156,49 @@ class Warehouse:
                 time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
                 delay = min(delay * 2, 1.0)
                 continue
-            # Results come back in UTC whatever the machine's zone, as they are stored.
-            con.execute("SET TimeZone = 'UTC'")
-            if read_only:
-                con.execute("SET lock_configuration = true")
+            try:
+                with _CONFIGURING:
+                    self._configure(con, read_only)
+            except BaseException:
+                con.close()
+                raise
             return con
+
+    def _configure(self, con: duckdb.DuckDBPyConnection, read_only: bool) -> None:
+        """UTC, and for a reader the confinement. Connections to one file in one process share its
+        settings: once a reader has locked them, a later reader finds them set and only adds its view."""
+        if read_only and _locked(con):
+            define_bars_all(con, self.archive)
+            return
+        # Results come back in UTC whatever the machine's zone, as they are stored.
+        con.execute("SET TimeZone = 'UTC'")
+        if read_only:
+            _confine_reader(con, self.archive)
 
 
 def _config(read_only: bool) -> dict[str, str | bool | int | float | list[str]]:
-    """No extension is fetched or loaded behind our back; a reader touches no other file."""
+    """No extension is fetched or loaded behind our back (a reader is confined once connected)."""
     config: dict[str, str | bool | int | float | list[str]] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
-    if read_only:
-        # Readers run users' SQL: no reading or writing files or URLs, and (with the settings
-        # locked after connect) no way to turn that back on.
-        config["enable_external_access"] = False
     return config
+
+
+_CONFIGURING = threading.Lock()
+"""Held while a connection is configured, so that two threads never both find the shared settings unlocked."""
+
+
+def _locked(con: duckdb.DuckDBPyConnection) -> bool:
+    row = con.execute("SELECT current_setting('lock_configuration')").fetchone()
+    return bool(row and row[0])
+
+
+def _confine_reader(con: duckdb.DuckDBPyConnection, archive: Path) -> None:
+    """Readers run users' SQL: no reading or writing files or URLs but the bar archive's, and,
+    with the settings locked, no way to turn that back on. DuckDB takes the allowed folder only
+    while external access is still on, so it is switched off after connecting."""
+    con.execute("SET allowed_directories = ?", [[f"{archive}/"]])
+    con.execute("SET enable_external_access = false")
+    define_bars_all(con, archive)
+    con.execute("SET lock_configuration = true")
 
 
 def _holder(exc: duckdb.Error) -> str:

@@ -1,17 +1,25 @@
-"""Reads the pipeline itself makes from the warehouse (users query with `tapeflow sql`)."""
+"""Reads the pipeline itself makes from the warehouse (users query with `tapeflow sql`).
+
+Bars are read through `bars_all`, the table and the Parquet archive as one; a window's reads
+name its months too, so that the archive's other months are never opened."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 import polars as pl
+
+from warehouse.bars_view import BARS_ALL
+
+# A bar that ended in a window started at most this long before it (bars are at most a day long).
+_LONGEST_BAR = timedelta(days=1)
 
 
 def daily_bars_until(con: duckdb.DuckDBPyConnection, until: datetime) -> pl.DataFrame:
     """Every daily bar knowable at `until` (its end at or before it), for scans."""
     return con.sql(
-        "SELECT symbol, ts, end_ts, open, high, low, close, volume FROM bars "
+        f"SELECT symbol, ts, end_ts, open, high, low, close, volume FROM {BARS_ALL} "
         "WHERE timeframe = '1d' AND end_ts <= $until ORDER BY symbol, ts",
         params={"until": until},
     ).pl()
@@ -21,14 +29,15 @@ def bars_between(
     con: duckdb.DuckDBPyConnection, timeframe: str, start: datetime, end: datetime, symbols: list[str] | None = None
 ) -> pl.DataFrame:
     """Bars of one timeframe whose start lies in [start, end), optionally for some symbols."""
-    return _bars(con, timeframe, "ts >= $lo AND ts < $hi", start, end, symbols)
+    return _bars(con, timeframe, "ts >= $lo AND ts < $hi", start, end, symbols, first_start=start)
 
 
 def bars_ended(
     con: duckdb.DuckDBPyConnection, timeframe: str, after: datetime, until: datetime, symbols: list[str] | None = None
 ) -> pl.DataFrame:
     """Bars of one timeframe that ended in (after, until]: what was knowable by `until`."""
-    return _bars(con, timeframe, "end_ts > $lo AND end_ts <= $hi", after, until, symbols)
+    return _bars(con, timeframe, "end_ts > $lo AND end_ts <= $hi", after, until, symbols,
+                 first_start=after - _LONGEST_BAR)
 
 
 def warmup_start(con: duckdb.DuckDBPyConnection, timeframe: str, bars: int, before: datetime,
@@ -40,13 +49,13 @@ def warmup_start(con: duckdb.DuckDBPyConnection, timeframe: str, bars: int, befo
     where = "timeframe = $tf AND end_ts <= $before" + (" AND list_contains($symbols, symbol)" if symbols else "")
     params: dict[str, object] = {"tf": timeframe, "before": before, "n": bars, **({"symbols": symbols} if symbols else {})}
     (first, have), = con.execute(
-        f"SELECT min(ts), count(*) FROM (SELECT DISTINCT ts FROM bars WHERE {where} ORDER BY ts DESC LIMIT $n)",
+        f"SELECT min(ts), count(*) FROM (SELECT DISTINCT ts FROM {BARS_ALL} WHERE {where} ORDER BY ts DESC LIMIT $n)",
         params).fetchall()
     if have < bars:
         return None, have
     (start,), = con.execute(
         f"SELECT min(ts) FROM (SELECT symbol, ts, row_number() OVER (PARTITION BY symbol ORDER BY ts DESC) AS k "
-        f"FROM bars WHERE {where} AND symbol IN (SELECT DISTINCT symbol FROM bars WHERE {where} AND ts >= $first)) "
+        f"FROM {BARS_ALL} WHERE {where} AND symbol IN (SELECT DISTINCT symbol FROM {BARS_ALL} WHERE {where} AND ts >= $first)) "
         "WHERE k <= $n", {**params, "first": first}).fetchall()
     return min(start, first), have
 
@@ -56,17 +65,30 @@ def bars_opened(
 ) -> pl.DataFrame:
     """Bars that started in (after, until] and had not ended by `until`: the market's open
     prints, for the simulated broker only (a strategy never sees a bar before its end)."""
-    return _bars(con, timeframe, "ts > $lo AND ts <= $hi AND end_ts > $hi", after, until, symbols)
+    return _bars(con, timeframe, "ts > $lo AND ts <= $hi AND end_ts > $hi", after, until, symbols, first_start=after)
 
 
 def _bars(con: duckdb.DuckDBPyConnection, timeframe: str, window: str, lo: datetime, hi: datetime,
-          symbols: list[str] | None) -> pl.DataFrame:
-    query = f"SELECT symbol, ts, end_ts, open, high, low, close, volume FROM bars WHERE timeframe = $tf AND {window}"
-    params: dict[str, object] = {"tf": timeframe, "lo": lo, "hi": hi}
+          symbols: list[str] | None, *, first_start: datetime) -> pl.DataFrame:
+    """The bars in `window`, none of which started before `first_start`: the months from its
+    to `hi`'s are the archive's only partitions read."""
+    query = (f"SELECT symbol, ts, end_ts, open, high, low, close, volume FROM {BARS_ALL} WHERE timeframe = $tf "
+             f"AND {window} AND month >= $first_month AND month <= $last_month")
+    params: dict[str, object] = {"tf": timeframe, "lo": lo, "hi": hi, **_months(first_start, hi)}
     if symbols:
         query += " AND list_contains($symbols, symbol)"
         params["symbols"] = symbols
     return con.sql(query + " ORDER BY symbol, ts", params=params).pl()
+
+
+def _months(lo: datetime, hi: datetime) -> dict[str, object]:
+    """The UTC months of bar starts from `lo` to `hi`, as the archive's partitions name them."""
+    return {"first_month": _utc_month(lo), "last_month": _utc_month(hi)}
+
+
+def _utc_month(at: datetime) -> str:
+    # A naive time is read as UTC, as DuckDB compares it with the stored times on a UTC connection.
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).strftime("%Y-%m")
 
 
 def watchlist_fetched_by(con: duckdb.DuckDBPyConnection, start: datetime, until: datetime) -> pl.DataFrame:
@@ -92,7 +114,8 @@ def watchlist_between(con: duckdb.DuckDBPyConnection, start: datetime, end: date
 
 
 def data_snapshot(con: duckdb.DuckDBPyConnection, timeframe: str) -> dict[str, object]:
-    """What the input looked like: row counts and the newest ingest, for the run record."""
+    """What the input looked like: row counts and the newest ingest, for the run record. It
+    counts the table, not the archive: counting archived months would read every one of them."""
     [(bars, newest)] = con.execute(
         "SELECT count(*), max(ingested_at) FROM bars WHERE timeframe = ?", [timeframe]
     ).fetchall()

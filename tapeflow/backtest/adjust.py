@@ -174,22 +174,11 @@ def adjusted_signals(strategy: Strategy, history: History, priced: PricedActions
         return strategy.signals(history)
     if strategy.per_symbol:
         touched = applied["symbol"].unique().sort().to_list()
-        rest = _only(history, touched, keep=False)
+        rest = history.only(touched, keep=False)
         parts = [strategy.signals(rest)] if rest.bars.height else []
-        parts += [_spans(strategy, _only(history, [s]), applied.filter(pl.col("symbol") == s)) for s in touched]
+        parts += [_spans(strategy, history.only([s]), applied.filter(pl.col("symbol") == s)) for s in touched]
         return pl.concat(parts, how="vertical_relaxed").sort("at", "symbol", maintain_order=True)
     return _spans(strategy, history, applied)
-
-
-def _only(history: History, symbols: list[str], *, keep: bool = True) -> History:
-    """`history` with only (or, keep=False, without) `symbols`' records."""
-    def mine(frame: pl.DataFrame, column: str) -> pl.DataFrame:
-        inside = pl.col(column).is_in(symbols)
-        return frame.filter(inside if keep else ~inside)
-
-    return History(bars=mine(history.bars, "symbol"), watchlist=mine(history.watchlist, "ticker"),
-                   news=mine(history.news, "symbol"), actions=mine(history.actions, "symbol"),
-                   liquidity=mine(history.liquidity, "symbol"))
 
 
 def _spans(strategy: Strategy, history: History, applied: pl.DataFrame) -> pl.DataFrame:

@@ -28,23 +28,24 @@ LOOKBACK_DAYS = 60  # older sessions say little about today's market
 MIN_RETURNS = 5  # a standard deviation of fewer returns is noise
 _EPOCH = date(1970, 1, 1)
 
+# Bars are read through `bars_all` (warehouse/bars_view.py), so archived months count too.
 # One row a symbol and New York day: its daily bar's dollar volume and close where stored, else
 # its minute bars' (summed in time order, so that two copies of the data give the same sums).
 _DAYS = """
 SELECT symbol, day, arg_min(dollars, rank) AS dollars, arg_min(last_close, rank) AS close FROM (
     SELECT symbol, timezone('America/New_York', ts)::DATE AS day, sum(close * volume ORDER BY ts) AS dollars,
            arg_max(close, ts) AS last_close, CASE timeframe WHEN '1d' THEN 0 ELSE 1 END AS rank
-    FROM bars WHERE timeframe IN ('1d', '1m') AND list_contains($symbols, symbol) AND ts >= $lo AND ts < $hi
+    FROM bars_all WHERE timeframe IN ('1d', '1m') AND list_contains($symbols, symbol) AND ts >= $lo AND ts < $hi
     GROUP BY symbol, timeframe, day)
 GROUP BY symbol, day ORDER BY symbol, day
 """
 
 # The bars `_DAYS` reads for the sessions of first..last: what a replay's own warehouse must hold.
 _SOURCES = """
-SELECT b.* FROM bars b
+SELECT b.* EXCLUDE (month) FROM bars_all b
 WHERE list_contains($symbols, b.symbol) AND b.ts >= $lo AND b.ts < $hi AND (b.timeframe = '1d' OR (
     b.timeframe = '1m' AND NOT EXISTS (
-        SELECT 1 FROM bars d WHERE d.timeframe = '1d' AND d.symbol = b.symbol AND d.ts >= $lo AND d.ts < $hi
+        SELECT 1 FROM bars_all d WHERE d.timeframe = '1d' AND d.symbol = b.symbol AND d.ts >= $lo AND d.ts < $hi
         AND timezone('America/New_York', d.ts)::DATE = timezone('America/New_York', b.ts)::DATE)))
 """
 

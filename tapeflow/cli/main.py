@@ -22,6 +22,7 @@ from tapeflow.backtest.runs import load_run
 from tapeflow.calendar.exchange import NEW_YORK, get_calendar, ny_day_bounds
 from tapeflow.calendar.hours import day_hours, next_open_words
 from tapeflow.cli.actions import actions_app
+from tapeflow.cli.archive import archive_app
 from tapeflow.cli.broker import broker_app
 from tapeflow.cli.console import EXIT_BUSY, EXIT_INTERRUPTED, EXIT_REFUSED, err, out
 from tapeflow.cli.files_ingest import ingest_files_command
@@ -47,11 +48,13 @@ from tapeflow.cli.output import (
     require_warehouse,
     strategy_window,
 )
+from tapeflow.cli.postgres import postgres_app
 from tapeflow.cli.promotion import register as register_promotion
 from tapeflow.cli.research import register as register_research
 from tapeflow.cli.serve import serve_command
 from tapeflow.cli.trade import register as register_session
 from tapeflow.cli.universe import require_membership, universe_app
+from tapeflow.cli.worker import worker_command
 from tapeflow.config import load_settings
 from tapeflow.model import AdjustMode, Timeframe
 from tapeflow.news.model_registry import current_model
@@ -458,14 +461,17 @@ def _print_session(session: dict[str, object]) -> None:
 
 
 app.command("serve")(serve_command)
+app.command("worker")(worker_command)
 
 
 def _register_subcommands() -> None:
 
     app.add_typer(broker_app, name="broker")
     app.add_typer(actions_app, name="actions")
+    app.add_typer(archive_app, name="archive")
     app.add_typer(universe_app, name="universe")
     app.add_typer(mcp_app, name="mcp")
+    app.add_typer(postgres_app, name="postgres")
     app.command("monitor")(monitor_command)
     app.command("alerts")(alerts_command)
     register_promotion(app)  # promote, promotions, paper-gap

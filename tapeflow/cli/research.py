@@ -1,8 +1,9 @@
-"""`tapeflow walk-forward` and `tapeflow perturb`: the research flows from the command line,
-every argument checked before Prefect starts, then the folds or the grid and the verdict."""
+"""`tapeflow walk-forward`, `tapeflow perturb` and `tapeflow grid`: the research flows from the
+command line, every argument checked before Prefect starts, then the folds, the verdict or the ranking."""
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from collections.abc import Mapping, Sequence
@@ -46,6 +47,7 @@ EndOpt = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help=WIND
 ObjectiveOpt = Annotated[str, typer.Option(help="the metric to maximise, e.g. sharpe, total_return, calmar")]
 CashOpt = Annotated[float, typer.Option(help="starting cash")]
 CostsOpt = Annotated[str, typer.Option(help="retail-default, liquid-etf, large-cap, small-cap, flat-commission or none")]
+GRID_SHOWN = 10
 UniverseOpt = Annotated[str | None, typer.Option(help="enter only the members of this recorded universe at each "
                                                       "decision (tapeflow universe show NAME)")]
 
@@ -150,9 +152,54 @@ def perturb_command(
     out.print(f"recorded as run {summary['run_id']}", highlight=False)
 
 
+def grid_command(
+    strategy: StrategyArg,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="name=value[,value...]: that parameter's values in the grid (one value holds it); "
+                              "the others as in the default grid (default, -20%, +20%)")] = None,
+    symbol: SymbolOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    batch_size: Annotated[int, typer.Option(help="symbols per task; no task holds more symbols' bars than this")] = 25,
+    objective: ObjectiveOpt = "sharpe",
+    cash: CashOpt = 100_000.0,
+    costs: CostsOpt = "retail-default",
+) -> None:
+    """Scan a parameter grid symbol by symbol: each symbol backtested alone (its own account) with
+    every combination, ranked by the median --objective across symbols; the best is recorded."""
+    strategy_cls = type(chosen_strategy(strategy, {}))  # a wrong name is refused before Prefect starts
+    grid = _grid(strategy_cls, param)
+    check_option("--batch-size", batch_size >= 1, "a number of symbols >= 1", batch_size, "--batch-size 25")
+    start, end = strategy_window(strategy_cls.timeframe, start, end)
+    settings = _checked(strategy_cls, objective, cash, costs, None)
+    sessions = _sessions(settings, strategy_cls, symbol, start.date(), end.date())
+    searched_grid, candidates, _ = searched(strategy_cls, grid)
+    out.print(f"param grid {strategy_cls.name} by symbol on {len(sessions)} stored sessions, "
+              f"{start:%Y-%m-%d}..{end:%Y-%m-%d}", highlight=False)
+    out.print(f"grid: {_grid_words(strategy_cls, searched_grid)} ({_count(len(candidates), 'combination')}), "
+              f"ranked by the median {objective} across symbols; batches of {_count(batch_size, 'symbol')}", highlight=False)
+    with running_flows(settings):
+        from flows.research import param_grid  # deferred: Prefect takes seconds to import and reads its settings then
+
+        summary = param_grid(strategy=strategy_cls.name, grid=grid, objective=objective, symbols=symbol or None,
+                             start=start.date(), end=end.date(), cash=cash, costs=costs, batch_size=batch_size)
+    varied = [name for name, values in searched_grid.items() if len(values) > 1]
+    ranked = cast(list[dict[str, Any]], summary["ranking"])
+    out.print(grid_table(ranked[:GRID_SHOWN], objective, varied, len(ranked)))
+    refused = cast(list[str], summary["refused"])
+    if refused:
+        out.print(f"{_count(len(refused), 'combination')} refused by the strategy (listed in the summary)", highlight=False)
+    scanned = cast(list[str], summary["symbols"])
+    sent = len(cast(list, summary["batches"]))
+    out.print(f"{_count(len(scanned), 'symbol')} scanned in {sent} batch{'' if sent == 1 else 'es'}; "
+              f"recorded as run {summary['run_id']}; every row:", highlight=False)
+    out.print(str(summary["table"]), soft_wrap=True, highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command("walk-forward")(walk_forward_command)
     app.command("perturb")(perturb_command)
+    app.command("grid")(grid_command)
 
 
 # -- checks, before Prefect starts ----------------------------------------------------------------
@@ -260,6 +307,20 @@ def fold_table(rows: Sequence[Mapping[str, Any]], objective: str, varied: Sequen
         chosen = ", ".join(f"{k}={v}" for k, v in row["params"].items() if k in varied) or "-"
         table.add_row(str(row["fold"]), _days(row["test_first"], row["test_last"]), chosen,
                       _num(row[f"in_sample_{objective}"]), _num(row[f"oos_{objective}"]), _num(row["oos_total_return"]))
+    return table
+
+
+def grid_table(rows: Sequence[Mapping[str, Any]], objective: str, varied: Sequence[str], total: int) -> Table:
+    """The best combinations: what they vary, the median objective across symbols, how many made money."""
+    table = Table(title=f"best {len(rows)} of {total}: median {objective} across symbols", title_justify="left",
+                  title_style="bold")
+    for name in ("rank", "params", objective, "positive", "return", "trades"):
+        table.add_column(name, justify="left" if name == "params" else "right", no_wrap=name != "params")
+    for row in rows:
+        params = json.loads(row["params"])
+        table.add_row(str(row["rank"]), ", ".join(f"{k}={params[k]}" for k in varied) or "-",
+                      _num(row["median_objective"]), f"{row['positive_share']:.0%}", _num(row["median_total_return"]),
+                      str(row["trades"]))
     return table
 
 

@@ -262,7 +262,7 @@ def check_replay(settings: Settings, main: Warehouse, name: str, day: date, para
     days = [s.date for s in get_calendar().sessions(day, max(through or day, day))]
     start, end = ny_day_bounds(days[0])[0], ny_day_bounds(days[-1])[1]
     with main.read() as con:
-        [(stored,)] = con.execute("SELECT count(*) FROM bars WHERE timeframe = ? AND ts >= ? AND ts < ?",
+        [(stored,)] = con.execute("SELECT count(*) FROM bars_all WHERE timeframe = ? AND ts >= ? AND ts < ?",
                                   [strategy.timeframe.value, start, end]).fetchall()
     if not stored:
         raise ValueError(f"the warehouse has no {strategy.timeframe} bars on {days[0]}..{days[-1]}: ingest them first, "
@@ -339,7 +339,8 @@ def seeded_warehouse(main: Warehouse, path: Path, first: date, last: date, strat
         bars_from, _ = history_from(con, strategy.timeframe, session_warmup(strategy.timeframe, strategy.warmup_bars()),
                                     first)
         start = min(bars_from, ny_day_bounds(first - LOOKBACK)[0])
-        bars = con.sql("SELECT * FROM bars WHERE timeframe = $tf AND end_ts > $start AND ts < $end",
+        # Through `bars_all`: a replay of a day whose month was archived is seeded all the same.
+        bars = con.sql("SELECT * EXCLUDE (month) FROM bars_all WHERE timeframe = $tf AND end_ts > $start AND ts < $end",
                        params={"tf": strategy.timeframe.value, "start": bars_from, "end": end}).pl()
         # The bars the simulator measures each name's liquidity on, so that it prices as the backtest does.
         sources = liquidity_sources(con, bars["symbol"].unique().sort().to_list(), first, last)

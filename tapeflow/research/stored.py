@@ -13,7 +13,7 @@ from tapeflow.calendar.exchange import NEW_YORK, ny_day_bounds
 def stored_sessions(con: duckdb.DuckDBPyConnection, timeframe: str, start: date, end: date,
                     symbols: list[str] | None = None) -> list[date]:
     """The New York days start..end on which the warehouse holds `timeframe` bars (of `symbols`, when given)."""
-    query = (f"SELECT DISTINCT CAST(timezone('{NEW_YORK}', ts) AS DATE) AS day FROM bars "
+    query = (f"SELECT DISTINCT CAST(timezone('{NEW_YORK}', ts) AS DATE) AS day FROM bars_all "
              "WHERE timeframe = $tf AND ts >= $lo AND ts < $hi")
     params: dict[str, object] = {"tf": timeframe, "lo": ny_day_bounds(start)[0], "hi": ny_day_bounds(end)[1]}
     if symbols:

@@ -123,6 +123,16 @@ class History:
     def symbols(self) -> list[str]:
         return self.bars["symbol"].unique(maintain_order=True).to_list()
 
+    def only(self, symbols: list[str], *, keep: bool = True) -> History:
+        """Only (or, keep=False, all but) `symbols`' records."""
+        def mine(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+            inside = pl.col(column).is_in(symbols)
+            return frame.filter(inside if keep else ~inside)
+
+        return History(bars=mine(self.bars, "symbol"), watchlist=mine(self.watchlist, "ticker"),
+                       news=mine(self.news, "symbol"), actions=mine(self.actions, "symbol"),
+                       liquidity=mine(self.liquidity, "symbol"))
+
     def until(self, at: datetime) -> History:
         """Only what was knowable at `at`."""
         at = check_aware("at", at)

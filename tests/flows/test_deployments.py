@@ -47,6 +47,7 @@ RUN_ORDER = (
     "backtest/backtest-news-catalyst",
     "walk-forward/walk-forward-sma-cross",
     "perturb/perturb-sma-cross",
+    "param-grid/param-grid-sma-cross",
     "paper-vs-backtest/compare-paper-to-backtest-after-close",
     "record-results/record-handed-back-results",  # nothing handed back on one machine: records none
 )

@@ -84,7 +84,8 @@ def name_problems(deployment: dict[str, Any]) -> list[str]:
     return problems
 
 
-COMPUTE_FLOWS = {"flows.backtest:backtest", "flows.research:walk_forward", "flows.research:perturbation"}
+COMPUTE_FLOWS = {"flows.backtest:backtest", "flows.research:walk_forward", "flows.research:perturbation",
+                 "flows.research:param_grid"}
 
 
 def test_compute_flows_keep_their_results_through_the_hand_back():

@@ -267,3 +267,20 @@ def test_a_retried_store_keeps_the_first_run_record(warehouse):
     store_bars(warehouse, CheckedBars(bars(3), rejected()), run_id="same")
     with warehouse.read() as con:
         assert con.execute("SELECT inserted, unchanged FROM ingest_runs").fetchall() == [(3, 0)]
+
+
+def test_readers_opening_at_once_on_threads_all_get_a_confined_utc_connection(warehouse):
+    """Readers of one file in one process share DuckDB's settings: the first locks them, the
+    others must still open (and stay confined), however the threads interleave."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with warehouse.write():
+        pass
+
+    def read(_: int) -> tuple:
+        with warehouse.read() as con:
+            return con.execute("SELECT current_setting('TimeZone') IN ('UTC', 'Etc/UTC'), "
+                               "current_setting('enable_external_access'), count(*) FROM bars_all").fetchone()
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(read, range(64))) == {(True, False, 0)}
