@@ -3,13 +3,16 @@ from and how it scores on the held-out split, and make it current only if it is 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import flow, get_run_logger
 
 from flows.hooks import alert_on_failure
-from flows.parameters import UNSET, AllAtZero
+from flows.parameters import UNSET, AllAtZero, OptionalName
+from tapeflow.config import load_settings
+from tapeflow.news.model_handoff import move_into, read_trained, waiting_models
 from tapeflow.news.sentiment import TrainParams
-from tasks.news import read_new
-from tasks.nlp import choose_trained, labelled_sentences, record_trained, train_model
+from tasks.nlp import adopt, keep_model, labelled_sentences, train_model
 
 
 @flow(name="train-sentiment", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
@@ -42,16 +45,33 @@ def train_sentiment(
                          max_length=max_length, seed=seed)
     train, held_out, data = labelled_sentences(subset, held_out_limit, seed)
     model = train_model(train, held_out, data, params)
-    record_trained(model, data)
-    verdict = choose_trained(model, held_out, data, make_current)
-    # A new current model reads the stored history now, so no headline lacks its score.
-    scored = read_new()["scored"] if verdict.current else 0
+    kept = keep_model(model, held_out, data, make_current)
 
     report = model.held_out
     get_run_logger().info("%s: held-out accuracy %.3f, macro-F1 %.3f on %d sentences; trained in %.0f s",
                           model.version, report.accuracy, report.macro_f1, len(held_out), model.train_seconds)
     return {"version": model.version, "path": str(model.path), "accuracy": report.accuracy,
             "macro_f1": report.macro_f1, "train_rows": len(train), "held_out_rows": len(held_out),
-            "train_seconds": round(model.train_seconds, 1), "current": verdict.current,
-            "compared_with": verdict.rival, "compared_macro_f1": verdict.rival_macro_f1,
-            "headlines_scored": scored, "verdict": verdict.sentence()}
+            "train_seconds": round(model.train_seconds, 1), **kept}
+
+
+@flow(name="adopt-model", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
+def adopt_model(folder: OptionalName = UNSET, make_current: bool = False) -> dict[str, object]:
+    """Take a model a compute machine trained (its folder under TAPEFLOW_HANDOFF_DIR) into this
+    machine's models, record it and make it current if it wins; blank folder: every one waiting.
+
+    Args:
+        folder: The handed-back model's folder; blank: every model waiting.
+        make_current: Make it current even if it scores worse than the current one.
+    """
+    settings = load_settings()
+    root = settings.handoff_path
+    adopted = []
+    for waiting in [Path(folder)] if folder else waiting_models(root):
+        handed, data = read_trained(root, waiting)
+        model = move_into(handed, settings.home.resolve() / "models")
+        # The held-out sentences it was measured on, as the compute machine chose them from the same data.
+        _, held_out, _ = labelled_sentences(data["subset"], data["held_out_limit"], model.params.seed)
+        adopted.append({"version": model.version, **adopt(model, held_out, data, make_current)})
+        get_run_logger().info("adopted %s: %s", model.version, adopted[-1]["verdict"])
+    return {"models": adopted}

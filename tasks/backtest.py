@@ -9,7 +9,6 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.deployments import run_deployment
 
 from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.handoff import write_handoff
@@ -25,11 +24,11 @@ from tapeflow.research.summaries import backtest_markdown, metric_rows, setting_
 from tapeflow.sources.universe import Membership, Universe
 from tapeflow.strategy.history import History
 from tapeflow.strategy.warmup import history_from, session_warmup
+from tasks.handoff import run_in_warehouse_pool
 from warehouse import open_warehouse
 
 RECORD_DEPLOYMENT = "record-results/record-handed-back-results"
 """The warehouse pool's deployment that records what compute machines hand back."""
-RECORD_TIMEOUT_S = 900
 
 
 def window(start: date, end: date) -> tuple[datetime, datetime]:
@@ -93,11 +92,7 @@ def hand_back(runs: list[RunRows]) -> str:
     """Leave the runs' rows as Parquet in the handoff folder and wait for the warehouse pool's
     `record-results` run to record them."""
     folder = write_handoff(load_settings().handoff_path, runs)
-    recorded = run_deployment(RECORD_DEPLOYMENT, parameters={"folder": str(folder)}, timeout=RECORD_TIMEOUT_S)
-    if recorded.state is None or not recorded.state.is_completed():
-        state = recorded.state.name if recorded.state else "unknown"
-        raise RuntimeError(f"the warehouse pool did not record {folder} (flow run {recorded.name}: {state}); "
-                           f"is a worker of pool {Role.WAREHOUSE.value} running?")
+    recorded = run_in_warehouse_pool(RECORD_DEPLOYMENT, {"folder": str(folder)}, f"the results in {folder}")
     get_run_logger().info("handed back %d run(s); recorded by flow run %s", len(runs), recorded.name)
     return str(folder)
 

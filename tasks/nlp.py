@@ -9,7 +9,9 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tapeflow.config import load_settings
+from tapeflow.model import Role
 from tapeflow.news.model_choice import Verdict, held_out_key, judge
+from tapeflow.news.model_handoff import model_handoff_dir, write_trained
 from tapeflow.news.model_registry import record_model
 from tapeflow.news.sentiment import (
     BASE_NAME,
@@ -19,6 +21,8 @@ from tapeflow.news.sentiment import (
     model_version,
 )
 from tapeflow.news.sentiment_data import HELD_OUT, SPLITS, Example, training_sets
+from tasks.handoff import run_in_warehouse_pool
+from tasks.news import read_new
 from warehouse import open_warehouse
 
 
@@ -28,13 +32,41 @@ def labelled_sentences(subset: int | None, held_out_limit: int | None, seed: int
     return training_sets(load_settings().data_dir, subset, held_out_limit, seed)
 
 
+ADOPT_DEPLOYMENT = "adopt-model/adopt-handed-back-model"
+"""The warehouse pool's deployment that records and judges a model trained on a compute machine."""
+
+
 @task(cache_policy=NO_CACHE)
 def train_model(train: list[Example], held_out: list[Example], data: dict, params: TrainParams) -> TrainedModel:
     version = model_version(BASE_NAME, data["train"], params)  # how it is measured does not change the model
-    out_dir = load_settings().home.resolve() / "models" / version
+    settings = load_settings()
+    # On a compute machine the model is trained straight into the handoff folder the warehouse takes it from.
+    out_dir = (model_handoff_dir(settings.handoff_path, version) if settings.role is Role.COMPUTE
+               else settings.home.resolve() / "models" / version)
     logger = get_run_logger()
     logger.info("fine-tuning %s on %d sentences (%d epochs) into %s", BASE_NAME, len(train), params.epochs, out_dir)
     return fine_tune(train, held_out, out_dir, version, params, log=logger.info)
+
+
+def keep_model(model: TrainedModel, held_out: list[Example], data: dict, make_current: bool) -> dict[str, object]:
+    """Record and judge the model here (the warehouse machine), or on a compute machine hand it
+    back and wait for the warehouse pool to; what was decided, or which run decides it."""
+    if load_settings().role is Role.COMPUTE:
+        write_trained(model, data)
+        adopted = run_in_warehouse_pool(ADOPT_DEPLOYMENT, {"folder": str(model.path)}, f"the model in {model.path}")
+        get_run_logger().info("handed back %s; adopted by flow run %s", model.version, adopted.name)
+        return {"adopted_by": adopted.name}
+    return adopt(model, held_out, data, make_current)
+
+
+def adopt(model: TrainedModel, held_out: list[Example], data: dict, make_current: bool) -> dict[str, object]:
+    """Record the model, make it current if it wins, and then let it read every stored headline."""
+    record_trained(model, data)
+    verdict = choose_trained(model, held_out, data, make_current)
+    # A new current model reads the stored history now, so no headline lacks its score.
+    scored = read_new()["scored"] if verdict.current else 0
+    return {"current": verdict.current, "compared_with": verdict.rival, "compared_macro_f1": verdict.rival_macro_f1,
+            "headlines_scored": scored, "verdict": verdict.sentence()}
 
 
 @task(cache_policy=NO_CACHE, tags=["duckdb-writer"])

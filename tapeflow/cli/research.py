@@ -48,15 +48,16 @@ ObjectiveOpt = Annotated[str, typer.Option(help="the metric to maximise, e.g. sh
 CashOpt = Annotated[float, typer.Option(help="starting cash")]
 CostsOpt = Annotated[str, typer.Option(help="retail-default, liquid-etf, large-cap, small-cap, flat-commission or none")]
 GRID_SHOWN = 10
+GridOpt = Annotated[list[str] | None, typer.Option(
+    "--param", "-p", help="name=value[,value...]: that parameter's values in the grid (one value holds it); "
+                          "the others as in the default grid (default, -20%, +20%)")]
 UniverseOpt = Annotated[str | None, typer.Option(help="enter only the members of this recorded universe at each "
                                                       "decision (tapeflow universe show NAME)")]
 
 
 def walk_forward_command(
     strategy: StrategyArg,
-    param: Annotated[list[str] | None, typer.Option(
-        "--param", "-p", help="name=value[,value...]: that parameter's values in the grid (one value holds it); "
-                              "the others as in the default grid (default, -20%, +20%)")] = None,
+    param: GridOpt = None,
     symbol: SymbolOpt = None,
     start: StartOpt = None,
     end: EndOpt = None,
@@ -154,9 +155,7 @@ def perturb_command(
 
 def grid_command(
     strategy: StrategyArg,
-    param: Annotated[list[str] | None, typer.Option(
-        "--param", "-p", help="name=value[,value...]: that parameter's values in the grid (one value holds it); "
-                              "the others as in the default grid (default, -20%, +20%)")] = None,
+    param: GridOpt = None,
     symbol: SymbolOpt = None,
     start: StartOpt = None,
     end: EndOpt = None,

@@ -50,6 +50,7 @@ RUN_ORDER = (
     "param-grid/param-grid-sma-cross",
     "paper-vs-backtest/compare-paper-to-backtest-after-close",
     "record-results/record-handed-back-results",  # nothing handed back on one machine: records none
+    "adopt-model/adopt-handed-back-model",  # nor any model
 )
 
 # Run with other values than the deployment's, and why.
@@ -137,6 +138,8 @@ def check_result(name: str, result: Any) -> None:
             row = con.execute("SELECT assumptions FROM backtest_runs WHERE run_id = ?", [result["run_id"]]).fetchone()
         assert row is not None, f"run {result['run_id']} was not recorded"
         assert json.loads(row[0])["news"].startswith("11 scored headline-ticker rows"), row[0]
+    if name == "adopt-model/adopt-handed-back-model":
+        assert result == {"models": []}, result
     if name == "record-results/record-handed-back-results":
         assert result == {"folders": 0, "runs": [], "rows": 0}, result
     if name == "backtest/backtest-opening-range":
