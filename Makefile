@@ -4,13 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint serve postgres lock clean help
+.PHONY: demo test test-fast e2e lint serve postgres lock clean help
 
 help:
 	@echo "make demo   - set up .venv and run the end-to-end demo"
 	@echo "make test   - set up .venv, check the code (make lint) and run the test suite"
 	@echo "make lint   - ruff, the import-layer contracts (lint-imports) and mypy"
 	@echo "make test-fast - the tests not marked slow (about a minute): no flows, sessions, training or servers"
+	@echo "make e2e   - the end-to-end tests (PostgreSQL, Prefect server, two work pools, a Dask cluster): CI runs them"
 	@echo "make serve  - Prefect server + UI on 127.0.0.1:4200, deployments and a worker"
 	@echo "make postgres - a local PostgreSQL for Prefect on 127.0.0.1:5433 (var/postgres); prints its URL"
 	@echo "make lock   - refresh constraints.txt from the current .venv"
@@ -29,7 +30,11 @@ demo: $(STAMP)
 
 # The checks first (seconds), then the tests: a wrong-way import or a type error fails fast.
 test: lint $(STAMP)
-	$(BIN)/python -m pytest -n 3 --dist loadfile
+	$(BIN)/python -m pytest -n 3 --dist loadfile -m "not e2e"
+
+# Across processes and machines' roles: minutes of their own, so apart from `make test` (CI runs both).
+e2e: $(STAMP)
+	$(BIN)/python -m pytest -m e2e
 
 # The quick loop while working: everything but the end-to-end tests marked slow.
 test-fast: $(STAMP)

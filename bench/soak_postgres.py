@@ -85,12 +85,16 @@ def main() -> int:
         # The demo beside the stack: its own flows, the same warehouse file.
         demo = subprocess.run([str(BIN / "tapeflow"), "demo"], env=env, cwd=PROJECT_DIR, capture_output=True, text=True)
         print(f"demo: exit {demo.returncode}, {LOCKED!r} x{(demo.stdout + demo.stderr).count(LOCKED)}")
+        if demo.returncode:
+            print("  " + "\n  ".join((demo.stdout + demo.stderr).strip().splitlines()[-4:]))
         failed += demo.returncode != 0
         for (name, _), run in zip(RUNS, runs, strict=True):
             text, _ = run.communicate(timeout=900)
             ok = run.returncode == 0 and "Completed" in text
             failed += not ok
             print(f"{name}: {'completed' if ok else 'FAILED'}")
+            if not ok:
+                print("  " + "\n  ".join(text.strip().splitlines()[-4:]))
         print(f"three runs and the demo: {time.monotonic() - started:.0f} s")
     finally:
         serve.send_signal(signal.SIGTERM)

@@ -62,6 +62,9 @@ def stack_environment(settings: Settings, port: int, reports_url: str | None = N
     if reports_url:  # flow runs link reports as f"{TAPEFLOW_REPORTS_URL}{run_id}/report.html"
         env[REPORTS_URL_ENV] = reports_url
     env["PREFECT_LOGGING_LEVEL"] = "INFO"
+    # The API answers a locked SQLite with a silent 503 that the UI shows as a form that did
+    # nothing; logged, it is in server.log for whoever wonders (docs/topology.md).
+    env.setdefault("PREFECT_API_LOG_RETRYABLE_ERRORS", "true")
     return env
 
 

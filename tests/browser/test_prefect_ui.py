@@ -21,8 +21,10 @@ from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from flows.trade import KILL_VARIABLE
 from tapeflow.cli.serve import WORK_POOLS
 from tapeflow.cli.stack_parts import FAILED_AUTOMATION, LATE_AUTOMATION, WRITER_TAG
-from tests.cli.test_serve_parts import stack  # noqa: F401 (fixture: one `tapeflow serve` for this module)
+from tests.cli.test_serve import stack_env
+from tests.cli.test_serve_parts import running_stack
 from tests.flows.test_prefect_yaml import DEPLOYMENTS, full_name
+from tests.postgres_kit import local_postgres
 
 pytestmark = pytest.mark.slow
 
@@ -52,8 +54,18 @@ def runs_of(client, deployment_id) -> list:
     return client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
 
 
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """One `tapeflow serve` for the module, on PostgreSQL: a busy machine's SQLite answers the UI 503
+    (database locked) now and then, which the UI shows as a form that did nothing."""
+    tmp = tmp_path_factory.mktemp("ui")
+    with local_postgres() as url, running_stack(
+            tmp, {**stack_env(tmp), "PREFECT_API_DATABASE_CONNECTION_URL": url}, "--database", "postgres") as up:
+        yield up
+
+
 @pytest.fixture
-def paused_pool(stack):  # noqa: F811
+def paused_pool(stack):
     with stack.client() as client:
         for pool in WORK_POOLS:
             client.update_work_pool(pool.value, WorkPoolUpdate(is_paused=True))
@@ -65,7 +77,7 @@ def paused_pool(stack):  # noqa: F811
 
 @pytest.mark.usefixtures("paused_pool")
 @pytest.mark.parametrize("deployment", BACKTESTS, ids=[d["name"] for d in BACKTESTS])
-def test_a_backtest_form_shows_choices_and_descriptions_and_submits_as_it_is(stack, page, deployment, tmp_path: Path):  # noqa: F811
+def test_a_backtest_form_shows_choices_and_descriptions_and_submits_as_it_is(stack, page, deployment, tmp_path: Path):
     with stack.client() as client:
         stored = client.read_deployment_by_name(full_name(deployment))
     schema = stored.parameter_openapi_schema
@@ -94,7 +106,7 @@ def test_a_backtest_form_shows_choices_and_descriptions_and_submits_as_it_is(sta
 
 
 @pytest.mark.usefixtures("paused_pool")
-def test_a_bad_value_is_refused_in_the_form_before_any_run_exists(stack, page):  # noqa: F811
+def test_a_bad_value_is_refused_in_the_form_before_any_run_exists(stack, page):
     with stack.client() as client:
         stored = client.read_deployment_by_name("backtest/backtest-sma-cross")
         before = len(runs_of(client, stored.id))
@@ -115,7 +127,7 @@ def test_a_bad_value_is_refused_in_the_form_before_any_run_exists(stack, page): 
     ("/variables", [KILL_VARIABLE]),
     ("/concurrency-limits", [WRITER_TAG]),
 ], ids=["automations", "variables", "concurrency"])
-def test_the_stack_parts_are_on_their_pages_by_name(stack, page, path, names):  # noqa: F811
+def test_the_stack_parts_are_on_their_pages_by_name(stack, page, path, names):
     page.goto(f"http://127.0.0.1:{stack.port}{path}", timeout=PAGE_TIMEOUT_MS)
     for name in names:
         page.get_by_text(name).first.wait_for(timeout=PAGE_TIMEOUT_MS)
@@ -132,7 +144,7 @@ def run_deployment(client, name: str, parameters: dict, timeout_s: float = 240):
     return run
 
 
-def test_a_replayed_trading_day_shows_its_progress_book_and_reconciliation(stack, page, tmp_path: Path):  # noqa: F811
+def test_a_replayed_trading_day_shows_its_progress_book_and_reconciliation(stack, page, tmp_path: Path):
     with stack.client() as client:
         run_deployment(client, "ingest-bars/bundled-spy-minute-bars", {"start": "2011-03-01", "end": "2011-03-04"})
         run = run_deployment(client, "trade-session/replay-opening-range-day", {"fresh": True})

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import http.client
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -78,6 +80,28 @@ class _Client:
         self.settings.__exit__(*exc)
 
 
+@contextmanager
+def running_stack(tmp: Path, env: dict[str, str], *args: str, receiver: WebhookReceiver | None = None) -> Iterator[Stack]:
+    """`tapeflow serve ARGS` in TAPEFLOW_HOME `tmp/home` until the block ends; fails the test with
+    its output and logs unless it says ready."""
+    port = free_port()
+    serve = subprocess.Popen([str(TAPEFLOW), "serve", "--port", str(port), *args], env=env, cwd=PROJECT_DIR,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    output = Output(serve)
+    seen: set[int] = set()
+    up = Stack(port, tmp / "home", env, output, receiver)
+    try:
+        ready = wait_for(lambda: READY.search(output.text) is not None or serve.poll() is not None,
+                         READY_TIMEOUT_S, 0.25)
+        if serve.poll() is not None or not ready:
+            pytest.fail(up.diagnostics(f"tapeflow serve {' '.join(args)} not ready (exit {serve.poll()})"))
+        seen |= descendants(serve.pid)
+        yield up
+        seen |= descendants(serve.pid)
+    finally:
+        kill_group(serve, seen)
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("serve-parts")
@@ -85,24 +109,9 @@ def stack(tmp_path_factory):
     (home / "reports" / "run-1").mkdir(parents=True)
     (home / "reports" / "run-1" / "report.html").write_text(REPORT)
     (home / "secret.txt").write_text("outside the reports folder")
-    port = free_port()
-    with WebhookReceiver() as receiver:
-        env = {**stack_env(tmp), "TAPEFLOW_ALERT_WEBHOOK_URL": receiver.url}
-        serve = subprocess.Popen([str(TAPEFLOW), "serve", "--port", str(port)], env=env, cwd=PROJECT_DIR,
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        output = Output(serve)
-        seen: set[int] = set()
-        up = Stack(port, home, env, output, receiver)
-        try:
-            ready = wait_for(lambda: READY.search(output.text) is not None or serve.poll() is not None,
-                             READY_TIMEOUT_S, 0.25)
-            if serve.poll() is not None or not ready:
-                pytest.fail(up.diagnostics(f"tapeflow serve not ready (exit {serve.poll()})"))
-            seen |= descendants(serve.pid)
-            yield up
-            seen |= descendants(serve.pid)
-        finally:
-            kill_group(serve, seen)
+    with WebhookReceiver() as receiver, running_stack(
+            tmp, {**stack_env(tmp), "TAPEFLOW_ALERT_WEBHOOK_URL": receiver.url}, receiver=receiver) as up:
+        yield up
 
 
 def test_ready_summary_names_what_serve_created(stack):

@@ -6,9 +6,7 @@ back; they land in the warehouse once. Then three flows at once: the server logs
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -16,21 +14,10 @@ import pytest
 from distributed import Client, LocalCluster, get_task_stream
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 
-from tapeflow.cli.postgres import PostgresError, ensure_local_postgres, find_bin_dir, stop_local_postgres
-from tests.cli.test_serve import (
-    PROJECT_DIR,
-    READY,
-    READY_TIMEOUT_S,
-    TAPEFLOW,
-    Output,
-    descendants,
-    free_port,
-    kill_group,
-    stack_env,
-    wait_for,
-)
-from tests.cli.test_serve_parts import Stack
+from tests.cli.test_serve import PROJECT_DIR, TAPEFLOW, Output, kill_group, stack_env, wait_for
+from tests.cli.test_serve_parts import Stack, running_stack
 from tests.flows.test_deployments import cut_bundled_data
+from tests.postgres_kit import local_postgres
 from warehouse.connection import Warehouse
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -41,18 +28,8 @@ LOCKED = "database is locked"
 
 @pytest.fixture(scope="module")
 def postgres():
-    try:
-        find_bin_dir()
-    except PostgresError as exc:
-        pytest.skip(f"{exc} (.ci/run installs it)")
-    # Run as root, the cluster belongs to the postgres user, who cannot enter pytest's private temp folders.
-    parent = Path(tempfile.mkdtemp(prefix="tapeflow-e2e-pg-"))
-    parent.chmod(0o711)
-    root = parent / "cluster"
-    url = ensure_local_postgres(root, free_port())
-    yield url
-    stop_local_postgres(root)
-    shutil.rmtree(parent, ignore_errors=True)
+    with local_postgres() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -68,22 +45,8 @@ def stack(tmp_path_factory, postgres, dask):
     tmp = tmp_path_factory.mktemp("multi")
     env = {**stack_env(tmp), "TAPEFLOW_DATA_DIR": str(cut_bundled_data(tmp)), "TAPEFLOW_DASK_ADDRESS": dask[0],
            "PREFECT_API_DATABASE_CONNECTION_URL": postgres, "TAPEFLOW_LOCK_TIMEOUT_S": "60"}
-    port = free_port()
-    serve = subprocess.Popen([str(TAPEFLOW), "serve", "--database", "postgres", "--port", str(port)], env=env,
-                             cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             start_new_session=True)
-    output = Output(serve)
-    up = Stack(port, tmp / "home", env, output)
-    seen: set[int] = set()
-    try:
-        ready = wait_for(lambda: READY.search(output.text) is not None or serve.poll() is not None, READY_TIMEOUT_S, 0.25)
-        if serve.poll() is not None or not ready:
-            pytest.fail(up.diagnostics(f"tapeflow serve --database postgres not ready (exit {serve.poll()})"))
-        seen |= descendants(serve.pid)
+    with running_stack(tmp, env, "--database", "postgres") as up:
         yield up
-        seen |= descendants(serve.pid)
-    finally:
-        kill_group(serve, seen)
 
 
 def start(client, name: str, parameters: dict | None = None):
