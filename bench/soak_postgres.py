@@ -77,6 +77,9 @@ def main() -> int:
                        cwd=PROJECT_DIR, capture_output=True, check=True)
         subprocess.run([prefect, "deployment", "run", "ingest-universe/bundled-universes", "--watch"], env=api_env,
                        cwd=PROJECT_DIR, capture_output=True, check=True)
+        # The backtest reads minute bars that the concurrent ingest only writes again.
+        subprocess.run([prefect, "deployment", "run", "ingest-bars/bundled-spy-minute-bars", "--watch"], env=api_env,
+                       cwd=PROJECT_DIR, capture_output=True, check=True)
         started = time.monotonic()
         runs = [subprocess.Popen([prefect, "deployment", "run", name, "--watch",
                                   *[f"--param={k}={v}" for k, v in params.items()]],
