@@ -65,7 +65,8 @@ def main() -> int:
     if args.database == "postgres":
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = ensure_local_postgres(root / "pg", free_port())
     out = root / "serve.out"
-    serve = subprocess.Popen([str(BIN / "tapeflow"), "serve", "--database", args.database, "--port", str(port)],
+    serve = subprocess.Popen([str(BIN / "tapeflow"), "serve", "--database", args.database, "--port", str(port),
+                              "--reports-port", str(free_port())],
                              env=env, cwd=PROJECT_DIR, stdout=out.open("w"), stderr=subprocess.STDOUT,
                              start_new_session=True)
     failed = 0

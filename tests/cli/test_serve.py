@@ -223,7 +223,7 @@ def test_serve_runs_minute_ingest_deployment_and_stops_on_sigterm(tmp_path: Path
     api_env = {**env, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
 
     serve = subprocess.Popen(
-        [str(TAPEFLOW), "serve", "--port", str(port)],
+        [str(TAPEFLOW), "serve", "--port", str(port), "--reports-port", str(free_port())],
         env=env, cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )

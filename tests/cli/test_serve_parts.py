@@ -51,9 +51,10 @@ REPORT = "<html><body>run-1 report</body></html>"
 
 
 class Stack:
-    def __init__(self, port: int, home: Path, env: dict[str, str], output: Output,
+    def __init__(self, port: int, reports_port: int, home: Path, env: dict[str, str], output: Output,
                  receiver: WebhookReceiver | None = None) -> None:
-        self.port, self.home, self.env, self.output, self.receiver = port, home, env, output, receiver
+        self.port, self.reports_port, self.home, self.env = port, reports_port, home, env
+        self.output, self.receiver = output, receiver
         self.api = f"http://127.0.0.1:{port}/api"
 
     def client(self):
@@ -85,11 +86,13 @@ def running_stack(tmp: Path, env: dict[str, str], *args: str, receiver: WebhookR
     """`tapeflow serve ARGS` in TAPEFLOW_HOME `tmp/home` until the block ends; fails the test with
     its output and logs unless it says ready."""
     port = free_port()
-    serve = subprocess.Popen([str(TAPEFLOW), "serve", "--port", str(port), *args], env=env, cwd=PROJECT_DIR,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    # The reports' port is chosen too: serve's default, port + 1, may be another test's.
+    reports_port = free_port()
+    serve = subprocess.Popen([str(TAPEFLOW), "serve", "--port", str(port), "--reports-port", str(reports_port), *args],
+                             env=env, cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     output = Output(serve)
     seen: set[int] = set()
-    up = Stack(port, tmp / "home", env, output, receiver)
+    up = Stack(port, reports_port, tmp / "home", env, output, receiver)
     try:
         ready = wait_for(lambda: READY.search(output.text) is not None or serve.poll() is not None,
                          READY_TIMEOUT_S, 0.25)
@@ -117,7 +120,7 @@ def stack(tmp_path_factory):
 def test_ready_summary_names_what_serve_created(stack):
     text = stack.output.text
     for name in (FAILED_AUTOMATION, LATE_AUTOMATION, KILL_VARIABLE, WRITER_TAG, NOTIFY_BLOCK,
-                 f"reports: http://127.0.0.1:{stack.port + 1}/"):
+                 f"reports: http://127.0.0.1:{stack.reports_port}/"):
         assert name in text, stack.diagnostics(f"{name!r} not in the ready summary")
     assert stack.receiver.url not in text  # the webhook URL is a secret
 
@@ -160,11 +163,11 @@ def test_serve_keeps_a_users_variable_and_edits(stack):
 
 
 def test_the_reports_folder_is_served_and_nothing_above_it(stack):
-    base = f"http://127.0.0.1:{stack.port + 1}/"
+    base = f"http://127.0.0.1:{stack.reports_port}/"
     assert stack.env.get("TAPEFLOW_REPORTS_URL") is None  # serve sets it for its children, not the caller
     reply = requests.get(base + "run-1/report.html", timeout=5)
     assert reply.status_code == 200 and reply.text == REPORT
-    conn = http.client.HTTPConnection("127.0.0.1", stack.port + 1, timeout=5)
+    conn = http.client.HTTPConnection("127.0.0.1", stack.reports_port, timeout=5)
     conn.request("GET", "/../secret.txt")
     assert conn.getresponse().status == 404
 
