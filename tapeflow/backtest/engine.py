@@ -24,6 +24,8 @@ import numpy as np
 import polars as pl
 
 from tapeflow.backtest.adjust import cash_in_lieu, fills_as_traded, scale_at, to_units, trades_as_traded
+from tapeflow.backtest.compiled import supports
+from tapeflow.backtest.compiled import walk as compiled_walk
 from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.fast import Marks, market_fills, market_only
 from tapeflow.backtest.fills import (
@@ -90,6 +92,8 @@ def simulate(bars: pl.DataFrame, signals: pl.DataFrame, config: BacktestConfig =
     if not halts and market_only(signals, config, timeframe):
         fast = signals if steps.is_empty() else signals.with_columns(pl.col("qty") / scale_at(signals, "at", steps))
         fills, outcomes, marks = market_fills(bars, fast, config.costs)
+    elif not halts and supports(signals, steps):
+        fills, outcomes, marks = _compiled(bars, signals, config, Timeframe(timeframe))
     else:
         fills, outcomes, marks = _walk_signals(bars, signals, config, Timeframe(timeframe), halts)
     fills = cash_in_lieu(fills, steps, bars, config.costs.commission)
@@ -101,6 +105,15 @@ def simulate(bars: pl.DataFrame, signals: pl.DataFrame, config: BacktestConfig =
         config=config,
         start_cash=config.cash,
     )
+
+
+def _compiled(bars: pl.DataFrame, signals: pl.DataFrame, config: BacktestConfig,
+              timeframe: Timeframe) -> tuple[pl.DataFrame, list[str], dict[str, SymbolBars]]:
+    """`_walk_signals` compiled (tapeflow/backtest/kernel.py): the same fills and outcomes."""
+
+    book_bars = split_by_symbol(bars, get_calendar())
+    fills, outcomes = compiled_walk(book_bars, signals, config, _closings(book_bars, config, timeframe))
+    return fills, outcomes, book_bars
 
 
 @dataclass(frozen=True)

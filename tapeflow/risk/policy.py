@@ -31,11 +31,11 @@ from tapeflow.model import Outcome, Side, Timeframe
 
 def tick_round(price: float, side: Side) -> float:
     """Round to the US equity tick ($0.01, $0.0001 under $1), against the trader."""
-    tick = 0.01 if price >= 1 else 0.0001
+    tick, per_dollar = (0.01, 100) if price >= 1 else (0.0001, 10_000)
     steps = price / tick
     # The epsilon keeps an exact tick price (e.g. 10.07 stored as 10.0699999) where it is.
     steps = math.ceil(steps - 1e-9) if side is Side.BUY else math.floor(steps + 1e-9)
-    return round(steps * tick, 4)
+    return steps / per_dollar  # the double nearest the exact cents: what the compiled engine computes too
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,12 @@ class DailyLossBreaker:
         return self._tripped_at is not None
 
     def describe(self, session: int, equity: float) -> str:
-        seen = self._tripped_at if self._tripped_at is not None else equity
-        return f"equity {seen:,.2f} is {100 * (seen / self._start - 1):.2f}% from the session's {self._start:,.2f}"
+        return loss_detail(self._tripped_at if self._tripped_at is not None else equity, self._start)
+
+
+def loss_detail(equity: float, start: float) -> str:
+    """How far `equity` is from the session's starting `start`, as a refused entry states it."""
+    return f"equity {equity:,.2f} is {100 * (equity / start - 1):.2f}% from the session's {start:,.2f}"
 
 
 @dataclass(frozen=True)
