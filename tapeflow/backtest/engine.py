@@ -19,6 +19,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 
 import numpy as np
 import polars as pl
@@ -37,7 +38,7 @@ from tapeflow.backtest.fills import (
     to_us,
     working_until,
 )
-from tapeflow.calendar.exchange import get_calendar, ny_day, ny_day_bounds
+from tapeflow.calendar.exchange import NEW_YORK, get_calendar, ny_day, ny_day_bounds
 from tapeflow.model import Action, OrderType, Outcome, Side, Timeframe, TimeInForce
 from tapeflow.risk.policy import BookView, DailyLossBreaker, Halt
 from tapeflow.schemas import EQUITY_SCHEMA, FILLS_SCHEMA, TRADES_SCHEMA, UTC_TS, conform
@@ -75,6 +76,21 @@ class BacktestResult:
     @property
     def final_equity(self) -> float:
         return float(self.equity["equity"][-1]) if self.equity.height else self.start_cash
+
+    @cached_property
+    def daily_equity(self) -> pl.DataFrame:
+        """One row per New York date of the bar ends: `date` and the day's last `equity` (metrics,
+        report and analyses all read it: computed once)."""
+        return daily_of(self.equity)
+
+
+def daily_of(equity: pl.DataFrame) -> pl.DataFrame:
+    """An equity frame (ts, equity) as one row per New York date: `date` and its last `equity`."""
+    return (
+        equity.sort("ts")
+        .group_by(pl.col("ts").dt.convert_time_zone(NEW_YORK.key).dt.date().alias("date"), maintain_order=True)
+        .agg(pl.col("equity").last())
+    )
 
 
 def simulate(bars: pl.DataFrame, signals: pl.DataFrame, config: BacktestConfig = BacktestConfig(), *,

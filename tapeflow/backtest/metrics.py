@@ -43,12 +43,11 @@ from typing import cast
 import numpy as np
 import polars as pl
 
-from tapeflow.backtest.engine import BacktestResult
+from tapeflow.backtest.engine import BacktestResult, daily_of
 from tapeflow.backtest.exposure import time_in_market
 
 TRADING_DAYS = 252
 DAYS_PER_YEAR = 365.25
-NEW_YORK_TZ = "America/New_York"
 # Equity this close under its peak is float noise, not a drawdown (for durations only).
 _UNDERWATER_TOLERANCE = 1e-12
 
@@ -86,16 +85,7 @@ def compute_metrics(result: BacktestResult) -> dict[str, float | int | None]:
 
 def daily_equity(result: BacktestResult) -> pl.DataFrame:
     """One row per New York date of the bar ends: `date` and the day's last `equity`."""
-    return daily_of(result.equity)
-
-
-def daily_of(equity: pl.DataFrame) -> pl.DataFrame:
-    """An equity frame (ts, equity) as one row per New York date: `date` and its last `equity`."""
-    return (
-        equity.sort("ts")
-        .group_by(pl.col("ts").dt.convert_time_zone(NEW_YORK_TZ).dt.date().alias("date"), maintain_order=True)
-        .agg(pl.col("equity").last())
-    )
+    return result.daily_equity
 
 
 def daily_returns(result: BacktestResult) -> np.ndarray:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import matplotlib.image as mpimg
+import numpy as np
 import polars as pl
 import pytest
 
@@ -304,3 +305,22 @@ def test_format_metric(name: str, value: object, text: str):
 def test_metric_kind_rules():
     assert [metric_kind(n) for n in ("win_rate", "avg_win", "profit_factor", "n_trades", "volatility", "alpha", "kelly")] == [
         "fraction", "money", "ratio", "count", "fraction", "fraction", "number"]
+
+
+def test_a_long_curve_is_drawn_from_its_envelope():
+    """A minute backtest's million marks become two per pixel column, keeping every column's
+    lowest and highest point (so the deepest drawdown is drawn), in time order."""
+    from tapeflow.backtest.report.charts import envelope
+
+    rng = np.random.default_rng(3)
+    y = np.cumsum(rng.normal(size=1_000_000))
+    x = np.arange(len(y))
+    xs, ys = envelope(x, y, columns=1000)
+    assert len(xs) == 2000 and np.all(np.diff(xs) >= 0)
+    assert np.array_equal(y[xs], ys)  # points of the curve, not made up
+    assert ys.min() == y.min() and ys.max() == y.max()
+    column = np.linspace(0, len(y), 1001).astype(np.int64)
+    for k in (0, 417, 999):  # each column's own extremes are kept
+        part = y[column[k]:column[k + 1]]
+        assert part.min() in ys[2 * k:2 * k + 2] and part.max() in ys[2 * k:2 * k + 2]
+    assert len(envelope(x[:4000], y[:4000], columns=1000)[1]) == 4000  # a short curve is drawn whole
