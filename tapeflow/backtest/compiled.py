@@ -48,7 +48,7 @@ def walk(book_bars: dict[str, SymbolBars], signals: pl.DataFrame, config: Backte
          closings: list[tuple[int, int]]) -> tuple[pl.DataFrame, list[str]]:
     """The event loop's fills and each signal's outcome (signals sorted by `at`), for inputs
     `supports` accepted; `closings` are the policy's (time exit, reopen) pairs."""
-    from tapeflow.backtest import kernel  # deferred: numba's import and the kernel's load take tenths of a second
+    import tapeflow.backtest.kernel as kernel  # deferred: numba's import and the kernel's load take tenths of a second
 
     names = list(book_bars)
     index = {name: i for i, name in enumerate(names)}
@@ -86,13 +86,26 @@ def walk(book_bars: dict[str, SymbolBars], signals: pl.DataFrame, config: Backte
                kernel.blocks(low, kernel.BLOCK, low=True), kernel.blocks(low, kernel.BLOCK2, low=True),
                kernel.blocks(high, kernel.BLOCK, low=False), kernel.blocks(high, kernel.BLOCK2, low=False), sym_lo, sym_hi)
     costs = (_params(config), np.ascontiguousarray(anchors[:, 0]), np.ascontiguousarray(anchors[:, 1]))
-    out_code, out_order, out_a, out_b, orders, applied = kernel.run(
-        columns, codes["sym"].to_numpy(), at, codes["enter"].to_numpy(), codes["qty"].to_numpy(),
-        codes["type"].to_numpy(), codes["tif"].to_numpy(), codes["limit_price"].to_numpy(),
-        codes["stop_price"].to_numpy(), (day.cast(pl.Int64) + _ORDINAL_OF_EPOCH).to_numpy(), midnight.to_numpy(),
-        close_exit, close_reopen, costs)
-    kinds, syms, placed, parents, any_fill, commission, fees = orders
-    fill_order, fill_ts, fill_qty, fill_price, fill_ref = applied
+    arguments = (columns, codes["sym"].to_numpy(), at, codes["enter"].to_numpy(), codes["qty"].to_numpy(),
+                 codes["type"].to_numpy(), codes["tif"].to_numpy(), codes["limit_price"].to_numpy(),
+                 codes["stop_price"].to_numpy(), (day.cast(pl.Int64) + _ORDINAL_OF_EPOCH).to_numpy(),
+                 midnight.to_numpy(), close_exit, close_reopen, costs)
+    # room for an entry and its stop per decision and a sale per held name at each time exit;
+    # a run that needs more (breaker flattens, fills split by the volume cap) runs again with twice the room
+    order_room = 2 * signals.height + len(closings) * len(names) + 16
+    fill_room = 2 * order_room
+    while True:
+        try:
+            out_code, out_order, out_a, out_b, orders, fills, applied = kernel.run(*arguments, order_room, fill_room)
+            break
+        except kernel.Full:
+            order_room, fill_room = 2 * order_room, 2 * fill_room
+    kinds, syms = orders[:, kernel.O_KIND].astype(np.int64), orders[:, kernel.O_SYM].astype(np.int64)
+    placed, parents = orders[:, kernel.O_PLACED].astype(np.int64), orders[:, kernel.O_PARENT].astype(np.int64)
+    any_fill, commission, fees = orders[:, kernel.O_ANY] != 0, orders[:, kernel.O_COMMISSION], orders[:, kernel.O_FEES]
+    done = fills[applied]
+    fill_order, fill_ts = done[:, kernel.F_ORDER].astype(np.int64), done[:, kernel.F_TS].astype(np.int64)
+    fill_qty, fill_price, fill_ref = done[:, kernel.F_QTY], done[:, kernel.F_PRICE], done[:, kernel.F_REF]
 
     order_ids = _order_ids(kinds, syms, placed, parents, names)
     outcomes: list[str] = []
@@ -114,7 +127,7 @@ _ORDINAL_OF_EPOCH = 719_163  # date(1970, 1, 1).toordinal(): polars counts days 
 
 def _params(config: BacktestConfig) -> np.ndarray:
     """The config as the kernel's float parameters (NaN: None)."""
-    from tapeflow.backtest import kernel  # deferred, as in walk
+    import tapeflow.backtest.kernel as kernel  # deferred, as in walk
 
     def none(x: float | None) -> float:
         return math.nan if x is None else float(x)

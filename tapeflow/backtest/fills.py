@@ -29,6 +29,7 @@ from tapeflow.backtest.liquidity import bar_liquidity
 from tapeflow.calendar.exchange import ExchangeCalendar, get_calendar
 from tapeflow.model import OrderType, Side, TimeInForce
 from tapeflow.risk.policy import tick_round
+from tapeflow.strategy.history import by_symbol_and_time
 
 _US = 1_000_000
 
@@ -82,7 +83,7 @@ def split_by_symbol(bars: pl.DataFrame, calendar: ExchangeCalendar | None = None
     """All symbols' bars as SymbolBars (in symbol order), sessions looked up once for every date
     present; the columns become arrays once, and each symbol is a slice of them."""
     calendar = calendar or get_calendar()
-    marked = mark_sessions(bars, calendar).sort("symbol", "ts", maintain_order=True)
+    marked = by_symbol_and_time(mark_sessions(bars, calendar))
     if marked.is_empty():
         return {}
     column = {name: marked[name].to_numpy() for name in ("open", "high", "low", "close", "volume", "_session", "_opens",

@@ -14,8 +14,7 @@ import heapq
 import math
 
 import numpy as np
-from numba import njit, types
-from numba.typed import List
+from numba import njit
 
 # order kinds, types, times in force (codes shared with compiled.py)
 ENTER, EXIT, FLAT, STOP_LOSS = 0, 1, 2, 3
@@ -95,6 +94,19 @@ def _fees(p: np.ndarray, buy: bool, qty: float, value: float) -> float:
     return p[P_SEC_FEE] * value + min(p[P_TAF] * qty, p[P_TAF_MAXIMUM])
 
 
+# the order book: one row an order, in the order they were placed
+(O_KIND, O_SYM, O_BUY, O_QTY, O_TYPE, O_LIMIT, O_STOP, O_PLACED, O_PARENT, O_WORKING, O_CANCELLED, O_FILLED_QTY,
+ O_FILLED_VALUE, O_CHARGED, O_ANY, O_DONE, O_COMMISSION, O_FEES, N_O) = range(19)
+# fills as their order computed them when placed: one row a fill
+F_ORDER, F_TS, F_QTY, F_PRICE, F_REF, N_F = range(6)
+# counters
+C_ORDERS, C_FILLS, C_WORKING, C_HELD, C_APPLIED, N_C = range(6)
+
+
+class Full(Exception):
+    """The preallocated book is full: `compiled.walk` runs the loop again with room for more."""
+
+
 BLOCK, BLOCK2 = 64, 4096  # bars per block of the range extremes that touch searches skip with
 
 
@@ -138,50 +150,6 @@ def _first_high_at_least(i, end, price, high, block_high, block2_high):
 
 
 @njit(cache=True)
-def _orders():
-    """Empty order columns: kind, symbol, buy, qty, type, limit, stop, placed, parent, working,
-    cancelled, filled qty, filled value, charged, any fill applied, settled, commission, fees."""
-    return (List.empty_list(types.int64), List.empty_list(types.int64), List.empty_list(types.boolean),
-            List.empty_list(types.float64), List.empty_list(types.int64), List.empty_list(types.float64),
-            List.empty_list(types.float64), List.empty_list(types.int64), List.empty_list(types.int64),
-            List.empty_list(types.boolean), List.empty_list(types.boolean), List.empty_list(types.float64),
-            List.empty_list(types.float64), List.empty_list(types.float64), List.empty_list(types.boolean),
-            List.empty_list(types.boolean), List.empty_list(types.float64), List.empty_list(types.float64))
-
-
-@njit(cache=True)
-def _new_order(orders, kind, s, buy, qty, otype, limit, stop, placed, parent):
-    (o_kind, o_sym, o_buy, o_qty, o_type, o_limit, o_stop, o_placed, o_parent, o_working, o_cancelled, o_filled_qty,
-     o_filled_value, o_charged, o_any, o_done, o_commission, o_fees) = orders
-    o_kind.append(kind)
-    o_sym.append(s)
-    o_buy.append(buy)
-    o_qty.append(qty)
-    o_type.append(otype)
-    o_limit.append(limit)
-    o_stop.append(stop)
-    o_placed.append(placed)
-    o_parent.append(parent)
-    o_working.append(False)
-    o_cancelled.append(False)
-    o_filled_qty.append(0.0)
-    o_filled_value.append(0.0)
-    o_charged.append(0.0)
-    o_any.append(False)
-    o_done.append(False)
-    o_commission.append(0.0)
-    o_fees.append(0.0)
-    return len(o_kind) - 1
-
-
-@njit(cache=True)
-def _fills():
-    """Empty fill columns, as computed when their order is placed: order, instant, qty, price, reference."""
-    return (List.empty_list(types.int64), List.empty_list(types.int64), List.empty_list(types.float64),
-            List.empty_list(types.float64), List.empty_list(types.float64))
-
-
-@njit(cache=True)
 def _last_close(bars, s, at):
     """Close of symbol `s`'s last bar ended by `at`, or NaN."""
     end, close, sym_lo, sym_hi = bars[1], bars[5], bars[14], bars[15]
@@ -197,26 +165,26 @@ def _or_zero(x):
 
 @njit(cache=True)
 def run(bars, sig_sym, sig_at, sig_enter, sig_qty, sig_type, sig_tif, sig_limit, sig_stop, sig_session,
-        sig_session_start, close_exit, close_reopen, costs):
-    """The event loop over `bars` (the columns `compiled.walk` builds) and the decisions.
-    Returns (per decision: outcome, order, two detail figures), (per order: kind, symbol,
-    placed, parent, any fill applied, commission, fees) and (per applied fill: order, time,
-    quantity, price, reference)."""
+        sig_session_start, close_exit, close_reopen, costs, order_room, fill_room):
+    """The event loop over `bars` (the columns `compiled.walk` builds) and the decisions, with
+    room for `order_room` orders and `fill_room` fills (else Full). Returns per decision its
+    outcome, order and two detail figures; the orders; the fills; the applied fills' rows."""
     p = costs[0]
     n_sym = len(bars[14])
     n_sig = len(sig_at)
     cash = p[P_CASH]
+    orders = np.zeros((order_room, N_O))
+    fills = np.zeros((fill_room, N_F))
+    count = np.zeros(N_C, dtype=np.int64)
     position = np.zeros(n_sym)
-    held_order = List.empty_list(types.int64)  # symbols in the order they first got a fill (the book's dict order)
     open_count = np.zeros(n_sym, dtype=np.int64)  # orders working per symbol
-    orders = _orders()
-    working = List.empty_list(types.int64)  # working orders, in the order they were placed
-    fills = _fills()
-    applied = List.empty_list(types.int64)
+    working = np.empty(order_room, dtype=np.int64)  # working orders, in the order they were placed
+    held_order = np.empty(n_sym, dtype=np.int64)  # symbols in the order they first got a fill (the book's dict order)
+    applied = np.empty(fill_room, dtype=np.int64)
+    book = (count, position, open_count, working, held_order, applied)
     # heap of (instant, sequence, what: 0 a fill / 1 its order stops working, index)
     pending = [(np.int64(0), np.int64(0), np.int64(0), np.int64(0))]
     pending.pop()
-    book = (position, held_order, open_count, working, applied)
     seq = 0
 
     out_code = np.empty(n_sig, dtype=np.int64)
@@ -268,7 +236,7 @@ def run(bars, sig_sym, sig_at, sig_enter, sig_qty, sig_type, sig_tif, sig_limit,
             if held <= 0:
                 out_code[k] = CANCELLED_ENTRY
                 continue
-            order = _new_order(orders, EXIT, s, False, held, sig_type[k], sig_limit[k], sig_stop[k], at, -1)
+            order = _new_order(orders, count, EXIT, s, False, held, sig_type[k], sig_limit[k], sig_stop[k], at, -1)
             out_code[k], out_order[k] = PLACED_ORDER, order
             _, seq = _place(order, sig_tif[k], bars, orders, fills, book, pending, seq, costs)
             continue
@@ -292,21 +260,34 @@ def run(bars, sig_sym, sig_at, sig_enter, sig_qty, sig_type, sig_tif, sig_limit,
         if code >= 0:
             out_code[k], out_a[k] = code, detail
             continue
-        order = _new_order(orders, ENTER, s, True, qty, sig_type[k], sig_limit[k], sig_stop[k], at, -1)
+        order = _new_order(orders, count, ENTER, s, True, qty, sig_type[k], sig_limit[k], sig_stop[k], at, -1)
         out_code[k], out_order[k] = PLACED_ORDER, order
-        first_fill = len(fills[0])
+        first_fill = count[C_FILLS]
         until, seq = _place(order, sig_tif[k], bars, orders, fills, book, pending, seq, costs)
-        if len(fills[0]) > first_fill and not math.isnan(p[P_STOP_LOSS]):
+        if count[C_FILLS] > first_fill and not math.isnan(p[P_STOP_LOSS]):
             seq = _protect(order, first_fill, until + 1, s, bars, orders, fills, book, pending, seq, costs)
 
     cash = _apply_until(0, False, pending, orders, fills, book, cash, p)
-    return out_code, out_order, out_a, out_b, _order_columns(orders), _applied_columns(fills, applied)
+    return (out_code, out_order, out_a, out_b, orders[:count[C_ORDERS]], fills[:count[C_FILLS]],
+            applied[:count[C_APPLIED]])
+
+
+@njit(cache=True)
+def _new_order(orders, count, kind, s, buy, qty, otype, limit, stop, placed, parent):
+    o = count[C_ORDERS]
+    if o == len(orders):
+        raise Full()
+    count[C_ORDERS] += 1
+    row = orders[o]
+    row[O_KIND], row[O_SYM], row[O_BUY], row[O_QTY], row[O_TYPE] = kind, s, buy, qty, otype
+    row[O_LIMIT], row[O_STOP], row[O_PLACED], row[O_PARENT] = limit, stop, placed, parent
+    return o
 
 
 @njit(cache=True)
 def _entry_size(bars, book, s, at, asked, equity, buying_power, p):
     """`ExecutionPolicy.entry` at the last close: (-1, shares, 0) or (the refusing outcome, 0, its figure)."""
-    position, open_count = book[0], book[2]
+    position, open_count = book[1], book[2]
     price = _last_close(bars, s, at)
     needs_price = math.isnan(asked) or not math.isnan(p[P_MAX_POSITION_PCT]) or math.isfinite(buying_power)
     has_price = math.isfinite(price) and price > 0
@@ -341,50 +322,26 @@ def _entry_size(bars, book, s, at, asked, equity, buying_power, p):
 def _protect(entry, first_fill, placed, s, bars, orders, fills, book, pending, seq, costs):
     """The entry's protective stop for what it filled, from `placed` (the bar after it stops working)."""
     p = costs[0]
-    f_qty, f_price = fills[2], fills[3]
+    last = book[0][C_FILLS]
     total_qty = 0.0
-    for f in range(first_fill, len(f_qty)):
-        total_qty += f_qty[f]
+    for f in range(first_fill, last):
+        total_qty += fills[f, F_QTY]
     total_value = 0.0
-    for f in range(first_fill, len(f_qty)):
-        total_value += f_qty[f] * f_price[f]
+    for f in range(first_fill, last):
+        total_value += fills[f, F_QTY] * fills[f, F_PRICE]
     stop_price = _tick_round(total_value / total_qty * (1 - p[P_STOP_LOSS]), False)
-    stop = _new_order(orders, STOP_LOSS, s, False, total_qty, STOP, math.nan, stop_price, placed, entry)
+    stop = _new_order(orders, book[0], STOP_LOSS, s, False, total_qty, STOP, math.nan, stop_price, placed, entry)
     _, seq = _place(stop, GTC, bars, orders, fills, book, pending, seq, costs)
     return seq
 
 
 @njit(cache=True)
-def _order_columns(orders):
-    """Kind, symbol, placed, parent, any fill applied, commission, fees: as arrays."""
-    n = len(orders[0])
-    kind, sym, placed, parent = (np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64),
-                                 np.empty(n, dtype=np.int64))
-    any_fill, commission, fees = np.empty(n, dtype=np.bool_), np.empty(n), np.empty(n)
-    for o in range(n):
-        kind[o], sym[o], placed[o], parent[o] = orders[0][o], orders[1][o], orders[7][o], orders[8][o]
-        any_fill[o], commission[o], fees[o] = orders[14][o], orders[16][o], orders[17][o]
-    return kind, sym, placed, parent, any_fill, commission, fees
-
-
-@njit(cache=True)
-def _applied_columns(fills, applied):
-    """The applied fills in order: order, instant, qty, price, reference."""
-    n = len(applied)
-    order, ts, qty, price, reference = (np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64), np.empty(n),
-                                        np.empty(n), np.empty(n))
-    for a in range(n):
-        f = applied[a]
-        order[a], ts[a], qty[a], price[a], reference[a] = fills[0][f], fills[1][f], fills[2][f], fills[3][f], fills[4][f]
-    return order, ts, qty, price, reference
-
-
-@njit(cache=True)
 def _equity_at(bars, book, at, cash):
     """`engine._equity_at`: positions in the order the book first held them."""
-    position, held_order = book[0], book[1]
+    count, position, held_order = book[0], book[1], book[4]
     value = cash
-    for s in held_order:
+    for h in range(count[C_HELD]):
+        s = held_order[h]
         if position[s] != 0:
             value += position[s] * _or_zero(_last_close(bars, s, at))
     return value
@@ -393,91 +350,97 @@ def _equity_at(bars, book, at, cash):
 @njit(cache=True)
 def _buying_power(bars, orders, book, at, equity, multiple):
     """`engine._buying_power`: buys still working count at their limit, stop or the last close."""
-    position, held_order, working = book[0], book[1], book[3]
-    o_sym, o_buy, o_qty, o_limit, o_stop, o_filled_qty = orders[1], orders[2], orders[3], orders[5], orders[6], orders[11]
+    count, position, working, held_order = book[0], book[1], book[3], book[4]
     held = 0.0
-    for s in held_order:
+    for h in range(count[C_HELD]):
+        s = held_order[h]
         if position[s] != 0:
             held += abs(position[s]) * _or_zero(_last_close(bars, s, at))
     waiting = 0.0
-    for o in working:
-        if o_buy[o]:
-            if not math.isnan(o_limit[o]) and o_limit[o] != 0:
-                price = o_limit[o]
-            elif not math.isnan(o_stop[o]) and o_stop[o] != 0:
-                price = o_stop[o]
+    for w in range(count[C_WORKING]):
+        row = orders[working[w]]
+        if row[O_BUY] != 0:
+            if not math.isnan(row[O_LIMIT]) and row[O_LIMIT] != 0:
+                price = row[O_LIMIT]
+            elif not math.isnan(row[O_STOP]) and row[O_STOP] != 0:
+                price = row[O_STOP]
             else:
-                price = _or_zero(_last_close(bars, o_sym[o], at))
-            waiting += (o_qty[o] - o_filled_qty[o]) * price
+                price = _or_zero(_last_close(bars, np.int64(row[O_SYM]), at))
+            waiting += (row[O_QTY] - row[O_FILLED_QTY]) * price
     return max(0.0, equity * multiple - held - waiting)
 
 
 @njit(cache=True)
-def _settle(o, orders, p):
+def _settle(row, p):
     """An order stopped working: its commission and fees on what it filled."""
-    o_buy, o_filled_qty, o_filled_value, o_any, o_done = orders[2], orders[11], orders[12], orders[14], orders[15]
-    if o_done[o] or not o_any[o]:
+    if row[O_DONE] != 0 or row[O_ANY] == 0:
         return
-    o_done[o] = True
-    orders[16][o] = _commission(p, o_filled_qty[o], o_filled_value[o])
-    orders[17][o] = _fees(p, o_buy[o], o_filled_qty[o], o_filled_value[o])
+    row[O_DONE] = 1
+    row[O_COMMISSION] = _commission(p, row[O_FILLED_QTY], row[O_FILLED_VALUE])
+    row[O_FEES] = _fees(p, row[O_BUY] != 0, row[O_FILLED_QTY], row[O_FILLED_VALUE])
 
 
 @njit(cache=True)
 def _stop_working(o, orders, book):
-    working, open_count = book[3], book[2]
-    orders[9][o] = False
-    open_count[orders[1][o]] -= 1
-    for w in range(len(working)):
+    count, open_count, working = book[0], book[2], book[3]
+    orders[o, O_WORKING] = 0
+    open_count[np.int64(orders[o, O_SYM])] -= 1
+    n = count[C_WORKING]
+    for w in range(n):
         if working[w] == o:
-            working.pop(w)
+            working[w:n - 1] = working[w + 1:n]
+            count[C_WORKING] = n - 1
             return
 
 
 @njit(cache=True)
 def _cancel_symbol(s, orders, book, p):
     """Cancel every order working in symbol `s`; each pays for what it filled."""
-    doomed = List.empty_list(types.int64)
-    for o in book[3]:
-        if orders[1][o] == s:
-            doomed.append(o)
-    for o in doomed:
-        _stop_working(o, orders, book)
-        orders[10][o] = True
-        _settle(o, orders, p)
+    count, working = book[0], book[3]
+    w = 0
+    while w < count[C_WORKING]:
+        o = working[w]
+        if orders[o, O_SYM] == s:
+            _stop_working(o, orders, book)  # the next one moves into place w
+            orders[o, O_CANCELLED] = 1
+            _settle(orders[o], p)
+        else:
+            w += 1
 
 
 @njit(cache=True)
 def _apply_until(at, bounded, pending, orders, fills, book, cash, p):
     """`engine._apply_until`: the fills and ends of orders strictly before `at` (all: not bounded)."""
-    position, held_order, applied = book[0], book[1], book[4]
-    o_sym, o_buy, o_working, o_cancelled = orders[1], orders[2], orders[9], orders[10]
-    o_filled_qty, o_filled_value, o_charged, o_any = orders[11], orders[12], orders[13], orders[14]
+    count, position, held_order, applied = book[0], book[1], book[4], book[5]
     while len(pending) > 0 and (not bounded or pending[0][0] < at):
         _, _, what, index = heapq.heappop(pending)
-        o = index if what == 1 else fills[0][index]
-        if o_cancelled[o]:
+        o = index if what == 1 else np.int64(fills[index, F_ORDER])
+        row = orders[o]
+        if row[O_CANCELLED] != 0:
             continue
         if what == 1:  # it has stopped working: filled, or its time is up
-            _settle(o, orders, p)
-            if o_working[o]:
+            _settle(row, p)
+            if row[O_WORKING] != 0:
                 _stop_working(o, orders, book)
             continue
-        s, buy = o_sym[o], o_buy[o]
-        qty, price = fills[2][index], fills[3][index]
-        if not o_any[o] and not _in(held_order, s):
-            held_order.append(s)
+        s, buy = np.int64(row[O_SYM]), row[O_BUY] != 0
+        qty, price = fills[index, F_QTY], fills[index, F_PRICE]
+        if row[O_ANY] == 0 and not _in(held_order[:count[C_HELD]], s):
+            held_order[count[C_HELD]] = s
+            count[C_HELD] += 1
         sign = 1.0 if buy else -1.0
         position[s] = position[s] + sign * qty
         cash -= sign * qty * price
-        applied.append(index)
-        o_any[o] = True
-        o_filled_qty[o] = o_filled_qty[o] + qty
-        o_filled_value[o] = o_filled_value[o] + qty * price
+        applied[count[C_APPLIED]] = index
+        count[C_APPLIED] += 1
+        row[O_ANY] = 1
+        row[O_FILLED_QTY] = row[O_FILLED_QTY] + qty
+        row[O_FILLED_VALUE] = row[O_FILLED_VALUE] + qty * price
         # commission is paid as the order fills: each fill pays what the order's total grew by
-        total = _commission(p, o_filled_qty[o], o_filled_value[o]) + _fees(p, buy, o_filled_qty[o], o_filled_value[o])
-        cash -= total - o_charged[o]
-        o_charged[o] = total
+        total = (_commission(p, row[O_FILLED_QTY], row[O_FILLED_VALUE])
+                 + _fees(p, buy, row[O_FILLED_QTY], row[O_FILLED_VALUE]))
+        cash -= total - row[O_CHARGED]
+        row[O_CHARGED] = total
     return cash
 
 
@@ -492,13 +455,13 @@ def _in(values, x):
 @njit(cache=True)
 def _flatten(at, bars, orders, fills, book, pending, seq, costs):
     """`_Loop.flatten`: cancel every working order, sell every position at market (symbols in order)."""
-    position, open_count = book[0], book[2]
+    position, open_count = book[1], book[2]
     for s in range(len(position)):
         if open_count[s] > 0:
             _cancel_symbol(s, orders, book, costs[0])
     for s in range(len(position)):
         if position[s] > 0:
-            order = _new_order(orders, FLAT, s, False, position[s], MARKET, math.nan, math.nan, at, -1)
+            order = _new_order(orders, book[0], FLAT, s, False, position[s], MARKET, math.nan, math.nan, at, -1)
             _, seq = _place(order, DAY, bars, orders, fills, book, pending, seq, costs)
     return seq
 
@@ -510,21 +473,20 @@ def _place(o, tif, bars, orders, fills, book, pending, seq, costs):
     (bar_ts, _, bar_open, bar_high, bar_low, _, bar_volume, bar_session, bar_adv, bar_sigma, block_low, block2_low,
      block_high, block2_high, sym_lo, sym_hi) = bars
     p, anchor_adv, anchor_bps = costs
-    f_order, f_ts, f_qty, f_price, f_ref = fills
-    s = orders[1][o]
+    count, open_count, working = book[0], book[2], book[3]
+    row = orders[o]
+    s = np.int64(row[O_SYM])
     lo, hi = sym_lo[s], sym_hi[s]
-    first = lo + np.searchsorted(bar_ts[lo:hi], orders[7][o], side="left")
+    first = lo + np.searchsorted(bar_ts[lo:hi], np.int64(row[O_PLACED]), side="left")
     if first >= hi:
         return np.int64(-1), seq  # no bar left: it never works
     end = hi
     if tif == DAY:  # to its session's last bar
-        end = first
-        while end < hi and bar_session[end] <= bar_session[first]:
-            end += 1
-    buy, otype, limit, stop, remaining = orders[2][o], orders[4][o], orders[5][o], orders[6][o], orders[3][o]
+        end = lo + np.searchsorted(bar_session[lo:hi], bar_session[first], side="right")
+    buy, otype, limit, stop, remaining = row[O_BUY] != 0, np.int64(row[O_TYPE]), row[O_LIMIT], row[O_STOP], row[O_QTY]
     participation = p[P_PARTICIPATION]
     triggered = False
-    start_fills = len(f_order)
+    start_fills = count[C_FILLS]
     i = first
     while remaining > 0 and i < end:
         if not triggered and otype != MARKET:
@@ -551,26 +513,28 @@ def _place(o, tif, bars, orders, fills, book, pending, seq, costs):
                 price = _tick_round(price, buy)
                 if otype == LIMIT:  # rounding must not push a limit fill through its limit
                     price = min(price, limit) if buy else max(price, limit)
-            f_order.append(o)
-            f_ts.append(bar_ts[i])
-            f_qty.append(qty)
-            f_price.append(price)
-            f_ref.append(reference)
+            f = count[C_FILLS]
+            if f == len(fills):
+                raise Full()
+            count[C_FILLS] += 1
+            fills[f, F_ORDER], fills[f, F_TS], fills[f, F_QTY], fills[f, F_PRICE], fills[f, F_REF] = (
+                o, bar_ts[i], qty, price, reference)
             remaining -= qty
             if remaining <= 1e-9:
                 break
         i += 1
     until = bar_ts[end - 1] if tif == DAY else bar_ts[hi - 1]
     total = 0.0
-    for f in range(start_fills, len(f_order)):
-        total += f_qty[f]
-    if len(f_order) > start_fills and total >= orders[3][o] - 1e-9:
-        until = f_ts[len(f_order) - 1]  # complete at its last fill
-    orders[9][o] = True
-    book[3].append(o)
-    book[2][s] += 1
-    for f in range(start_fills, len(f_order)):
-        heapq.heappush(pending, (f_ts[f], np.int64(seq), np.int64(0), np.int64(f)))
+    for f in range(start_fills, count[C_FILLS]):
+        total += fills[f, F_QTY]
+    if count[C_FILLS] > start_fills and total >= row[O_QTY] - 1e-9:
+        until = np.int64(fills[count[C_FILLS] - 1, F_TS])  # complete at its last fill
+    row[O_WORKING] = 1
+    working[count[C_WORKING]] = o
+    count[C_WORKING] += 1
+    open_count[s] += 1
+    for f in range(start_fills, count[C_FILLS]):
+        heapq.heappush(pending, (np.int64(fills[f, F_TS]), np.int64(seq), np.int64(0), np.int64(f)))
         seq += 1
     heapq.heappush(pending, (until, np.int64(seq), np.int64(1), np.int64(o)))
     seq += 1
