@@ -17,7 +17,9 @@ DEFERRABLE = ("flows.", "prefect", "torch", "transformers", "matplotlib", "excha
               "tapeflow.backtest.report", "tapeflow.news.sentiment", "tapeflow.venues.alpaca.", "tapeflow.venues.ibkr.",
               "tapeflow.cli.main",  # the whole CLI: the `tapeflow` entry point skips it for the kill switch
               "tapeflow.cli.stack_parts",  # Prefect's client, for `tapeflow serve` only
-              "tapeflow.mcp", "tapeflow.venues.bullalert_mcp")  # the MCP SDK (0.4 s), for its commands only
+              "tapeflow.mcp", "tapeflow.venues.bullalert_mcp",  # the MCP SDK (0.4 s), for its commands only
+              "tapeflow.backtest.kernel",  # numba (0.2 s) and the compiled loop, for a backtest that needs them
+              "tapeflow.cli.sql", "tapeflow.cli.backtest")  # one command's module, which the entry point loads alone
 
 
 def cycles(graph: grimp.ImportGraph) -> list[list[str]]:

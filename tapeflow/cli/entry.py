@@ -1,7 +1,7 @@
 """The `tapeflow` command's entry point: every command runs under one handler that turns a
 mistake into one line (exit 2), any other failure into one line naming where its trace was
-written (exit 1), and draws progress on a terminal. `tapeflow kill-switch ...` runs straight
-away; every other command loads the whole CLI (polars, the strategies and the rest)."""
+written (exit 1), and draws progress on a terminal. `tapeflow kill-switch`, `sql` and `backtest`
+load their own module alone; every other command loads the whole CLI (polars, the strategies and the rest)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import gc
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -68,12 +69,25 @@ def run(args: list[str], *, debug: bool = False) -> int:
 
 def _invoke(args: list[str]) -> int | None:
     if args[:1] == ["kill-switch"]:
-        app = typer.Typer(add_completion=False)
-        app.command()(kill_switch_command)
-        return app(args=args[1:], prog_name="tapeflow kill-switch", standalone_mode=False)
+        return _alone(kill_switch_command, args)
+    if args[:1] == ["sql"]:
+        from tapeflow.cli.sql import sql_command  # deferred: polars and the warehouse's query, for this command only
+
+        return _alone(sql_command, args)
+    if args[:1] == ["backtest"]:
+        from tapeflow.cli.backtest import backtest_command  # deferred: the engine and the strategies, for this command only
+
+        return _alone(backtest_command, args)
     from tapeflow.cli.main import app as whole  # deferred: the whole CLI
 
     return whole(args=args, prog_name="tapeflow", standalone_mode=False)
+
+
+def _alone(command: Callable[..., None], args: list[str]) -> int | None:
+    """Run `tapeflow NAME ...` as the one command `command`, its usage and messages as under the whole CLI."""
+    app = typer.Typer(add_completion=False)
+    app.command()(command)
+    return app(args=args[1:], prog_name=f"tapeflow {args[0]}", standalone_mode=False)
 
 
 def _write_trace(exc: BaseException) -> Path | None:

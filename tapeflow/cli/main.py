@@ -2,29 +2,25 @@
 
 from __future__ import annotations
 
-import math
 import webbrowser
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
-from uuid import uuid4
 
 import polars as pl
 import typer
 from rich.table import Table
 
-from tapeflow.backtest.bar_file import BarFileRefused, load_bar_file
-from tapeflow.backtest.config import BacktestConfig
-from tapeflow.backtest.costs import cost_preset
 from tapeflow.backtest.loading import history_between
-from tapeflow.backtest.run import run_backtest
 from tapeflow.backtest.runs import load_run
 from tapeflow.calendar.exchange import NEW_YORK, get_calendar, ny_day_bounds
 from tapeflow.calendar.hours import day_hours, next_open_words
 from tapeflow.cli.actions import actions_app
 from tapeflow.cli.archive import archive_app
+from tapeflow.cli.backtest import backtest_command, bar_file_history
 from tapeflow.cli.broker import broker_app
-from tapeflow.cli.console import EXIT_BUSY, EXIT_INTERRUPTED, EXIT_REFUSED, err, out
+from tapeflow.cli.console import EXIT_BUSY as EXIT_BUSY  # the exit codes, where tests and scripts read them
+from tapeflow.cli.console import EXIT_REFUSED, err, out
 from tapeflow.cli.files_ingest import ingest_files_command
 from tapeflow.cli.flow_runs import running_flows
 from tapeflow.cli.mcp import mcp_app
@@ -52,8 +48,9 @@ from tapeflow.cli.postgres import postgres_app
 from tapeflow.cli.promotion import register as register_promotion
 from tapeflow.cli.research import register as register_research
 from tapeflow.cli.serve import serve_command
+from tapeflow.cli.sql import sql_command
 from tapeflow.cli.trade import register as register_session
-from tapeflow.cli.universe import require_membership, universe_app
+from tapeflow.cli.universe import universe_app
 from tapeflow.cli.worker import worker_command
 from tapeflow.config import load_settings
 from tapeflow.model import AdjustMode, Timeframe
@@ -63,45 +60,12 @@ from tapeflow.research.summaries import params_text
 from tapeflow.strategy.history import History
 from tapeflow.strategy.registry import available
 from tapeflow.venues.configured import market_data, watchlist_source
-from warehouse import Warehouse, WarehouseBusy, WarehouseMissing, open_warehouse
+from warehouse import Warehouse, WarehouseMissing, open_warehouse
 from warehouse.examples import DEMO_EXAMPLES
-from warehouse.query import QueryStopped, WriteRefused, run_read_only
+from warehouse.query import run_read_only
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-
-
-@app.command()
-def sql(
-    query: Annotated[str, typer.Argument(help="read-only SQL: SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN")],
-    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="table, csv or json")] = OutputFormat.TABLE,
-    max_rows: Annotated[int, typer.Option(help="rows shown in table format")] = 50,
-    time_limit: Annotated[float | None, typer.Option(
-        help="seconds before the query is stopped; default TAPEFLOW_SQL_TIME_LIMIT_S (30)")] = None,
-) -> None:
-    """Query the warehouse read-only and print the result; Ctrl-C or the time limit stops it."""
-
-    settings = load_settings()
-    limit = settings.sql_time_limit_s if time_limit is None else time_limit
-    check_option("--time-limit", math.isfinite(limit) and limit > 0, "a number of seconds > 0", limit, "--time-limit 60")
-    warehouse = open_warehouse(settings, on_busy=lambda msg: err.print(f"[yellow]{msg}[/yellow]"))
-    try:
-        frame = run_read_only(warehouse, query, time_limit_s=limit)
-    except QueryStopped as exc:
-        err.print(str(exc), style="red", markup=False, highlight=False)
-        raise typer.Exit(EXIT_INTERRUPTED if "Ctrl-C" in str(exc) else 1) from None
-    except WriteRefused as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(EXIT_REFUSED) from None
-    except WarehouseBusy as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(EXIT_BUSY) from None
-    except (WarehouseMissing, ValueError) as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    except Exception as exc:  # DuckDB's own errors (unknown table, type mismatch) are the user's to read
-        err.print(f"[red]{type(exc).__name__}: {exc}[/red]")
-        raise typer.Exit(1) from None
-    print_frame(frame, fmt, max_rows=max_rows)
+app.command("sql")(sql_command)
 
 
 @app.command()
@@ -158,86 +122,13 @@ def _history_from(bars_file: str | None, timeframe: str, symbols: list[str] | No
     """History from a bars file, or from the warehouse for New York days start..end."""
 
     if bars_file:
-        return _bar_file_history(bars_file, timeframe, symbols)
+        return bar_file_history(bars_file, timeframe, symbols)
     first, last = ny_day_bounds(start.date())[0], ny_day_bounds(end.date())[1]
     history, _ = history_between(load_settings(), timeframe, symbols, first, last, watchlist=watchlist, news=news)
     return history
 
 
-def _bar_file_history(path: str, timeframe: str, symbols: list[str] | None) -> History:
-    """The rows of a --bars file that ingest's checks keep, the others counted on stderr; a file
-    with none usable exits 2 in one line."""
-    try:
-        loaded = load_bar_file(path, timeframe, symbols)
-    except BarFileRefused as exc:
-        err.print(str(exc), style="red", markup=False, highlight=False)
-        raise typer.Exit(EXIT_REFUSED) from None
-    if (line := loaded.quarantine_line()) is not None:
-        err.print(line, style="yellow", markup=False, highlight=False)
-    return loaded.history
-
-
-@app.command()
-def backtest(
-    strategy: Annotated[str, typer.Argument(help="a strategy name (tapeflow strategies lists them)")],
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value, repeatable")] = None,
-    bars: Annotated[str | None, typer.Option(help="Parquet/CSV bars file instead of the warehouse")] = None,
-    symbol: Annotated[list[str] | None, typer.Option("--symbol", "-s")] = None,
-    start: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help=WINDOW_HELP)] = None,
-    end: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help=WINDOW_END_HELP)] = None,
-    cash: float = 100_000.0,
-    costs: Annotated[str, typer.Option(
-        help="retail-default, liquid-etf, large-cap, small-cap, flat-commission or none")] = "retail-default",
-    fills_out: Annotated[str | None, typer.Option(help="write the fills here (.parquet or .csv)")] = None,
-    equity_out: Annotated[str | None, typer.Option(help="write the equity curve here (.parquet or .csv)")] = None,
-    universe: Annotated[str | None, typer.Option(help="enter only the members of this recorded universe at each "
-                                                      "decision (tapeflow universe show NAME)")] = None,
-    adjust: Annotated[AdjustMode, typer.Option(help="prices adjusted for splits and spin-offs (default), also for "
-                                                    "dividends (total-return), or raw")] = AdjustMode.SPLITS,
-) -> None:
-    """Backtest a strategy; with --bars on any file, otherwise on the warehouse through the flow."""
-
-    params = parse_params(param)
-    chosen = chosen_strategy(strategy, params)  # a wrong name or parameter is refused before Prefect starts
-    check_option("--cash", math.isfinite(cash) and cash > 0, "a finite amount > 0", cash, "--cash 100000")
-    start, end = strategy_window(chosen.timeframe, start, end)
-    try:
-        preset = cost_preset(costs)
-    except ValueError as exc:
-        err.print(f"--costs: {exc}", style="red", markup=False, highlight=False)
-        raise typer.Exit(EXIT_REFUSED) from None
-    members = require_membership(load_settings(), universe, "--universe") if universe else None  # before Prefect starts
-    if bars is None:
-        require_warehouse(load_settings())
-        require_sentiment_model(load_settings(), chosen)
-    if bars is None:
-        with running_flows(load_settings()):
-            from flows.backtest import backtest as backtest_flow  # deferred: Prefect takes seconds to import and reads its settings then
-
-            summary = backtest_flow(strategy=strategy, params=params, symbols=symbol, start=start.date(),
-                                    end=end.date(), cash=cash, costs=costs, universe=universe, adjust=adjust)
-        print_metrics(summary, f"backtest {strategy}")
-        return
-
-    history = _bar_file_history(bars, chosen.timeframe, symbol)
-    from tapeflow.backtest.report import render_report  # deferred: matplotlib
-
-    try:
-        run = run_backtest(chosen, history, BacktestConfig(cash=cash, costs=preset, adjust=adjust), universe=bars,
-                           members=members)
-    except (ValueError, OSError, LookupError) as exc:  # LookupError: no sentiment model for a news strategy
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    for path, frame in ((fills_out, run.result.fills), (equity_out, run.result.equity)):
-        if path:
-            frame.write_parquet(path) if path.endswith(".parquet") else frame.write_csv(path)
-    run_id = f"file-{uuid4().hex[:12]}"
-    report = render_report(run.result, run_id=run_id, title=f"{chosen!r} on {bars}", metrics=run.metrics,
-                           assumptions=run.assumptions, out_dir=load_settings().home.resolve() / "reports",
-                           bars=run.bars, benchmark=run.benchmark)
-    print_metrics(run.metrics, f"{chosen!r}")
-    out.print(f"fills: {run.result.fills.height}, final equity: {run.result.final_equity:,.2f}")
-    out.print(f"report: {report}", soft_wrap=True)
+app.command("backtest")(backtest_command)
 
 
 @app.command("strategies")

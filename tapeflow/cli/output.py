@@ -1,22 +1,19 @@
 """What every `tapeflow` command shares: the consoles and exit codes (`tapeflow.cli.console`),
-output formats, Prefect's environment, and how tables, metrics and command-line values are
-read and printed."""
+output formats and tables (`tapeflow.cli.tables`), Prefect's environment, and how command-line
+values are read and checked."""
 
 from __future__ import annotations
 
 import math
 import os
-import sys
 from collections.abc import Callable
 from datetime import datetime
-from enum import StrEnum
 from typing import TypeVar
 
-import polars as pl
 import typer
-from rich.table import Table
 
-from tapeflow.cli.console import out, refuse
+from tapeflow.cli.console import check_option, refuse
+from tapeflow.cli.tables import OutputFormat, cell, print_frame, print_metrics
 from tapeflow.config import Settings, prefect_defaults
 from tapeflow.model import Timeframe
 from tapeflow.news.model_registry import has_model
@@ -26,13 +23,12 @@ from tapeflow.strategy.base import Strategy
 from tapeflow.strategy.registry import get_strategy
 from warehouse import WarehouseMissing, open_warehouse
 
+__all__ = ["WINDOW_END_HELP", "WINDOW_HELP", "OutputFormat", "cell", "check_option", "check_window", "chosen_strategy",
+           "configured", "parse_params", "prefect_environment", "print_frame", "print_metrics", "require_offset",
+           "require_sentiment_model", "require_warehouse", "strategy_window"]
+
 T = TypeVar("T")
 
-
-class OutputFormat(StrEnum):
-    TABLE = "table"
-    CSV = "csv"
-    JSON = "json"
 
 def prefect_environment(settings: Settings) -> None:
     """Apply tapeflow's Prefect defaults unless the user chose otherwise; must run before
@@ -46,45 +42,6 @@ def require_offset(value: datetime | None, option: str, example: str) -> datetim
     if value is not None and value.tzinfo is None:
         refuse(f"{option} needs a UTC offset, e.g. {option} {example}")
     return value
-
-def print_frame(frame: pl.DataFrame, fmt: OutputFormat = OutputFormat.TABLE, *, title: str | None = None,
-                max_rows: int = 50) -> None:
-    """Print a query result as a table, CSV or JSON (rows as objects)."""
-    if fmt is OutputFormat.CSV:
-        sys.stdout.write(frame.write_csv())
-        return
-    if fmt is OutputFormat.JSON:
-        sys.stdout.write(frame.write_json() + "\n")
-        return
-    table = Table(title=title, title_justify="left", title_style="bold")
-    for name, dtype in frame.schema.items():
-        # fold, never cut: an id or a path that does not fit goes on over the next lines, whole
-        table.add_column(name, justify="right" if dtype.is_numeric() else "left", overflow="fold")
-    for row in frame.head(max_rows).iter_rows():
-        table.add_row(*(cell(v) for v in row))
-    out.print(table)
-    shown = min(frame.height, max_rows)
-    out.print(f"[dim]{frame.height} row{'s' if frame.height != 1 else ''}"
-              + (f", first {shown} shown" if shown < frame.height else "") + "[/dim]")
-
-def cell(value: object) -> str:
-    """One value as a table shows it: NULL, numbers without trailing zeros, instants with a space."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, float):
-        return f"{value:,.4f}".rstrip("0").rstrip(".") if abs(value) < 1e15 else f"{value:.6g}"
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    return str(value)
-
-def print_metrics(metrics: dict[str, object], title: str) -> None:
-    """Metrics as a two-column table: name and value."""
-    print_frame(pl.DataFrame({"metric": list(metrics), "value": [cell(v) for v in metrics.values()]}), title=title, max_rows=60)
-
-def check_option(option: str, ok: bool, rule: str, got: object, example: str) -> None:
-    """Exit 2 in one line when an option's value breaks its rule: checked before anything starts."""
-    if not ok:
-        refuse(f"{option} must be {rule}, got {got}: e.g. {example}")
 
 def parse_params(pairs: list[str] | None) -> dict[str, float]:
     """--param fast=10 --param slow=30 as a dict (the strategy checks types and ranges)."""

@@ -1,0 +1,108 @@
+"""`tapeflow backtest`: a strategy on a bars file (`--bars`, in this process) or on the warehouse
+(through the flow); it starts on this module alone, so a file's backtest pays for no Prefect."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated
+from uuid import uuid4
+
+import typer
+
+from tapeflow.backtest.bar_file import BarFileRefused, load_bar_file
+from tapeflow.backtest.config import BacktestConfig
+from tapeflow.backtest.costs import cost_preset
+from tapeflow.backtest.run import run_backtest
+from tapeflow.cli.console import EXIT_REFUSED, err, out
+from tapeflow.cli.flow_runs import running_flows
+from tapeflow.cli.output import (
+    WINDOW_END_HELP,
+    WINDOW_HELP,
+    check_option,
+    chosen_strategy,
+    parse_params,
+    print_metrics,
+    require_sentiment_model,
+    require_warehouse,
+    strategy_window,
+)
+from tapeflow.cli.universe import require_membership
+from tapeflow.config import load_settings
+from tapeflow.model import AdjustMode
+from tapeflow.strategy.history import History
+
+
+def backtest_command(
+    strategy: Annotated[str, typer.Argument(help="a strategy name (tapeflow strategies lists them)")],
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value, repeatable")] = None,
+    bars: Annotated[str | None, typer.Option(help="Parquet/CSV bars file instead of the warehouse")] = None,
+    symbol: Annotated[list[str] | None, typer.Option("--symbol", "-s")] = None,
+    start: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help=WINDOW_HELP)] = None,
+    end: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help=WINDOW_END_HELP)] = None,
+    cash: float = 100_000.0,
+    costs: Annotated[str, typer.Option(
+        help="retail-default, liquid-etf, large-cap, small-cap, flat-commission or none")] = "retail-default",
+    fills_out: Annotated[str | None, typer.Option(help="write the fills here (.parquet or .csv)")] = None,
+    equity_out: Annotated[str | None, typer.Option(help="write the equity curve here (.parquet or .csv)")] = None,
+    universe: Annotated[str | None, typer.Option(help="enter only the members of this recorded universe at each "
+                                                      "decision (tapeflow universe show NAME)")] = None,
+    adjust: Annotated[AdjustMode, typer.Option(help="prices adjusted for splits and spin-offs (default), also for "
+                                                    "dividends (total-return), or raw")] = AdjustMode.SPLITS,
+) -> None:
+    """Backtest a strategy; with --bars on any file, otherwise on the warehouse through the flow."""
+
+    params = parse_params(param)
+    chosen = chosen_strategy(strategy, params)  # a wrong name or parameter is refused before Prefect starts
+    check_option("--cash", math.isfinite(cash) and cash > 0, "a finite amount > 0", cash, "--cash 100000")
+    start, end = strategy_window(chosen.timeframe, start, end)
+    try:
+        preset = cost_preset(costs)
+    except ValueError as exc:
+        err.print(f"--costs: {exc}", style="red", markup=False, highlight=False)
+        raise typer.Exit(EXIT_REFUSED) from None
+    members = require_membership(load_settings(), universe, "--universe") if universe else None  # before Prefect starts
+    if bars is None:
+        require_warehouse(load_settings())
+        require_sentiment_model(load_settings(), chosen)
+    if bars is None:
+        with running_flows(load_settings()):
+            from flows.backtest import backtest as backtest_flow  # deferred: Prefect takes seconds to import and reads its settings then
+
+            summary = backtest_flow(strategy=strategy, params=params, symbols=symbol, start=start.date(),
+                                    end=end.date(), cash=cash, costs=costs, universe=universe, adjust=adjust)
+        print_metrics(summary, f"backtest {strategy}")
+        return
+
+    history = bar_file_history(bars, chosen.timeframe, symbol)
+    from tapeflow.backtest.report import render_report  # deferred: matplotlib
+
+    try:
+        run = run_backtest(chosen, history, BacktestConfig(cash=cash, costs=preset, adjust=adjust), universe=bars,
+                           members=members)
+    except (ValueError, OSError, LookupError) as exc:  # LookupError: no sentiment model for a news strategy
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    for path, frame in ((fills_out, run.result.fills), (equity_out, run.result.equity)):
+        if path:
+            frame.write_parquet(path) if path.endswith(".parquet") else frame.write_csv(path)
+    run_id = f"file-{uuid4().hex[:12]}"
+    report = render_report(run.result, run_id=run_id, title=f"{chosen!r} on {bars}", metrics=run.metrics,
+                           assumptions=run.assumptions, out_dir=load_settings().home.resolve() / "reports",
+                           bars=run.bars, benchmark=run.benchmark)
+    print_metrics(run.metrics, f"{chosen!r}")
+    out.print(f"fills: {run.result.fills.height}, final equity: {run.result.final_equity:,.2f}")
+    out.print(f"report: {report}", soft_wrap=True)
+
+
+def bar_file_history(path: str, timeframe: str, symbols: list[str] | None) -> History:
+    """The rows of a --bars file that ingest's checks keep, the others counted on stderr; a file
+    with none usable exits 2 in one line."""
+    try:
+        loaded = load_bar_file(path, timeframe, symbols)
+    except BarFileRefused as exc:
+        err.print(str(exc), style="red", markup=False, highlight=False)
+        raise typer.Exit(EXIT_REFUSED) from None
+    if (line := loaded.quarantine_line()) is not None:
+        err.print(line, style="yellow", markup=False, highlight=False)
+    return loaded.history
