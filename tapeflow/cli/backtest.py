@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated
 from uuid import uuid4
@@ -30,6 +31,7 @@ from tapeflow.cli.output import (
 from tapeflow.cli.universe import require_membership
 from tapeflow.config import load_settings
 from tapeflow.model import AdjustMode
+from tapeflow.risk.policy import DEFAULT_POLICY
 from tapeflow.strategy.history import History
 
 
@@ -49,6 +51,7 @@ def backtest_command(
                                                       "decision (tapeflow universe show NAME)")] = None,
     adjust: Annotated[AdjustMode, typer.Option(help="prices adjusted for splits and spin-offs (default), also for "
                                                     "dividends (total-return), or raw")] = AdjustMode.SPLITS,
+    stop_loss_pct: Annotated[float | None, typer.Option(help="protective stop under each entry, e.g. 0.02")] = None,
 ) -> None:
     """Backtest a strategy; with --bars on any file, otherwise on the warehouse through the flow."""
 
@@ -61,6 +64,9 @@ def backtest_command(
     except ValueError as exc:
         err.print(f"--costs: {exc}", style="red", markup=False, highlight=False)
         raise typer.Exit(EXIT_REFUSED) from None
+    if stop_loss_pct is not None:
+        check_option("--stop-loss-pct", 0 < stop_loss_pct < 1, "a fraction within (0, 1)", stop_loss_pct,
+                     "--stop-loss-pct 0.02")
     members = require_membership(load_settings(), universe, "--universe") if universe else None  # before Prefect starts
     if bars is None:
         require_warehouse(load_settings())
@@ -70,7 +76,8 @@ def backtest_command(
             from flows.backtest import backtest as backtest_flow  # deferred: Prefect takes seconds to import and reads its settings then
 
             summary = backtest_flow(strategy=strategy, params=params, symbols=symbol, start=start.date(),
-                                    end=end.date(), cash=cash, costs=costs, universe=universe, adjust=adjust)
+                                    end=end.date(), cash=cash, costs=costs, universe=universe, adjust=adjust,
+                                    **({"stop_loss_pct": stop_loss_pct} if stop_loss_pct is not None else {}))
         print_metrics(summary, f"backtest {strategy}")
         return
 
@@ -78,8 +85,9 @@ def backtest_command(
     from tapeflow.backtest.report import render_report  # deferred: matplotlib
 
     try:
-        run = run_backtest(chosen, history, BacktestConfig(cash=cash, costs=preset, adjust=adjust), universe=bars,
-                           members=members)
+        config = BacktestConfig(cash=cash, costs=preset, adjust=adjust,
+                                policy=replace(DEFAULT_POLICY, stop_loss_pct=stop_loss_pct))
+        run = run_backtest(chosen, history, config, universe=bars, members=members)
     except (ValueError, OSError, LookupError) as exc:  # LookupError: no sentiment model for a news strategy
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None

@@ -203,6 +203,8 @@ def test_cash_must_be_a_finite_amount_above_zero(cash, bars, tmp_path, tapeflow_
     (["backtest", "sma_cross", "--costs", "cheap"],
      "unknown cost preset 'cheap'; known: retail-default, liquid-etf, large-cap, small-cap, flat-commission, none"),
     (["backtest", "sma_cross", "--start", "2011-01-03"], "--start must be on or before --end (2010-08-20), got 2011-01-03"),
+    (["backtest", "sma_cross", "--stop-loss-pct", "1.5"],
+     "--stop-loss-pct must be a fraction within (0, 1), got 1.5: e.g. --stop-loss-pct 0.02"),
 ])
 def test_other_options_are_checked_before_anything_runs(argv, message, tapeflow_home):
     assert_refused(runner.invoke(app, argv), tapeflow_home, message)
@@ -217,3 +219,13 @@ def test_a_parameter_that_is_not_finite_is_refused(tapeflow_home):
 def test_a_list_in_a_cell_is_refused(bars, tmp_path, tapeflow_home):
     path = write(bars.with_columns(pl.concat_list("open", "high").alias("open")), tmp_path / "bars.parquet")
     assert_refused(backtest(path, tmp_path / "fills.parquet"), tapeflow_home, "open in", "holds List(Float64) values")
+
+
+def test_a_stop_loss_from_the_command_line_protects_each_entry(bars, tmp_path, tapeflow_home):
+    path = write(bars, tmp_path / "bars.parquet")
+    plain = backtest(path, tmp_path / "plain.parquet")
+    stopped = backtest(path, tmp_path / "stopped.parquet", "--stop-loss-pct", "0.01")
+    assert plain.exit_code == 0 and stopped.exit_code == 0, stopped.output
+    ids = pl.read_parquet(tmp_path / "stopped.parquet")["order_id"]
+    assert ids.str.contains("-stop").any()  # stops were placed and some filled
+    assert not pl.read_parquet(tmp_path / "plain.parquet")["order_id"].str.contains("-stop").any()
