@@ -30,6 +30,8 @@ demo: $(STAMP)
 
 # The checks first (seconds), then the tests: a wrong-way import or a type error fails fast.
 test: lint $(STAMP)
+	@# The backtest's compiled loop, compiled once here (or loaded from numba's cache) rather than by every worker.
+	$(BIN)/python -c "from tapeflow.backtest.compiled import warm; warm()"
 	$(BIN)/python -m pytest -n 3 --dist loadfile -m "not e2e"
 
 # Across processes and machines' roles: minutes of their own, so apart from `make test` (CI runs both).

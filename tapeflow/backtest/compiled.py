@@ -10,15 +10,18 @@ kill switch, OPG and CLS auctions and corporate-action units stay with the Pytho
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
 
 from tapeflow.backtest.config import BacktestConfig
-from tapeflow.backtest.fills import SymbolBars
+from tapeflow.backtest.fills import SymbolBars, split_by_symbol, to_us
+from tapeflow.calendar.exchange import get_calendar
 from tapeflow.model import Action, OrderType, Outcome, Side, TimeInForce
 from tapeflow.risk.policy import loss_detail
 from tapeflow.schemas import FILLS_SCHEMA, conform
+from tapeflow.strategy.base import signal_frame
 
 _TYPES = {OrderType.MARKET.value: 0, OrderType.LIMIT.value: 1, OrderType.STOP.value: 2}
 _TIFS = {TimeInForce.DAY.value: 0, TimeInForce.GTC.value: 1}
@@ -86,10 +89,11 @@ def walk(book_bars: dict[str, SymbolBars], signals: pl.DataFrame, config: Backte
                kernel.blocks(low, kernel.BLOCK, low=True), kernel.blocks(low, kernel.BLOCK2, low=True),
                kernel.blocks(high, kernel.BLOCK, low=False), kernel.blocks(high, kernel.BLOCK2, low=False), sym_lo, sym_hi)
     costs = (_params(config), np.ascontiguousarray(anchors[:, 0]), np.ascontiguousarray(anchors[:, 1]))
-    arguments = (columns, codes["sym"].to_numpy(), at, codes["enter"].to_numpy(), codes["qty"].to_numpy(),
-                 codes["type"].to_numpy(), codes["tif"].to_numpy(), codes["limit_price"].to_numpy(),
-                 codes["stop_price"].to_numpy(), (day.cast(pl.Int64) + _ORDINAL_OF_EPOCH).to_numpy(),
-                 midnight.to_numpy(), close_exit, close_reopen, costs)
+    arguments = (columns, _own(codes["sym"], np.int64), _own(at, np.int64), _own(codes["enter"], np.bool_),
+                 _own(codes["qty"], np.float64), _own(codes["type"], np.int64), _own(codes["tif"], np.int64),
+                 _own(codes["limit_price"], np.float64), _own(codes["stop_price"], np.float64),
+                 _own(day.cast(pl.Int64) + _ORDINAL_OF_EPOCH, np.int64), _own(midnight, np.int64), close_exit,
+                 close_reopen, costs)
     # room for an entry and its stop per decision and a sale per held name at each time exit;
     # a run that needs more (breaker flattens, fills split by the volume cap) runs again with twice the room
     order_room = 2 * signals.height + len(closings) * len(names) + 16
@@ -120,6 +124,27 @@ def walk(book_bars: dict[str, SymbolBars], signals: pl.DataFrame, config: Backte
             outcomes.append(_PLAIN[code])
     return _fills_frame(fill_order, fill_ts, fill_qty, fill_price, fill_ref, kinds, syms, commission, fees, order_ids,
                         names), outcomes
+
+
+def _own(values: pl.Series | np.ndarray, dtype: type) -> np.ndarray:
+    """A contiguous, writable array: polars hands out read-only views, which numba would compile
+    the loop for a second time."""
+    array = values.to_numpy() if isinstance(values, pl.Series) else values
+    return np.require(array, dtype=dtype, requirements=["C", "W"])
+
+
+def warm() -> None:
+    """Compile the loop (or load it from numba's cache) on a few bars: `make test` does this
+    once, before its workers all need it."""
+    start = datetime(2024, 3, 4, 14, 30, tzinfo=UTC)
+    ts = [start + timedelta(minutes=k) for k in range(4)]
+    bars = pl.DataFrame({"symbol": ["A"] * 4, "ts": ts, "end_ts": [t + timedelta(minutes=1) for t in ts],
+                         "open": [10.0] * 4, "high": [10.0] * 4, "low": [10.0] * 4, "close": [10.0] * 4,
+                         "volume": [1000.0] * 4})
+    decisions = signal_frame([{"symbol": "A", "at": ts[1], "action": "enter", "reason": "warm", "qty": None,
+                               "order_type": "market", "time_in_force": "day", "limit_price": None,
+                               "stop_price": None}])
+    walk(split_by_symbol(bars, get_calendar()), decisions, BacktestConfig(), [(to_us(ts[2]), to_us(ts[3]))])
 
 
 _ORDINAL_OF_EPOCH = 719_163  # date(1970, 1, 1).toordinal(): polars counts days from the epoch
