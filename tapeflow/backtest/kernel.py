@@ -150,12 +150,20 @@ def _first_high_at_least(i, end, price, high, block_high, block2_high):
 
 
 @njit(cache=True)
-def _last_close(bars, s, at):
-    """Close of symbol `s`'s last bar ended by `at`, or NaN."""
+def _last_close(bars, book, s, at):
+    """Close of symbol `s`'s last bar ended by `at`, or NaN. The loop asks at instants that only
+    move forward, so each symbol keeps its place and steps on from it (a search otherwise)."""
     end, close, sym_lo, sym_hi = bars[1], bars[5], bars[14], bars[15]
+    place = book[6]
     lo, hi = sym_lo[s], sym_hi[s]
-    j = np.searchsorted(end[lo:hi], at, side="right") - 1
-    return close[lo + j] if j >= 0 else math.nan
+    j = place[s]
+    if j >= lo and end[j] > at:
+        j = lo + np.searchsorted(end[lo:hi], at, side="right") - 1
+    else:
+        while j + 1 < hi and end[j + 1] <= at:
+            j += 1
+    place[s] = j
+    return close[j] if j >= lo else math.nan
 
 
 @njit(cache=True)
@@ -181,7 +189,8 @@ def run(bars, sig_sym, sig_at, sig_enter, sig_qty, sig_type, sig_tif, sig_limit,
     working = np.empty(order_room, dtype=np.int64)  # working orders, in the order they were placed
     held_order = np.empty(n_sym, dtype=np.int64)  # symbols in the order they first got a fill (the book's dict order)
     applied = np.empty(fill_room, dtype=np.int64)
-    book = (count, position, open_count, working, held_order, applied)
+    place = bars[14] - 1  # each symbol's last bar ended by the latest instant asked (none yet)
+    book = (count, position, open_count, working, held_order, applied, place)
     # heap of (instant, sequence, what: 0 a fill / 1 its order stops working, index)
     pending = [(np.int64(0), np.int64(0), np.int64(0), np.int64(0))]
     pending.pop()
@@ -288,7 +297,7 @@ def _new_order(orders, count, kind, s, buy, qty, otype, limit, stop, placed, par
 def _entry_size(bars, book, s, at, asked, equity, buying_power, p):
     """`ExecutionPolicy.entry` at the last close: (-1, shares, 0) or (the refusing outcome, 0, its figure)."""
     position, open_count = book[1], book[2]
-    price = _last_close(bars, s, at)
+    price = _last_close(bars, book, s, at)
     needs_price = math.isnan(asked) or not math.isnan(p[P_MAX_POSITION_PCT]) or math.isfinite(buying_power)
     has_price = math.isfinite(price) and price > 0
     if needs_price and not has_price:
@@ -343,7 +352,7 @@ def _equity_at(bars, book, at, cash):
     for h in range(count[C_HELD]):
         s = held_order[h]
         if position[s] != 0:
-            value += position[s] * _or_zero(_last_close(bars, s, at))
+            value += position[s] * _or_zero(_last_close(bars, book, s, at))
     return value
 
 
@@ -355,7 +364,7 @@ def _buying_power(bars, orders, book, at, equity, multiple):
     for h in range(count[C_HELD]):
         s = held_order[h]
         if position[s] != 0:
-            held += abs(position[s]) * _or_zero(_last_close(bars, s, at))
+            held += abs(position[s]) * _or_zero(_last_close(bars, book, s, at))
     waiting = 0.0
     for w in range(count[C_WORKING]):
         row = orders[working[w]]
@@ -365,7 +374,7 @@ def _buying_power(bars, orders, book, at, equity, multiple):
             elif not math.isnan(row[O_STOP]) and row[O_STOP] != 0:
                 price = row[O_STOP]
             else:
-                price = _or_zero(_last_close(bars, np.int64(row[O_SYM]), at))
+                price = _or_zero(_last_close(bars, book, np.int64(row[O_SYM]), at))
             waiting += (row[O_QTY] - row[O_FILLED_QTY]) * price
     return max(0.0, equity * multiple - held - waiting)
 
