@@ -6,14 +6,19 @@ daylight saving comes from zoneinfo. Every datetime returned is aware UTC.
 
 from __future__ import annotations
 
+import os
 import warnings
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from functools import cache, cached_property
-from typing import TYPE_CHECKING
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
+
+import polars as pl
 
 from tapeflow.model import check_aware
 
@@ -133,36 +138,20 @@ class ExchangeCalendar:
         self.name = name
         start_d = _as_date(start)
         end_d = None if end is None else _as_date(end)
-        # exchange_calendars 4.13 trips pandas 3.1's Pandas4Warning (a DeprecationWarning)
-        # inside its constructor; keep that noise out of callers running with -W error.
-        # Imported here: exchange_calendars brings pandas (~0.4 s), which a backtest that
-        # needs no session marks (the market-order fast path) never pays for.
-        import exchange_calendars as xc  # deferred: pandas and the calendar tables
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            cal = xc.get_calendar(name, start=start_d, end=end_d)
-
-        self.start: date = start_d
-        self.end: date = end_d if end_d is not None else cal.last_session.date()
-        self._library = cal  # kept for the names of closures, read only when asked for
-
-        early = set(cal.early_closes)
-        sessions: list[ExchangeSession] = []
-        opens, closes = _utc_datetimes(cal.opens), _utc_datetimes(cal.closes)
-        for label, open_, close in zip(cal.sessions, opens, closes, strict=True):
-            day = label.date()
-            sessions.append(
-                ExchangeSession(
-                    date=day,
-                    pre_open=_at_new_york(day, PRE_MARKET_START),
-                    open=open_,
-                    close=close,
-                    # After-hours runs 4 hours past the close but never beyond 20:00 ET.
-                    post_close=min(_at_new_york(day, AFTER_HOURS_END), close + AFTER_HOURS_LENGTH),
-                    early_close=label in early,
-                )
+        sessions = [
+            ExchangeSession(
+                date=day,
+                pre_open=_at_new_york(day, PRE_MARKET_START),
+                open=open_,
+                close=close,
+                # After-hours runs 4 hours past the close but never beyond 20:00 ET.
+                post_close=min(_at_new_york(day, AFTER_HOURS_END), close + AFTER_HOURS_LENGTH),
+                early_close=early,
             )
+            for day, open_, close, early in _session_table(name, start_d, end_d)
+        ]
+        self.start: date = start_d
+        self.end: date = end_d if end_d is not None else sessions[-1].date
         self._sessions = sessions
         self._by_date = {s.date: s for s in sessions}
         # Sorted parallel lists so instant lookups are a bisect, not a pandas query.
@@ -198,6 +187,11 @@ class ExchangeCalendar:
         if self._library.weekmask[d.weekday()] == "0":
             return "weekend"
         return self._holiday_names.get(d, "unscheduled closure")
+
+    @cached_property
+    def _library(self) -> Any:
+        """The exchange_calendars calendar, for the names of closures only."""
+        return _library_calendar(self.name, self.start, self.end)
 
     @cached_property
     def _holiday_names(self) -> dict[date, str]:
@@ -259,6 +253,63 @@ class ExchangeCalendar:
     def session_date(self, t: datetime) -> date:
         """New York calendar date of ``t``."""
         return ny_day(t)
+
+
+def _library_calendar(name: str, start: date, end: date | None) -> Any:
+    # Imported here: exchange_calendars brings pandas (~0.4 s) and builds its tables (~1 s),
+    # which a process that finds the session table on disk never pays for.
+    import exchange_calendars as xc  # deferred: pandas and the calendar tables
+
+    # exchange_calendars 4.13 trips pandas 3.1's Pandas4Warning (a DeprecationWarning)
+    # inside its constructor; keep that noise out of callers running with -W error.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return xc.get_calendar(name, start=start, end=end)
+
+
+def _session_table(name: str, start: date, end: date | None) -> list[tuple[date, datetime, datetime, bool]]:
+    """(date, open, close, early close) of every session, from the library, kept on disk per
+    library version and day (its default end moves with today) so later processes skip it."""
+    path = _table_path(name, start, end)
+    if path is not None and path.exists():
+        try:
+            table = pl.read_parquet(path)
+            opens, closes = (table[c].dt.epoch("s").to_list() for c in ("open", "close"))
+            return list(zip(table["date"].to_list(), [datetime.fromtimestamp(t, UTC) for t in opens],
+                            [datetime.fromtimestamp(t, UTC) for t in closes], table["early"].to_list(), strict=True))
+        except (OSError, pl.exceptions.PolarsError):  # a damaged file: built again below
+            pass
+    cal = _library_calendar(name, start, end)
+    early = set(cal.early_closes)
+    rows = [(label.date(), open_, close, label in early)
+            for label, open_, close in zip(cal.sessions, _utc_datetimes(cal.opens), _utc_datetimes(cal.closes),
+                                           strict=True)]
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            part = path.with_suffix(f".{os.getpid()}.tmp")
+            pl.DataFrame(rows, schema={"date": pl.Date, "open": pl.Datetime("us", "UTC"),
+                                       "close": pl.Datetime("us", "UTC"), "early": pl.Boolean},
+                         orient="row").write_parquet(part)
+            part.replace(path)  # whole or not at all, whichever process writes last
+        except OSError:  # a read-only home: the table is simply built each time
+            pass
+    return rows
+
+
+def _table_path(name: str, start: date, end: date | None) -> Path | None:
+    """Where the session table is kept: TAPEFLOW_CALENDAR_CACHE (empty: nowhere), else the
+    user's cache folder."""
+    folder = os.environ.get("TAPEFLOW_CALENDAR_CACHE")
+    if folder == "":
+        return None
+    root = Path(folder) if folder else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tapeflow"
+    try:
+        version = metadata.version("exchange_calendars")
+    except metadata.PackageNotFoundError:
+        return None
+    today = datetime.now(UTC).date()
+    return root / "calendars" / f"{name}-{start}-{end or 'default'}-xc{version}-{today}.parquet"
 
 
 def get_calendar(name: str = "XNYS") -> ExchangeCalendar:
