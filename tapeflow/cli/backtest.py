@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from datetime import datetime
 from typing import Annotated
 from uuid import uuid4
 
@@ -18,8 +17,12 @@ from tapeflow.backtest.run import run_backtest
 from tapeflow.cli.console import EXIT_REFUSED, err, out
 from tapeflow.cli.flow_runs import running_flows
 from tapeflow.cli.output import (
-    WINDOW_END_HELP,
-    WINDOW_HELP,
+    BarsOpt,
+    EndOpt,
+    ParamOpt,
+    StartOpt,
+    StrategyArg,
+    SymbolOpt,
     check_option,
     chosen_strategy,
     parse_params,
@@ -36,12 +39,12 @@ from tapeflow.strategy.history import History
 
 
 def backtest_command(
-    strategy: Annotated[str, typer.Argument(help="a strategy name (tapeflow strategies lists them)")],
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value, repeatable")] = None,
-    bars: Annotated[str | None, typer.Option(help="Parquet/CSV bars file instead of the warehouse")] = None,
-    symbol: Annotated[list[str] | None, typer.Option("--symbol", "-s")] = None,
-    start: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help=WINDOW_HELP)] = None,
-    end: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help=WINDOW_END_HELP)] = None,
+    strategy: StrategyArg,
+    param: ParamOpt = None,
+    bars: BarsOpt = None,
+    symbol: SymbolOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
     cash: float = 100_000.0,
     costs: Annotated[str, typer.Option(
         help="retail-default, liquid-etf, large-cap, small-cap, flat-commission or none")] = "retail-default",

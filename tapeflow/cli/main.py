@@ -28,9 +28,13 @@ from tapeflow.cli.monitor import alerts_command, monitor_command
 from tapeflow.cli.news import recent_catalysts
 from tapeflow.cli.news import register as register_news
 from tapeflow.cli.output import (
-    WINDOW_END_HELP,
-    WINDOW_HELP,
+    BarsOpt,
+    EndOpt,
     OutputFormat,
+    ParamOpt,
+    StartOpt,
+    StrategyArg,
+    SymbolOpt,
     cell,
     check_option,
     check_window,
@@ -159,12 +163,12 @@ def strategies_command(
 
 @app.command("check-lookahead")
 def check_lookahead_command(
-    strategy: Annotated[str, typer.Argument(help="a strategy name (tapeflow strategies lists them)")],
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value, repeatable")] = None,
-    bars: Annotated[str | None, typer.Option(help="Parquet/CSV bars file instead of the warehouse")] = None,
-    symbol: Annotated[list[str] | None, typer.Option("--symbol", "-s")] = None,
-    start: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help=WINDOW_HELP)] = None,
-    end: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help=WINDOW_END_HELP)] = None,
+    strategy: StrategyArg,
+    param: ParamOpt = None,
+    bars: BarsOpt = None,
+    symbol: SymbolOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
     cuts: Annotated[int, typer.Option(help="random cut points to test")] = 20,
     seed: int = 0,
     adjust: Annotated[AdjustMode, typer.Option(help="the prices decided on, as `tapeflow backtest --adjust`")]

@@ -8,7 +8,7 @@ import math
 import os
 from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 
@@ -23,7 +23,8 @@ from tapeflow.strategy.base import Strategy
 from tapeflow.strategy.registry import get_strategy
 from warehouse import WarehouseMissing, open_warehouse
 
-__all__ = ["WINDOW_END_HELP", "WINDOW_HELP", "OutputFormat", "cell", "check_option", "check_window", "chosen_strategy",
+__all__ = ["WINDOW_END_HELP", "WINDOW_HELP", "BarsOpt", "EndOpt", "ParamOpt", "StartOpt", "StrategyArg", "SymbolOpt",
+           "OutputFormat", "cell", "check_option", "check_window", "chosen_strategy",
            "configured", "parse_params", "prefect_environment", "print_frame", "print_metrics", "require_offset",
            "require_sentiment_model", "require_warehouse", "strategy_window"]
 
@@ -85,6 +86,13 @@ def require_warehouse(settings: Settings) -> None:
 
 WINDOW_HELP = "first New York day; default: the bundled data's first (2009-08-21 daily, 2011-01-03 minute)"
 WINDOW_END_HELP = "last New York day; default: the bundled data's last (2010-08-20 daily, 2011-03-31 minute)"
+# The arguments every strategy command shares.
+StrategyArg = Annotated[str, typer.Argument(help="a strategy name (tapeflow strategies lists them)")]
+ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value, repeatable")]
+BarsOpt = Annotated[str | None, typer.Option(help="Parquet/CSV bars file instead of the warehouse")]
+SymbolOpt = Annotated[list[str] | None, typer.Option("--symbol", "-s", help="repeat for several; default all")]
+StartOpt = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help=WINDOW_HELP)]
+EndOpt = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help=WINDOW_END_HELP)]
 
 
 def strategy_window(timeframe: Timeframe, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:

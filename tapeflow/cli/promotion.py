@@ -9,7 +9,7 @@ import typer
 
 from tapeflow.backtest.costs import cost_preset
 from tapeflow.cli.console import EXIT_REFUSED, err, out
-from tapeflow.cli.output import OutputFormat, parse_params, print_frame
+from tapeflow.cli.output import OutputFormat, ParamOpt, StrategyArg, parse_params, print_frame
 from tapeflow.cli.trading_views import print_gap, print_promotions
 from tapeflow.config import load_settings
 from tapeflow.live.paper_gap import GapError, measure_gap, store_gap
@@ -25,9 +25,9 @@ from warehouse import open_warehouse
 
 
 def promote_command(
-    strategy: Annotated[str, typer.Argument(help="a strategy name (tapeflow strategies lists them)")],
+    strategy: StrategyArg,
     to: Annotated[str, typer.Option("--to", help="paper or live")],
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value, repeatable")] = None,
+    param: ParamOpt = None,
     override_reason: Annotated[str | None, typer.Option(help="go live before the minimum of reconciled paper "
                                                               "sessions; the reason is recorded")] = None,
 ) -> None:

@@ -8,7 +8,7 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any, cast
 
 import typer
@@ -20,8 +20,10 @@ from tapeflow.backtest.metrics import Metrics
 from tapeflow.cli.console import EXIT_BUSY, err, out, refuse
 from tapeflow.cli.flow_runs import running_flows
 from tapeflow.cli.output import (
-    WINDOW_END_HELP,
-    WINDOW_HELP,
+    EndOpt,
+    StartOpt,
+    StrategyArg,
+    SymbolOpt,
     check_option,
     chosen_strategy,
     parse_params,
@@ -40,10 +42,6 @@ OBJECTIVES = tuple(f.name for f in fields(Metrics))
 HEADLINE = ("total_return", "annual_return", "sharpe", "max_drawdown", "trades", "win_rate", "commissions",
             "slippage", "final_equity")
 
-StrategyArg = Annotated[str, typer.Argument(help="a strategy name (tapeflow strategies lists them)")]
-SymbolOpt = Annotated[list[str] | None, typer.Option("--symbol", "-s", help="repeat for several; default all")]
-StartOpt = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help=WINDOW_HELP)]
-EndOpt = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help=WINDOW_END_HELP)]
 ObjectiveOpt = Annotated[str, typer.Option(help="the metric to maximise, e.g. sharpe, total_return, calmar")]
 CashOpt = Annotated[float, typer.Option(help="starting cash")]
 CostsOpt = Annotated[str, typer.Option(help="retail-default, liquid-etf, large-cap, small-cap, flat-commission or none")]
