@@ -150,6 +150,30 @@ def _first_high_at_least(i, end, price, high, block_high, block2_high):
 
 
 @njit(cache=True)
+def _from(values, lo, hi, x):
+    """The first index in [lo, hi) of sorted `values` at or after `x` (hi: none)."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if values[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True)
+def _after(values, lo, hi, x):
+    """The first index in [lo, hi) of sorted `values` after `x` (hi: none)."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if values[mid] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True)
 def _last_close(bars, book, s, at):
     """Close of symbol `s`'s last bar ended by `at`, or NaN. The loop asks at instants that only
     move forward, so each symbol keeps its place and steps on from it (a search otherwise)."""
@@ -158,7 +182,7 @@ def _last_close(bars, book, s, at):
     lo, hi = sym_lo[s], sym_hi[s]
     j = place[s]
     if j >= lo and end[j] > at:
-        j = lo + np.searchsorted(end[lo:hi], at, side="right") - 1
+        j = _after(end, lo, hi, at) - 1
     else:
         while j + 1 < hi and end[j + 1] <= at:
             j += 1
@@ -232,7 +256,7 @@ def run(bars, sig_sym, sig_at, sig_enter, sig_qty, sig_type, sig_tif, sig_limit,
         if s < 0:
             out_code[k] = NO_BARS
             continue
-        i = np.searchsorted(close_exit, at, side="right") - 1  # the last time exit by now, until its reopen
+        i = _after(close_exit, 0, len(close_exit), at) - 1  # the last time exit by now, until its reopen
         if i >= 0 and at < close_reopen[i]:
             out_code[k] = CLOSING
             continue
@@ -486,12 +510,12 @@ def _place(o, tif, bars, orders, fills, book, pending, seq, costs):
     row = orders[o]
     s = np.int64(row[O_SYM])
     lo, hi = sym_lo[s], sym_hi[s]
-    first = lo + np.searchsorted(bar_ts[lo:hi], np.int64(row[O_PLACED]), side="left")
+    first = _from(bar_ts, lo, hi, np.int64(row[O_PLACED]))
     if first >= hi:
         return np.int64(-1), seq  # no bar left: it never works
     end = hi
     if tif == DAY:  # to its session's last bar
-        end = lo + np.searchsorted(bar_session[lo:hi], bar_session[first], side="right")
+        end = _after(bar_session, first, hi, bar_session[first])
     buy, otype, limit, stop, remaining = row[O_BUY] != 0, np.int64(row[O_TYPE]), row[O_LIMIT], row[O_STOP], row[O_QTY]
     participation = p[P_PARTICIPATION]
     triggered = False
