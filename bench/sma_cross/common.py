@@ -49,9 +49,11 @@ def bar_length(name: str) -> str:
     return DATASETS[name][1]
 
 
-def load(name: str) -> pl.DataFrame:
-    """symbol, ts (UTC, bar start), open, high, low, close, volume; sorted by symbol, ts."""
-    return pl.read_parquet(data_path(name))
+def load(name: str, head: int | None = None) -> pl.DataFrame:
+    """symbol, ts (UTC, bar start), open, high, low, close, volume; sorted by symbol, ts; with
+    `head`, each symbol's first `head` bars only (a run too slow for the whole file)."""
+    bars = pl.read_parquet(data_path(name))
+    return bars if head is None else bars.filter(pl.int_range(pl.len()).over("symbol") < head)
 
 
 def fill_frame(rows_or_frame) -> pl.DataFrame:

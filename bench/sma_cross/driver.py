@@ -5,6 +5,9 @@ then timings and peak memory, one process at a time (the machine has 2 cores).
     .venv/bin/python bench/sma_cross/driver.py --phase agree  # data + reference + agreement only
     .venv/bin/python bench/sma_cross/driver.py --phase time --bt-runs 3
 
+The path a user runs (`tapeflow backtest --bars`, the CLI's defaults) and realistic orders
+(stops, liquidity slippage, a volume cap) are timed by user_path.py (issue 20).
+
 Needs the peers' venv for vectorbt/backtrader (created here if missing):
     python3.11 -m venv bench/.venv-peers
     bench/.venv-peers/bin/pip install vectorbt==1.2.0 backtrader==1.9.78.123 polars pyarrow

@@ -17,6 +17,20 @@ backtrader: one Cerebro per symbol (its own 1,000,000 broker, rules §6), Pandas
 bar, market orders (filled at the next bar's open), a CommInfo with
 max(0.005 x |size|, 1.00), percentage slippage on opens, not capped at the bar's range
 (`slip_out=True`). Preloaded, runonce, no observers. Final equity: broker value at the end.
+
+`--orders stop` (issue 20's realistic orders, beside tapeflow's 2% stop, liquidity slippage and
+10% volume cap; neither peer has a square-root impact model, so slippage stays s):
+* backtrader: once an entry has filled completely, a GTC sell `bt.Order.Stop` for the position
+  at 0.98 x the entry's average fill, rounded down to the cent (tapeflow's policy: the stop is
+  placed when the entry stops working, on the tick against the trader); an exit cancels the
+  working entry and stop and sells the position at market; fills capped at 10% of each bar's
+  volume by `bt.fillers.FixedBarPerc(perc=10)` (the rest of an order carries to later bars).
+  backtrader checks a stop from the bar after it is placed: on a trigger it fills at the stop
+  price, or at the open when the bar opens through it.
+* vectorbt: `from_signals(..., sl_stop=0.02, stop_entry_price="fillprice",
+  stop_exit_price="stoplimit", high=, low=)`: the stop is 2% under the entry's fill price, not
+  rounded to a tick, checked from the bar after the entry's fill, filled at the stop price or
+  the open when the bar opens through it, without slippage. No volume cap (vectorbt has none).
 """
 
 from __future__ import annotations
@@ -27,6 +41,7 @@ _T0 = time.perf_counter()
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -47,6 +62,9 @@ from common import (  # noqa: E402
     load,
     peak_rss_mb,
 )
+
+STOP_LOSS = 0.02  # --orders stop: as run_user.py's realistic configuration
+PARTICIPATION = 0.10
 
 # ---------------------------------------------------------------- vectorbt
 
@@ -76,13 +94,14 @@ class Wide:
             return pd.DataFrame(values, index=index, columns=symbols)
 
         self.open, self.close = wide("open"), wide("close")
+        self.high, self.low = wide("high"), wide("low")
         self.freq = "1min" if bar_length_global == "1m" else "1D"
 
 
 bar_length_global = "1m"
 
 
-def vbt_backtest(w: Wide, bps: int) -> Outcome:
+def vbt_backtest(w: Wide, bps: int, orders: str = "market") -> Outcome:
     import vectorbt as vbt
 
     fast = vbt.MA.run(w.close, FAST).ma.to_numpy()
@@ -98,10 +117,13 @@ def vbt_backtest(w: Wide, bps: int) -> Outcome:
     entries = np.zeros_like(up)
     exits = np.zeros_like(down)
     entries[1:], exits[1:] = up[:-1], down[:-1]
+    stops = {} if orders == "market" else {
+        "sl_stop": STOP_LOSS, "stop_entry_price": "fillprice", "stop_exit_price": "stoplimit",
+        "open": w.open, "high": w.high, "low": w.low}
     pf = vbt.Portfolio.from_signals(
         w.close, entries, exits, price=w.open, size=QTY, size_type="amount", fees=0.0,
         fixed_fees=max(PER_SHARE * QTY, MINIMUM), slippage=bps / 10_000, init_cash=CASH_PER_SYMBOL,
-        direction="longonly", accumulate=False, freq=w.freq,
+        direction="longonly", accumulate=False, freq=w.freq, **stops,
     )
     rec = pf.orders.values
     fills = pl.DataFrame({
@@ -146,7 +168,47 @@ def _bt_classes():
             elif pos == QTY and f < s and f1 >= s1:
                 self.sell(size=QTY)
 
-    return bt, RulesCommission, SmaCrossRules
+    class SmaCrossStop(SmaCrossRules):
+        """The same rules with a protective stop under each entry (`--orders stop`)."""
+
+        def __init__(self):
+            super().__init__()
+            self.entry_order = None  # the working buy
+            self.stop_order = None  # the working protective stop
+            self.done = {}  # order ref -> shares filled so far
+
+        def notify_order(self, order):
+            if order.status in (order.Partial, order.Completed):  # one row per bar's fill: what it added
+                done = abs(order.executed.size)
+                self.fills.append((len(self.data) - 1, "buy" if order.isbuy() else "sell",
+                                   done - self.done.get(order.ref, 0.0), order.executed.price))
+                self.done[order.ref] = done
+            if order.status in (order.Completed, order.Canceled, order.Margin, order.Rejected, order.Expired):
+                # backtrader notifies a clone of the order: match by ref
+                if self.entry_order is not None and order.ref == self.entry_order.ref:
+                    self.entry_order = None
+                    if order.status == order.Completed and self.position.size > 0:
+                        price = math.floor(order.executed.price * (1 - STOP_LOSS) * 100 + 1e-9) / 100
+                        self.stop_order = self.sell(size=self.position.size, exectype=bt.Order.Stop, price=price)
+                elif self.stop_order is not None and order.ref == self.stop_order.ref:
+                    self.stop_order = None
+
+        def next(self):
+            if len(self.data) <= SLOW:
+                return
+            f, s, f1, s1 = self.fast[0], self.slow[0], self.fast[-1], self.slow[-1]
+            pos = self.position.size
+            if pos == 0 and self.entry_order is None and f > s and f1 <= s1:
+                self.entry_order = self.buy(size=QTY)
+            elif (pos > 0 or self.entry_order is not None) and f < s and f1 >= s1:
+                for working in (self.entry_order, self.stop_order):
+                    if working is not None:
+                        self.cancel(working)
+                self.entry_order = self.stop_order = None
+                if pos > 0:
+                    self.sell(size=pos)
+
+    return bt, RulesCommission, SmaCrossRules, SmaCrossStop
 
 
 class Tall:
@@ -161,15 +223,21 @@ class Tall:
             self.parts.append((symbol, frame["ts"].dt.epoch("us").to_numpy(), pdf))
 
 
-def bt_backtest(t: Tall, bps: int) -> Outcome:
-    bt, RulesCommission, SmaCrossRules = _bt_classes()
+def bt_backtest(t: Tall, bps: int, orders: str = "market") -> Outcome:
+    bt, RulesCommission, SmaCrossRules, SmaCrossStop = _bt_classes()
     rows, equity = [], 0.0
     minute = bar_length_global == "1m"
     for symbol, ts_us, pdf in t.parts:
         cerebro = bt.Cerebro(stdstats=False, preload=True, runonce=True)
         kwargs = {"timeframe": bt.TimeFrame.Minutes, "compression": 1} if minute else {}
         cerebro.adddata(bt.feeds.PandasData(dataname=pdf, openinterest=None, **kwargs), name=symbol)
-        cerebro.addstrategy(SmaCrossRules)
+        cerebro.addstrategy(SmaCrossRules if orders == "market" else SmaCrossStop)
+        if orders == "stop":
+            cerebro.broker.set_filler(bt.fillers.FixedBarPerc(perc=100 * PARTICIPATION))
+            # An order submitted with the margin check waits a cycle before `cancel` can reach it:
+            # a stop placed on the entry's fill and cancelled by an exit on that same bar would
+            # stay live and sell short. Cash never binds here (rules §5), so skip the check.
+            cerebro.broker.set_checksubmit(False)
         cerebro.broker.setcash(CASH_PER_SYMBOL)
         cerebro.broker.addcommissioninfo(RulesCommission())
         if bps:
@@ -195,17 +263,22 @@ def main() -> None:
     parser.add_argument("variant", nargs="?", default="s0", choices=list(VARIANTS))
     parser.add_argument("out", nargs="?")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--orders", choices=["market", "stop"], default="market")
+    parser.add_argument("--head", type=int, help="each symbol's first HEAD bars only")
     args = parser.parse_args()
     bps = VARIANTS[args.variant]
     bar_length_global = bar_length(args.data)
-    prepare, run = ENGINES[args.engine]
+    prepare, backtest = ENGINES[args.engine]
+
+    def run(shaped, bps: int) -> Outcome:
+        return backtest(shaped, bps, args.orders)
 
     if args.engine == "vbt":
         import vectorbt  # noqa: F401  (import cost counted in "once")
     else:
         import backtrader  # noqa: F401
     t_imported = time.perf_counter()
-    shaped = prepare(load(args.data))
+    shaped = prepare(load(args.data, args.head))
     t_loaded = time.perf_counter()
 
     if args.mode == "once":
@@ -220,9 +293,9 @@ def main() -> None:
             start = time.perf_counter()
             outcome = run(shaped, bps)
             times.append(time.perf_counter() - start)
-        print(json.dumps({"engine": args.engine, "data": args.data, "imports_s": t_imported - _T0,
+        print(json.dumps({"engine": args.engine, "orders": args.orders, "data": args.data, "imports_s": t_imported - _T0,
                           "load_s": t_loaded - t_imported, "first_s": times[0], "warm_s": times[1:],
-                          "warm_median_s": statistics.median(times[1:]), "peak_rss_mb": peak_rss_mb(),
+                          "warm_median_s": statistics.median(times[1:] or times), "peak_rss_mb": peak_rss_mb(),
                           **outcome.summary()}))
     else:
         outcome = run(shaped, bps)

@@ -91,8 +91,8 @@ def backtest(bars: pl.DataFrame, bps: int) -> Outcome:
     return Outcome(fill_frame(fills), result.final_equity)
 
 
-def load_bars(name: str) -> pl.DataFrame:
-    return with_ends(load(name), bar_length(name))
+def load_bars(name: str, head: int | None = None) -> pl.DataFrame:
+    return with_ends(load(name, head), bar_length(name))
 
 
 def main() -> None:
