@@ -16,12 +16,14 @@ import numpy as np
 import polars as pl
 
 from tapeflow.backtest.config import BacktestConfig
-from tapeflow.backtest.fills import SymbolBars, split_by_symbol, to_us
-from tapeflow.calendar.exchange import get_calendar
+from tapeflow.backtest.fast import Marks
+from tapeflow.backtest.fills import to_us
+from tapeflow.backtest.liquidity import bar_liquidity
 from tapeflow.model import Action, OrderType, Outcome, Side, TimeInForce
 from tapeflow.risk.policy import loss_detail
 from tapeflow.schemas import FILLS_SCHEMA, conform
 from tapeflow.strategy.base import signal_frame
+from tapeflow.strategy.history import by_symbol_and_time
 
 _TYPES = {OrderType.MARKET.value: 0, OrderType.LIMIT.value: 1, OrderType.STOP.value: 2}
 _TIFS = {TimeInForce.DAY.value: 0, TimeInForce.GTC.value: 1}
@@ -47,24 +49,45 @@ def supports(signals: pl.DataFrame, steps: pl.DataFrame) -> bool:
     return all(checks)
 
 
-def walk(book_bars: dict[str, SymbolBars], signals: pl.DataFrame, config: BacktestConfig,
-         closings: list[tuple[int, int]]) -> tuple[pl.DataFrame, list[str]]:
-    """The event loop's fills and each signal's outcome (signals sorted by `at`), for inputs
-    `supports` accepted; `closings` are the policy's (time exit, reopen) pairs."""
-    import tapeflow.backtest.kernel as kernel  # deferred: numba's import and the kernel's load take tenths of a second
-
-    names = list(book_bars)
-    index = {name: i for i, name in enumerate(names)}
-    parts = list(book_bars.values())
-    sizes = np.array([len(b.ts) for b in parts], dtype=np.int64)
+def columns_of(bars: pl.DataFrame, liquidity: bool) -> tuple[list[str], dict[str, np.ndarray], dict[str, Marks]]:
+    """The bars as the loop's columns, symbols one after another in order: each symbol's name,
+    the columns, and each symbol's marks for the equity curve. Sessions are the bars' New York
+    dates (as `fills.mark_sessions` gives them); ADV and volatility only when `liquidity`
+    prices fills (the warehouse's measure when the bars carry it)."""
+    bars = by_symbol_and_time(bars)
+    runs = bars["symbol"].rle()
+    names = runs.struct.field("value").to_list()
+    sizes = runs.struct.field("len").to_numpy().astype(np.int64)
     sym_hi = np.cumsum(sizes)
     sym_lo = sym_hi - sizes
+    session = bars["ts"].dt.convert_time_zone("America/New_York").dt.date().cast(pl.Int32).cast(pl.Int64)
+    columns = {"ts": bars["ts"].dt.epoch("us"), "end": bars["end_ts"].dt.epoch("us"), "session": session}
+    out = {name: _own(values, np.int64) for name, values in columns.items()}
+    for name in ("open", "high", "low", "close", "volume"):
+        out[name] = _own(bars[name], np.float64)
+    out["adv_dollars"] = np.full(bars.height, math.nan)
+    out["sigma_daily"] = np.full(bars.height, math.nan)
+    if liquidity and "adv_dollars" in bars.columns and "sigma_daily" in bars.columns:  # the warehouse's measure
+        out["adv_dollars"] = _own(bars["adv_dollars"], np.float64)
+        out["sigma_daily"] = _own(bars["sigma_daily"], np.float64)
+    elif liquidity:  # measured on the bars' own sessions
+        for lo, hi in zip(sym_lo.tolist(), sym_hi.tolist()):
+            part = slice(lo, hi)
+            out["adv_dollars"][part], out["sigma_daily"][part] = bar_liquidity(
+                out["session"][part], out["close"][part], out["volume"][part])
+    out["sym_lo"], out["sym_hi"] = sym_lo, sym_hi
+    marks = {name: Marks(out["end"][lo:hi], out["close"][lo:hi]) for name, lo, hi in zip(names, sym_lo, sym_hi)}
+    return names, out, marks
 
-    def flat(name: str, dtype: type) -> np.ndarray:
-        if not parts:
-            return np.empty(0, dtype=dtype)
-        return np.ascontiguousarray(np.concatenate([getattr(b, name) for b in parts]), dtype=dtype)
 
+def walk(names: list[str], bars: dict[str, np.ndarray], signals: pl.DataFrame, config: BacktestConfig,
+         closings: list[tuple[int, int]]) -> tuple[pl.DataFrame, list[str]]:
+    """The event loop's fills and each signal's outcome (signals sorted by `at`) over the
+    columns `columns_of` gave, for inputs `supports` accepted; `closings` are the policy's
+    (time exit, reopen) pairs."""
+    import tapeflow.backtest.kernel as kernel  # deferred: numba's import and the kernel's load take tenths of a second
+
+    index = {name: i for i, name in enumerate(names)}
     at = signals["at"].dt.epoch("us").to_numpy()
     day = signals["at"].dt.convert_time_zone("America/New_York").dt.date()
     midnight = day.cast(pl.Datetime("us")).dt.replace_time_zone("America/New_York").dt.epoch("us")
@@ -82,12 +105,11 @@ def walk(book_bars: dict[str, SymbolBars], signals: pl.DataFrame, config: Backte
     model = config.costs.slippage.model
     anchors = np.array(model.anchors if model is not None else [(1.0, 0.0)], dtype=float)
 
-    low, high = flat("low", np.float64), flat("high", np.float64)
-    columns = (flat("ts", np.int64), flat("end", np.int64), flat("open", np.float64), high, low,
-               flat("close", np.float64), flat("volume", np.float64), flat("session", np.int64),
-               flat("adv_dollars", np.float64), flat("sigma_daily", np.float64),
-               kernel.blocks(low, kernel.BLOCK, low=True), kernel.blocks(low, kernel.BLOCK2, low=True),
-               kernel.blocks(high, kernel.BLOCK, low=False), kernel.blocks(high, kernel.BLOCK2, low=False), sym_lo, sym_hi)
+    low, high = bars["low"], bars["high"]
+    columns = (bars["ts"], bars["end"], bars["open"], high, low, bars["close"], bars["volume"], bars["session"],
+               bars["adv_dollars"], bars["sigma_daily"], kernel.blocks(low, kernel.BLOCK, low=True),
+               kernel.blocks(low, kernel.BLOCK2, low=True), kernel.blocks(high, kernel.BLOCK, low=False),
+               kernel.blocks(high, kernel.BLOCK2, low=False), bars["sym_lo"], bars["sym_hi"])
     costs = (_params(config), np.ascontiguousarray(anchors[:, 0]), np.ascontiguousarray(anchors[:, 1]))
     arguments = (columns, _own(codes["sym"], np.int64), _own(at, np.int64), _own(codes["enter"], np.bool_),
                  _own(codes["qty"], np.float64), _own(codes["type"], np.int64), _own(codes["tif"], np.int64),
@@ -144,7 +166,8 @@ def warm() -> None:
     decisions = signal_frame([{"symbol": "A", "at": ts[1], "action": "enter", "reason": "warm", "qty": None,
                                "order_type": "market", "time_in_force": "day", "limit_price": None,
                                "stop_price": None}])
-    walk(split_by_symbol(bars, get_calendar()), decisions, BacktestConfig(), [(to_us(ts[2]), to_us(ts[3]))])
+    names, columns, _ = columns_of(bars, liquidity=True)
+    walk(names, columns, decisions, BacktestConfig(), [(to_us(ts[2]), to_us(ts[3]))])
 
 
 _ORDINAL_OF_EPOCH = 719_163  # date(1970, 1, 1).toordinal(): polars counts days from the epoch

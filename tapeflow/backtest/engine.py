@@ -25,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from tapeflow.backtest.adjust import cash_in_lieu, fills_as_traded, scale_at, to_units, trades_as_traded
+from tapeflow.backtest.compiled import columns_of as compiled_columns
 from tapeflow.backtest.compiled import supports
 from tapeflow.backtest.compiled import walk as compiled_walk
 from tapeflow.backtest.config import BacktestConfig
@@ -124,12 +125,13 @@ def simulate(bars: pl.DataFrame, signals: pl.DataFrame, config: BacktestConfig =
 
 
 def _compiled(bars: pl.DataFrame, signals: pl.DataFrame, config: BacktestConfig,
-              timeframe: Timeframe) -> tuple[pl.DataFrame, list[str], dict[str, SymbolBars]]:
+              timeframe: Timeframe) -> tuple[pl.DataFrame, list[str], dict[str, Marks]]:
     """`_walk_signals` compiled (tapeflow/backtest/kernel.py): the same fills and outcomes."""
 
-    book_bars = split_by_symbol(bars, get_calendar())
-    fills, outcomes = compiled_walk(book_bars, signals, config, _closings(book_bars, config, timeframe))
-    return fills, outcomes, book_bars
+    names, columns, marks = compiled_columns(bars, liquidity=config.costs.slippage.model is not None)
+    closings = _closings_between(int(columns["ts"].min()), int(columns["end"].max()), config, timeframe) if names else []
+    fills, outcomes = compiled_walk(names, columns, signals, config, closings)
+    return fills, outcomes, marks
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,13 @@ def _closings(bars: dict[str, SymbolBars], config: BacktestConfig, timeframe: Ti
         return []
     first = min(int(b.ts[0]) for b in bars.values() if len(b.ts))
     last = max(int(b.end[-1]) for b in bars.values() if len(b.end))
+    return _closings_between(first, last, config, timeframe)
+
+
+def _closings_between(first: int, last: int, config: BacktestConfig, timeframe: Timeframe) -> list[tuple[int, int]]:
+    """`_closings` of the sessions from the one of instant `first` to the one of `last`."""
+    if not config.policy.has_time_exit(timeframe):
+        return []
     calendar = get_calendar()
     days = calendar.sessions(ny_day(_instant(first)), ny_day(_instant(last)))
     out = []
