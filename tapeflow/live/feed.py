@@ -5,6 +5,7 @@ flows put them)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import polars as pl
@@ -14,7 +15,7 @@ from tapeflow.calendar.exchange import ny_day
 from tapeflow.model import AdjustMode, Bar, Timeframe
 from tapeflow.news.features import LOOKBACK as NEWS_LOOKBACK
 from tapeflow.news.features import NewsReading, news_view
-from tapeflow.strategy.history import History
+from tapeflow.strategy.history import WATCHLIST_COLUMNS, History
 from tapeflow.strategy.warmup import history_from, history_start, session_warmup
 from warehouse.connection import Warehouse
 from warehouse.reads import actions_between, bars_ended, bars_opened, scored_news_between, watchlist_fetched_by
@@ -25,6 +26,16 @@ SESSION_ADJUST = AdjustMode.SPLITS  # a backtest's default: a session decides on
 
 class NotEnoughHistory(ValueError):
     """The warehouse does not reach back as far as the strategy's warm-up needs."""
+
+
+@dataclass(frozen=True)
+class CycleRead:
+    """One cycle's market, read in one pass: the strategy's history, the bars that ended since
+    the simulator last got each symbol's (time order), and the newest bar end."""
+
+    history: History
+    ended: list[Bar]
+    newest_end: datetime | None
 
 
 class WarehouseFeed:
@@ -65,18 +76,36 @@ class WarehouseFeed:
         published, fetched and scored by then; prices adjusted for the corporate actions in
         effect and known by then, as a backtest's decisions see them (orders still trade raw:
         the latest bar keeps its traded price)."""
+        return self.read(at).history
+
+    def read(self, at: datetime, after: datetime | None = None, seen: Mapping[str, datetime] | None = None, *,
+             watchlist: bool = True) -> CycleRead:
+        """`history(at)` and `bars_ended(after, at, seen)` from one bars query in one transaction
+        (a cycle needs both; without `after`, no bars ended), with the newest bar end. Without
+        `watchlist` the history has no snapshots (a strategy that does not use them, as in a
+        backtest)."""
         start = self.start(ny_day(at))
+        lo = start if after is None else min(start, after)
         with self.warehouse.write() as con:  # the session's own process may hold the file
-            bars = bars_ended(con, self.timeframe.value, start, at, self.symbols)
-            watchlist = watchlist_fetched_by(con, at - WATCHLIST_LOOKBACK, at)
+            frame = bars_ended(con, self.timeframe.value, lo, at, self.symbols)
+            snapshots = watchlist_fetched_by(con, at - WATCHLIST_LOOKBACK, at) if watchlist else None
             actions = self._actions(con, ny_day(start), ny_day(at))
             news = None if self.news is None else news_view(
                 scored_news_between(con, at - NEWS_LOOKBACK, at, self.news.model, self.news.tagger),
                 self.news.scoring_latency)
+            # Every symbol's bars ended in (lo, at] are in the frame, so its newest is the table's (unless empty).
+            newest = frame["end_ts"].max() if self.symbols is None and frame.height else self._newest(con, at)
+        bars = frame if lo == start else frame.filter(pl.col("end_ts") > start)
+        ended = [] if after is None else self._as_bars(_unseen(frame.filter(pl.col("end_ts") > after), seen)
+                                                       .sort("end_ts", "symbol"))
+        if snapshots is None:
+            snapshots = pl.DataFrame(schema=WATCHLIST_COLUMNS)
         if news is None:
-            history = History(bars, watchlist, actions=actions)  # bars and snapshots are read as of `at`
-            return history if actions.is_empty() else view_at(history, SESSION_ADJUST, at)
-        return view_at(History(bars, watchlist, news, actions=actions), SESSION_ADJUST, at)
+            history = History(bars, snapshots, actions=actions)  # bars and snapshots are read as of `at`
+            history = history if actions.is_empty() else view_at(history, SESSION_ADJUST, at)
+        else:
+            history = view_at(History(bars, snapshots, news, actions=actions), SESSION_ADJUST, at)
+        return CycleRead(history, ended, newest)
 
     def _actions(self, con, first: date, day: date) -> pl.DataFrame:  # type: ignore[no-untyped-def]
         """The corporate actions of the history's days, read once a session day (a cycle a
@@ -90,12 +119,7 @@ class WarehouseFeed:
         (less each symbol's bars that ended by its time in `seen`)."""
         with self.warehouse.write() as con:
             frame = bars_ended(con, self.timeframe.value, after, until, self.symbols)
-        if seen:
-            marks = pl.DataFrame({"symbol": list(seen), "_seen": list(seen.values())},
-                                 schema={"symbol": pl.String, "_seen": frame.schema["end_ts"]})
-            frame = frame.join(marks, on="symbol", how="left").filter(
-                pl.col("_seen").is_null() | (pl.col("end_ts") > pl.col("_seen"))).drop("_seen")
-        return self._as_bars(frame.sort("end_ts", "symbol"))
+        return self._as_bars(_unseen(frame, seen).sort("end_ts", "symbol"))
 
     def latest_bars(self, until: datetime) -> list[Bar]:
         """Each symbol's last bar ended by `until` within the history: the market as it stood."""
@@ -117,6 +141,19 @@ class WarehouseFeed:
     def newest_bar_end(self, until: datetime) -> datetime | None:
         """The end of the newest bar knowable at `until`."""
         with self.warehouse.write() as con:
-            (newest,) = con.execute("SELECT max(end_ts) FROM bars WHERE timeframe = ? AND end_ts <= ?",
-                                    [self.timeframe.value, until]).fetchone()
+            return self._newest(con, until)
+
+    def _newest(self, con, until: datetime) -> datetime | None:  # type: ignore[no-untyped-def]
+        [(newest,)] = con.execute("SELECT max(end_ts) FROM bars WHERE timeframe = ? AND end_ts <= ?",
+                                  [self.timeframe.value, until]).fetchall()  # read out: the cycle's next reads follow
         return newest
+
+
+def _unseen(frame: pl.DataFrame, seen: Mapping[str, datetime] | None) -> pl.DataFrame:
+    """`frame` less each symbol's bars that ended by its time in `seen`."""
+    if not seen or frame.is_empty():
+        return frame
+    marks = pl.DataFrame({"symbol": list(seen), "_seen": list(seen.values())},
+                         schema={"symbol": pl.String, "_seen": frame.schema["end_ts"]})
+    return frame.join(marks, on="symbol", how="left").filter(
+        pl.col("_seen").is_null() | (pl.col("end_ts") > pl.col("_seen"))).drop("_seen")

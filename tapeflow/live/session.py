@@ -16,6 +16,12 @@ and go out at the next session's first cycle), or from `decisions_since` when th
 (a replay's first day). A decision is too old once `max_decision_age` of market time has
 passed since it (the hours the market is shut do not count).
 
+Warehouse work: a cycle reads what it needs (bars, snapshots, kill switch, day lock) in one
+pass, records its new decisions in one statement before any of them goes out, and writes its
+outcomes and heartbeat together at its end. What the session decided is kept in memory as well
+(loaded when it starts), so a cycle never reads it back; with the simulator, whose book is in
+the warehouse, the whole cycle uses one connection.
+
 Crash safety: decisions are recorded before their orders are sent and every order's client
 order id comes from its decision, so a restarted session re-sends exactly the decisions
 that had not reached the broker (the broker answers the others: `place` finds them). A
@@ -44,7 +50,7 @@ from tapeflow.brokers.ids import client_order_id, is_entry_of
 from tapeflow.brokers.reconcile import reconcile
 from tapeflow.calendar.exchange import NEW_YORK, ExchangeSession, get_calendar, ny_day
 from tapeflow.live import owner as owners
-from tapeflow.live.feed import WarehouseFeed
+from tapeflow.live.feed import CycleRead, WarehouseFeed
 from tapeflow.live.identity import decision_order_id, params_hash, session_id
 from tapeflow.live.observer import Guard, Holding, SessionObserver, SessionView, WorkingOrder
 from tapeflow.live.report import SessionReport
@@ -86,10 +92,20 @@ REPORT_EVERY_S = 0.2
 
 
 AlertHook = Callable[[str, str, str], None]  # kind, severity, message
+_DECISION_COLUMNS = ("client_order_id, decided_at, symbol, action, reason, qty, order_type, time_in_force, limit_price, "
+                     "stop_price, outcome")
 
 
 def _log_alert(kind: str, severity: str, message: str) -> None:
     log.warning("[%s] %s: %s", severity, kind, message)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A decision of this session as `session_decisions` holds it: its row and its outcome so far."""
+
+    row: dict  # at, symbol, action, reason, qty, order_type, time_in_force, limit_price, stop_price
+    outcome: str
 
 
 @dataclass(frozen=True)
@@ -148,6 +164,10 @@ class TradingSession:
         self._session_start: datetime | None = None  # decisions before it belong to other days
         self._exit_at: datetime | None = None  # intraday: from then on no decisions, sell what the strategy holds
         self._taken: set[str] = set()  # decisions recorded by this process
+        self._recorded: dict[str, Recorded] = {}  # every decision of the session, by client order id (in order)
+        self._unwritten: dict[str, str] = {}  # outcomes the warehouse is yet to get (at the cycle's end)
+        self._beat: tuple[datetime, dict] | None = None  # the cycle's heartbeat, written with the outcomes
+        self._mine: set[str] | None = None  # the strategy's client order ids, read once a cycle
         self._handed: dict[str, datetime] = {}  # symbol -> end of the last bar the simulator got
         self._market_since = market_since  # bars that ended after it go to the simulator (default: the start)
         self._stale = False
@@ -196,6 +216,7 @@ class TradingSession:
         self.alert("session_failed", "critical", f"{self.id} stopped: {type(exc).__name__}: {exc}")
         try:
             with self.warehouse.write() as con:
+                self._write_outcomes(con)
                 con.execute("UPDATE trading_sessions SET status = 'failed', summary = ? WHERE session_id = ?",
                             [json.dumps(self.report.as_dict(), default=str), self.id])
         except Exception:
@@ -228,6 +249,7 @@ class TradingSession:
 
     def _prepare(self, session: ExchangeSession, now: datetime) -> None:
         first_start = self._claim(now)
+        self._load_decisions()
         report = reconcile(self.ledger, self.broker, since=session.pre_open - timedelta(days=3))
         if report.adopted_fills:
             self.report.recovery.append(f"adopted {len(report.adopted_fills)} fill(s) made while no session listened")
@@ -250,6 +272,15 @@ class TradingSession:
         self._market_since = min(self._market_since or now, first_start)
         if self.market is not None:  # a restart: the bars since the simulator last saw each symbol reach it in order
             self._handed = {s: t for s, t in self.market.marked_through().items() if t >= self._market_since}
+
+    def _load_decisions(self) -> None:
+        """What the session decided before (a restart): from then on the session keeps it in memory."""
+        with self.warehouse.write() as con:
+            rows = con.execute(f"SELECT {_DECISION_COLUMNS} FROM session_decisions WHERE session_id = ? "
+                               "ORDER BY decided_at, recorded_at, client_order_id", [self.id]).fetchall()
+        names = ("at", "symbol", "action", "reason", "qty", "order_type", "time_in_force", "limit_price", "stop_price")
+        self._recorded = {r[0]: Recorded(dict(zip(names, r[1:10], strict=True)), r[10]) for r in rows}
+        self._unwritten.clear()
 
     def _claim(self, now: datetime) -> datetime:
         """One process per session. A claim still running is taken over at once when its owner
@@ -285,16 +316,23 @@ class TradingSession:
         return min(row[0][2], now) if row else now
 
     def cycle(self, session: ExchangeSession) -> None:
-        """One pass: market, events, heartbeat, risk, decisions, stops, time exit. A live
-        session opens the warehouse per write, so ingest flows are never locked out while it
-        waits on a broker; a replay holds it throughout (`hold_warehouse`)."""
+        """One pass: market, events, heartbeat, risk, decisions, stops, time exit. A session on
+        a broker across the network opens the warehouse for its reads, its decisions and its
+        end, never while it waits on the broker, so ingest flows are not locked out; one on the
+        simulator holds it for the cycle, a replay throughout (`hold_warehouse`)."""
         self._cycle(session, self.clock.now())
 
     def _cycle(self, session: ExchangeSession, now: datetime) -> None:
         self.report.cycles += 1
         self._read = None
+        self._mine = None
+        self._beat = None
         try:
-            self._steps(session, now)
+            # The simulator's book is in the warehouse and it never waits on a network: its cycle holds the file.
+            # A cycle writes its outcomes (and, unless written with its reads, its heartbeat) at its end.
+            with self.warehouse.held() if self.market is not None else nullcontext():
+                self._steps(session, now)
+                self._write_cycle()
         except WarehouseBusy as exc:
             self._ride_out(exc)
         if self.observer is not None and self._read is not None:
@@ -318,28 +356,32 @@ class TradingSession:
                    "tries again")
 
     def _steps(self, session: ExchangeSession, now: datetime) -> None:
-        if self.market is not None:
-            self._hand_over(now)
-        try:
-            self._heard_from(self.execution.sync())
-            account = self.broker.account()
-            positions = self.broker.positions()
-            held = {p.symbol: p.qty for p in positions if p.qty}
-        except (Disconnected, QueryFailed) as exc:
-            self.alert("broker_disconnected", "critical", f"{self.broker.name}: {exc}")
-            self._heartbeat(now, {"broker": "unreachable"})
+        # One transaction for the cycle's reads, the simulator's bars and, with the simulator
+        # (no network to wait on), its book and the heartbeat: one commit, the costly part.
+        local = self.market is not None
+        with self.warehouse.held(), self.warehouse.write():
+            # Frames first, plain rows last: DuckDB builds no frame on a connection whose last row is unread.
+            market = self._read_market(now)
+            if local:
+                self._hand_over(now, market.ended)
+            book = self._read_book(now) if local else None
+            stored_kill = kill_switch(self.warehouse, self.strategy.name)
+            stored_lock = day_lock(self.warehouse, self.lock_scope, self.day)
+            self._write_cycle()
+        book = book if local else self._read_book(now)
+        if book is None:
             return  # nothing is decided blind; the next cycle tries again
-        self._heartbeat(now, {"equity": account.equity, "positions": held})
-        self._check_freshness(now, session)
+        account, positions, held = book
+        self._check_freshness(now, session, market.newest_end)
         try:
-            killed = self._killed()
+            killed = self._killed(stored_kill)
             if killed:  # the kill switch takes back the working entries; the breaker's lock only refuses new ones
                 self._stand_down(killed)
-            locked = None if killed else day_lock(self.warehouse, self.lock_scope, self.day)
+            locked = None if killed else stored_lock
             if not killed:  # the lock is read only when the kill switch is off
                 self._guard(Guard.DAY_LOCK, locked)
             stop = killed or locked
-            self._history = self.feed.history(now)  # what is knowable now: every step of the cycle sees this
+            self._history = market.history  # what is knowable now: every step of the cycle sees this
             self._read = (account, positions)
             self._retry_unsent(now, account, held, stop)
             if self._closing(now):
@@ -350,21 +392,53 @@ class TradingSession:
         except (Disconnected, QueryFailed) as exc:  # the next cycle carries on where this one stopped
             self.alert("broker_disconnected", "critical", f"{self.broker.name}: {exc}")
 
-    def _hand_over(self, now: datetime) -> None:
-        """Give the simulator every bar that has ended since it last got one of that symbol,
-        however late it reached the warehouse; of a daily bar, its opening print once it has
-        opened (a market-on-open order fills then, not at the day's end)."""
+    def _read_book(self, now: datetime) -> tuple[Account, list[Position], dict[str, float]] | None:
+        """The broker's order events, account and positions, and the heartbeat that reports them;
+        None (and an alert) when the broker does not answer."""
+        try:
+            self._heard_from(self.execution.sync())
+            account = self.broker.account()
+            positions = self.broker.positions()
+        except (Disconnected, QueryFailed) as exc:
+            self.alert("broker_disconnected", "critical", f"{self.broker.name}: {exc}")
+            self._heartbeat(now, {"broker": "unreachable"})
+            return None
+        held = {p.symbol: p.qty for p in positions if p.qty}
+        self._heartbeat(now, {"equity": account.equity, "positions": held})
+        return account, positions, held
+
+    def _read_market(self, now: datetime) -> CycleRead:
+        """The cycle's market in one read, with the bars that ended since the simulator (if it
+        is the market) last got each symbol's."""
+        if self.market is None:
+            return self.feed.read(now, watchlist=self.strategy.uses_watchlist)
+        oldest = min(min(self._handed.values(), default=self._market_since), self._market_since)
+        return self.feed.read(now, after=oldest, seen=self._handed, watchlist=self.strategy.uses_watchlist)
+
+    def _hand_over(self, now: datetime, ended: list[Bar] | None = None) -> None:
+        """Give the simulator every bar that has ended since it last got one of that symbol
+        (`ended`, when the cycle has read them), however late it reached the warehouse; of a
+        daily bar, its opening print once it has opened (a market-on-open order fills then,
+        not at the day's end)."""
         assert self.market is not None
-        oldest = min(self._handed.values(), default=self._market_since)
+        oldest = min(min(self._handed.values(), default=self._market_since), self._market_since)
         if self.feed.timeframe is Timeframe.DAY:
-            for bar in self.feed.bars_opened(min(oldest, self._market_since), now):
+            for bar in self.feed.bars_opened(oldest, now):
                 if (bar.symbol, bar.ts) not in self._opened:
                     self.market.on_open(bar)
                     self._opened.add((bar.symbol, bar.ts))
-        for bar in self.feed.bars_ended(min(oldest, self._market_since), now, seen=self._handed):
-            if bar.end > self._handed.get(bar.symbol, self._market_since):
+        if ended is None:
+            ended = self.feed.bars_ended(oldest, now, seen=self._handed)
+        due = [bar for bar in ended if bar.end > self._handed.get(bar.symbol, self._market_since)]
+        # A batch in one transaction where the market takes one (the simulator); else bar by bar.
+        on_bars = getattr(self.market, "on_bars", None)
+        if on_bars is not None:
+            on_bars(due)
+        else:
+            for bar in due:
                 self.market.on_bar(bar)
-                self._handed[bar.symbol] = bar.end
+        for bar in due:
+            self._handed[bar.symbol] = bar.end
 
     def finish(self, session: ExchangeSession) -> SessionReport:
         """End of day: record the last events, reconcile, snapshot, summarise."""
@@ -372,6 +446,7 @@ class TradingSession:
             return self._finish(session, self.clock.now())
 
     def _finish(self, session: ExchangeSession, now: datetime) -> SessionReport:
+        self._write_cycle()  # outcomes a busy warehouse kept from the last cycle
         if self.market is not None:
             self._hand_over(now)  # the bars that ended by the close trade what was working
         self._heard_from(self.execution.sync())
@@ -384,6 +459,7 @@ class TradingSession:
                 self.alert("position_left_open", "critical", "still held at the close, though the strategy is flat "
                            "by then: " + ", ".join(f"{q:g} {s}" for s, q in sorted(left.items())))
         account = self.broker.account()
+        self._mine = None
         mine = self._my_orders()
         fills = [f for f in self.ledger.fills() if f.client_order_id in mine]  # every day's: costs carry over
         self.report.fills = sum(1 for f in fills if f.ts >= session.pre_open)
@@ -400,11 +476,10 @@ class TradingSession:
             self._tell("on_finish", self.report, closing)
         return self.report
 
-    def _check_freshness(self, now: datetime, session: ExchangeSession) -> None:
-        """In session, minute bars must keep coming: alert once when they stop."""
+    def _check_freshness(self, now: datetime, session: ExchangeSession, newest: datetime | None) -> None:
+        """In session, minute bars must keep coming (`newest`: the newest bar's end): alert once when they stop."""
         if self.feed.timeframe is not Timeframe.MINUTE or not session.open + self.rules.stale_after <= now < session.close:
             return
-        newest = self.feed.newest_bar_end(until=now)
         stale = newest is None or now - newest >= self.rules.stale_after
         if stale and not self._stale:
             seen = newest.astimezone(NEW_YORK).strftime("%H:%M") if newest else "never"
@@ -415,9 +490,9 @@ class TradingSession:
 
     # -- risk ---------------------------------------------------------------------------------
 
-    def _killed(self) -> str | None:
-        """Why the kill switch is engaged for this strategy, or None."""
-        killed = (self.external_kill() if self.external_kill else None) or kill_switch(self.warehouse, self.strategy.name)
+    def _killed(self, stored: str | None) -> str | None:
+        """Why the kill switch is engaged for this strategy (`stored`: what the warehouse says), or None."""
+        killed = (self.external_kill() if self.external_kill else None) or stored
         if killed:
             self._note_killed(killed)
         else:
@@ -447,17 +522,18 @@ class TradingSession:
         is not taken again (a late bar can still bring a decision of an earlier minute)."""
         signals = self.strategy.signals(self._history)
         due = signals.filter((pl.col("at") <= now) & (pl.col("at") >= self._session_start))
+        new: dict[str, dict] = {}
         for row in due.sort("at", "symbol").iter_rows(named=True):
-            self._act(row, now, account, held, stop)
-
-    def _act(self, row: dict, now: datetime, account: Account, held: dict[str, float], stop: str | None) -> None:
-        at, symbol, action = row["at"], row["symbol"], row["action"]
-        cid = decision_order_id(self.strategy.name, at, symbol, action, params=params_hash(self.strategy.p),
-                                mode=self.broker.mode.value)
-        if cid in self._taken or not self._record_decision(cid, row):
-            return  # taken already (this cycle's history repeats it; or before a restart)
-        self.report.decisions += 1
-        self._carry_out(cid, row, now, account, held, stop)
+            cid = decision_order_id(self.strategy.name, row["at"], row["symbol"], row["action"],
+                                    params=params_hash(self.strategy.p), mode=self.broker.mode.value)
+            if cid in self._recorded:
+                self._taken.add(cid)  # taken already (this cycle's history repeats it; or before a restart)
+            elif cid not in new:
+                new[cid] = row
+        self._record_decisions(new)  # all recorded, in one statement, before the first goes out
+        for cid, row in new.items():
+            self.report.decisions += 1
+            self._carry_out(cid, row, now, account, held, stop)
 
     def _market_age(self, at: datetime, now: datetime) -> timedelta:
         """How long the market has been open since `at` (a decision at the close is fresh at the next open)."""
@@ -525,6 +601,7 @@ class TradingSession:
             self._flatten(now, "daily loss limit: flatten")
 
     def _send(self, order: Order) -> None:
+        self._mine = None  # the ledger records the order under the strategy: the next look reads them afresh
         try:
             state = self.execution.submit(order)
         except OrderRejected as exc:
@@ -546,14 +623,15 @@ class TradingSession:
         """Decisions recorded but never confirmed sent (a crash, a broker that did not answer)
         go through the same gates as new ones: age, kill switch, lock, sizing. `place` finds
         any that did reach the broker, so none is sent twice."""
-        with self.warehouse.write() as con:
-            rows = con.execute("SELECT client_order_id, decided_at, symbol, action, reason, qty, order_type, "
-                               "time_in_force, limit_price, stop_price FROM session_decisions WHERE session_id = ? "
-                               "AND outcome = ? ORDER BY decided_at", [self.id, Outcome.DECIDED.value]).fetchall()
+        unsent = sorted(((cid, r.row) for cid, r in self._recorded.items() if r.outcome == Outcome.DECIDED.value),
+                        key=lambda item: item[1]["at"])
+        rows = [(cid, r["at"], r["symbol"], r["action"], r["reason"], r["qty"], r["order_type"], r["time_in_force"],
+                 r["limit_price"], r["stop_price"]) for cid, r in unsent]
         for cid, at, symbol, action, reason, qty, order_type, tif, limit_price, stop_price in rows:
             state = self.broker.order(cid)
             if state is not None:  # it did reach the broker before the answer was lost
                 self.ledger.record_order(state, strategy=self.strategy.name)
+                self._mine = None
                 self._outcome(cid, Outcome.SENT)
                 self.report.recovery.append(f"order {cid} ({action} {symbol}) had reached the broker: recorded")
                 continue
@@ -569,21 +647,54 @@ class TradingSession:
 
     def _record_decision(self, cid: str, row: dict) -> bool:
         """Write the decision before anything is sent; False if it was recorded already."""
+        if cid in self._recorded:
+            self._taken.add(cid)
+            return False
+        self._record_decisions({cid: row})
+        return True
+
+    def _record_decisions(self, rows: dict[str, dict]) -> None:
+        """Write new decisions (client order id -> row) in one statement, before any is sent."""
+        if not rows:
+            return
+        recorded_at = self.clock.now()
+        values = [[self.id, cid, r["at"], r["symbol"], r["action"], r["reason"], r["qty"], r["order_type"],
+                   r["time_in_force"], r["limit_price"], r["stop_price"], Outcome.DECIDED.value, recorded_at]
+                  for cid, r in rows.items()]
         with self.warehouse.write() as con:
-            known = con.execute("SELECT 1 FROM session_decisions WHERE session_id = ? AND client_order_id = ?",
-                                [self.id, cid]).fetchone()
-            if not known:
-                con.execute("INSERT INTO session_decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            [self.id, cid, row["at"], row["symbol"], row["action"], row["reason"], row["qty"],
-                             row["order_type"], row["time_in_force"], row["limit_price"], row["stop_price"],
-                             Outcome.DECIDED.value, self.clock.now()])
-        self._taken.add(cid)
-        return not known
+            con.execute("INSERT INTO session_decisions VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"]
+                                                                           * len(values)),
+                        [v for row in values for v in row])
+        names = ("at", "symbol", "action", "reason", "qty", "order_type", "time_in_force", "limit_price", "stop_price")
+        for cid, r in rows.items():
+            self._recorded[cid] = Recorded({n: r[n] for n in names}, Outcome.DECIDED.value)
+            self._taken.add(cid)
 
     def _outcome(self, cid: str, outcome: str) -> None:
+        """A decision's outcome: known at once, written with the cycle's heartbeat (a restart
+        that misses it asks the broker: `_retry_unsent`)."""
+        if cid in self._recorded:
+            self._recorded[cid] = replace(self._recorded[cid], outcome=str(outcome))
+        self._unwritten[cid] = str(outcome)
+
+    def _write_cycle(self) -> None:
+        """The cycle's outcomes and heartbeat, in one transaction."""
+        if not self._unwritten and self._beat is None:
+            return
         with self.warehouse.write() as con:
-            con.execute("UPDATE session_decisions SET outcome = ? WHERE session_id = ? AND client_order_id = ?",
-                        [outcome, self.id, cid])
+            self._write_outcomes(con)
+            if self._beat is not None:
+                now, detail = self._beat
+                con.execute("INSERT INTO heartbeats VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                            [self.component, now, json.dumps({"session_id": self.id, **detail}, default=str)])
+        self._beat = None
+
+    def _write_outcomes(self, con) -> None:  # type: ignore[no-untyped-def]
+        if self._unwritten:
+            con.execute("UPDATE session_decisions AS d SET outcome = o.outcome FROM (SELECT unnest(?) AS cid, "
+                        "unnest(?) AS outcome) AS o WHERE d.session_id = ? AND d.client_order_id = o.cid",
+                        [list(self._unwritten), list(self._unwritten.values()), self.id])
+            self._unwritten.clear()
 
     # -- exits -------------------------------------------------------------------------------------
 
@@ -641,6 +752,7 @@ class TradingSession:
             if state is not None:  # working: keep it
                 if cid not in self._taken:
                     self.ledger.record_order(state, strategy=self.strategy.name)
+                    self._mine = None
                     self._outcome(cid, Outcome.SENT)
                     self._taken.add(cid)
                     self.report.recovery.append(f"kept the closing sell {cid} of {symbol}: it reached the broker "
@@ -661,10 +773,7 @@ class TradingSession:
 
     def _decided(self, reason: str) -> set[str]:
         """Client order ids of this session's decisions made for `reason`."""
-        with self.warehouse.write() as con:
-            rows = con.execute("SELECT client_order_id FROM session_decisions WHERE session_id = ? AND reason = ?",
-                               [self.id, reason]).fetchall()
-        return {r[0] for r in rows}
+        return {cid for cid, r in self._recorded.items() if r.row["reason"] == reason}
 
     def _record_exit(self, cid: str, now: datetime, symbol: str, reason: str, order_type: OrderType,
                      tif: TimeInForce, stop_price: float | None = None) -> bool:
@@ -691,10 +800,14 @@ class TradingSession:
         return max(0.0, min(self.ledger.positions(self.strategy.name).get(symbol, 0.0), held.get(symbol, 0.0)))
 
     def _my_orders(self) -> set[str]:
-        with self.warehouse.write() as con:
-            rows = con.execute("SELECT client_order_id FROM orders WHERE strategy = ? AND broker = ? AND mode = ?",
-                               [self.strategy.name, self.broker.name, self.broker.mode.value]).fetchall()
-        return {r[0] for r in rows}
+        """The strategy's client order ids on this account (any session's), read once a cycle
+        and again after it sends one."""
+        if self._mine is None:
+            with self.warehouse.write() as con:
+                rows = con.execute("SELECT client_order_id FROM orders WHERE strategy = ? AND broker = ? AND mode = ?",
+                                   [self.strategy.name, self.broker.name, self.broker.mode.value]).fetchall()
+            self._mine = {r[0] for r in rows}
+        return self._mine
 
     def _my_symbols(self) -> set[str]:
         mine = self._my_orders()
@@ -710,9 +823,7 @@ class TradingSession:
         return float(bars["close"][-1]) if bars.height else None
 
     def _heartbeat(self, now: datetime, detail: dict) -> None:
-        with self.warehouse.write() as con:
-            con.execute("INSERT INTO heartbeats VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                        [self.component, now, json.dumps({"session_id": self.id, **detail}, default=str)])
+        self._beat = (now, detail)  # written with the cycle's outcomes
 
     def alert(self, kind: str, severity: str, message: str) -> None:
         self.report.alerts.append(f"{kind}: {message}")

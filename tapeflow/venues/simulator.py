@@ -167,6 +167,40 @@ class SimBroker(Broker):
         series = _one_bar(bar, ny_day(bar.ts), get_calendar())
         return self._trade(bar, series, opening_print=False)
 
+    def on_bars(self, bars: list[Bar]) -> list[Fill]:
+        """`on_bar` for each of `bars` (in time order) in one transaction; a symbol with no
+        working order only takes its last price, all of them in one statement."""
+        made: list[Fill] = []
+        if not bars:
+            return made
+        with self.warehouse.write() as con:  # each on_bar joins this transaction
+            found = con.execute("SELECT session, (SELECT list(DISTINCT symbol) FROM sim_orders WHERE status IN "
+                                "('new', 'partially_filled')) FROM sim_account WHERE account = ?", [ACCOUNT]).fetchall()
+            if not found:
+                self._open_account(con)
+                found = con.execute("SELECT NULL, (SELECT list(DISTINCT symbol) FROM sim_orders WHERE status IN "
+                                    "('new', 'partially_filled'))").fetchall()
+            rolled, working = found[0][0], set(found[0][1] or ())
+            self._measure(con, {(b.symbol, ny_day(b.ts)) for b in bars if b.symbol in working})
+            marks: dict[str, Bar] = {}
+            for bar in bars:
+                day = ny_day(bar.ts)
+                new_day = rolled is None or day > rolled
+                if new_day:  # the day's equity counts every price before its first bar
+                    _mark(con, marks)
+                if bar.symbol in working:
+                    made += self.on_bar(bar)  # it rolls the day itself
+                else:
+                    if new_day:
+                        for event in self._roll_session(con, day):
+                            self._events.put(event)
+                    self._printed.pop((bar.symbol, bar.ts), None)
+                    if bar.symbol not in marks or bar.end > marks[bar.symbol].end:  # one row a symbol: its newest
+                        marks[bar.symbol] = bar
+                rolled = day if new_day else rolled
+            _mark(con, marks)
+        return made
+
     def marked_through(self) -> dict[str, datetime]:
         """Each symbol's newest bar end the simulator has traded: a restarted session hands it
         the bars after that, in order."""
@@ -236,6 +270,16 @@ class SimBroker(Broker):
         adv, sigma = self._liquidity[key]
         return replace(series, adv_dollars=np.array([adv], dtype=float), sigma_daily=np.array([sigma], dtype=float))
 
+    def _measure(self, con, wanted: set[tuple[str, date]]) -> None:
+        """`_measured`'s liquidity of many (symbol, session) pairs at once, before a batch trades:
+        DuckDB builds no frame on a connection whose last row a trade has left unread."""
+        wanted -= self._liquidity.keys()
+        if self.costs.slippage.model is None or not wanted:
+            return
+        frame = stored_liquidity(con, sorted({s for s, _ in wanted}), sorted({d for _, d in wanted}))
+        for row in frame.iter_rows(named=True):
+            self._liquidity.setdefault((row["symbol"], row["session"]), (row["adv_dollars"], row["sigma_daily"]))
+
     def _apply(self, con, state: BrokerOrder, qty: float, price: float, ts: datetime) -> tuple[Fill, OrderUpdate]:
         """Book one execution: the order's totals, its commission so far, cash, the fill row."""
         (n, filled_value, charged) = con.execute(
@@ -301,7 +345,8 @@ class SimBroker(Broker):
     def _roll_session(self, con, day: date) -> list[OrderUpdate]:
         """On a new New York day (its first bar), the equity it starts with becomes the account's
         last equity, and DAY orders of earlier sessions expire."""
-        (session,) = con.execute("SELECT session FROM sim_account WHERE account = ?", [ACCOUNT]).fetchone()
+        # Read out (fetchall): DuckDB builds no frame (`_measured`'s) on a connection whose last row is unread.
+        [(session,)] = con.execute("SELECT session FROM sim_account WHERE account = ?", [ACCOUNT]).fetchall()
         if session is None or day > session:
             equity = _cash(con) + _market_value(con)
             con.execute("UPDATE sim_account SET session = ?, last_equity = ? WHERE account = ?", [day, equity, ACCOUNT])
@@ -353,11 +398,13 @@ class SimBroker(Broker):
     def account(self) -> Account:
         now = self.now()
         with self.warehouse.write() as con:  # a read: the new day is rolled in by its first bar, not by a look
-            rows = con.execute("SELECT cash, session, last_equity FROM sim_account WHERE account = ?",
-                               [ACCOUNT]).fetchall()
-            cash, session, last_equity = rows[0] if rows else (self.start_cash, None, None)
-            value = _market_value(con)
-            power = max(0.0, cash - _working_buys(con))
+            # One statement: the account row (if opened), what the holdings are worth, what working buys would cost.
+            ((found, cash, session, last_equity, value, buys),) = con.execute(
+                f"SELECT a.account IS NOT NULL, a.cash, a.session, a.last_equity, ({_MARKET_VALUE}), ({_WORKING_BUYS}) "
+                "FROM (SELECT 1) LEFT JOIN sim_account a ON a.account = ?", [ACCOUNT]).fetchall()
+            if not found:
+                cash, session, last_equity = self.start_cash, None, None
+            value, power = float(value), max(0.0, cash - float(buys))
         if session is not None and ny_day(now) > session:
             last_equity = cash + value  # what the day's first bar will record as the equity it started with
         return Account(broker=self.name, as_of=now, equity=cash + value, cash=cash, buying_power=power,
@@ -405,6 +452,15 @@ def _last_price(con, symbol: str) -> float | None:
     return row[0] if row else None
 
 
+def _mark(con, marks: dict[str, Bar]) -> None:
+    """Each bar's close becomes its symbol's last price, unless a newer one is there; `marks` is emptied."""
+    if marks:
+        con.execute("INSERT INTO sim_prices VALUES " + ", ".join(["(?, ?, ?)"] * len(marks)) + " ON CONFLICT (symbol) "
+                    "DO UPDATE SET price = excluded.price, ts = excluded.ts WHERE excluded.ts > sim_prices.ts",
+                    [v for bar in marks.values() for v in (bar.symbol, bar.close, bar.end)])
+        marks.clear()
+
+
 def _cash(con) -> float:
     return con.execute("SELECT cash FROM sim_account WHERE account = ?", [ACCOUNT]).fetchone()[0]
 
@@ -415,19 +471,21 @@ def _held(con) -> dict[str, float]:
     return dict(rows)
 
 
+_MARKET_VALUE = ("SELECT coalesce(sum(h.qty * p.price), 0) FROM (SELECT symbol, sum(CASE WHEN side = 'buy' THEN qty "
+                 "ELSE -qty END) AS qty FROM sim_fills GROUP BY symbol) h JOIN sim_prices p USING (symbol)")
+# What the buys still working would cost: at their limit or stop, else the last price.
+_WORKING_BUYS = ("SELECT coalesce(sum((o.qty - o.filled_qty) * coalesce(o.limit_price, o.stop_price, p.price)), 0) "
+                 "FROM sim_orders o LEFT JOIN sim_prices p USING (symbol) "
+                 "WHERE o.side = 'buy' AND o.status IN ('new', 'partially_filled')")
+
+
 def _market_value(con) -> float:
-    (value,) = con.execute(
-        "SELECT coalesce(sum(h.qty * p.price), 0) FROM (SELECT symbol, sum(CASE WHEN side = 'buy' THEN qty ELSE -qty END) "
-        "AS qty FROM sim_fills GROUP BY symbol) h JOIN sim_prices p USING (symbol)").fetchone()
+    (value,) = con.execute(_MARKET_VALUE).fetchone()
     return float(value)
 
 
 def _working_buys(con) -> float:
-    """What the buys still working would cost: at their limit or stop, else the last price."""
-    (value,) = con.execute(
-        "SELECT coalesce(sum((o.qty - o.filled_qty) * coalesce(o.limit_price, o.stop_price, p.price)), 0) "
-        "FROM sim_orders o LEFT JOIN sim_prices p USING (symbol) "
-        "WHERE o.side = 'buy' AND o.status IN ('new', 'partially_filled')").fetchone()
+    (value,) = con.execute(_WORKING_BUYS).fetchone()
     return float(value)
 
 

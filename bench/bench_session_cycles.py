@@ -1,0 +1,203 @@
+"""What a trading-session cycle costs: replayed cycles (a minute apart from 09:25 New York) on
+the simulated broker, of the opening-range strategy on one symbol (the whole day, to the
+close), and of the same breakout on 100 watchlist candidates (the names of the pre-market
+snapshot; the first `--cycles` minutes: the range, then the breakouts), on generated minute
+bars in a temporary warehouse, with this tree's session, feed and simulator and, as the peer,
+git HEAD's.
+
+    .venv/bin/python bench/bench_session_cycles.py --runs 5 --cycles 60
+
+Both sessions must trade the same day (the script checks fills and realised P&L) before their
+times count; runs are interleaved so that drifting load hits both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import polars as pl
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tapeflow.backtest.costs import Costs  # noqa: E402
+from tapeflow.brokers.execution import Execution  # noqa: E402
+from tapeflow.brokers.ledger import Ledger  # noqa: E402
+from tapeflow.calendar.exchange import NEW_YORK, get_calendar  # noqa: E402
+from tapeflow.live import feed as feed_module  # noqa: E402
+from tapeflow.live import session as session_module  # noqa: E402
+from tapeflow.live.clock import SimulatedClock  # noqa: E402
+from tapeflow.live.launch import START  # noqa: E402
+from tapeflow.model import Mode, Timeframe  # noqa: E402
+from tapeflow.strategy.base import Strategy, signal_frame  # noqa: E402
+from tapeflow.strategy.history import History  # noqa: E402
+from tapeflow.strategy.registry import get_strategy  # noqa: E402
+from tapeflow.venues import simulator as simulator_module  # noqa: E402
+from warehouse.connection import Warehouse  # noqa: E402
+from warehouse.upsert import upsert  # noqa: E402
+
+DAY = date(2023, 11, 21)  # a full session: 390 regular minutes
+SIZES = (1, 100)
+OpeningRange = get_strategy("opening_range")
+
+
+class WatchlistBreakout(OpeningRange):  # type: ignore[misc,valid-type]
+    """The opening-range breakout on the names of the latest pre-market watchlist snapshot."""
+
+    name = "watchlist_breakout"
+    uses_watchlist = True
+
+    def signals(self, history: History) -> pl.DataFrame:
+        snapshots = history.watchlist.filter(pl.col("session") == "pre_market")
+        if snapshots.is_empty():
+            return signal_frame([])
+        candidates = snapshots.filter(pl.col("as_of") == pl.col("as_of").max())["ticker"].to_list()
+        return super().signals(history.only(candidates))
+
+
+def store_day(warehouse: Warehouse, symbols: int, seed: int = 7) -> None:
+    """A random-walk session of minute bars per symbol (with the previous session's last
+    minutes: the data is fresh at the open) and a pre-market watchlist snapshot naming them."""
+    rng = np.random.default_rng(seed)
+    calendar = get_calendar()
+    session = calendar.session(DAY)
+    before = calendar.previous_close(session.open)
+    starts = [before - timedelta(minutes=k) for k in range(5, 0, -1)]
+    minutes = int((session.close - session.open).total_seconds() // 60)
+    starts += [session.open + timedelta(minutes=k) for k in range(minutes)]
+    frames, now = [], datetime.now(UTC)
+    names = [f"S{n:03d}" for n in range(symbols)]
+    for name in names:
+        walk = 20.0 * np.exp(np.cumsum(rng.normal(0.0003, 0.002, len(starts))))  # drifting up: ranges break
+        close = np.round(walk, 2)
+        open_ = np.round(np.concatenate([[close[0]], close[:-1]]), 2)
+        frames.append(pl.DataFrame({
+            "symbol": name, "timeframe": "1m", "ts": starts, "end_ts": [t + timedelta(minutes=1) for t in starts],
+            "open": open_, "high": np.maximum(open_, close) + 0.01, "low": np.minimum(open_, close) - 0.01,
+            "close": close, "volume": rng.integers(50_000, 500_000, len(starts)).astype(float), "source": "bench",
+            "adjustment": "raw", "ingested_at": now}))
+    bars = pl.concat(frames).with_columns(pl.col("ts", "end_ts", "ingested_at").dt.cast_time_unit("us"))
+    as_of = session.open - timedelta(minutes=30)
+    watchlist = pl.DataFrame({"source": "bench", "session": "pre_market", "as_of": as_of, "ticker": names,
+                              "rank": list(range(1, symbols + 1)), "score": [90.0] * symbols,
+                              "fetched_at": as_of + timedelta(seconds=5), "payload_hash": "bench"})
+    with warehouse.write() as con:
+        columns = [c[0] for c in con.execute("DESCRIBE bars").fetchall()]
+        upsert(con, "bars", bars.select([c for c in columns if c in bars.columns]), ("symbol", "timeframe", "ts"),
+               bookkeeping=("ingested_at",))
+        columns = [c[0] for c in con.execute("DESCRIBE watchlist_snapshots").fetchall()]
+        watchlist = watchlist.with_columns(pl.col("as_of", "fetched_at").dt.cast_time_unit("us").dt.replace_time_zone("UTC"))
+        upsert(con, "watchlist_snapshots", watchlist.select([c for c in columns if c in watchlist.columns]),
+               ("source", "session", "as_of", "ticker"))
+
+
+def head_modules(into: Path) -> tuple[ModuleType, ...] | None:
+    """The feed, session and simulator modules of git's HEAD, loaded beside this tree's; None
+    outside a checkout."""
+    loaded = []
+    for name, path in (("feed", "tapeflow/live/feed.py"), ("session", "tapeflow/live/session.py"),
+                       ("simulator", "tapeflow/venues/simulator.py")):
+        try:
+            text = subprocess.run(["git", "show", f"HEAD:{path}"], cwd=ROOT, capture_output=True, text=True,
+                                  check=True).stdout
+        except (OSError, subprocess.CalledProcessError):
+            return None
+        file = into / f"head_{name}.py"
+        file.write_text(text)
+        spec = importlib.util.spec_from_file_location(f"tapeflow.live._head_{name}", file)
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        sys.modules[spec.name] = module  # type: ignore[union-attr]
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        loaded.append(module)
+    return tuple(loaded)
+
+
+def run_day(seeded: Path, work: Path, modules: tuple[ModuleType, ...],
+            cycles: int | None) -> tuple[float, int, int, float]:
+    """One replayed day (or its first `cycles` and the close's bookkeeping) in a copy of `seeded`,
+    as `replay_session` wires it: seconds, cycles, fills, P&L."""
+    feed_mod, session_mod, simulator_mod = modules
+    path = work / f"run-{time.monotonic_ns()}.duckdb"
+    shutil.copyfile(seeded, path)
+    warehouse = Warehouse(path)
+    strategy: Strategy = OpeningRange() if cycles is None else WatchlistBreakout()
+    clock = SimulatedClock(datetime.combine(DAY, START, NEW_YORK))
+    broker = simulator_mod.SimBroker(warehouse, cash=1_000_000.0, costs=Costs(), now=clock)
+    execution = Execution(broker, Ledger(warehouse, broker.name, Mode.PAPER))
+    feed = feed_mod.WarehouseFeed(warehouse, Timeframe.MINUTE, warmup_bars=strategy.warmup_bars())
+    for bar in feed.latest_bars(clock.now()):
+        broker.on_bar(bar)
+    trading = session_mod.TradingSession(strategy, execution, feed, clock, warehouse, day=DAY, market=broker,
+                                         hold_warehouse=True, alert=lambda *_: None)
+    start = time.perf_counter()
+    if cycles is None:
+        report = trading.run()
+    else:  # what `run` does, for the first cycles only
+        session = get_calendar().session(DAY)
+        with warehouse.held():
+            trading.prepare(session)
+            for _ in range(cycles):
+                trading.cycle(session)
+                clock.sleep(60)  # cycles a minute apart, on the minute
+            report = trading.finish(session)
+    seconds = time.perf_counter() - start
+    path.unlink()
+    path.with_suffix(".duckdb.wal").unlink(missing_ok=True)
+    return seconds, report.cycles, report.fills, round(report.realized_pnl or 0.0, 6)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--cycles", type=int, default=60, help="cycles of the 100-candidate replay")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-cycles-"))
+    try:
+        head = head_modules(work)
+        ways = {"this tree": (feed_module, session_module, simulator_module), **({"HEAD": head} if head else {})}
+        seeded = {}
+        for n in SIZES:
+            seeded[n] = work / f"seed-{n}.duckdb"
+            store_day(Warehouse(seeded[n]), n)
+        times: dict[tuple[int, str], list[float]] = {(n, w): [] for n in SIZES for w in ways}
+        traded: dict[tuple[int, str], set[tuple[int, float]]] = {key: set() for key in times}
+        cycles: dict[int, int] = {}
+        for _ in range(args.runs):  # interleaved, so drifting load hits every way alike
+            for n in SIZES:
+                for name, modules in ways.items():
+                    seconds, cycles[n], fills, pnl = run_day(seeded[n], work, modules, None if n == 1 else args.cycles)
+                    times[n, name].append(seconds)
+                    traded[n, name].add((fills, pnl))
+        for n in SIZES:
+            outcomes = {w: traded[n, w] for w in ways}
+            assert all(len(o) == 1 for o in outcomes.values()) and len({frozenset(o) for o in outcomes.values()}) == 1, \
+                f"{n} symbols: the ways traded differently: {outcomes}"
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"load average {os.getloadavg()[0]:.1f}; {args.runs} runs each, medians")
+    print("| symbols | session | cycles | fills | median run | per cycle | ratio to HEAD |\n|---:|---|---:|---:|---:|---:|---:|")
+    for n in SIZES:
+        base = statistics.median(times[n, "HEAD"]) if head else None
+        for name in ways:
+            day = statistics.median(times[n, name])
+            (fills, _), = traded[n, name]
+            ratio = f"{day / base:.2f}" if base else "n/a"
+            print(f"| {n} | {name} | {cycles[n]} | {fills} | {day:.2f} s | {1000 * day / cycles[n]:.1f} ms | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()
