@@ -1,5 +1,5 @@
-"""The sentiment model: fine-tune it on labelled financial headlines, record what it learnt
-from and how it scores on the held-out split, and make it current only if it is better."""
+"""The sentiment model: fine-tune it on the labelled finance sentences of every source, record
+what it learnt from and how it scores on their held-out splits, and make it current only if it is better."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from tasks.nlp import adopt, keep_model, labelled_sentences, train_model
 @flow(name="train-sentiment", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
 def train_sentiment(
     subset: AllAtZero = UNSET,
-    epochs: int = 3,
+    epochs: int = 2,
     batch_size: int = 32,
     learning_rate: float = 8e-5,
     max_length: int = 64,
@@ -26,8 +26,9 @@ def train_sentiment(
     held_out_limit: AllAtZero = UNSET,
     make_current: bool = False,
 ) -> dict[str, object]:
-    """Fine-tune all-MiniLM-L6-v2 with a sentiment head; `subset` trains on that many sentences
-    (stratified), `held_out_limit` evaluates on that many held-out ones (default: all). The
+    """Fine-tune all-MiniLM-L6-v2 with a sentiment head on every source's train split, classes
+    balanced; `subset` trains on that many sentences (stratified), `held_out_limit` evaluates
+    on that many of the sources' test sentences (default: all). The
     model becomes current, and reads every stored headline, only if it beats the current one
     (or the lexicon baseline) on the same held-out sentences, or with `make_current`.
 

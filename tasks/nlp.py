@@ -20,7 +20,8 @@ from tapeflow.news.sentiment import (
     fine_tune,
     model_version,
 )
-from tapeflow.news.sentiment_data import HELD_OUT, SPLITS, Example, training_sets
+from tapeflow.news.sentiment_data import Example
+from tapeflow.news.sentiment_sources import held_out_note, training_sets
 from tasks.handoff import run_in_warehouse_pool
 from tasks.news import read_new
 from warehouse import open_warehouse
@@ -28,7 +29,8 @@ from warehouse import open_warehouse
 
 @task(cache_policy=NO_CACHE)
 def labelled_sentences(subset: int | None, held_out_limit: int | None, seed: int) -> tuple[list[Example], list[Example], dict]:
-    """Training examples (all, or a stratified subset) and the held-out split, with what they are."""
+    """Training examples of every source (balanced; all, or a stratified subset) and every
+    source's held-out split, with what they are."""
     return training_sets(load_settings().data_dir, subset, held_out_limit, seed)
 
 
@@ -73,8 +75,7 @@ def adopt(model: TrainedModel, held_out: list[Example], data: dict, make_current
 def record_trained(model: TrainedModel, data: dict) -> None:
     record_model(open_warehouse(load_settings()), version=model.version, base_model=BASE_NAME, path=model.path,
                  training_data=data, params=asdict(model.params),
-                 held_out=f"{SPLITS[HELD_OUT]}: {model.held_out.n} of its sentences"
-                 + (" (a stratified subset)" if data["held_out_limit"] else ""),
+                 held_out=held_out_note(model.held_out.n, bool(data["held_out_limit"])),
                  report=model.held_out, train_seconds=model.train_seconds)
 
 

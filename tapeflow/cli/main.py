@@ -280,7 +280,7 @@ Watchlist:  tapeflow snapshot --source scanner --as-of 2010-05-07T09:00:00-04:00
 Actions:    tapeflow actions list; tapeflow actions findings   (what backtests price across; the jumps none explains)
 Universe:   tapeflow universe show sp500-2010 --on 2010-01-04   (the panel's own list: survivorship-biased)
 News:       tapeflow news catalysts; tapeflow news ingest --source replay --start 2010-08-16T00:00:00Z
-            tapeflow nlp train (the full sentiment model, ~14 min on 2 cores); tapeflow nlp eval; tapeflow nlp models
+            tapeflow nlp train (the full sentiment model, ~10 min on 2 cores); tapeflow nlp eval; tapeflow nlp models
 Backtest:   tapeflow backtest sma_cross -p fast=10 -p slow=30 --costs retail-default
             tapeflow backtest news_catalyst   (SPY minutes, 2011-01-03..2011-03-31, on the sample headlines)
             tapeflow walk-forward sma_cross; tapeflow perturb sma_cross -p fast=10 -p slow=30

@@ -13,13 +13,9 @@ from tapeflow.news.lexicon import VERSION as LEXICON
 from tapeflow.news.lexicon import lexicon_label
 from tapeflow.news.metrics import Report, classification_report, set_scores
 from tapeflow.news.model_registry import configured_model, current_model
-from tapeflow.news.sentiment_data import (
-    HELD_OUT,
-    LABELS,
-    SPLITS,
-    load_split,
-    stratified_subset,
-)
+from tapeflow.news.sentiment import Runtime, SentimentModel
+from tapeflow.news.sentiment_data import LABELS, stratified_subset
+from tapeflow.news.sentiment_sources import Source, SourcedExample, held_out_splits, load_sources
 from tapeflow.news.tickers import TAGGER, TickerTable, extract_tickers
 from tapeflow.progress import tracked
 from warehouse import open_warehouse
@@ -27,6 +23,7 @@ from warehouse import open_warehouse
 ROW_SCHEMA = {"component": pl.String, "version": pl.String, "data": pl.String, "n": pl.Int64,
               "accuracy": pl.Float64, "f1": pl.Float64, "precision": pl.Float64, "recall": pl.Float64}
 """`f1` is macro-F1 for the classifiers (sentiment, catalyst) and the micro F1 over tickers for the extractor."""
+ALL_SOURCES = "all sources, test splits"
 
 
 @dataclass
@@ -49,16 +46,32 @@ def resolve_model(settings: Settings, model: str | None) -> tuple[str, str]:
     return current_model(settings, warehouse) if model is None else configured_model(model, warehouse)
 
 
-def evaluate_sentiment(settings: Settings, model: str | None, limit: int | None, into: Evaluation) -> None:
-    from tapeflow.news.sentiment import SentimentModel  # deferred: torch and transformers
+def held_out_sentences(settings: Settings, limit: int | None = None) -> list[SourcedExample]:
+    """Every source's test split (all, or a stratified subset): what trained models never see."""
+    return stratified_subset(held_out_splits(load_sources(settings.data_dir)), limit)
 
-    held_out = stratified_subset(load_split(HELD_OUT, settings.data_dir), limit)
-    data = f"{SPLITS[HELD_OUT].removesuffix('.csv')} (held out)"
-    version, path = resolve_model(settings, model)
-    into.add("sentiment", version, data, SentimentModel(path, version).evaluate(held_out))
+
+def add_by_source(into: Evaluation, component: str, version: str, held_out: list[SourcedExample],
+                  predicted: list[str]) -> None:
+    """A row over every source's test split (with its confusion matrix), then one per source."""
     truth = [e.label for e in held_out]
-    into.add("sentiment baseline", LEXICON, data,
-             classification_report(truth, [lexicon_label(e.text) for e in held_out], LABELS))
+    into.add(component, version, ALL_SOURCES, classification_report(truth, predicted, LABELS))
+    for source in Source:
+        picked = [i for i, e in enumerate(held_out) if e.source is source]
+        if picked:
+            report = classification_report([truth[i] for i in picked], [predicted[i] for i in picked], LABELS)
+            into.rows.append({"component": component, "version": version, "data": f"{source.value} test",
+                              "n": report.n, "accuracy": report.accuracy, "f1": report.macro_f1})
+
+
+def evaluate_sentiment(settings: Settings, model: str | None, limit: int | None, into: Evaluation,
+                       runtime: Runtime = Runtime.TORCH) -> None:
+    held_out = held_out_sentences(settings, limit)
+    version, path = resolve_model(settings, model)
+    scored = SentimentModel(path, version, runtime).score([e.text for e in held_out],
+                                                 work=f"measuring {version} on held-out sentences")
+    add_by_source(into, "sentiment", version, held_out, [s.label for s in scored])
+    add_by_source(into, "sentiment baseline", LEXICON, held_out, [lexicon_label(e.text) for e in held_out])
 
 
 def evaluate_catalysts(into: Evaluation) -> None:
@@ -79,20 +92,21 @@ def evaluate_tickers(into: Evaluation) -> None:
 
 
 def lexicon_on_held_out(settings: Settings) -> Report | None:
-    """The lexicon baseline on the whole held-out split (None when the labelled data is missing)."""
+    """The lexicon baseline on every source's test split (None when the labelled data is missing)."""
     try:
-        held_out = load_split(HELD_OUT, settings.data_dir)
+        held_out = held_out_sentences(settings)
     except FileNotFoundError:
         return None
     return classification_report([e.label for e in held_out], [lexicon_label(e.text) for e in held_out], LABELS)
 
 
-def evaluate_all(settings: Settings, model: str | None = None, limit: int | None = None) -> Evaluation:
-    """Sentiment (model and lexicon baseline), catalyst classes and ticker extraction."""
+def evaluate_all(settings: Settings, model: str | None = None, limit: int | None = None,
+                 runtime: Runtime = Runtime.TORCH) -> Evaluation:
+    """Sentiment (model, run by `runtime`, and lexicon baseline), catalyst classes and ticker extraction."""
     result = Evaluation()
     with tracked("evaluating news readers", total=3) as tracker:
         tracker.update(0, detail="sentiment")
-        evaluate_sentiment(settings, model, limit, result)
+        evaluate_sentiment(settings, model, limit, result, runtime)
         tracker.update(1, detail="catalyst classes")
         evaluate_catalysts(result)
         tracker.update(2, detail="tickers")

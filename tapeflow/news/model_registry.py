@@ -123,7 +123,7 @@ def configured_model(name: str, warehouse: Warehouse) -> tuple[str, str]:
         if row:
             return row[0], row[1]
         if folder.is_dir():
-            version, path = f"{folder.resolve().name}-{_weights_digest(folder)}", str(folder.resolve())
+            version, path = f"{folder.resolve().name}-{weights_digest(folder)}", str(folder.resolve())
         else:
             version, path = name, name
         known = con.execute("SELECT 1 FROM sentiment_models WHERE version = ?", [version]).fetchone()
@@ -133,7 +133,8 @@ def configured_model(name: str, warehouse: Warehouse) -> tuple[str, str]:
     return version, path
 
 
-def _weights_digest(folder: Path) -> str:
+def weights_digest(folder: Path) -> str:
+    """The first 10 hex digits of the SHA-256 over the folder's weight files."""
     digest = hashlib.sha256()
     for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
         with weights.open("rb") as f:

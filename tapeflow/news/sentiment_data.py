@@ -1,17 +1,17 @@
 """Labelled financial sentences for training and evaluating sentiment models.
 
-The bundled set is financial news headlines labelled bearish / bullish / neutral
+The twitter set is financial news headlines labelled bearish / bullish / neutral
 (data/sentiment/, see data/NOTICE): `train` teaches, `valid` is held out and never trained on.
+The other sources, and the mix a model trains on, are in sentiment_sources.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import polars as pl
 
@@ -28,6 +28,9 @@ _LINK = re.compile(r"https?://\S+")
 class Example:
     text: str
     label: str
+
+
+E = TypeVar("E", bound=Example)
 
 
 def clean(text: str) -> str:
@@ -50,38 +53,19 @@ def load_split(split: str, data_dir: Path) -> list[Example]:
     return [Example(clean(t), _DATASET_LABELS[y]) for t, y in frame.select("text", "label").iter_rows() if clean(t)]
 
 
-def stratified_subset(examples: list[Example], n: int | None, seed: int = 0) -> list[Example]:
+def stratified_subset(examples: list[E], n: int | None, seed: int = 0) -> list[E]:
     """`n` examples keeping each label's share (all of them when n is None or larger)."""
     if n is None or n >= len(examples):
         return list(examples)
     if n < len(LABELS):
         raise ValueError(f"a subset needs at least {len(LABELS)} examples, one per label")
     rng = random.Random(seed)
-    by_label: dict[str, list[Example]] = {}
+    by_label: dict[str, list[E]] = {}
     for example in examples:
         by_label.setdefault(example.label, []).append(example)
-    picked: list[Example] = []
+    picked: list[E] = []
     for _label, group in sorted(by_label.items()):
         take = max(1, round(n * len(group) / len(examples)))
         picked += rng.sample(group, min(take, len(group)))
     rng.shuffle(picked)
     return picked[:n]
-
-
-def describe(examples: list[Example], path: Path) -> dict[str, object]:
-    """What a model learnt from: the file, its digest, how many rows of each label."""
-    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
-    counts = Counter(e.label for e in examples)
-    return {"file": path.name, "sha256": digest, "rows": len(examples), "labels": {k: counts.get(k, 0) for k in LABELS}}
-
-
-def training_sets(data_dir: Path, subset: int | None, held_out_limit: int | None,
-                  seed: int) -> tuple[list[Example], list[Example], dict[str, object]]:
-    """Training examples (all, or a stratified subset), the held-out ones (all, or a stratified
-    subset), and what they are, as sentiment_models records it."""
-    train = stratified_subset(load_split("train", data_dir), subset, seed)
-    held_out = stratified_subset(load_split(HELD_OUT, data_dir), held_out_limit, seed)
-    data: dict[str, object] = {"train": describe(train, data_dir / "sentiment" / SPLITS["train"]),
-            "held_out": describe(held_out, data_dir / "sentiment" / SPLITS[HELD_OUT]),
-            "subset": subset, "held_out_limit": held_out_limit}
-    return train, held_out, data

@@ -74,7 +74,7 @@ SKIPPED: dict[str, str] = {
     "trade-session/paper-watchlist-momentum-daily": LIVE + "; runs until the close and needs a promotion",
     "ingest-news/vendor-headlines-every-5-minutes": LIVE + "; the last 15 minutes of a vendor's headlines (keys)",
     "stream-news/alpaca-news-stream-market-days": "vendor keys: Alpaca's news websocket, listened to for 960 minutes",
-    "train-sentiment/train-sentiment-full": "fine-tunes on 9,543 sentences for three epochs (~14 min on 2 cores); "
+    "train-sentiment/train-sentiment-full": "fine-tunes on 7,263 sentences for two epochs (~10 min on 2 cores); "
                                             "train-sentiment/train-sentiment-quick runs the same flow here",
     # Run with these parameters by other tests: either would cost about as much as this whole test.
     "trade-session/replay-opening-range-day": "a replayed day, ~35 s of CPU: tests/flows/test_trade.py runs "

@@ -21,7 +21,8 @@ from tapeflow.news.model_handoff import (
     write_trained,
 )
 from tapeflow.news.sentiment import TrainedModel, TrainParams
-from tapeflow.news.sentiment_data import LABELS, training_sets
+from tapeflow.news.sentiment_data import LABELS
+from tapeflow.news.sentiment_sources import training_sets
 from warehouse.connection import Warehouse
 
 SUBSET, HELD_OUT_LIMIT = 24, 12

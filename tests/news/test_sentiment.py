@@ -107,9 +107,10 @@ def test_train_sentiment_records_the_model_its_data_and_held_out_figures(trained
     data, params, report = json.loads(data), json.loads(params), json.loads(report)
     assert (home / "models" / version / "config.json").exists() and path.endswith(version)
     assert data["train"]["rows"] == 48 and sum(data["train"]["labels"].values()) == 48
-    assert data["train"]["sha256"] and data["held_out"]["file"] == "sent_valid.csv"
+    assert data["train"]["sha256"] and sum(data["held_out"]["sources"].values()) == 30
     assert params["epochs"] == 1 and params["seed"] == 0
-    assert held_out == "sent_valid.csv: 30 of its sentences (a stratified subset)"
+    assert held_out == ("test splits of twitter, semeval-headlines, fiqa-headlines, fiqa-posts: 30 sentences "
+                        "(a stratified subset)")
     assert accuracy == pytest.approx(first["accuracy"]) and 0 <= macro_f1 <= 1
     assert sum(map(sum, report["confusion"])) == 30
 
@@ -181,11 +182,13 @@ def test_nlp_eval_prints_every_reader_against_its_labelled_data(trained, monkeyp
     monkeypatch.setenv("COLUMNS", "200")
     result = CliRunner().invoke(app, ["nlp", "eval", "--model", first["version"], "--limit", "30"])
     assert result.exit_code == 0, result.output
-    lines = {line.split("│")[1].strip() + " " + line.split("│")[2].strip(): line
-             for line in result.stdout.splitlines() if line.count("│") > 5}
-    assert set(lines) == {f"sentiment {first['version']}", "sentiment baseline lexicon-v1", "catalyst rules-v1",
-                          "tickers rules-v1"}
-    assert f"{first['accuracy']:.3f}".rstrip("0") in lines[f"sentiment {first['version']}"]  # the same 30 sentences
+    cells = [[cell.strip() for cell in line.split("│")[1:4]] for line in result.stdout.splitlines() if line.count("│") > 5]
+    lines = {" ".join(row[:2]) for row in cells}
+    assert lines == {f"sentiment {first['version']}", "sentiment baseline lexicon-v1", "catalyst rules-v1",
+                     "tickers rules-v1"}
+    sentiment = [line for line in result.stdout.splitlines() if first["version"] in line]
+    assert "all sources, test splits" in sentiment[0] and "twitter test" in "".join(sentiment[1:])
+    assert f"{first['accuracy']:.3f}".rstrip("0") in sentiment[0]  # the same 30 sentences
     assert "| true \\ predicted | negative | neutral | positive |" in result.stdout
     assert "| true \\ predicted | earnings | fda | contract | m&a | partnership | dilution | other |" in result.stdout
 
