@@ -32,7 +32,7 @@ demo: $(STAMP)
 test: lint $(STAMP)
 	@# The backtest's compiled loop, compiled once here (or loaded from numba's cache) rather than by every worker.
 	$(BIN)/python -c "from tapeflow.backtest.compiled import warm; warm()"
-	$(BIN)/python -m pytest -n 3 --dist loadfile -m "not e2e"
+	$(BIN)/python -m pytest -n 3 --dist loadfile -m "not e2e" --durations=25
 
 # Across processes and machines' roles: minutes of their own, so apart from `make test` (CI runs both).
 e2e: $(STAMP)
