@@ -87,7 +87,7 @@ class AlpacaActionsFake(AlpacaDataFake):
 
     def __init__(
         self, api_key: str = "test-key-id", secret_key: str = "test-secret-key", *,
-        page_cap: int = MAX_LIMIT, max_lifetime: float = 120.0,
+        page_cap: int = MAX_LIMIT, max_lifetime: float = 600.0,
     ) -> None:
         super().__init__(api_key, secret_key, page_cap=page_cap, max_lifetime=max_lifetime)
         self._actions: list[tuple[str, Any]] = []

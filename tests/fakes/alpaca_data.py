@@ -76,7 +76,7 @@ class AlpacaDataFake(FakeVendor):
         *,
         page_cap: int = MAX_LIMIT,
         sip_allowed: bool = True,
-        max_lifetime: float = 120.0,
+        max_lifetime: float = 600.0,
     ) -> None:
         super().__init__(max_lifetime=max_lifetime)
         self.api_key, self.secret_key = api_key, secret_key

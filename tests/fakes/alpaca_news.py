@@ -98,7 +98,7 @@ class AlpacaNewsFake(AlpacaDataFake):
 
     def __init__(
         self, api_key: str = "test-key-id", secret_key: str = "test-secret-key", *,
-        page_cap: int = MAX_LIMIT, max_lifetime: float = 120.0,
+        page_cap: int = MAX_LIMIT, max_lifetime: float = 600.0,
     ) -> None:
         super().__init__(api_key, secret_key, page_cap=page_cap, max_lifetime=max_lifetime)
         self._news: list[Any] = []
@@ -224,7 +224,7 @@ class AlpacaNewsStreamFake:
 
     def __init__(
         self, api_key: str = "test-key-id", secret_key: str = "test-secret-key", *,
-        auth_timeout_s: float = 10.0, max_lifetime: float = 120.0,
+        auth_timeout_s: float = 10.0, max_lifetime: float = 600.0,
     ) -> None:
         self.api_key, self.secret_key = api_key, secret_key
         self.auth_timeout_s, self.max_lifetime = auth_timeout_s, max_lifetime

@@ -122,7 +122,7 @@ class AlpacaTradingFake:
 
     def __init__(self, api_key: str = "fake-key-id", secret_key: str = "fake-secret-key", *,
                  cash: float = 100_000.0, prices: dict[str, float] | None = None, market_open: bool = True,
-                 max_lifetime: float = 120.0) -> None:
+                 max_lifetime: float = 600.0) -> None:
         self.api_key, self.secret_key = api_key, secret_key
         self.cash = _dec(cash)
         self.last_equity = _dec(cash)

@@ -56,7 +56,7 @@ def story(
 class FakeBenzinga(FakeNewsVendor):
     """Benzinga's newsfeed; `ignore_page` serves page 0 whatever was asked, as a broken proxy might."""
 
-    def __init__(self, api_key: str, max_lifetime: float = 60.0) -> None:
+    def __init__(self, api_key: str, max_lifetime: float = 600.0) -> None:
         super().__init__(api_key, max_lifetime)
         self.ignore_page = False
         self.route(r"/api/v2/news", self._news)

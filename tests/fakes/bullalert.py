@@ -35,7 +35,7 @@ def iso_z(instant: datetime) -> str:
 class FakeBullAlert(FakeVendor):
     """BullAlert's GET /v1/watchlist, with stored snapshots and scriptable faults."""
 
-    def __init__(self, api_key: str, max_lifetime: float = 60.0) -> None:
+    def __init__(self, api_key: str, max_lifetime: float = 600.0) -> None:
         super().__init__(max_lifetime=max_lifetime)
         self.api_key = api_key
         self._snapshots: dict[tuple[str, datetime], list[Entry]] = {}

@@ -51,7 +51,7 @@ class ToolFault:
 class FakeBullAlertMcp:
     """BullAlert's MCP endpoint, with the REST fake's stored lists and scriptable faults."""
 
-    def __init__(self, api_key: str, max_lifetime: float = 60.0) -> None:
+    def __init__(self, api_key: str, max_lifetime: float = 600.0) -> None:
         self.api_key = api_key
         self.lists = FakeBullAlert(api_key)  # the store only: its HTTP server is never started
         self.calls: list[dict[str, Any]] = []  # the arguments of every tool call

@@ -48,7 +48,7 @@ def day_candle(
 class FakeFinnhub(FakeVendor):
     """Finnhub candles with scripted faults; `denied` resolutions answer 403."""
 
-    def __init__(self, api_key: str, *, denied: tuple[str, ...] = (), max_lifetime: float = 60.0) -> None:
+    def __init__(self, api_key: str, *, denied: tuple[str, ...] = (), max_lifetime: float = 600.0) -> None:
         super().__init__(max_lifetime)
         self.api_key = api_key
         self.denied = denied

@@ -20,7 +20,7 @@ class IbVenue:
     def __init__(self, tmp_path: Path, symbols: tuple[str, ...] = ("ACME", "AAPL", "MSFT"),
                  policy: IbPolicy = TEST_POLICY) -> None:
         self.policy = policy
-        self.gateway = FakeIBGateway(symbols=list(symbols), trading=True, max_lifetime=120.0).start()
+        self.gateway = FakeIBGateway(symbols=list(symbols), trading=True, max_lifetime=600.0).start()
         assert self.gateway.trading is not None
         self.desk: TradingDesk = self.gateway.trading
         self.broker = self._new_broker()

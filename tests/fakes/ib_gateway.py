@@ -135,7 +135,7 @@ class FakeIBGateway:
     """A gateway serving contract details and historical TRADES bars, with scripted faults."""
 
     def __init__(self, symbols: tuple[str, ...] | list[str] = ("AAPL", "MSFT"), *, account: str = ACCOUNT,
-                 server_version: int = SERVER_VERSION, max_lifetime: float = 60.0, trading: bool = False,
+                 server_version: int = SERVER_VERSION, max_lifetime: float = 600.0, trading: bool = False,
                  cash: float = 100_000.0) -> None:
         self.account = account
         self.server_version = server_version

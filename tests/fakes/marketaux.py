@@ -57,7 +57,7 @@ def entity(symbol: str) -> dict[str, Any]:
 class FakeMarketaux(FakeNewsVendor):
     """Marketaux's news endpoint; `plan_limit` is the most items a page may hold on this plan."""
 
-    def __init__(self, api_key: str, max_lifetime: float = 60.0) -> None:
+    def __init__(self, api_key: str, max_lifetime: float = 600.0) -> None:
         super().__init__(api_key, max_lifetime)
         self.plan_limit = 100
         self.route(r"/v1/news/all", self._news)

@@ -16,7 +16,7 @@ UTC = UTC
 class FakeNewsVendor(FakeVendor):
     """Serves the items in `self.items` (in the order added); subclasses add routes and paging."""
 
-    def __init__(self, api_key: str, max_lifetime: float = 60.0) -> None:
+    def __init__(self, api_key: str, max_lifetime: float = 600.0) -> None:
         super().__init__(max_lifetime)
         self.api_key = api_key
         self.items: list[Any] = []

@@ -83,7 +83,7 @@ class FakePolygon(FakeVendor):
     """Polygon aggregates with scripted faults; `page_cap` forces paging below `limit`."""
 
     def __init__(
-        self, api_key: str, *, page_cap: int = MAX_LIMIT, delayed: bool = False, max_lifetime: float = 60.0
+        self, api_key: str, *, page_cap: int = MAX_LIMIT, delayed: bool = False, max_lifetime: float = 600.0
     ) -> None:
         super().__init__(max_lifetime)
         self.api_key = api_key

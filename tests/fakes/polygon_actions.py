@@ -47,7 +47,7 @@ def dividend(ticker: str, ex_dividend_date: str, cash_amount: float, **extra: An
 class FakePolygonActions(FakeVendor):
     """Polygon's splits and dividends; tests fill `splits` and `dividends` and script faults."""
 
-    def __init__(self, api_key: str, max_lifetime: float = 60.0) -> None:
+    def __init__(self, api_key: str, max_lifetime: float = 600.0) -> None:
         super().__init__(max_lifetime)
         self.api_key = api_key
         self.splits: list[Any] = []

@@ -56,7 +56,7 @@ def article(
 class FakePolygonNews(FakeNewsVendor):
     """Polygon ticker news; `next_host` makes next_url name another host, as a proxy setup would see."""
 
-    def __init__(self, api_key: str, max_lifetime: float = 60.0) -> None:
+    def __init__(self, api_key: str, max_lifetime: float = 600.0) -> None:
         super().__init__(api_key, max_lifetime)
         self.next_host: str | None = None
         self.repeat_cursor = False

@@ -41,7 +41,7 @@ def article(id: int, published: datetime, tickers: list[str], title: str | None 
 class FakeTiingo(FakeNewsVendor):
     """Tiingo's news endpoint."""
 
-    def __init__(self, api_key: str, max_lifetime: float = 60.0) -> None:
+    def __init__(self, api_key: str, max_lifetime: float = 600.0) -> None:
         super().__init__(api_key, max_lifetime)
         self.route(r"/tiingo/news", self._news)
 

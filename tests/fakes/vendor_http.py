@@ -56,7 +56,7 @@ class _Route:
 class FakeVendor:
     """A threaded HTTP server with routes; subclasses add routes in `__init__` via `route()`."""
 
-    def __init__(self, max_lifetime: float = 120.0) -> None:
+    def __init__(self, max_lifetime: float = 600.0) -> None:
         self.requests: list[Request] = []
         self.echoed = 0  # answers that quoted the request back
         self._routes: list[_Route] = []
