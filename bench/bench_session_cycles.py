@@ -3,7 +3,7 @@ the simulated broker, of the opening-range strategy on one symbol (the whole day
 close), and of the same breakout on 100 watchlist candidates (the names of the pre-market
 snapshot; the first `--cycles` minutes: the range, then the breakouts), on generated minute
 bars in a temporary warehouse, with this tree's session, feed and simulator and, as the peer,
-git HEAD's.
+git HEAD's (or `--base REV`'s).
 
     .venv/bin/python bench/bench_session_cycles.py --runs 5 --cycles 60
 
@@ -104,14 +104,14 @@ def store_day(warehouse: Warehouse, symbols: int, seed: int = 7) -> None:
                ("source", "session", "as_of", "ticker"))
 
 
-def head_modules(into: Path) -> tuple[ModuleType, ...] | None:
-    """The feed, session and simulator modules of git's HEAD, loaded beside this tree's; None
-    outside a checkout."""
+def head_modules(into: Path, base: str = "HEAD") -> tuple[ModuleType, ...] | None:
+    """The feed, session and simulator modules of git revision `base`, loaded beside this
+    tree's; None outside a checkout."""
     loaded = []
     for name, path in (("feed", "tapeflow/live/feed.py"), ("session", "tapeflow/live/session.py"),
                        ("simulator", "tapeflow/venues/simulator.py")):
         try:
-            text = subprocess.run(["git", "show", f"HEAD:{path}"], cwd=ROOT, capture_output=True, text=True,
+            text = subprocess.run(["git", "show", f"{base}:{path}"], cwd=ROOT, capture_output=True, text=True,
                                   check=True).stdout
         except (OSError, subprocess.CalledProcessError):
             return None
@@ -163,11 +163,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--cycles", type=int, default=60, help="cycles of the 100-candidate replay")
+    parser.add_argument("--base", default="HEAD", help="the git revision whose session, feed and simulator are the peer")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-cycles-"))
     try:
-        head = head_modules(work)
-        ways = {"this tree": (feed_module, session_module, simulator_module), **({"HEAD": head} if head else {})}
+        head = head_modules(work, args.base)
+        ways = {"this tree": (feed_module, session_module, simulator_module), **({args.base: head} if head else {})}
         seeded = {}
         for n in SIZES:
             seeded[n] = work / f"seed-{n}.duckdb"
@@ -189,9 +190,9 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.1f}; {args.runs} runs each, medians")
-    print("| symbols | session | cycles | fills | median run | per cycle | ratio to HEAD |\n|---:|---|---:|---:|---:|---:|---:|")
+    print(f"| symbols | session | cycles | fills | median run | per cycle | ratio to {args.base} |\n|---:|---|---:|---:|---:|---:|---:|")
     for n in SIZES:
-        base = statistics.median(times[n, "HEAD"]) if head else None
+        base = statistics.median(times[n, args.base]) if head else None
         for name in ways:
             day = statistics.median(times[n, name])
             (fills, _), = traded[n, name]
