@@ -82,6 +82,7 @@ def main() -> None:
     model_ways: dict[str, tuple[str, Callable[[], list[str]]]] = {
         "reference: torch SentimentModel.score, batch 64, length-sorted": ("torch", labels(reference, 64)),
         "ONNX Runtime float32, batch 64, length-sorted": ("onnx", labels(onnx, 64)),
+        "ONNX Runtime float32, batch 16 (its default), length-sorted": ("onnx", labels(onnx, 16)),
         "ONNX Runtime int8 weights, batch 64, length-sorted": ("int8", labels(int8, 64)),
         "ONNX Runtime int8 weights, batch 16, length-sorted": ("int8", labels(int8, 16)),
         "peer: transformers pipeline, batch_size 64": ("pipeline", lambda: pipeline_labels(timed, 64)),

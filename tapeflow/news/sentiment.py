@@ -121,10 +121,12 @@ class SentimentModel:
         exp = self._np.exp(logits - logits.max(axis=-1, keepdims=True))
         return (exp / exp.sum(axis=-1, keepdims=True))[:, self._order].tolist()
 
-    def score(self, texts: Sequence[str], batch_size: int = 64, max_length: int = 128,
+    def score(self, texts: Sequence[str], batch_size: int | None = None, max_length: int = 128,
               work: str | None = None) -> list[Sentiment]:
         """Sentiment of each text, in order; similar lengths share a batch to pad little. With
         `work`, progress is reported under that name, batch by batch."""
+        # Measured on 2 cores (bench/BENCHMARKS.md): torch is fastest at 64 a batch, ONNX Runtime at 16.
+        batch_size = batch_size or (64 if self.runtime is Runtime.TORCH else 16)
         if work is None:
             return self._score(texts, batch_size, max_length, None)
         with tracked(work, total=len(texts)) as tracker:
