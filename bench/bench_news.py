@@ -26,10 +26,11 @@ import onnxruntime
 import torch
 
 from tapeflow.config import PROJECT_DATA
+from tapeflow.model import Runtime
 from tapeflow.news.catalysts import classify
 from tapeflow.news.lexicon import lexicon_label
 from tapeflow.news.metrics import classification_report
-from tapeflow.news.sentiment import Runtime, SentimentModel
+from tapeflow.news.sentiment import SentimentModel
 from tapeflow.news.sentiment_data import LABELS, clean
 from tapeflow.news.sentiment_sources import held_out_splits, load_sources
 from tapeflow.news.tickers import TickerTable, extract_tickers

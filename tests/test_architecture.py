@@ -19,7 +19,7 @@ DEFERRABLE = ("flows.", "prefect", "torch", "transformers", "matplotlib", "excha
               "tapeflow.cli.stack_parts",  # Prefect's client, for `tapeflow serve` only
               "tapeflow.mcp", "tapeflow.venues.bullalert_mcp",  # the MCP SDK (0.4 s), for its commands only
               "tapeflow.backtest.kernel",  # numba (0.2 s) and the compiled loop, for a backtest that needs them
-              "onnxruntime",  # ONNX Runtime, for scoring with --runtime onnx only
+              "onnxruntime",  # ONNX Runtime: for --runtime onnx and TAPEFLOW_SENTIMENT_RUNTIME=onnx only
               "tapeflow.cli.sql", "tapeflow.cli.backtest")  # one command's module, which the entry point loads alone
 
 

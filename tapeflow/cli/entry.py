@@ -18,9 +18,10 @@ import typer
 # Typer carries its own copy of click; these are the errors it raises for a command line.
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
-from tapeflow.cli.console import EXIT_INTERRUPTED, err
+from tapeflow.cli.console import EXIT_INTERRUPTED, EXIT_REFUSED, err
 from tapeflow.cli.kill_switch import kill_switch_command
 from tapeflow.cli.progress_view import showing_progress
+from tapeflow.cli.setting_errors import is_settings_error, settings_refusal
 from tapeflow.config import load_settings
 from tapeflow.redact import redact_credentials, redact_text
 
@@ -60,6 +61,9 @@ def run(args: list[str], *, debug: bool = False) -> int:
     except Exception as exc:
         if debug:
             raise
+        if is_settings_error(exc):  # a TAPEFLOW_* value the user set: theirs to fix, no trace needed
+            err.print(settings_refusal(exc), style="red", markup=False, highlight=False)
+            return EXIT_REFUSED
         log = _write_trace(exc)
         err.print(f"{type(exc).__name__}: {_masked(str(exc))}", style="red", markup=False, highlight=False)
         err.print(f"the trace is in {log}; run again with --debug to see it here"

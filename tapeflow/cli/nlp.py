@@ -14,6 +14,7 @@ from tapeflow.cli.flow_runs import running_flows
 from tapeflow.cli.model_listing import ModelLine, listing
 from tapeflow.cli.output import OutputFormat, check_option, print_frame, print_metrics
 from tapeflow.config import Settings, load_settings
+from tapeflow.model import Runtime
 from tapeflow.news.evaluation import evaluate_all, lexicon_on_held_out
 from tapeflow.news.lexicon import VERSION as LEXICON
 from tapeflow.news.metrics import confusion_table
@@ -24,7 +25,7 @@ from tapeflow.news.model_registry import (
     current_model,
     weights_present,
 )
-from tapeflow.news.sentiment import Runtime, TrainParams
+from tapeflow.news.sentiment import TrainParams
 from tapeflow.news.sentiment_loso import LOSO_PARAMS, leave_one_source_out, save_results
 from tapeflow.news.sentiment_sources import Source
 from warehouse import Warehouse, open_warehouse

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import polars as pl
 
 from tapeflow.calendar.exchange import ny_day
 from tapeflow.config import Settings
+from tapeflow.model import Runtime
 from tapeflow.news.catalysts import classify
 from tapeflow.news.model_registry import NoSentimentModel, current_model, day_model
 from tapeflow.news.sentiment import SentimentModel
@@ -101,9 +103,9 @@ def store_scores(warehouse: Warehouse, scores: pl.DataFrame) -> int:
 
 
 class NewsReader:
-    """Tags and scores the headlines not yet read; the ticker table and the sentiment models load
-    once, so a stream can call it after every batch. It scores with the current model and with
-    today's sessions' model when that is another (a model trained during the day)."""
+    """Tags and scores the headlines not yet read; the ticker table and the sentiment models (run by
+    TAPEFLOW_SENTIMENT_RUNTIME) load once, so a stream can call it after every batch. It scores with
+    the current model and with today's sessions' model when that is another (a model trained during the day)."""
 
     def __init__(self, settings: Settings, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
@@ -116,7 +118,7 @@ class NewsReader:
         except NoSentimentModel as exc:
             self.missing = str(exc)  # tags still help a user; scores wait for a model
             return
-        self.models = [SentimentModel(path, version) for version, path in chosen.items()]
+        self.models = [_load(version, path, settings.sentiment_runtime) for version, path in chosen.items()]
 
     def read_new(self) -> dict[str, object]:
         """Tag, then score, every headline version the tagger / models have not read: counts and the current model."""
@@ -127,3 +129,13 @@ class NewsReader:
             items = unscored(self.warehouse, model.version)
             scored += store_scores(self.warehouse, score(items, model)) if items.height else 0
         return {"tagged": tagged, "scored": scored, "model": self.models[0].version if self.models else None}
+
+
+def _load(version: str, path: str, runtime: Runtime) -> SentimentModel:
+    """The model that scores stored headlines, run by `runtime`; its scores keep the model's
+    version, as the runtime changes speed, not the model (docs/nlp.md)."""
+    if runtime is not Runtime.TORCH and not Path(path).is_dir():
+        # A Hugging Face id has no folder to put the export beside; say which setting to change.
+        raise ValueError(f"TAPEFLOW_SENTIMENT_RUNTIME={runtime} runs a model in a local folder, and {version} is "
+                         f"{path!r}: set TAPEFLOW_SENTIMENT_RUNTIME=torch, or TAPEFLOW_SENTIMENT_MODEL to its folder")
+    return SentimentModel(path, version, runtime)

@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from tapeflow.config import Settings
+from tapeflow.model import Runtime
 from tapeflow.news.catalysts import Catalyst, classify
 from tapeflow.news.labelled import catalyst_examples, ticker_examples
 from tapeflow.news.lexicon import VERSION as LEXICON
 from tapeflow.news.lexicon import lexicon_label
 from tapeflow.news.metrics import Report, classification_report, set_scores
 from tapeflow.news.model_registry import configured_model, current_model
-from tapeflow.news.sentiment import Runtime, SentimentModel
+from tapeflow.news.sentiment import SentimentModel
 from tapeflow.news.sentiment_data import LABELS, stratified_subset
 from tapeflow.news.sentiment_sources import Source, SourcedExample, held_out_splits, load_sources
 from tapeflow.news.tickers import TAGGER, TickerTable, extract_tickers

@@ -15,12 +15,12 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tapeflow.model import Runtime
 from tapeflow.news.metrics import Report, classification_report
 from tapeflow.news.sentiment_data import LABELS, Example, clean
 from tapeflow.progress import Tracker, tracked
@@ -75,15 +75,6 @@ def _quiet_transformers() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-
-
-class Runtime(StrEnum):
-    """What runs a model's forward pass: torch (the reference), or ONNX Runtime on its export,
-    float32 (torch's labels, faster) or int8 weights (faster still, ~2% of labels differ)."""
-
-    TORCH = "torch"
-    ONNX = "onnx"
-    ONNX_INT8 = "onnx-int8"
 
 
 class SentimentModel:

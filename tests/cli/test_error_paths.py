@@ -46,9 +46,9 @@ MISTAKES: list[tuple[list[str], str]] = [
 ]
 
 
-def _run(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
+def _run(args: list[str], home: Path, **settings: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TAPEFLOW_", "PREFECT_"))}
-    env.update(TAPEFLOW_HOME=str(home), COLUMNS="80", NO_COLOR="1")
+    env.update(TAPEFLOW_HOME=str(home), COLUMNS="80", NO_COLOR="1", **settings)
     return subprocess.run([TAPEFLOW, *args], env=env, cwd=home.parent, capture_output=True, text=True, timeout=120)
 
 
@@ -86,3 +86,10 @@ def test_an_unexpected_failure_is_one_line_and_its_trace_goes_to_the_log(tmp_pat
     assert "Traceback" in (home / "logs" / "cli.log").read_text()
     debug = _run(["actions", "list", "--debug"], home)
     assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable_and_its_values(tmp_path):
+    result = _run(["nlp", "score"], tmp_path / "home", TAPEFLOW_SENTIMENT_RUNTIME="tensorrt")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("TAPEFLOW_SENTIMENT_RUNTIME=tensorrt: ") and "'onnx'" in line, line

@@ -9,7 +9,8 @@ import shutil
 import pytest
 
 from tapeflow.config import PROJECT_DATA
-from tapeflow.news.sentiment import Runtime, SentimentModel
+from tapeflow.model import Runtime
+from tapeflow.news.sentiment import SentimentModel
 from tapeflow.news.sentiment_data import load_split
 from tapeflow.news.sentiment_onnx import onnx_path
 
