@@ -2,19 +2,20 @@
 the simulated broker, of the opening-range strategy on one symbol (the whole day, to the
 close), and of the same breakout on 100 watchlist candidates (the names of the pre-market
 snapshot; the first `--cycles` minutes: the range, then the breakouts), on generated minute
-bars in a temporary warehouse, with this tree's session, feed and simulator and, as the peer,
-git HEAD's (or `--base REV`'s).
+bars in a temporary warehouse, with this tree and, as the peer, git HEAD (or `--base REV`)
+checked out beside it: the whole package of each, strategy and warehouse included.
 
     .venv/bin/python bench/bench_session_cycles.py --runs 5 --cycles 60
 
-Both sessions must trade the same day (the script checks fills and realised P&L) before their
-times count; runs are interleaved so that drifting load hits both alike.
+Each day runs in a process of its own, on the tree it measures (the timer starts once the
+session is built, so imports do not count); runs are interleaved so that drifting load hits
+both alike, and both must trade the same day (fills and realised P&L) before their times count.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import json
 import os
 import platform
 import shutil
@@ -25,27 +26,28 @@ import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# A worker imports the tree it measures (`--tree`), this checkout's or the peer's.
+TREE = Path(sys.argv[sys.argv.index("--tree") + 1]) if "--tree" in sys.argv else ROOT
+sys.path.insert(0, str(TREE))
 
 from tapeflow.backtest.costs import Costs  # noqa: E402
 from tapeflow.brokers.execution import Execution  # noqa: E402
 from tapeflow.brokers.ledger import Ledger  # noqa: E402
 from tapeflow.calendar.exchange import NEW_YORK, get_calendar  # noqa: E402
-from tapeflow.live import feed as feed_module  # noqa: E402
-from tapeflow.live import session as session_module  # noqa: E402
 from tapeflow.live.clock import SimulatedClock  # noqa: E402
+from tapeflow.live.feed import WarehouseFeed  # noqa: E402
 from tapeflow.live.launch import START  # noqa: E402
+from tapeflow.live.session import TradingSession  # noqa: E402
 from tapeflow.model import Mode, Timeframe  # noqa: E402
 from tapeflow.strategy.base import Strategy, signal_frame  # noqa: E402
 from tapeflow.strategy.history import History  # noqa: E402
 from tapeflow.strategy.registry import get_strategy  # noqa: E402
-from tapeflow.venues import simulator as simulator_module  # noqa: E402
+from tapeflow.venues.simulator import SimBroker  # noqa: E402
 from warehouse.connection import Warehouse  # noqa: E402
 from warehouse.upsert import upsert  # noqa: E402
 
@@ -104,44 +106,21 @@ def store_day(warehouse: Warehouse, symbols: int, seed: int = 7) -> None:
                ("source", "session", "as_of", "ticker"))
 
 
-def head_modules(into: Path, base: str = "HEAD") -> tuple[ModuleType, ...] | None:
-    """The feed, session and simulator modules of git revision `base`, loaded beside this
-    tree's; None outside a checkout."""
-    loaded = []
-    for name, path in (("feed", "tapeflow/live/feed.py"), ("session", "tapeflow/live/session.py"),
-                       ("simulator", "tapeflow/venues/simulator.py")):
-        try:
-            text = subprocess.run(["git", "show", f"{base}:{path}"], cwd=ROOT, capture_output=True, text=True,
-                                  check=True).stdout
-        except (OSError, subprocess.CalledProcessError):
-            return None
-        file = into / f"head_{name}.py"
-        file.write_text(text)
-        spec = importlib.util.spec_from_file_location(f"tapeflow.live._head_{name}", file)
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        sys.modules[spec.name] = module  # type: ignore[union-attr]
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-        loaded.append(module)
-    return tuple(loaded)
-
-
-def run_day(seeded: Path, work: Path, modules: tuple[ModuleType, ...],
-            cycles: int | None) -> tuple[float, int, int, float]:
+def run_day(seeded: Path, work: Path, cycles: int | None) -> tuple[float, int, int, float]:
     """One replayed day (or its first `cycles` and the close's bookkeeping) in a copy of `seeded`,
     as `replay_session` wires it: seconds, cycles, fills, P&L."""
-    feed_mod, session_mod, simulator_mod = modules
     path = work / f"run-{time.monotonic_ns()}.duckdb"
     shutil.copyfile(seeded, path)
     warehouse = Warehouse(path)
     strategy: Strategy = OpeningRange() if cycles is None else WatchlistBreakout()
     clock = SimulatedClock(datetime.combine(DAY, START, NEW_YORK))
-    broker = simulator_mod.SimBroker(warehouse, cash=1_000_000.0, costs=Costs(), now=clock)
+    broker = SimBroker(warehouse, cash=1_000_000.0, costs=Costs(), now=clock)
     execution = Execution(broker, Ledger(warehouse, broker.name, Mode.PAPER))
-    feed = feed_mod.WarehouseFeed(warehouse, Timeframe.MINUTE, warmup_bars=strategy.warmup_bars())
+    feed = WarehouseFeed(warehouse, Timeframe.MINUTE, warmup_bars=strategy.warmup_bars())
     for bar in feed.latest_bars(clock.now()):
         broker.on_bar(bar)
-    trading = session_mod.TradingSession(strategy, execution, feed, clock, warehouse, day=DAY, market=broker,
-                                         hold_warehouse=True, alert=lambda *_: None)
+    trading = TradingSession(strategy, execution, feed, clock, warehouse, day=DAY, market=broker,
+                             hold_warehouse=True, alert=lambda *_: None)
     start = time.perf_counter()
     if cycles is None:
         report = trading.run()
@@ -163,12 +142,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--cycles", type=int, default=60, help="cycles of the 100-candidate replay")
-    parser.add_argument("--base", default="HEAD", help="the git revision whose session, feed and simulator are the peer")
+    parser.add_argument("--base", default="HEAD", help="the git revision that is the peer")
+    parser.add_argument("--tree", help=argparse.SUPPRESS)  # a worker: the tree it imports (read above)
+    parser.add_argument("--day", nargs=3, metavar=("SEEDED", "WORK", "CYCLES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.day:  # a worker: one day, its figures as JSON on the last line
+        seeded, work, cycles = args.day
+        print(json.dumps(run_day(Path(seeded), Path(work), int(cycles) or None)))
+        return
     work = Path(tempfile.mkdtemp(prefix="bench-cycles-"))
+    peer = work / "peer"
     try:
-        head = head_modules(work, args.base)
-        ways = {"this tree": (feed_module, session_module, simulator_module), **({args.base: head} if head else {})}
+        subprocess.run(["git", "worktree", "add", "--detach", str(peer), args.base], cwd=ROOT, check=True,
+                       capture_output=True)
+        ways = {"this tree": ROOT, args.base: peer}
         seeded = {}
         for n in SIZES:
             seeded[n] = work / f"seed-{n}.duckdb"
@@ -178,8 +165,11 @@ def main() -> None:
         cycles: dict[int, int] = {}
         for _ in range(args.runs):  # interleaved, so drifting load hits every way alike
             for n in SIZES:
-                for name, modules in ways.items():
-                    seconds, cycles[n], fills, pnl = run_day(seeded[n], work, modules, None if n == 1 else args.cycles)
+                for name, tree in ways.items():
+                    day = subprocess.run(
+                        [sys.executable, __file__, "--tree", str(tree), "--day", str(seeded[n]), str(work),
+                         str(0 if n == 1 else args.cycles)], capture_output=True, text=True, check=True)
+                    seconds, cycles[n], fills, pnl = json.loads(day.stdout.strip().splitlines()[-1])
                     times[n, name].append(seconds)
                     traded[n, name].add((fills, pnl))
         for n in SIZES:
@@ -187,17 +177,18 @@ def main() -> None:
             assert all(len(o) == 1 for o in outcomes.values()) and len({frozenset(o) for o in outcomes.values()}) == 1, \
                 f"{n} symbols: the ways traded differently: {outcomes}"
     finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(peer)], cwd=ROOT, capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.1f}; {args.runs} runs each, medians")
     print(f"| symbols | session | cycles | fills | median run | per cycle | ratio to {args.base} |\n|---:|---|---:|---:|---:|---:|---:|")
     for n in SIZES:
-        base = statistics.median(times[n, args.base]) if head else None
+        base = statistics.median(times[n, args.base])
         for name in ways:
             day = statistics.median(times[n, name])
             (fills, _), = traded[n, name]
-            ratio = f"{day / base:.2f}" if base else "n/a"
-            print(f"| {n} | {name} | {cycles[n]} | {fills} | {day:.2f} s | {1000 * day / cycles[n]:.1f} ms | {ratio} |")
+            print(f"| {n} | {name} | {cycles[n]} | {fills} | {day:.2f} s | {1000 * day / cycles[n]:.1f} ms | "
+                  f"{day / base:.2f} |")
 
 
 if __name__ == "__main__":

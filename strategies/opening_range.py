@@ -12,8 +12,6 @@ Rules, per symbol and session:
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import polars as pl
 
 from tapeflow.model import Action, Timeframe
@@ -35,29 +33,24 @@ class OpeningRangeBreakout(Strategy):
         bars = history.bars
         if bars.is_empty():
             return signal_frame([])
-        regular = regular_session_bars(bars)
-        range_end = pl.col("_open") + pl.duration(minutes=int(self.p["range_minutes"]))
-        exit_at = pl.col("_close") - pl.duration(minutes=int(self.p["exit_minutes_before_close"]))
-        marked = regular.with_columns(
-            pl.col("high").filter(pl.col("end_ts") <= range_end).max().over("symbol", "_open").alias("_range_high"),
-            (pl.col("end_ts").filter(pl.col("end_ts") <= range_end).max().over("symbol", "_open") == range_end).alias("_complete"),
-        )
-        breaks = marked.filter(
-            pl.col("_complete") & (pl.col("end_ts") > range_end) & (pl.col("end_ts") <= exit_at)
-            & (pl.col("close") > pl.col("_range_high"))
-        )
-        entries = breaks.group_by("symbol", "_open").agg(
-            pl.col("end_ts").min().alias("at"), pl.col("_range_high").first(), pl.col("_close").first())
-        exits_at = entries.with_columns((pl.col("_close") - timedelta(minutes=int(self.p["exit_minutes_before_close"]))).alias("exit_at"))
-        # The exit is decided at the end of the bar that ends at exit_at: it must exist.
-        ends = regular.select("symbol", "end_ts")
-        exits = exits_at.join(ends, left_on=["symbol", "exit_at"], right_on=["symbol", "end_ts"], how="inner")
-        rows = [
-            {"symbol": r["symbol"], "at": r["at"], "action": Action.ENTER,
-             "reason": f"closed above the {int(self.p['range_minutes'])}-minute opening range high {r['_range_high']:g}"}
-            for r in entries.iter_rows(named=True)
-        ] + [
-            {"symbol": r["symbol"], "at": r["exit_at"], "action": Action.EXIT, "reason": "session end"}
-            for r in exits.iter_rows(named=True)
-        ]
+        range_minutes, exit_minutes = int(self.p["range_minutes"]), int(self.p["exit_minutes_before_close"])
+        range_end = pl.col("_open") + pl.duration(minutes=range_minutes)
+        exit_at = pl.col("_close") - pl.duration(minutes=exit_minutes)
+        in_range = pl.col("end_ts") <= range_end
+        range_high = pl.col("high").filter(in_range).max()
+        breaks = (pl.col("end_ts") > range_end) & (pl.col("end_ts") <= exit_at) & (pl.col("close") > range_high)
+        # One row per symbol and session, in one pass (a live session runs this every minute).
+        sessions = regular_session_bars(bars).group_by("symbol", "_open").agg(
+            range_high.alias("_range_high"),
+            (pl.col("end_ts").filter(in_range).max() == range_end.first()).alias("_complete"),
+            pl.col("end_ts").filter(breaks).min().alias("at"),
+            # The exit is decided at the end of the bar that ends at exit_at: it must exist.
+            pl.col("end_ts").filter(pl.col("end_ts") == exit_at).first().alias("exit_at"),
+        ).filter(pl.col("_complete") & pl.col("at").is_not_null())
+        rows = []
+        for r in sessions.iter_rows(named=True):
+            rows.append({"symbol": r["symbol"], "at": r["at"], "action": Action.ENTER,
+                         "reason": f"closed above the {range_minutes}-minute opening range high {r['_range_high']:g}"})
+            if r["exit_at"] is not None:
+                rows.append({"symbol": r["symbol"], "at": r["exit_at"], "action": Action.EXIT, "reason": "session end"})
         return signal_frame(rows)

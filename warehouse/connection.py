@@ -78,16 +78,19 @@ class Warehouse:
             con.close()
 
     @contextmanager
-    def held(self) -> Iterator[None]:
+    def held(self, *, threads: int | None = None) -> Iterator[None]:
         """Keep one write connection open for a burst of units of work (a trading cycle):
         each `write()` and `read()` inside is its own transaction on it. Other processes wait
-        for the burst, so keep it short."""
+        for the burst, so keep it short. `threads` caps DuckDB's threads meanwhile: a burst of
+        small statements runs about 10% faster on one."""
         if self._held is not None:
             yield
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         con = self._open(read_only=False)
         try:
+            if threads is not None:  # the file's settings in this process, until its last connection closes
+                con.execute(f"SET threads = {int(threads)}")
             self._migrate(con)
             define_bars_all(con, self.archive)
             self._held = con

@@ -17,11 +17,10 @@ import polars as pl
 
 from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.fast import Marks
-from tapeflow.backtest.fills import to_us
 from tapeflow.backtest.liquidity import bar_liquidity
 from tapeflow.model import Action, OrderType, Outcome, Side, TimeInForce
 from tapeflow.risk.policy import loss_detail
-from tapeflow.schemas import FILLS_SCHEMA, conform
+from tapeflow.schemas import FILLS_SCHEMA, conform, to_us
 from tapeflow.strategy.base import signal_frame
 from tapeflow.strategy.history import by_symbol_and_time
 

@@ -36,13 +36,12 @@ from tapeflow.backtest.fills import (
     SymbolBars,
     fill_order,
     split_by_symbol,
-    to_us,
     working_until,
 )
 from tapeflow.calendar.exchange import NEW_YORK, get_calendar, ny_day, ny_day_bounds
 from tapeflow.model import Action, OrderType, Outcome, Side, Timeframe, TimeInForce
 from tapeflow.risk.policy import BookView, DailyLossBreaker, Halt
-from tapeflow.schemas import EQUITY_SCHEMA, FILLS_SCHEMA, TRADES_SCHEMA, UTC_TS, conform
+from tapeflow.schemas import EQUITY_SCHEMA, FILLS_SCHEMA, TRADES_SCHEMA, UTC_TS, conform, to_us
 
 
 @dataclass

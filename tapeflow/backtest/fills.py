@@ -19,7 +19,6 @@ Rules (the backtest's documented assumptions):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
 import polars as pl
@@ -30,13 +29,6 @@ from tapeflow.calendar.exchange import ExchangeCalendar, get_calendar
 from tapeflow.model import OrderType, Side, TimeInForce
 from tapeflow.risk.policy import tick_round
 from tapeflow.strategy.history import by_symbol_and_time
-
-_US = 1_000_000
-
-
-def to_us(t: datetime) -> int:
-    """An aware datetime as integer microseconds since the epoch (the arrays' unit)."""
-    return int(t.timestamp() * _US) if t.microsecond == 0 else int(t.timestamp()) * _US + t.microsecond
 
 
 @dataclass(frozen=True)

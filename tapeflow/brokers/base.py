@@ -231,6 +231,10 @@ class Broker(ABC):
     def account(self) -> Account:
         """Equity, cash, buying power and the last session's equity."""
 
+    def book(self) -> tuple[Account, list[Position]]:
+        """`account()` and `positions()`; a venue that can read both at once overrides this."""
+        return self.account(), self.positions()
+
     @abstractmethod
     def updates(self, timeout: float = 0.0) -> list[OrderUpdate]:
         """Order events received since the last call, waiting up to `timeout` seconds for one."""

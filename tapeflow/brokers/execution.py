@@ -71,8 +71,9 @@ class Execution:
             batch = self.broker.updates(0.0)
         # One listing of the working orders answers for most; only orders that stopped
         # working (or never showed up) are looked up one by one.
-        working = {o.client_order_id: o for o in self.broker.open_orders()}
-        for cid in self.ledger.open_orders():
+        open_in_ledger = self.ledger.open_orders()
+        working = {o.client_order_id: o for o in self.broker.open_orders()} if open_in_ledger else {}
+        for cid in open_in_ledger:
             state = working.get(cid) or self.broker.order(cid)
             if state is None:
                 continue  # reconciliation decides about orders the broker never saw

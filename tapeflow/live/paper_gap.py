@@ -35,11 +35,11 @@ import polars as pl
 from tapeflow.backtest.config import BacktestConfig
 from tapeflow.backtest.costs import Costs
 from tapeflow.backtest.engine import simulate
-from tapeflow.backtest.fills import to_us
 from tapeflow.backtest.liquidity import liquidity_of, with_liquidity
 from tapeflow.calendar.exchange import ny_day_bounds
 from tapeflow.model import Action, Outcome
 from tapeflow.risk.policy import RULES_OFF
+from tapeflow.schemas import to_us
 from tapeflow.strategy.base import signal_frame
 from tapeflow.strategy.registry import get_strategy
 from warehouse.connection import Warehouse

@@ -37,7 +37,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Protocol
@@ -58,6 +58,7 @@ from tapeflow.model import Account, Action, Bar, Order, OrderType, Outcome, Posi
 from tapeflow.progress import tracked
 from tapeflow.risk.policy import DEFAULT_POLICY, BookView, ExecutionPolicy
 from tapeflow.risk.state import day_lock, kill_switch, lock_day, side_kill_switch
+from tapeflow.schemas import instant
 from tapeflow.strategy.base import Strategy
 from warehouse.connection import Warehouse, WarehouseBusy
 
@@ -192,7 +193,7 @@ class TradingSession:
             return self.report
         session = calendar.session(self.day)
         try:
-            with self.warehouse.held() if self.hold_warehouse else nullcontext():
+            with self._held() if self.hold_warehouse else nullcontext():
                 self.prepare(session)
                 try:
                     with tracked(f"session {self.strategy.name} {self.day}", total=self._cycles) as progress:
@@ -241,7 +242,7 @@ class TradingSession:
 
     def prepare(self, session: ExchangeSession) -> None:
         """Claim the session, reconcile with the broker, set the breaker's reference equity."""
-        with self.warehouse.held():
+        with self._held():
             self._prepare(session, self.clock.now())
         self._cycles = self._cycles_left(session)
         if self.observer is not None:
@@ -330,7 +331,7 @@ class TradingSession:
         try:
             # The simulator's book is in the warehouse and it never waits on a network: its cycle holds the file.
             # A cycle writes its outcomes (and, unless written with its reads, its heartbeat) at its end.
-            with self.warehouse.held() if self.market is not None else nullcontext():
+            with self._held() if self.market is not None else nullcontext():
                 self._steps(session, now)
                 self._write_cycle()
         except WarehouseBusy as exc:
@@ -355,11 +356,15 @@ class TradingSession:
         self.alert("warehouse_busy", "warning", f"{busy}: this cycle decided and sent nothing; the next one "
                    "tries again")
 
+    def _held(self) -> AbstractContextManager[None]:
+        """The warehouse held for a burst of the session's small statements, on one DuckDB thread."""
+        return self.warehouse.held(threads=1)
+
     def _steps(self, session: ExchangeSession, now: datetime) -> None:
         # One transaction for the cycle's reads, the simulator's bars and, with the simulator
         # (no network to wait on), its book and the heartbeat: one commit, the costly part.
         local = self.market is not None
-        with self.warehouse.held(), self.warehouse.write():
+        with self._held(), self.warehouse.write():
             # Frames first, plain rows last: DuckDB builds no frame on a connection whose last row is unread.
             market = self._read_market(now)
             if local:
@@ -397,8 +402,7 @@ class TradingSession:
         None (and an alert) when the broker does not answer."""
         try:
             self._heard_from(self.execution.sync())
-            account = self.broker.account()
-            positions = self.broker.positions()
+            account, positions = self.broker.book()
         except (Disconnected, QueryFailed) as exc:
             self.alert("broker_disconnected", "critical", f"{self.broker.name}: {exc}")
             self._heartbeat(now, {"broker": "unreachable"})
@@ -442,7 +446,7 @@ class TradingSession:
 
     def finish(self, session: ExchangeSession) -> SessionReport:
         """End of day: record the last events, reconcile, snapshot, summarise."""
-        with self.warehouse.held():
+        with self._held():
             return self._finish(session, self.clock.now())
 
     def _finish(self, session: ExchangeSession, now: datetime) -> SessionReport:
@@ -521,7 +525,7 @@ class TradingSession:
         """Every decision since the session's start whose time has come; one already recorded
         is not taken again (a late bar can still bring a decision of an earlier minute)."""
         signals = self.strategy.signals(self._history)
-        due = signals.filter((pl.col("at") <= now) & (pl.col("at") >= self._session_start))
+        due = signals.filter((pl.col("at") <= instant(now)) & (pl.col("at") >= instant(self._session_start)))
         new: dict[str, dict] = {}
         for row in due.sort("at", "symbol").iter_rows(named=True):
             cid = decision_order_id(self.strategy.name, row["at"], row["symbol"], row["action"],
@@ -685,8 +689,11 @@ class TradingSession:
             self._write_outcomes(con)
             if self._beat is not None:
                 now, detail = self._beat
-                con.execute("INSERT INTO heartbeats VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                            [self.component, now, json.dumps({"session_id": self.id, **detail}, default=str)])
+                # Not ON CONFLICT DO NOTHING: DuckDB's upsert path costs twice this, every cycle.
+                con.execute("INSERT INTO heartbeats SELECT $c, $ts, $detail WHERE NOT EXISTS "
+                            "(SELECT 1 FROM heartbeats WHERE component = $c AND ts = $ts)",
+                            {"c": self.component, "ts": now,
+                             "detail": json.dumps({"session_id": self.id, **detail}, default=str)})
         self._beat = None
 
     def _write_outcomes(self, con) -> None:  # type: ignore[no-untyped-def]

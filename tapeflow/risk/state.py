@@ -60,10 +60,10 @@ def kill_switch(warehouse: Warehouse, strategy: str) -> str | None:
     setting newer than the warehouse's is recorded there on the way."""
     side = _read_side(warehouse)
     with warehouse.write() as con:
-        newer = _newer_than_stored(con, side)
+        stored = _stored(con)
+        newer = _newer(side, stored)
         _record(con, newer)
-        current = {**_stored(con)}
-    return engaged_for(current, strategy)
+    return engaged_for({**stored, **{s.scope: s for s in newer}}, strategy)
 
 
 def side_kill_switch(warehouse: Warehouse, strategy: str) -> str | None:
@@ -100,7 +100,11 @@ def _stored(con: duckdb.DuckDBPyConnection) -> dict[str, SwitchSetting]:
 
 
 def _newer_than_stored(con: duckdb.DuckDBPyConnection, side: dict[str, SwitchSetting]) -> list[SwitchSetting]:
-    stored = _stored(con)
+    return _newer(side, _stored(con))
+
+
+def _newer(side: dict[str, SwitchSetting], stored: dict[str, SwitchSetting]) -> list[SwitchSetting]:
+    """The side file's settings the warehouse lacks or holds an older one of."""
     return [s for s in side.values() if s.scope not in stored or s.changed_at > stored[s.scope].changed_at]
 
 
@@ -144,6 +148,6 @@ def lock_day(warehouse: Warehouse, scope: str, day: date, kind: str, reason: str
 
 def day_lock(warehouse: Warehouse, scope: str, day: date) -> str | None:
     with warehouse.write() as con:
-        row = con.execute("SELECT kind, reason FROM risk_locks WHERE scope IN (?, ?) AND session_date = ? LIMIT 1",
-                          [scope, EVERYTHING, day]).fetchone()
-    return f"{row[0]} lock: {row[1]}" if row else None
+        rows = con.execute("SELECT kind, reason FROM risk_locks WHERE scope IN (?, ?) AND session_date = ? LIMIT 1",
+                           [scope, EVERYTHING, day]).fetchall()  # read out: the cycle's next statements follow
+    return f"{rows[0][0]} lock: {rows[0][1]}" if rows else None

@@ -17,7 +17,7 @@ import polars as pl
 
 from tapeflow.calendar.exchange import NEW_YORK
 from tapeflow.model import check_aware
-from tapeflow.schemas import BAR_SCHEMA, UTC_TS
+from tapeflow.schemas import BAR_SCHEMA, UTC_TS, instant
 
 BAR_COLUMNS = {name: BAR_SCHEMA[name] for name in ("symbol", "ts", "end_ts", "open", "high", "low", "close", "volume")}
 WATCHLIST_COLUMNS = {
@@ -68,8 +68,12 @@ LIQUIDITY_COLUMNS = {
 }
 
 
-def _empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    return pl.DataFrame(schema=schema)
+# One empty frame of each kind, shared: a session builds a History every cycle, and building 30
+# empty columns costs more than the rest of it. Nothing changes a frame in place.
+NO_WATCHLIST = pl.DataFrame(schema=WATCHLIST_COLUMNS)
+_NO_NEWS = pl.DataFrame(schema=NEWS_COLUMNS)
+_NO_ACTIONS = pl.DataFrame(schema=ACTION_COLUMNS)
+_NO_LIQUIDITY = pl.DataFrame(schema=LIQUIDITY_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -78,46 +82,29 @@ class History:
     so far, sorted by symbol and time."""
 
     bars: pl.DataFrame
-    watchlist: pl.DataFrame = field(default_factory=lambda: _empty(WATCHLIST_COLUMNS))
-    news: pl.DataFrame = field(default_factory=lambda: _empty(NEWS_COLUMNS))
-    actions: pl.DataFrame = field(default_factory=lambda: _empty(ACTION_COLUMNS))
-    liquidity: pl.DataFrame = field(default_factory=lambda: _empty(LIQUIDITY_COLUMNS))
+    watchlist: pl.DataFrame = field(default_factory=lambda: NO_WATCHLIST)
+    news: pl.DataFrame = field(default_factory=lambda: _NO_NEWS)
+    actions: pl.DataFrame = field(default_factory=lambda: _NO_ACTIONS)
+    liquidity: pl.DataFrame = field(default_factory=lambda: _NO_LIQUIDITY)
 
     def __post_init__(self) -> None:
         missing = [c for c in BAR_COLUMNS if c not in self.bars.columns]
         if missing:
             raise ValueError(f"bars lack columns {missing}")
-        bars = self.bars.select(
-            pl.col(c).cast(t) if c not in ("ts", "end_ts") else pl.col(c).dt.convert_time_zone("UTC").cast(t)
-            for c, t in BAR_COLUMNS.items()
-        )
-        object.__setattr__(self, "bars", by_symbol_and_time(bars))
+        object.__setattr__(self, "bars", by_symbol_and_time(_conformed(self.bars, BAR_COLUMNS)))
         if not self.watchlist.is_empty():
-            wl = self.watchlist.select(
-                pl.col(c).dt.convert_time_zone("UTC").cast(t) if isinstance(t, pl.Datetime) else pl.col(c).cast(t)
-                for c, t in WATCHLIST_COLUMNS.items()
-            ).sort("as_of", "rank")
-            object.__setattr__(self, "watchlist", wl)
+            object.__setattr__(self, "watchlist", _conformed(self.watchlist, WATCHLIST_COLUMNS).sort("as_of", "rank"))
         news = self.news if "superseded_at" in self.news.columns else self.news.with_columns(
             pl.lit(None, dtype=UTC_TS).alias("superseded_at"))
         missing = [c for c in NEWS_COLUMNS if c not in news.columns]
         if missing:
             raise ValueError(f"news lacks columns {missing}")
-        news = news.select(
-            pl.col(c).dt.convert_time_zone("UTC").cast(t) if isinstance(t, pl.Datetime) else pl.col(c).cast(t)
-            for c, t in NEWS_COLUMNS.items()
-        )
-        object.__setattr__(self, "news", news.sort("knowable_at", "symbol"))
+        object.__setattr__(self, "news", _sorted(_conformed(news, NEWS_COLUMNS), "knowable_at", "symbol"))
         missing = [c for c in ACTION_COLUMNS if c not in self.actions.columns]
         if missing:
             raise ValueError(f"actions lack columns {missing}")
-        actions = self.actions.select(
-            pl.col(c).dt.convert_time_zone("UTC").cast(t) if isinstance(t, pl.Datetime) else pl.col(c).cast(t)
-            for c, t in ACTION_COLUMNS.items()
-        )
-        object.__setattr__(self, "actions", actions.sort("symbol", "ex_date", "knowable_at"))
-        object.__setattr__(self, "liquidity", self.liquidity.select(
-            pl.col(c).cast(t) for c, t in LIQUIDITY_COLUMNS.items()).sort("symbol", "session"))
+        object.__setattr__(self, "actions", _sorted(_conformed(self.actions, ACTION_COLUMNS), "symbol", "ex_date", "knowable_at"))
+        object.__setattr__(self, "liquidity", _sorted(_conformed(self.liquidity, LIQUIDITY_COLUMNS), "symbol", "session"))
 
     @property
     def symbols(self) -> list[str]:
@@ -136,15 +123,30 @@ class History:
     def until(self, at: datetime) -> History:
         """Only what was knowable at `at`."""
         at = check_aware("at", at)
+        known = instant(at)
         return History(
-            bars=self.bars.filter(pl.col("end_ts") <= at),
-            watchlist=self.watchlist.filter((pl.col("as_of") <= at) & (pl.col("fetched_at") <= at)),
+            bars=self.bars.filter(pl.col("end_ts") <= known),
+            watchlist=self.watchlist.filter((pl.col("as_of") <= known) & (pl.col("fetched_at") <= known)),
             # A replaced version stays (a decision taken on it stands); an edit still to come is unknown.
-            news=self.news.filter(pl.col("knowable_at") <= at).with_columns(
-                pl.when(pl.col("superseded_at") <= at).then(pl.col("superseded_at")).alias("superseded_at")),
-            actions=self.actions.filter(pl.col("knowable_at") <= at),
+            news=self.news.filter(pl.col("knowable_at") <= known).with_columns(
+                pl.when(pl.col("superseded_at") <= known).then(pl.col("superseded_at")).alias("superseded_at")),
+            actions=self.actions.filter(pl.col("knowable_at") <= known),
             liquidity=self.liquidity.filter(pl.col("session") <= at.astimezone(NEW_YORK).date()),
         )
+
+
+def _conformed(frame: pl.DataFrame, columns: dict[str, pl.DataType]) -> pl.DataFrame:
+    """`frame`'s `columns` in their types, times in UTC; a frame already so is kept as it is
+    (a session builds a History every cycle: each cast is a query)."""
+    if frame.schema == columns:
+        return frame
+    return frame.select(
+        pl.col(c).dt.convert_time_zone("UTC").cast(t) if isinstance(t, pl.Datetime) else pl.col(c).cast(t)
+        for c, t in columns.items())
+
+
+def _sorted(frame: pl.DataFrame, *by: str) -> pl.DataFrame:
+    return frame if frame.height < 2 else frame.sort(*by)
 
 
 def by_symbol_and_time(bars: pl.DataFrame) -> pl.DataFrame:

@@ -281,3 +281,22 @@ def test_a_bracket_leg_filled_in_part_shrinks_its_sibling(warehouse, clock):
     sim.on_bar(bar("ACME", ny(DAY1, 9, 31), 11, 11.2, 11, 11.1, v=400))  # the take-profit sells 40 of 100
     legs = {o.order_type: o for o in sim.open_orders()}
     assert (legs[OrderType.LIMIT].filled_qty, legs[OrderType.STOP].qty) == (40, 60)  # never more than is held
+
+
+def test_holdings_are_marked_at_the_newest_close_a_late_bar_cannot_take_back(sim, clock):
+    """Buys at two prices are held at their average cost and marked at each symbol's newest
+    close, bar by bar or in a batch; an older bar arriving late changes no mark."""
+    for decision, minute, price in (("first", 30, 10.0), ("second", 31, 12.0)):
+        clock.at = ny(DAY1, 9, minute)
+        sim.submit(order(decision, qty=100.0))
+        sim.on_bar(bar("ACME", ny(DAY1, 9, minute), price, price, price, price))
+    sim.on_bars([bar("ACME", ny(DAY1, 9, 32), 13, 13, 13, 13), bar("BETA", ny(DAY1, 9, 32), 5, 5, 5, 5)])
+    sim.on_bar(bar("ACME", ny(DAY1, 9, 20), 99, 99, 99, 99))  # late: ended before the newest mark
+    sim.on_bars([bar("BETA", ny(DAY1, 9, 15), 1, 1, 1, 1)])
+    account, positions = sim.book()
+    (held,) = positions
+    paid = sum(f.qty * f.price + f.commission for f in sim.fills(ny(DAY1, 0)))
+    assert held.symbol == "ACME" and held.qty == 200 and held.avg_price == pytest.approx(11.0 * 1.001)
+    assert account.cash == pytest.approx(100_000.0 - paid)
+    assert account.equity == pytest.approx(account.cash + 200 * 13.0)
+    assert (account, positions) == (sim.account(), sim.positions())

@@ -284,3 +284,15 @@ def test_readers_opening_at_once_on_threads_all_get_a_confined_utc_connection(wa
 
     with ThreadPoolExecutor(8) as pool:
         assert set(pool.map(read, range(64))) == {(True, False, 0)}
+
+
+def test_a_held_burst_runs_on_the_threads_it_asks_for_and_leaves_the_file_as_it_was(tmp_path):
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    with warehouse.write() as con:
+        default = con.execute("SELECT current_setting('threads')").fetchone()[0]
+    with warehouse.held(threads=1), warehouse.write() as con:
+        assert con.execute("SELECT current_setting('threads')").fetchone()[0] == 1
+        with warehouse.held(threads=3):  # joins the burst as it is
+            assert con.execute("SELECT current_setting('threads')").fetchone()[0] == 1
+    with warehouse.write() as con:
+        assert con.execute("SELECT current_setting('threads')").fetchone()[0] == default
