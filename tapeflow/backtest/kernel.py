@@ -152,25 +152,13 @@ def _first_high_at_least(i, end, price, high, block_high, block2_high):
 @njit(cache=True)
 def _from(values, lo, hi, x):
     """The first index in [lo, hi) of sorted `values` at or after `x` (hi: none)."""
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if values[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    return lo + np.searchsorted(values[lo:hi], x, side="left")
 
 
 @njit(cache=True)
 def _after(values, lo, hi, x):
     """The first index in [lo, hi) of sorted `values` after `x` (hi: none)."""
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if values[mid] <= x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    return lo + np.searchsorted(values[lo:hi], x, side="right")
 
 
 @njit(cache=True)
